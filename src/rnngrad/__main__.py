@@ -1,0 +1,3 @@
+from rnngrad.cli import main
+
+main()

@@ -1,0 +1,25 @@
+"""Small input checks shared by the core modules."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numpy.typing import NDArray
+
+from rnngrad.errors import NonFiniteInputError
+
+
+def require_finite(values: NDArray[np.floating] | float, name: str) -> None:
+    """Raise :class:`NonFiniteInputError` naming ``name`` if NaN or inf occurs."""
+    if isinstance(values, float | int):
+        if not math.isfinite(values):
+            raise NonFiniteInputError(f"{name} must be finite, got {values!r}")
+        return
+    array = np.asarray(values)
+    finite = np.isfinite(array)
+    if not finite.all():
+        bad = np.argwhere(~finite)[0]
+        where = tuple(int(i) for i in bad)
+        index = where if len(where) > 1 else where[0]
+        raise NonFiniteInputError(f"{name} must be finite, got {array[where]!r} at index {index}")

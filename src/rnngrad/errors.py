@@ -1,0 +1,60 @@
+"""Typed exceptions.
+
+Every error that rnngrad raises on purpose derives from :class:`RnngradError`.
+Each also derives from the built-in exception that fits (``ValueError`` for bad
+values, ``OSError`` for files), so callers that already catch those keep
+working. Messages say what was received and what was expected; the CLI prints
+them as one line on stderr and exits with status 2.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "InvalidInputError",
+    "NonFiniteInputError",
+    "NumericalError",
+    "RnngradError",
+    "ShapeError",
+    "UnknownActivationError",
+    "UnsafeFileError",
+    "WeightFileError",
+]
+
+
+class RnngradError(Exception):
+    """Base class of every error rnngrad raises on purpose."""
+
+
+class InvalidInputError(RnngradError, ValueError):
+    """A value that is out of its allowed range or cannot be parsed."""
+
+
+class NonFiniteInputError(InvalidInputError):
+    """An input that holds NaN or an infinity."""
+
+
+class UnknownActivationError(InvalidInputError, KeyError):
+    """An activation name that is not registered."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; keep it plain
+        return str(self.args[0]) if self.args else ""
+
+
+class ShapeError(InvalidInputError):
+    """An array whose shape does not fit (for example a non-square W_hh)."""
+
+
+class WeightFileError(RnngradError, OSError):
+    """A weight file that is missing, unreadable or holds no usable tensor."""
+
+
+class UnsafeFileError(WeightFileError):
+    """A file that could only be read by unpickling arbitrary objects.
+
+    rnngrad never unpickles: ``.pt`` files are read with ``weights_only=True``
+    and ``.npy`` files with ``allow_pickle=False``.
+    """
+
+
+class NumericalError(RnngradError, ArithmeticError):
+    """A computation that left the range of floating point (NaN appeared)."""

@@ -1,0 +1,156 @@
+"""Reading weights and inputs safely.
+
+Nothing is ever unpickled. ``.npy`` files are read with ``allow_pickle=False``,
+``.pt`` files with ``torch.load(weights_only=True)`` (which refuses arbitrary
+objects), and ``.safetensors`` files with the safetensors library, a format
+that cannot hold code at all.
+"""
+
+from __future__ import annotations
+
+import pickle
+import zipfile
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from rnngrad.errors import InvalidInputError, UnsafeFileError, WeightFileError
+
+__all__ = ["SUPPORTED_WEIGHT_SUFFIXES", "load_array", "parse_float_list"]
+
+SUPPORTED_WEIGHT_SUFFIXES = (".npy", ".pt", ".pth", ".safetensors")
+
+
+def _select(tensors: dict[str, object], key: str | None, path: Path) -> object:
+    names = sorted(tensors)
+    if key is not None:
+        if key not in tensors:
+            raise WeightFileError(
+                f"{path}: no tensor named {key!r}; the file holds: {', '.join(names) or 'nothing'}"
+            )
+        return tensors[key]
+    if len(names) == 1:
+        return tensors[names[0]]
+    raise WeightFileError(
+        f"{path} holds {len(names)} tensors; choose one with --key "
+        f"(one of: {', '.join(names) or 'nothing'})"
+    )
+
+
+def _load_pt(path: Path, key: str | None) -> object:
+    import torch
+
+    try:
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise UnsafeFileError(
+            f"{path}: refusing to unpickle: the file holds objects other than tensors "
+            f"({first or 'rejected by weights_only=True'})"
+        ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as error:
+        raise WeightFileError(f"{path}: not a readable PyTorch file ({error})") from None
+    if isinstance(loaded, torch.Tensor):
+        if key is not None:
+            raise WeightFileError(f"{path} holds a single tensor; --key {key!r} does not apply")
+        return loaded
+    if isinstance(loaded, dict):
+        return _select(loaded, key, path)
+    raise WeightFileError(
+        f"{path}: expected a tensor or a dict of tensors, got {type(loaded).__name__}"
+    )
+
+
+def _load_safetensors(path: Path, key: str | None) -> object:
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    try:
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError, TypeError) as error:
+        raise WeightFileError(f"{path}: not a readable safetensors file ({error})") from None
+    return _select(dict(tensors), key, path)
+
+
+def load_array(path: str | Path, key: str | None = None) -> NDArray[np.float64]:
+    """Read one numeric array from a ``.npy``, ``.pt``/``.pth`` or ``.safetensors`` file.
+
+    Args:
+        path: the file.
+        key: the tensor's name in a file that holds several (a state_dict or a
+            safetensors file); optional when the file holds exactly one.
+
+    Returns:
+        The array as float64.
+
+    Raises:
+        WeightFileError: missing, unreadable, unsupported suffix, or no such key.
+        UnsafeFileError: the file would need unpickling.
+        InvalidInputError: the array is not real-valued numeric.
+    """
+    file = Path(path)
+    suffix = file.suffix.lower()
+    if suffix not in SUPPORTED_WEIGHT_SUFFIXES:
+        raise WeightFileError(
+            f"{file}: unsupported file type {suffix or '(none)'!r}; "
+            f"expected one of {', '.join(SUPPORTED_WEIGHT_SUFFIXES)}"
+        )
+    if not file.is_file():
+        raise WeightFileError(f"{file}: no such file")
+    try:
+        with file.open("rb"):
+            pass
+    except OSError as error:
+        raise WeightFileError(f"{file}: cannot be read ({error.strerror})") from None
+
+    raw: object
+    if suffix == ".npy":
+        if key is not None:
+            raise WeightFileError(f"{file} holds a single array; --key {key!r} does not apply")
+        try:
+            raw = np.load(file, allow_pickle=False)
+        except ValueError as error:
+            if "allow_pickle" in str(error):
+                raise UnsafeFileError(
+                    f"{file}: refusing to unpickle: the array holds Python objects"
+                ) from None
+            raise WeightFileError(f"{file}: not a readable .npy file ({error})") from None
+        except (OSError, EOFError) as error:
+            raise WeightFileError(f"{file}: not a readable .npy file ({error})") from None
+    elif suffix == ".safetensors":
+        raw = _load_safetensors(file, key)
+    else:
+        raw = _load_pt(file, key)
+
+    if hasattr(raw, "detach"):  # a torch tensor
+        tensor = raw.detach().cpu()
+        if tensor.is_complex():
+            raise InvalidInputError(f"{file}: expected a real tensor, got {tensor.dtype}")
+        raw = tensor.double().numpy()
+    array = np.asarray(raw)
+    if array.dtype == object or not np.issubdtype(array.dtype, np.number):
+        raise InvalidInputError(f"{file}: expected a numeric array, got dtype {array.dtype}")
+    if np.iscomplexobj(array):
+        raise InvalidInputError(f"{file}: expected a real array, got dtype {array.dtype}")
+    return array.astype(np.float64)
+
+
+def parse_float_list(text: str, name: str = "x") -> list[float]:
+    """Parse ``"1,0.5,-0.3"`` into floats.
+
+    Raises:
+        InvalidInputError: an empty list or an entry that is not a number.
+    """
+    parts = [part.strip() for part in text.split(",")]
+    if not text.strip() or any(part == "" for part in parts):
+        raise InvalidInputError(
+            f"{name} must be a comma-separated list of numbers such as 1,0.5,-0.3, got {text!r}"
+        )
+    values: list[float] = []
+    for part in parts:
+        try:
+            values.append(float(part))
+        except ValueError:
+            raise InvalidInputError(f"{name}: {part!r} is not a number") from None
+    return values

@@ -1,0 +1,116 @@
+"""The JSON form of rnngrad's results (the ``--json`` contract of the CLI).
+
+Rules: a value that does not fit a float64 is ``null`` and its ``log10_...``
+field carries it; a ``log10_...`` field is ``null`` only when its value is
+exactly zero; NaN and Infinity never appear (``json.dumps`` runs with
+``allow_nan=False``, so a slip raises instead of printing a non-number).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from rnngrad.scalar import ScalarChainRule
+from rnngrad.spectrum import RecurrentSpectrum
+from rnngrad.verdict import GrowthVerdict, SpectrumVerdict
+
+__all__ = ["dumps", "finite_or_none", "growth_verdict_json", "scalar_json", "spectrum_json"]
+
+
+def finite_or_none(value: float) -> float | None:
+    """``value`` as a float, or ``None`` if it is NaN or infinite."""
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def _list(values: ArrayLike) -> list[float | None]:
+    return [finite_or_none(v) for v in np.asarray(values, dtype=np.float64).reshape(-1)]
+
+
+def growth_verdict_json(verdict: GrowthVerdict) -> dict[str, Any]:
+    """The growth rule's verdict as a JSON object."""
+    return {
+        "label": verdict.label,
+        "sentence": verdict.sentence,
+        "rule": verdict.rule,
+        "tolerance": verdict.tolerance,
+        "steps": verdict.steps,
+        "log10_change": finite_or_none(verdict.log10_change),
+        "log10_rate_per_step": finite_or_none(verdict.log10_rate),
+        "factor_per_step": finite_or_none(verdict.factor_per_step),
+    }
+
+
+def spectrum_verdict_json(verdict: SpectrumVerdict) -> dict[str, Any]:
+    """The spectrum rule's verdict as a JSON object."""
+    return {
+        "label": verdict.label,
+        "sentence": verdict.sentence,
+        "eigenvalue_criterion": verdict.eigenvalue_label,
+        "singular_value_criterion": verdict.singular_value_label,
+        "norm2_times_gamma": finite_or_none(verdict.norm2_times_gamma),
+        "transient_flag": verdict.transient_flag,
+        "disagreement": verdict.disagreement or None,
+        "rule": verdict.rule,
+    }
+
+
+def scalar_json(result: ScalarChainRule) -> dict[str, Any]:
+    """The ``rnngrad scalar --json`` object."""
+    return {
+        "activation": result.activation,
+        "gamma": result.gamma,
+        "parameters": {
+            "a": result.a,
+            "b": result.b,
+            "c": result.c,
+            "d": result.d,
+            "e": result.e,
+            "h0": result.h0,
+        },
+        "steps": result.steps,
+        "x": _list(result.x),
+        "h": _list(result.h),
+        "y": finite_or_none(result.y),
+        "overflow_step": result.overflow_step,
+        "factors": _list(result.factors),
+        "log10_abs_factors": _list(result.log10_abs_factors),
+        "dy_dh": _list(result.dy_dh),
+        "log10_abs_dy_dh": _list(result.log10_abs_dy_dh),
+        "bound": _list(result.bound),
+        "log10_bound": _list(result.log10_bound),
+        "verdict": growth_verdict_json(result.verdict),
+    }
+
+
+def spectrum_json(result: RecurrentSpectrum, source: str) -> dict[str, Any]:
+    """The ``rnngrad spectrum --json`` object."""
+    transient = result.transient
+    return {
+        "source": source,
+        "hidden": result.size,
+        "activation": result.activation,
+        "gamma": result.gamma,
+        "eigenvalues": [[float(v.real), float(v.imag)] for v in result.eigenvalues],
+        "spectral_radius": result.spectral_radius,
+        "singular_values": _list(result.singular_values),
+        "norm2": result.norm2,
+        "diagonalizable": result.diagonalizable,
+        "eigvec_condition": finite_or_none(result.eigvec_condition),
+        "max_transient_growth": finite_or_none(transient.max_growth),
+        "log10_max_transient_growth": finite_or_none(transient.log10_max_growth),
+        "transient_peak_step": transient.peak_step,
+        "transient_certified": transient.certified,
+        "log10_power_norms": _list(transient.log10_norms),
+        "verdict": spectrum_verdict_json(result.verdict),
+    }
+
+
+def dumps(payload: dict[str, Any]) -> str:
+    """Serialise strictly: a NaN or infinity that slipped through raises ValueError."""
+    return json.dumps(payload, allow_nan=False)
