@@ -162,7 +162,7 @@ register_activation(
     Activation(
         name="tanh",
         function=np.tanh,
-        derivative=lambda z: 1.0 - np.tanh(z) ** 2,
+        derivative=lambda z: np.exp(_log_sech2(z)),  # 1 - tanh^2 cancels in saturation
         log_derivative=_log_sech2,
         gamma=1.0,
         sup_at="z = 0",

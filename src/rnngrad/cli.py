@@ -140,12 +140,15 @@ def scalar(
             f"h_t = {result.activation}({result.a:g}*h_(t-1) + {result.b:g}*x_t + {result.c:g}), "
             f"y = {result.d:g}*h_T + {result.e:g}   (T = {T}, gamma = {result.gamma:g})"
         ),
-        caption=None
-        if T <= 2 * _SUMMARY_ROWS + 4
-        else f"{T} steps: first and last {_SUMMARY_ROWS} shown; --json gives all",
+        caption="bound = |d|*(|a|*gamma)^(T-k)"
+        + (
+            ""
+            if T <= 2 * _SUMMARY_ROWS + 4
+            else f"; {T} steps: first and last {_SUMMARY_ROWS} shown, --json gives all"
+        ),
     )
-    for header in ("k", "x_k", "h_k", "dh_(k+1)/dh_k", "dy/dh_k", "bound |d|(|a|g)^(T-k)"):
-        table.add_column(header, justify="right")
+    for header in ("k", "x_k", "h_k", "dh(k+1)/dh(k)", "dy/dh(k)", "bound"):
+        table.add_column(header, justify="right", no_wrap=True)
     for index in _rows_to_show(T):
         if index is None:
             table.add_row(*["…"] * 6)

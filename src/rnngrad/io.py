@@ -9,7 +9,6 @@ that cannot hold code at all.
 from __future__ import annotations
 
 import pickle
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -43,14 +42,14 @@ def _load_pt(path: Path, key: str | None) -> object:
 
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    except pickle.UnpicklingError:
         raise UnsafeFileError(
-            f"{path}: refusing to unpickle: the file holds objects other than tensors "
-            f"({first or 'rejected by weights_only=True'})"
+            f"{path}: refusing to unpickle: torch.load(weights_only=True) rejected it "
+            "(it holds Python objects other than tensors, or is not a PyTorch file)"
         ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as error:
-        raise WeightFileError(f"{path}: not a readable PyTorch file ({error})") from None
+    except Exception as error:  # torch.load raises many types on corrupt input
+        detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise WeightFileError(f"{path}: not a readable PyTorch file ({detail})") from None
     if isinstance(loaded, torch.Tensor):
         if key is not None:
             raise WeightFileError(f"{path} holds a single tensor; --key {key!r} does not apply")

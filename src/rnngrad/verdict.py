@@ -33,6 +33,8 @@ from typing import Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from rnngrad.logspace import format_signed_log10
+
 __all__ = [
     "HORIZON_DECADES",
     "RATE_TOLERANCE",
@@ -90,7 +92,7 @@ class GrowthVerdict:
             return "Only one step: there is no recurrence to backpropagate through."
         if self.log10_change == -math.inf:
             return "The gradient is exactly zero at the first step: it vanished completely."
-        change = f"10^{self.log10_change:.3g}"
+        change = format_signed_log10(1.0, self.log10_change)
         if self.label == "neither":
             return (
                 f"Neither vanishing nor exploding: over {self.steps} steps the gradient "
