@@ -184,3 +184,9 @@ def test_bad_example() -> None:
         example_matrix("circulant", hidden=4)  # type: ignore[arg-type]
     with pytest.raises(InvalidInputError):
         example_matrix("random", hidden=0)
+
+
+def test_huge_entries_do_not_overflow() -> None:
+    growth = transient_growth(np.array([[0.0, 1e200], [0.0, 0.0]]))
+    assert growth.log10_norms[0] == pytest.approx(200.0)
+    assert growth.certified

@@ -202,7 +202,7 @@ def spectrum(
     ] = "tanh",
     max_steps: Annotated[
         int, typer.Option("--max-steps", help="Largest power k examined for transient growth.")
-    ] = 10_000,
+    ] = 2_000,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Eigen- and singular values of W_hh, transient growth, and both criteria's verdict."""
