@@ -1,0 +1,486 @@
+r"""Per-time-step gradient profiles ``||dL/dh_t||`` of real PyTorch recurrent models.
+
+For every layer ``l``, direction ``d`` and input position ``t`` the profile holds
+the *total* gradient ``dL/dh_t`` (through all later steps and all layers above,
+not only the direct output path), its norm per sequence and the batch mean, and
+for LSTM also ``dL/dc_t``.
+
+Algorithm. The model runs as it is: the recurrent module's forward is replaced,
+for this one call, by the same fused kernel (``torch.lstm``, ``torch.gru``,
+``torch.rnn_tanh``, ``torch.rnn_relu``) run one layer at a time on the module's
+own parameters, which also yields every layer's outputs. The module's outputs
+become leaves of the autograd graph, so one ``torch.autograd.grad`` of the loss
+gives the direct gradients at the output and at the final states (through any
+head the model has), and touches no parameter's ``.grad``. The backward
+recursion of :mod:`rnngrad.bptt` then gives the total gradients, top layer
+first. In train mode the dropout masks between layers are drawn from a
+``torch.Generator`` of the profile's own, and the global RNG is restored after
+the call, so profiling never changes the training run.
+
+Summary per layer and direction (processing order: ``t = 1..T`` forward,
+``t = T..1`` reverse): ``log10_ratio`` is ``log10`` of the gradient norm at the
+first processed step over that at the last (``||dL/dh_1|| / ||dL/dh_T||`` for
+the forward direction); ``decay_rate`` is the slope of a least-squares fit of
+``ln ||dL/dh_t||`` over the processing step, in nats per step (positive: the
+gradient shrinks as it goes back in time; compare ``-lambda_1``); ``horizon``
+counts steps back from the last processed step until the norm falls below 1e-3
+of its peak; the verdict applies :func:`rnngrad.growth_verdict` to the fitted
+change ``-decay_rate (T - 1) / ln 10``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+from torch import nn
+
+from rnngrad.bptt import backward_direction
+from rnngrad.cells import RecurrentLayout, describe_module, find_recurrent_module, layer_weights
+from rnngrad.errors import InvalidInputError, NonFiniteInputError, ShapeError
+from rnngrad.verdict import RATE_TOLERANCE, GrowthVerdict, gradient_horizon, growth_verdict
+
+__all__ = ["GradientProfile", "LayerProfile", "LossSpec", "gradient_profile", "summarise"]
+
+FloatArray = NDArray[np.float64]
+LossSpec = Literal["last", "sum"] | Callable[[Any], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class LayerProfile:
+    """The gradient profile of one layer and direction.
+
+    Arrays are indexed by input position ``t = 1..T`` (entry ``t-1``) for both
+    directions.
+
+    Attributes:
+        layer: 0-based layer index.
+        direction: 0 forward, 1 reverse.
+        grad_norm: ``(B, T)``, ``||dL/dh_t||_2`` per sequence.
+        mean_grad_norm: ``(T,)``, the batch mean of ``grad_norm``.
+        log10_grad_norm: ``(T,)``, ``log10`` of ``mean_grad_norm`` (``-inf`` for 0).
+        cell_grad_norm: ``(B, T)``, ``||dL/dc_t||_2`` for LSTM, else ``None``.
+        mean_cell_grad_norm: ``(T,)`` or ``None``.
+        log10_ratio: see the module docstring; ``None`` when the gradient at the
+            last processed step is 0 (no loss gradient reaches it).
+        decay_rate: nats per step, ``None`` with fewer than two nonzero steps.
+        horizon: steps, or ``None`` for "beyond T".
+        saturation: share of saturated nonlinearity derivatives (below 10% of max).
+        verdict: the growth rule on the fitted change.
+        first_nonfinite_step: first input position whose gradient is NaN or
+            infinite, or ``None``.
+        grad: ``(B, T, P)`` the gradients themselves when asked for, else ``None``.
+        grad_c: ``(B, T, H)`` for LSTM when asked for, else ``None``.
+    """
+
+    layer: int
+    direction: int
+    grad_norm: FloatArray
+    mean_grad_norm: FloatArray
+    log10_grad_norm: FloatArray
+    cell_grad_norm: FloatArray | None
+    mean_cell_grad_norm: FloatArray | None
+    log10_ratio: float | None
+    decay_rate: float | None
+    horizon: int | None
+    saturation: float
+    verdict: GrowthVerdict
+    first_nonfinite_step: int | None
+    grad: torch.Tensor | None = None
+    grad_c: torch.Tensor | None = None
+
+    @property
+    def name(self) -> str:
+        """``"layer 0"`` or ``"layer 0 reverse"``."""
+        return f"layer {self.layer}" + (" reverse" if self.direction else "")
+
+
+@dataclass(frozen=True)
+class GradientProfile:
+    """Per-time-step gradients of every layer and direction of one model on one batch.
+
+    Attributes:
+        layout: the recurrent module's shape.
+        module_name: its name inside the model (``""`` for the model itself).
+        steps: ``T``; ``batch``: ``B`` (1 for unbatched input).
+        loss: ``"last"``, ``"sum"`` or ``"custom"``.
+        loss_value: the loss.
+        dtype: the model's dtype name.
+        layers: one :class:`LayerProfile` per layer and direction, in the
+            order ``(layer 0, dir 0), (layer 0, dir 1), (layer 1, dir 0), ...``.
+    """
+
+    layout: RecurrentLayout
+    module_name: str
+    steps: int
+    batch: int
+    loss: str
+    loss_value: float
+    dtype: str
+    layers: tuple[LayerProfile, ...]
+
+    def layer(self, layer: int, direction: int = 0) -> LayerProfile:
+        """The profile of one layer and direction."""
+        return self.layers[layer * self.layout.num_directions + direction]
+
+
+def _fit_decay_rate(log_norms: FloatArray) -> float | None:
+    """Slope of a least-squares line through the finite ``ln`` norms, per step."""
+    steps = np.arange(log_norms.size, dtype=np.float64)
+    finite = np.isfinite(log_norms)
+    if finite.sum() < 2:
+        return None
+    slope, _ = np.polyfit(steps[finite], log_norms[finite], 1)
+    return float(slope)
+
+
+def summarise(
+    layer: int,
+    direction: int,
+    grad_norm: FloatArray,
+    saturation: float,
+    *,
+    cell_grad_norm: FloatArray | None = None,
+    tolerance: float = RATE_TOLERANCE,
+    grad: torch.Tensor | None = None,
+    grad_c: torch.Tensor | None = None,
+) -> LayerProfile:
+    """Summary numbers of one layer from its per-sequence norms ``(B, T)``."""
+    mean = grad_norm.mean(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log10_mean = np.log10(mean)
+    nonfinite = np.flatnonzero(~np.isfinite(grad_norm).all(axis=0))
+    first_nonfinite = int(nonfinite[0]) + 1 if nonfinite.size else None
+    ordered = log10_mean if direction == 0 else log10_mean[::-1]
+    usable = np.where(np.isfinite(ordered) | np.isneginf(ordered), ordered, np.nan)
+    first, last = usable[0], usable[-1]
+    log10_ratio: float | None
+    if np.isnan(first) or np.isnan(last) or np.isneginf(last):
+        log10_ratio = None
+    else:
+        log10_ratio = float(first - last)
+    decay_rate = _fit_decay_rate(np.where(np.isnan(usable), -np.inf, usable) * math.log(10.0))
+    steps = mean.size
+    if decay_rate is not None:
+        change = -decay_rate * (steps - 1) / math.log(10.0)
+        verdict = growth_verdict(change, steps - 1, tolerance=tolerance)
+    elif log10_ratio is not None and log10_ratio == -math.inf:
+        verdict = growth_verdict(-math.inf, steps - 1, tolerance=tolerance)
+    else:
+        verdict = growth_verdict(0.0, steps - 1, tolerance=tolerance)
+    horizon_input = np.where(np.isnan(ordered), -np.inf, ordered)
+    return LayerProfile(
+        layer=layer,
+        direction=direction,
+        grad_norm=grad_norm,
+        mean_grad_norm=mean,
+        log10_grad_norm=log10_mean,
+        cell_grad_norm=cell_grad_norm,
+        mean_cell_grad_norm=None if cell_grad_norm is None else cell_grad_norm.mean(axis=0),
+        log10_ratio=log10_ratio,
+        decay_rate=decay_rate,
+        horizon=gradient_horizon(horizon_input),
+        saturation=saturation,
+        verdict=verdict,
+        first_nonfinite_step=first_nonfinite,
+        grad=grad,
+        grad_c=grad_c,
+    )
+
+
+_FUSED = {
+    "rnn_tanh": torch.rnn_tanh,
+    "rnn_relu": torch.rnn_relu,
+    "lstm": torch.lstm,
+    "gru": torch.gru,
+}
+
+
+@dataclass
+class _Trajectory:
+    """What the layer-by-layer forward saves (time-major, input order)."""
+
+    inputs: list[torch.Tensor]  # per layer, after dropout: (T, B, D_l)
+    outputs: list[torch.Tensor]  # per layer: (T, B, dirs * P)
+    masks: list[torch.Tensor | None]  # dropout mask (scaled) applied to layer l's output
+    h0: torch.Tensor  # (L * dirs, B, P)
+    c0: torch.Tensor | None  # (L * dirs, B, H)
+    unbatched: bool
+
+
+def _check_input(layout: RecurrentLayout, module: nn.Module, value: object) -> torch.Tensor:
+    if not isinstance(value, torch.Tensor):
+        raise InvalidInputError(
+            f"the recurrent module's input must be a tensor, got {type(value).__name__} "
+            "(packed sequences are not supported)"
+        )
+    dtype = next(module.parameters()).dtype
+    if value.dtype != dtype:
+        raise InvalidInputError(
+            f"input dtype {value.dtype} does not match the module's parameters ({dtype})"
+        )
+    expected = "(T, D) or " + ("(B, T, D)" if layout.batch_first else "(T, B, D)")
+    if value.dim() not in (2, 3) or value.shape[-1] != layout.input_size:
+        raise ShapeError(
+            f"input must have shape {expected} with D = {layout.input_size}, "
+            f"got {tuple(value.shape)}"
+        )
+    steps = value.shape[0] if value.dim() == 2 or not layout.batch_first else value.shape[1]
+    if steps == 0:
+        raise ShapeError("the input sequence is empty (T = 0)")
+    if not torch.isfinite(value).all():
+        raise NonFiniteInputError("the input holds NaN or inf")
+    return value
+
+
+def _layer_forward(
+    module: nn.Module,
+    layout: RecurrentLayout,
+    x: torch.Tensor,
+    hx: tuple[torch.Tensor, torch.Tensor | None],
+    generator: torch.Generator,
+) -> tuple[_Trajectory, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Run the fused kernel one layer at a time; return the trajectory and (out, h_n, c_n)."""
+    unbatched = x.dim() == 2
+    seq = x.unsqueeze(1) if unbatched else (x.transpose(0, 1) if layout.batch_first else x)
+    dirs = layout.num_directions
+    h0, c0 = hx
+    fused = _FUSED[layout.kind]
+    inputs, outputs, masks = [], [], []
+    finals_h, finals_c = [], []
+    with torch.no_grad():
+        for layer in range(layout.num_layers):
+            weights: list[torch.Tensor] = []
+            for direction in range(dirs):
+                w = layer_weights(module, layer, direction)
+                weights += [w.w_ih, w.w_hh]
+                if w.b_ih is not None and w.b_hh is not None:
+                    weights += [w.b_ih, w.b_hh]
+                if w.w_hr is not None:
+                    weights.append(w.w_hr)
+            state = slice(layer * dirs, (layer + 1) * dirs)
+            layer_hx: Any = (h0[state], c0[state]) if c0 is not None else h0[state]
+            result = fused(seq, layer_hx, weights, layout.bias, 1, 0.0, False, layout.bidirectional, False)
+            out = result[0]
+            inputs.append(seq)
+            outputs.append(out)
+            finals_h.append(result[1])
+            if c0 is not None:
+                finals_c.append(result[2])
+            mask = None
+            last = layer == layout.num_layers - 1
+            if module.training and layout.dropout > 0 and not last:
+                keep = 1.0 - layout.dropout
+                draw = torch.rand(out.shape, generator=generator, dtype=out.dtype, device=out.device)
+                mask = (draw < keep).to(out.dtype) / keep
+                seq = out * mask
+            else:
+                seq = out
+            masks.append(mask)
+    trajectory = _Trajectory(inputs, outputs, masks, h0, c0, unbatched)
+    h_n = torch.cat(finals_h, dim=0)
+    c_n = torch.cat(finals_c, dim=0) if c0 is not None else None
+    return trajectory, outputs[-1], h_n, c_n
+
+
+def _initial_state(
+    layout: RecurrentLayout, x: torch.Tensor, hx: Any
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    batch = 1 if x.dim() == 2 else (x.shape[0] if layout.batch_first else x.shape[1])
+    rows = layout.num_layers * layout.num_directions
+    shape_h = (rows, batch, layout.state_size)
+    shape_c = (rows, batch, layout.hidden_size)
+    if hx is None:
+        h0 = torch.zeros(shape_h, dtype=x.dtype, device=x.device)
+        c0 = torch.zeros(shape_c, dtype=x.dtype, device=x.device) if layout.kind == "lstm" else None
+        return h0, c0
+    h0, c0 = (hx[0], hx[1]) if layout.kind == "lstm" else (hx, None)
+    if x.dim() == 2:
+        h0 = h0.unsqueeze(1)
+        c0 = c0.unsqueeze(1) if c0 is not None else None
+    if tuple(h0.shape) != shape_h or (c0 is not None and tuple(c0.shape) != shape_c):
+        raise ShapeError(f"initial state must have shape {shape_h}, got {tuple(h0.shape)}")
+    return h0.detach(), (c0.detach() if c0 is not None else None)
+
+
+@contextmanager
+def _replaced_forward(module: nn.Module, forward: Callable[..., Any]) -> Iterator[None]:
+    module.forward = forward  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        del module.forward
+
+
+def _loss_of(loss: LossSpec, model_output: Any, module_output: torch.Tensor, batch_first: bool) -> torch.Tensor:
+    if callable(loss):
+        value = loss(model_output)
+    elif loss == "last":
+        last = module_output[:, -1] if batch_first and module_output.dim() == 3 else module_output[-1]
+        value = 0.5 * (last**2).sum()
+    elif loss == "sum":
+        value = 0.5 * (module_output**2).sum()
+    else:
+        raise InvalidInputError(f"unknown loss {loss!r}; expected 'last', 'sum' or a callable")
+    if not isinstance(value, torch.Tensor) or value.numel() != 1:
+        raise InvalidInputError("the loss must be a scalar tensor")
+    return value.reshape(())
+
+
+def _to_time_major(value: torch.Tensor, layout: RecurrentLayout, unbatched: bool) -> torch.Tensor:
+    if unbatched:
+        return value.unsqueeze(1)
+    return value.transpose(0, 1) if layout.batch_first else value
+
+
+def _from_time_major(value: torch.Tensor, layout: RecurrentLayout, unbatched: bool) -> torch.Tensor:
+    if unbatched:
+        return value.squeeze(1)
+    return value.transpose(0, 1) if layout.batch_first else value
+
+
+def _norms(grad: torch.Tensor) -> FloatArray:
+    """``(T, B, F)`` gradients to ``(B, T)`` float64 norms."""
+    norms = torch.linalg.vector_norm(grad, dim=2, dtype=torch.float64)
+    return norms.T.cpu().numpy()
+
+
+def gradient_profile(
+    model: nn.Module,
+    inputs: torch.Tensor | tuple[Any, ...],
+    *,
+    loss: LossSpec = "last",
+    module: str | None = None,
+    hx: Any = None,
+    generator: torch.Generator | None = None,
+    keep_gradients: bool = False,
+    tolerance: float = RATE_TOLERANCE,
+) -> GradientProfile:
+    """The total gradient ``dL/dh_t`` of every layer, direction and step of a model.
+
+    Args:
+        model: an ``nn.RNN``/``nn.LSTM``/``nn.GRU``, or any module that contains
+            exactly one of them (or name it with ``module``).
+        inputs: what ``model`` is called with (a tuple is unpacked).
+        loss: ``"last"``: ``L = 0.5 sum(output[last step]**2)`` on the recurrent
+            module's output tensor (both directions concatenated); ``"sum"``:
+            ``L = 0.5 sum(output**2)`` over all steps; or a callable that maps
+            the *model's* output to a scalar tensor.
+        module: the recurrent submodule's name, when the model has several.
+        hx: initial state, when ``model`` is the recurrent module itself.
+        generator: draws the dropout masks in train mode (seeded 0 when omitted).
+        keep_gradients: also return the gradient tensors, not only their norms.
+        tolerance: per-step tolerance of the growth rule.
+
+    Raises:
+        UnsupportedModuleError: no recurrent module, or several without a name.
+        ShapeError, InvalidInputError, NonFiniteInputError: bad input.
+    """
+    name, rnn = find_recurrent_module(model, module)
+    layout = describe_module(rnn)
+    saved: dict[str, Any] = {}
+
+    def forward(input: Any, state: Any = None) -> Any:
+        if saved:
+            raise InvalidInputError(
+                "the recurrent module was called more than once in one forward pass; "
+                "profile it on its own"
+            )
+        x = _check_input(layout, rnn, input)
+        h0, c0 = _initial_state(layout, x, state)
+        device = x.device
+        gen = generator or torch.Generator(device=device).manual_seed(0)
+        trajectory, out, h_n, c_n = _layer_forward(rnn, layout, x, (h0, c0), gen)
+        unbatched = trajectory.unbatched
+        leaf_out = _from_time_major(out, layout, unbatched).detach().requires_grad_(True)
+        leaf_h = (h_n.squeeze(1) if unbatched else h_n).detach().requires_grad_(True)
+        saved.update(trajectory=trajectory, out=leaf_out, h=leaf_h, c=None)
+        if c_n is None:
+            return leaf_out, leaf_h
+        leaf_c = (c_n.squeeze(1) if unbatched else c_n).detach().requires_grad_(True)
+        saved["c"] = leaf_c
+        return leaf_out, (leaf_h, leaf_c)
+
+    arguments = inputs if isinstance(inputs, tuple) else (inputs,)
+    devices = [
+        a.device.index or 0 for a in arguments if isinstance(a, torch.Tensor) and a.is_cuda
+    ]
+    with torch.random.fork_rng(devices=devices), torch.enable_grad():
+        if rnn is model:
+            model_output = forward(arguments[0], hx)
+        else:
+            with _replaced_forward(rnn, forward):
+                model_output = model(*arguments)
+        if not saved:
+            raise InvalidInputError(f"the model never called its recurrent module {name!r}")
+        loss_value = _loss_of(loss, model_output, saved["out"], layout.batch_first)
+        leaves = [saved["out"], saved["h"]] + ([saved["c"]] if saved["c"] is not None else [])
+        grads = torch.autograd.grad(loss_value, leaves, allow_unused=True)
+    grads = tuple(torch.zeros_like(leaf) if g is None else g for g, leaf in zip(grads, leaves))
+
+    trajectory: _Trajectory = saved["trajectory"]
+    unbatched = trajectory.unbatched
+    direct = _to_time_major(grads[0], layout, unbatched)
+    grad_h_n = grads[1].unsqueeze(1) if unbatched else grads[1]
+    grad_c_n = None
+    if layout.kind == "lstm":
+        grad_c_n = grads[2].unsqueeze(1) if unbatched else grads[2]
+    dirs, size = layout.num_directions, layout.state_size
+    profiles: dict[tuple[int, int], LayerProfile] = {}
+    for layer in range(layout.num_layers - 1, -1, -1):
+        layer_input = trajectory.inputs[layer]
+        layer_output = trajectory.outputs[layer]
+        grad_input = torch.zeros_like(layer_input)
+        for direction in range(dirs):
+            row = layer * dirs + direction
+            part = slice(direction * size, (direction + 1) * size)
+            flip = direction == 1
+
+            def order(t: torch.Tensor, flip: bool = flip) -> torch.Tensor:
+                return t.flip(0) if flip else t
+
+            given = order(direct[..., part]).clone()
+            given[-1] += grad_h_n[row]
+            result = backward_direction(
+                layout.kind,
+                layer_weights(rnn, layer, direction),
+                order(layer_input),
+                order(layer_output[..., part]),
+                trajectory.h0[row],
+                None if trajectory.c0 is None else trajectory.c0[row],
+                given,
+                None if grad_c_n is None else grad_c_n[row],
+            )
+            grad_h = order(result.grad_h)
+            grad_c = None if result.grad_c is None else order(result.grad_c)
+            grad_input += order(result.grad_input)
+            profiles[(layer, direction)] = summarise(
+                layer,
+                direction,
+                _norms(grad_h),
+                result.saturated,
+                cell_grad_norm=None if grad_c is None else _norms(grad_c),
+                tolerance=tolerance,
+                grad=grad_h.transpose(0, 1).clone() if keep_gradients else None,
+                grad_c=grad_c.transpose(0, 1).clone() if keep_gradients and grad_c is not None else None,
+            )
+        if layer > 0:
+            mask = trajectory.masks[layer - 1]
+            direct = grad_input if mask is None else grad_input * mask
+    ordered = tuple(profiles[(l, d)] for l in range(layout.num_layers) for d in range(dirs))
+    return GradientProfile(
+        layout=layout,
+        module_name=name,
+        steps=int(trajectory.inputs[0].shape[0]),
+        batch=int(trajectory.inputs[0].shape[1]),
+        loss=loss if isinstance(loss, str) else "custom",
+        loss_value=float(loss_value.detach()),
+        dtype=str(trajectory.inputs[0].dtype).removeprefix("torch."),
+        layers=ordered,
+    )
