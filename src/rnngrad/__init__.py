@@ -11,6 +11,8 @@ The public face. Each name is defined in the module named after its idea:
 - :mod:`rnngrad.errors`: typed exceptions.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from rnngrad.activations import (
     Activation,
     Saturation,
@@ -63,15 +65,54 @@ from rnngrad.verdict import (
 
 __version__ = "0.1.0"
 
+# The parts built on torch load on first use, so that `import rnngrad` (and the
+# numpy-only commands) stay fast.
+_LAZY = {
+    "GradientProfile": "rnngrad.profile",
+    "LayerProfile": "rnngrad.profile",
+    "gradient_profile": "rnngrad.profile",
+    "cell_gradient_profile": "rnngrad.profile",
+    "RecurrentLayout": "rnngrad.cells",
+    "describe_module": "rnngrad.cells",
+    "find_recurrent_module": "rnngrad.cells",
+    "GradientMonitor": "rnngrad.monitor",
+}
+
+if TYPE_CHECKING:
+    from rnngrad.cells import RecurrentLayout, describe_module, find_recurrent_module
+    from rnngrad.monitor import GradientMonitor
+    from rnngrad.profile import (
+        GradientProfile,
+        LayerProfile,
+        cell_gradient_profile,
+        gradient_profile,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'rnngrad' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
 __all__ = [
     "TEXTBOOK_EXAMPLE",
     "Activation",
     "ElmanTrajectory",
+    "GradientMonitor",
+    "GradientProfile",
     "GrowthVerdict",
     "InvalidInputError",
     "JacobianProducts",
+    "LayerProfile",
     "NonFiniteInputError",
     "NumericalError",
+    "RecurrentLayout",
     "RecurrentSpectrum",
     "RnngradError",
     "Saturation",
@@ -85,12 +126,16 @@ __all__ = [
     "WeightFileError",
     "__version__",
     "activation_names",
+    "cell_gradient_profile",
+    "describe_module",
     "elman_forward",
     "elman_jacobian_products",
     "example_matrix",
+    "find_recurrent_module",
     "format_signed_log10",
     "get_activation",
     "gradient_horizon",
+    "gradient_profile",
     "growth_labels",
     "growth_verdict",
     "load_array",

@@ -52,14 +52,15 @@ class DirectionGradients:
     Attributes:
         grad_h: ``(T, B, P)``, total ``dL/dh_t``.
         grad_c: ``(T, B, H)``, total ``dL/dc_t`` (LSTM) or ``None``.
-        grad_input: ``(T, B, D)``, ``dL/dx_t`` handed to the layer below.
+        grad_input: ``(T, B, D)``, ``dL/dx_t`` handed to the layer below
+            (``None`` when not asked for).
         saturated: share of the cell's nonlinearity derivatives below 10% of
             their maximum, pooled over steps, sequences, units and gates.
     """
 
     grad_h: torch.Tensor
     grad_c: torch.Tensor | None
-    grad_input: torch.Tensor
+    grad_input: torch.Tensor | None
     saturated: float
 
 
@@ -70,14 +71,54 @@ def _linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) ->
     return out.reshape(*x.shape[:-1], weight.shape[0])
 
 
+def _gates(x: torch.Tensor, h_prev: torch.Tensor, w: LayerWeights) -> torch.Tensor:
+    """``W_ih x_t + b_ih + W_hh h_{t-1} + b_hh`` for all steps: two products into one buffer."""
+    steps, batch, _ = x.shape
+    if w.b_ih is not None and w.b_hh is not None:
+        out = torch.addmm(w.b_ih + w.b_hh, x.reshape(steps * batch, -1), w.w_ih.T)
+    else:
+        out = x.reshape(steps * batch, -1) @ w.w_ih.T
+    out.addmm_(h_prev.reshape(steps * batch, -1), w.w_hh.T)
+    return out.view(steps, batch, -1)
+
+
 def _share_below(derivatives: list[torch.Tensor], maxima: list[float]) -> float:
-    count = sum((d < SATURATION_THRESHOLD * m).sum().item() for d, m in zip(derivatives, maxima))
-    total = sum(d.numel() for d in derivatives)
-    return float(count) / float(total)
+    saturation = _SaturationCount()
+    for derivative, maximum in zip(derivatives, maxima, strict=True):
+        saturation.add(derivative, maximum)
+    return saturation.share
+
+
+class _SaturationCount:
+    """Counts derivatives below ``SATURATION_THRESHOLD`` times their maximum."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.total = 0
+
+    def add(self, derivative: torch.Tensor, maximum: float) -> None:
+        self.count += int(torch.count_nonzero(derivative < SATURATION_THRESHOLD * maximum))
+        self.total += derivative.numel()
+
+    @property
+    def share(self) -> float:
+        return self.count / self.total if self.total else 0.0
+
+
+def _input_gradient(delta: torch.Tensor, w_ih: torch.Tensor, needed: bool) -> torch.Tensor | None:
+    """``dL/dx_t = delta_t W_ih`` for all steps in one product (skipped for the first layer)."""
+    if not needed:
+        return None
+    steps, batch = delta.shape[:2]
+    return (delta.reshape(steps * batch, -1) @ w_ih).view(steps, batch, -1)
 
 
 def _rnn(
-    kind: CellKind, w: LayerWeights, x: torch.Tensor, h: torch.Tensor, direct: torch.Tensor
+    kind: CellKind,
+    w: LayerWeights,
+    h: torch.Tensor,
+    direct: torch.Tensor,
+    need_input: bool,
 ) -> DirectionGradients:
     steps, batch, _ = h.shape
     if kind == "rnn_tanh":
@@ -92,7 +133,7 @@ def _rnn(
         torch.add(direct[t], carry, out=grad_h[t])
         torch.mul(grad_h[t], derivative[t], out=delta[t])
         carry = delta[t] @ w_hh
-    grad_input = _linear(delta, w.w_ih.T, None)
+    grad_input = _input_gradient(delta, w.w_ih, need_input)
     return DirectionGradients(grad_h, None, grad_input, _share_below([derivative], [1.0]))
 
 
@@ -104,29 +145,49 @@ def _lstm(
     c0: torch.Tensor,
     direct: torch.Tensor,
     direct_c_last: torch.Tensor,
+    need_input: bool,
 ) -> DirectionGradients:
     steps, batch, _ = h.shape
     hidden = w.w_hh.shape[0] // 4
     h_prev = torch.cat([h0.unsqueeze(0), h[:-1]], dim=0)
-    gates = _linear(x, w.w_ih, w.b_ih) + _linear(h_prev, w.w_hh, w.b_hh)
-    i, f, g, o = gates.view(steps, batch, 4, hidden).unbind(2)
-    i, f, o = torch.sigmoid(i), torch.sigmoid(f), torch.sigmoid(o)
-    g = torch.tanh(g)
-    input_part = i * g
-    c = torch.empty_like(input_part)
+    gates = _gates(x, h_prev, w).view(steps, batch, 4, hidden)
+    gates[:, :, 0:2].sigmoid_()
+    gates[:, :, 3].sigmoid_()
+    gates[:, :, 2].tanh_()
+    i, f, g, o = gates.unbind(2)
+    # The forward cell state, c_t = f_t c_{t-1} + i_t g_t (the fused forward keeps only c_T).
+    c = torch.mul(i, g)
     previous = c0
-    for t in range(steps):  # c_t = f_t c_{t-1} + i_t g_t
-        previous = torch.addcmul(input_part[t], f[t], previous, out=c[t])
-    c_prev = torch.cat([c0.unsqueeze(0), c[:-1]], dim=0)
+    for t in range(steps):
+        previous = c[t].addcmul_(f[t], previous)
     tanh_c = torch.tanh(c)
-    d_i, d_f, d_o = i * (1 - i), f * (1 - f), o * (1 - o)
-    d_g, d_tanh_c = 1 - g * g, 1 - tanh_c * tanh_c
-    to_c = o * d_tanh_c  # dc contribution from dL/dm_t
-    ifg = torch.stack([g * d_i, c_prev * d_f, i * d_g], dim=2)  # (T, B, 3, H), times gc_t
-    o_part = tanh_c * d_o  # times dL/dm_t
+    # Factors that multiply the backward signals, built in place to spare memory traffic:
+    # to_c = o (1 - tanh^2 c) times dL/dm_t gives dL/dc_t; the gate gradients are
+    # (g i(1-i), c_{t-1} f(1-f), i (1-g^2)) times dL/dc_t and tanh(c) o(1-o) times dL/dm_t.
+    # Each derivative is counted for saturation before it is multiplied on.
+    saturation = _SaturationCount()
+    to_c = torch.mul(tanh_c, tanh_c).neg_().add_(1.0)
+    saturation.add(to_c, 1.0)
+    to_c.mul_(o)
+    o_part = torch.sub(1.0, o).mul_(o)
+    saturation.add(o_part, 0.25)
+    o_part.mul_(tanh_c)
+    del tanh_c
+    ifg = torch.empty(steps, batch, 3, hidden, dtype=h.dtype, device=h.device)
+    i_part, f_part, g_part = ifg.unbind(2)
+    torch.sub(1.0, i, out=i_part).mul_(i)
+    saturation.add(i_part, 0.25)
+    i_part.mul_(g)
+    torch.sub(1.0, f, out=f_part).mul_(f)
+    saturation.add(f_part, 0.25)
+    f_part[1:].mul_(c[:-1])
+    f_part[0].mul_(c0)
+    torch.mul(g, g, out=g_part).neg_().add_(1.0)
+    saturation.add(g_part, 1.0)
+    g_part.mul_(i)
 
     grad_h = torch.empty_like(h)
-    grad_c = torch.empty_like(c)
+    grad_c = c  # c is no longer needed: its buffer takes dL/dc_t
     delta = torch.empty(steps, batch, 4, hidden, dtype=h.dtype, device=h.device)
     carry_h = torch.zeros(batch, h.shape[2], dtype=h.dtype, device=h.device)
     carry_c = direct_c_last.clone()
@@ -137,43 +198,59 @@ def _lstm(
         gc = torch.addcmul(carry_c, gm, to_c[t], out=grad_c[t])
         torch.mul(gc.unsqueeze(1), ifg[t], out=delta[t, :, :3])
         torch.mul(gm, o_part[t], out=delta[t, :, 3])
-        carry_h = delta[t].view(batch, 4 * hidden) @ w_hh
-        carry_c = gc * f[t]
-    grad_input = _linear(delta.view(steps, batch, 4 * hidden), w.w_ih.T, None)
-    saturated = _share_below([d_i, d_f, d_o, d_g, d_tanh_c], [0.25, 0.25, 0.25, 1.0, 1.0])
-    return DirectionGradients(grad_h, grad_c, grad_input, saturated)
+        torch.mm(delta[t].view(batch, 4 * hidden), w_hh, out=carry_h)
+        torch.mul(gc, f[t], out=carry_c)
+    grad_input = _input_gradient(delta.view(steps, batch, 4 * hidden), w.w_ih, need_input)
+    return DirectionGradients(grad_h, grad_c, grad_input, saturation.share)
 
 
 def _gru(
-    w: LayerWeights, x: torch.Tensor, h: torch.Tensor, h0: torch.Tensor, direct: torch.Tensor
+    w: LayerWeights,
+    x: torch.Tensor,
+    h: torch.Tensor,
+    h0: torch.Tensor,
+    direct: torch.Tensor,
+    need_input: bool,
 ) -> DirectionGradients:
     steps, batch, hidden = h.shape
     h_prev = torch.cat([h0.unsqueeze(0), h[:-1]], dim=0)
-    from_input = _linear(x, w.w_ih, w.b_ih).view(steps, batch, 3, hidden)
+    gates = _linear(x, w.w_ih, w.b_ih).view(steps, batch, 3, hidden)
     from_hidden = _linear(h_prev, w.w_hh, w.b_hh).view(steps, batch, 3, hidden)
-    r = torch.sigmoid(from_input[:, :, 0] + from_hidden[:, :, 0])
-    z = torch.sigmoid(from_input[:, :, 1] + from_hidden[:, :, 1])
+    gates[:, :, 0:2].add_(from_hidden[:, :, 0:2]).sigmoid_()
+    r, z, n = gates.unbind(2)
     hidden_n = from_hidden[:, :, 2]
-    n = torch.tanh(from_input[:, :, 2] + r * hidden_n)
-    d_r, d_z, d_n = r * (1 - r), z * (1 - z), 1 - n * n
-    a_n = (1 - z) * d_n
-    a_z = (h_prev - n) * d_z
-    a_r = a_n * hidden_n * d_r
-    input_side = torch.stack([a_r, a_z, a_n], dim=2)  # times g_t: input-side gate gradients
-    hidden_side = torch.stack([a_r, a_z, a_n * r], dim=2)  # hidden side: n gate scaled by r
+    n.addcmul_(r, hidden_n).tanh_()
+    # Input-side gate gradients are g_t times (a_r, a_z, a_n) with
+    # a_n = (1-z)(1-n^2), a_z = (h_{t-1} - n) z(1-z), a_r = a_n (W_hn h + b_hn) r(1-r);
+    # the hidden side scales the n gate by r. Built in place, counting saturation first.
+    saturation = _SaturationCount()
+    factors = torch.empty_like(gates)
+    a_r, a_z, a_n = factors.unbind(2)
+    torch.mul(n, n, out=a_n).neg_().add_(1.0)
+    saturation.add(a_n, 1.0)
+    a_n.addcmul_(a_n, z, value=-1.0)
+    torch.sub(1.0, z, out=a_z).mul_(z)
+    saturation.add(a_z, 0.25)
+    a_z.mul_(h_prev.sub_(n))  # h_prev is not needed after this
+    torch.sub(1.0, r, out=a_r).mul_(r)
+    saturation.add(a_r, 0.25)
+    a_r.mul_(hidden_n).mul_(a_n)
+    hidden_side = factors.clone()
+    hidden_side[:, :, 2].mul_(r)
+    del from_hidden, hidden_n
 
     grad_h = torch.empty_like(h)
-    delta = torch.empty(steps, batch, 3, hidden, dtype=h.dtype, device=h.device)
+    delta = torch.empty_like(factors)
+    through = torch.empty(batch, 3, hidden, dtype=h.dtype, device=h.device)
     carry = torch.zeros(batch, hidden, dtype=h.dtype, device=h.device)
     w_hh = w.w_hh
     for t in range(steps - 1, -1, -1):
-        gh = torch.add(direct[t], carry, out=grad_h[t])
-        torch.mul(gh.unsqueeze(1), input_side[t], out=delta[t])
-        through_gates = (gh.unsqueeze(1) * hidden_side[t]).view(batch, 3 * hidden)
-        carry = torch.addmm(gh * z[t], through_gates, w_hh)
-    grad_input = _linear(delta.view(steps, batch, 3 * hidden), w.w_ih.T, None)
-    saturated = _share_below([d_r, d_z, d_n], [0.25, 0.25, 1.0])
-    return DirectionGradients(grad_h, None, grad_input, saturated)
+        gh = torch.add(direct[t], carry, out=grad_h[t]).unsqueeze(1)
+        torch.mul(gh, factors[t], out=delta[t])
+        torch.mul(gh, hidden_side[t], out=through)
+        carry = torch.addmm(grad_h[t] * z[t], through.view(batch, 3 * hidden), w_hh)
+    grad_input = _input_gradient(delta.view(steps, batch, 3 * hidden), w.w_ih, need_input)
+    return DirectionGradients(grad_h, None, grad_input, saturation.share)
 
 
 def backward_direction(
@@ -185,6 +262,8 @@ def backward_direction(
     c0: torch.Tensor | None,
     direct: torch.Tensor,
     direct_c_last: torch.Tensor | None,
+    *,
+    need_input: bool = True,
 ) -> DirectionGradients:
     """Total ``dL/dh_t`` (and ``dL/dc_t``) of one layer and direction.
 
@@ -196,11 +275,12 @@ def backward_direction(
         h0: ``(B, P)``; ``c0``: ``(B, H)`` for LSTM.
         direct: ``(T, B, P)`` direct gradients, the final state's included.
         direct_c_last: ``(B, H)`` direct gradient at the final cell state (LSTM).
+        need_input: compute ``dL/dx_t`` (not needed for the first layer).
     """
     with torch.no_grad():
         if kind in ("rnn_tanh", "rnn_relu"):
-            return _rnn(kind, weights, x, h, direct)
+            return _rnn(kind, weights, h, direct, need_input)
         if kind == "lstm":
             assert c0 is not None and direct_c_last is not None
-            return _lstm(weights, x, h, h0, c0, direct, direct_c_last)
-        return _gru(weights, x, h, h0, direct)
+            return _lstm(weights, x, h, h0, c0, direct, direct_c_last, need_input)
+        return _gru(weights, x, h, h0, direct, need_input)

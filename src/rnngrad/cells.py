@@ -29,7 +29,7 @@ __all__ = [
     "layer_weights",
 ]
 
-CellKind = Literal["rnn_tanh", "rnn_relu", "lstm", "gru"]
+CellKind = Literal["rnn_tanh", "rnn_relu", "lstm", "gru", "custom"]
 
 
 class UnsupportedModuleError(InvalidInputError):
@@ -41,7 +41,8 @@ class RecurrentLayout:
     """The shape of a fused recurrent module.
 
     Attributes:
-        kind: ``"rnn_tanh"``, ``"rnn_relu"``, ``"lstm"`` or ``"gru"``.
+        kind: ``"rnn_tanh"``, ``"rnn_relu"``, ``"lstm"``, ``"gru"``, or
+            ``"custom"`` for a cell profiled through the cell protocol.
         input_size, hidden_size: as in the module.
         proj_size: LSTM projection size, 0 when absent.
         num_layers: stacked layers.
@@ -74,7 +75,7 @@ class RecurrentLayout:
     @property
     def gates(self) -> int:
         """Gate blocks stacked in ``weight_hh``: 1 (RNN), 4 (LSTM), 3 (GRU)."""
-        return {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}[self.kind]
+        return {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3, "custom": 1}[self.kind]
 
     def layer_input_size(self, layer: int) -> int:
         """Feature size of layer ``layer``'s input."""

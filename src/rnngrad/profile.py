@@ -46,7 +46,14 @@ from rnngrad.cells import RecurrentLayout, describe_module, find_recurrent_modul
 from rnngrad.errors import InvalidInputError, NonFiniteInputError, ShapeError
 from rnngrad.verdict import RATE_TOLERANCE, GrowthVerdict, gradient_horizon, growth_verdict
 
-__all__ = ["GradientProfile", "LayerProfile", "LossSpec", "gradient_profile", "summarise"]
+__all__ = [
+    "GradientProfile",
+    "LayerProfile",
+    "LossSpec",
+    "cell_gradient_profile",
+    "gradient_profile",
+    "summarise",
+]
 
 FloatArray = NDArray[np.float64]
 LossSpec = Literal["last", "sum"] | Callable[[Any], torch.Tensor]
@@ -194,7 +201,7 @@ def summarise(
     )
 
 
-_FUSED = {
+_FUSED: dict[str, Callable[..., Any]] = {
     "rnn_tanh": torch.rnn_tanh,
     "rnn_relu": torch.rnn_relu,
     "lstm": torch.lstm,
@@ -266,7 +273,9 @@ def _layer_forward(
                     weights.append(w.w_hr)
             state = slice(layer * dirs, (layer + 1) * dirs)
             layer_hx: Any = (h0[state], c0[state]) if c0 is not None else h0[state]
-            result = fused(seq, layer_hx, weights, layout.bias, 1, 0.0, False, layout.bidirectional, False)
+            result = fused(
+                seq, layer_hx, weights, layout.bias, 1, 0.0, False, layout.bidirectional, False
+            )
             out = result[0]
             inputs.append(seq)
             outputs.append(out)
@@ -277,7 +286,9 @@ def _layer_forward(
             last = layer == layout.num_layers - 1
             if module.training and layout.dropout > 0 and not last:
                 keep = 1.0 - layout.dropout
-                draw = torch.rand(out.shape, generator=generator, dtype=out.dtype, device=out.device)
+                draw = torch.rand(
+                    out.shape, generator=generator, dtype=out.dtype, device=out.device
+                )
                 mask = (draw < keep).to(out.dtype) / keep
                 seq = out * mask
             else:
@@ -311,18 +322,22 @@ def _initial_state(
 
 @contextmanager
 def _replaced_forward(module: nn.Module, forward: Callable[..., Any]) -> Iterator[None]:
-    module.forward = forward  # type: ignore[method-assign]
+    module.forward = forward
     try:
         yield
     finally:
         del module.forward
 
 
-def _loss_of(loss: LossSpec, model_output: Any, module_output: torch.Tensor, batch_first: bool) -> torch.Tensor:
+def _loss_of(
+    loss: LossSpec, model_output: Any, module_output: torch.Tensor, batch_first: bool
+) -> torch.Tensor:
     if callable(loss):
         value = loss(model_output)
     elif loss == "last":
-        last = module_output[:, -1] if batch_first and module_output.dim() == 3 else module_output[-1]
+        last = (
+            module_output[:, -1] if batch_first and module_output.dim() == 3 else module_output[-1]
+        )
         value = 0.5 * (last**2).sum()
     elif loss == "sum":
         value = 0.5 * (module_output**2).sum()
@@ -346,9 +361,16 @@ def _from_time_major(value: torch.Tensor, layout: RecurrentLayout, unbatched: bo
 
 
 def _norms(grad: torch.Tensor) -> FloatArray:
-    """``(T, B, F)`` gradients to ``(B, T)`` float64 norms."""
-    norms = torch.linalg.vector_norm(grad, dim=2, dtype=torch.float64)
-    return norms.T.cpu().numpy()
+    """``(T, B, F)`` gradients to ``(B, T)`` float64 norms.
+
+    The norm is taken in the gradient's own dtype (fast) and again in float64
+    only where that overflowed although the entries were finite.
+    """
+    norms = torch.linalg.vector_norm(grad, dim=2)
+    if grad.dtype != torch.float64 and not torch.isfinite(norms).all():
+        norms = torch.linalg.vector_norm(grad, dim=2, dtype=torch.float64)
+    result: FloatArray = norms.T.to(torch.float64).cpu().numpy()
+    return result
 
 
 def gradient_profile(
@@ -408,9 +430,7 @@ def gradient_profile(
         return leaf_out, (leaf_h, leaf_c)
 
     arguments = inputs if isinstance(inputs, tuple) else (inputs,)
-    devices = [
-        a.device.index or 0 for a in arguments if isinstance(a, torch.Tensor) and a.is_cuda
-    ]
+    devices = [a.device.index or 0 for a in arguments if isinstance(a, torch.Tensor) and a.is_cuda]
     with torch.random.fork_rng(devices=devices), torch.enable_grad():
         if rnn is model:
             model_output = forward(arguments[0], hx)
@@ -422,7 +442,9 @@ def gradient_profile(
         loss_value = _loss_of(loss, model_output, saved["out"], layout.batch_first)
         leaves = [saved["out"], saved["h"]] + ([saved["c"]] if saved["c"] is not None else [])
         grads = torch.autograd.grad(loss_value, leaves, allow_unused=True)
-    grads = tuple(torch.zeros_like(leaf) if g is None else g for g, leaf in zip(grads, leaves))
+    grads = tuple(
+        torch.zeros_like(leaf) if g is None else g for g, leaf in zip(grads, leaves, strict=True)
+    )
 
     trajectory: _Trajectory = saved["trajectory"]
     unbatched = trajectory.unbatched
@@ -456,10 +478,12 @@ def gradient_profile(
                 None if trajectory.c0 is None else trajectory.c0[row],
                 given,
                 None if grad_c_n is None else grad_c_n[row],
+                need_input=layer > 0,
             )
             grad_h = order(result.grad_h)
             grad_c = None if result.grad_c is None else order(result.grad_c)
-            grad_input += order(result.grad_input)
+            if result.grad_input is not None:
+                grad_input += order(result.grad_input)
             profiles[(layer, direction)] = summarise(
                 layer,
                 direction,
@@ -468,12 +492,18 @@ def gradient_profile(
                 cell_grad_norm=None if grad_c is None else _norms(grad_c),
                 tolerance=tolerance,
                 grad=grad_h.transpose(0, 1).clone() if keep_gradients else None,
-                grad_c=grad_c.transpose(0, 1).clone() if keep_gradients and grad_c is not None else None,
+                grad_c=grad_c.transpose(0, 1).clone()
+                if keep_gradients and grad_c is not None
+                else None,
             )
         if layer > 0:
             mask = trajectory.masks[layer - 1]
             direct = grad_input if mask is None else grad_input * mask
-    ordered = tuple(profiles[(l, d)] for l in range(layout.num_layers) for d in range(dirs))
+    ordered = tuple(
+        profiles[(layer, direction)]
+        for layer in range(layout.num_layers)
+        for direction in range(dirs)
+    )
     return GradientProfile(
         layout=layout,
         module_name=name,
@@ -483,4 +513,107 @@ def gradient_profile(
         loss_value=float(loss_value.detach()),
         dtype=str(trajectory.inputs[0].dtype).removeprefix("torch."),
         layers=ordered,
+    )
+
+
+def cell_gradient_profile(
+    cell: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    inputs: torch.Tensor,
+    *,
+    h0: torch.Tensor | None = None,
+    batch_first: bool = False,
+    loss: LossSpec = "last",
+    keep_gradients: bool = False,
+    tolerance: float = RATE_TOLERANCE,
+) -> GradientProfile:
+    """The gradient profile of a custom cell ``h_t = cell(x_t, h_{t-1})``.
+
+    The protocol: ``cell`` is any callable (usually an ``nn.Module``) that maps
+    an input ``x_t`` of shape ``(B, D)`` and a state ``h_{t-1}`` of shape
+    ``(B, N)`` to ``h_t`` of shape ``(B, N)``; ``nn.RNNCell`` and ``nn.GRUCell``
+    follow it as they are. The state must be one flat tensor (an LSTM cell's
+    ``(h, c)`` pair does not qualify; use ``nn.LSTM`` or wrap the cell so that
+    it carries ``cat(h, c)``). ``h0`` defaults to zeros of size
+    ``cell.hidden_size``.
+
+    The loop runs in Python with autograd and ``torch.autograd.grad`` of the loss
+    with respect to every ``h_t`` gives the total gradients. ``loss`` is
+    ``"last"`` (``0.5 sum(h_T**2)``), ``"sum"`` (``0.5 sum_t sum(h_t**2)``) or a
+    callable on the stacked states, shaped like ``inputs`` with ``N`` features.
+    Saturation is not defined for an unknown cell and is reported as NaN.
+
+    Raises:
+        ShapeError: ``inputs`` not ``(T, B, D)``/``(B, T, D)``, ``T = 0``, or a
+            state that is not a flat ``(B, N)`` tensor.
+        NonFiniteInputError: NaN or inf in the inputs.
+    """
+    if not isinstance(inputs, torch.Tensor) or inputs.dim() != 3:
+        shape = tuple(inputs.shape) if isinstance(inputs, torch.Tensor) else type(inputs).__name__
+        raise ShapeError(f"inputs must be a (T, B, D) or (B, T, D) tensor, got {shape}")
+    seq = inputs.transpose(0, 1) if batch_first else inputs
+    steps, batch = seq.shape[:2]
+    if steps == 0:
+        raise ShapeError("the input sequence is empty (T = 0)")
+    if not torch.isfinite(seq).all():
+        raise NonFiniteInputError("the input holds NaN or inf")
+    if h0 is None:
+        size = getattr(cell, "hidden_size", None)
+        if not isinstance(size, int):
+            raise InvalidInputError("give h0, or a cell with an integer hidden_size")
+        h0 = torch.zeros(batch, size, dtype=seq.dtype, device=seq.device)
+    state = h0
+    states: list[torch.Tensor] = []
+    with torch.random.fork_rng(devices=[]), torch.enable_grad():
+        for t in range(steps):
+            state = cell(seq[t], state)
+            if not isinstance(state, torch.Tensor) or state.shape != h0.shape:
+                got = (
+                    tuple(state.shape) if isinstance(state, torch.Tensor) else type(state).__name__
+                )
+                raise ShapeError(
+                    f"the cell must return a flat state of shape {tuple(h0.shape)}, got {got}"
+                )
+            states.append(state)
+        stacked = torch.stack(states)
+        shaped = stacked.transpose(0, 1) if batch_first else stacked
+        if callable(loss):
+            value = loss(shaped)
+        elif loss == "last":
+            value = 0.5 * (stacked[-1] ** 2).sum()
+        elif loss == "sum":
+            value = 0.5 * (stacked**2).sum()
+        else:
+            raise InvalidInputError(f"unknown loss {loss!r}; expected 'last', 'sum' or a callable")
+        grads = torch.autograd.grad(value, states, allow_unused=True)
+    grad = torch.stack(
+        [torch.zeros_like(s) if g is None else g for g, s in zip(grads, states, strict=True)]
+    ).detach()
+    layer = summarise(
+        0,
+        0,
+        _norms(grad),
+        math.nan,
+        tolerance=tolerance,
+        grad=grad.transpose(0, 1).clone() if keep_gradients else None,
+    )
+    layout = RecurrentLayout(
+        kind="custom",
+        input_size=int(seq.shape[2]),
+        hidden_size=int(h0.shape[1]),
+        proj_size=0,
+        num_layers=1,
+        bidirectional=False,
+        batch_first=batch_first,
+        bias=True,
+        dropout=0.0,
+    )
+    return GradientProfile(
+        layout=layout,
+        module_name=type(cell).__name__,
+        steps=steps,
+        batch=batch,
+        loss=loss if isinstance(loss, str) else "custom",
+        loss_value=float(value.detach()),
+        dtype=str(seq.dtype).removeprefix("torch."),
+        layers=(layer,),
     )

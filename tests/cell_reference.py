@@ -1,0 +1,102 @@
+"""A cell-by-cell reference for nn.RNN/LSTM/GRU: the loop with retain_grad.
+
+A second implementation on purpose: it rebuilds each layer and direction from
+the module's parameters, step by step, applies the given dropout masks between
+layers, and lets autograd produce dL/dh_t (and dL/dc_t) at every step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+
+def cell_reference(
+    module: nn.Module,
+    x: torch.Tensor,
+    loss: str | Callable[[torch.Tensor], torch.Tensor] = "last",
+    masks: list[torch.Tensor | None] | None = None,
+    hx: torch.Tensor | tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> tuple[dict[tuple[int, int], torch.Tensor], dict[tuple[int, int], torch.Tensor], torch.Tensor]:
+    """dL/dh_t and dL/dc_t per (layer, direction), shape (B, T, P), and the module output."""
+    unbatched = x.dim() == 2
+    seq = x.unsqueeze(1) if unbatched else (x.transpose(0, 1) if module.batch_first else x)
+    steps, batch, _ = seq.shape
+    directions = 2 if module.bidirectional else 1
+    hidden = module.hidden_size
+    size = getattr(module, "proj_size", 0) or hidden
+    is_lstm = isinstance(module, nn.LSTM)
+    is_gru = isinstance(module, nn.GRU)
+    relu = isinstance(module, nn.RNN) and module.nonlinearity == "relu"
+    if hx is None:
+        h0 = torch.zeros(module.num_layers * directions, batch, size, dtype=x.dtype)
+        c0 = torch.zeros(module.num_layers * directions, batch, hidden, dtype=x.dtype)
+    else:
+        h0, c0 = hx if is_lstm else (hx, None)  # type: ignore[misc]
+        if unbatched:
+            h0 = h0.unsqueeze(1)
+            c0 = c0.unsqueeze(1) if c0 is not None else None
+    states: dict[tuple[int, int], list[torch.Tensor]] = {}
+    cells: dict[tuple[int, int], list[torch.Tensor]] = {}
+    layer_input = seq
+    for layer in range(module.num_layers):
+        outputs = []
+        for direction in range(directions):
+            suffix = f"l{layer}" + ("_reverse" if direction else "")
+            w_ih = getattr(module, f"weight_ih_{suffix}")
+            w_hh = getattr(module, f"weight_hh_{suffix}")
+            b_ih = getattr(module, f"bias_ih_{suffix}", None)
+            b_hh = getattr(module, f"bias_hh_{suffix}", None)
+            w_hr = getattr(module, f"weight_hr_{suffix}", None)
+            row = layer * directions + direction
+            h = h0[row]
+            c = c0[row] if c0 is not None else None
+            hs: list[torch.Tensor] = [torch.empty(0)] * steps
+            cs: list[torch.Tensor] = [torch.empty(0)] * steps
+            order = range(steps) if direction == 0 else range(steps - 1, -1, -1)
+            for t in order:
+                gi = layer_input[t] @ w_ih.T + (b_ih if b_ih is not None else 0.0)
+                gh = h @ w_hh.T + (b_hh if b_hh is not None else 0.0)
+                if is_lstm:
+                    i, f, g, o = (gi + gh).chunk(4, dim=-1)
+                    c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+                    h = torch.sigmoid(o) * torch.tanh(c)
+                    if w_hr is not None:
+                        h = h @ w_hr.T
+                    c.retain_grad()
+                    cs[t] = c
+                elif is_gru:
+                    ir, iz, inn = gi.chunk(3, dim=-1)
+                    hr, hz, hn = gh.chunk(3, dim=-1)
+                    r = torch.sigmoid(ir + hr)
+                    z = torch.sigmoid(iz + hz)
+                    n = torch.tanh(inn + r * hn)
+                    h = (1 - z) * n + z * h
+                else:
+                    h = torch.relu(gi + gh) if relu else torch.tanh(gi + gh)
+                h.retain_grad()
+                hs[t] = h
+            states[(layer, direction)] = hs
+            cells[(layer, direction)] = cs
+            outputs.append(torch.stack(hs))
+        layer_input = torch.cat(outputs, dim=-1)
+        if masks is not None and layer < len(masks) and masks[layer] is not None:
+            layer_input = layer_input * masks[layer]
+    output = layer_input
+    if callable(loss):
+        value = loss(output)
+    elif loss == "last":
+        value = 0.5 * (output[-1] ** 2).sum()
+    else:
+        value = 0.5 * (output**2).sum()
+    value.backward()
+
+    def gather(values: list[torch.Tensor]) -> torch.Tensor:
+        grads = [v.grad if v.grad is not None else torch.zeros_like(v) for v in values]
+        return torch.stack(grads).transpose(0, 1)  # (B, T, F)
+
+    grads_h = {key: gather(values) for key, values in states.items()}
+    grads_c = {key: gather(values) for key, values in cells.items() if is_lstm}
+    return grads_h, grads_c, output
