@@ -8,6 +8,7 @@ line on stderr and exit status 2, never a traceback.
 
 from __future__ import annotations
 
+import itertools
 import math
 import sys
 from enum import Enum
@@ -285,6 +286,155 @@ def spectrum(
     )
     if verdict.disagreement:
         console.print(f"[yellow]The criteria disagree:[/] {verdict.disagreement}.")
+
+
+class LossName(str, Enum):
+    last = "last"
+    sum = "sum"
+
+
+class DtypeName(str, Enum):
+    float32 = "float32"
+    float64 = "float64"
+
+
+_BLOCKS = "▁▂▃▄▅▆▇█"
+
+
+def _sparkline(log10_values: list[float], width: int = 48) -> str:
+    """The per-step profile in one line: block height ~ log10 norm, '·' for zero or non-finite."""
+    import numpy as np
+
+    values = np.asarray(log10_values, dtype=float)
+    if values.size > width:  # the largest log10 in each of equal bins of steps
+        edges = np.linspace(0, values.size, width + 1).astype(int)
+        values = np.array([np.max(values[a:b]) for a, b in itertools.pairwise(edges)])
+    finite = np.isfinite(values)
+    if not finite.any():
+        return "·" * values.size
+    low, high = values[finite].min(), values[finite].max()
+    span = high - low if high > low else 1.0
+    return "".join(
+        _BLOCKS[round((v - low) / span * (len(_BLOCKS) - 1))] if np.isfinite(v) else "·"
+        for v in values
+    )
+
+
+def _ratio_text(log10_ratio: float | None) -> str:
+    if log10_ratio is None:
+        return "g_T = 0"
+    if log10_ratio == -math.inf:
+        return "g_1 = 0"
+    return f"{log10_ratio:.3g}"
+
+
+@app.command()
+def profile(
+    model: Annotated[
+        str,
+        typer.Option(
+            "--model", help="Module spec, e.g. lstm:input=8,hidden=64,layers=2,bidirectional=true."
+        ),
+    ],
+    state_dict: Annotated[
+        Path | None,
+        typer.Option(
+            "--state-dict", help="Weights: .pt (weights_only) or .safetensors state_dict."
+        ),
+    ] = None,
+    input_file: Annotated[
+        Path | None,
+        typer.Option("--input", help="Input tensor: .pt or .npy, shaped as the module expects."),
+    ] = None,
+    random_input: Annotated[
+        str | None,
+        typer.Option("--random-input", help="Seeded N(0,1) input of batch B and length T: B,T."),
+    ] = None,
+    loss: Annotated[
+        LossName, typer.Option("--loss", help="last: 0.5*sum(output[T]^2); sum: 0.5*sum(output^2).")
+    ] = LossName.last,
+    dtype: Annotated[DtypeName, typer.Option("--dtype", help="Compute in float32 or float64.")] = (
+        DtypeName.float32
+    ),
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the initialisation and inputs.")] = 0,
+    train: Annotated[
+        bool, typer.Option("--train", help="Train mode: dropout between layers is on.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Per-time-step gradients ||dL/dh_t|| of every layer and direction of a fused module."""
+    import torch
+
+    from rnngrad.profile import gradient_profile
+    from rnngrad.spec import build_module, load_input, load_state_dict, parse_spec
+
+    spec = parse_spec(model)
+    if (input_file is None) == (random_input is None):
+        raise InvalidInputError("give exactly one of --input FILE and --random-input B,T")
+    torch_dtype = torch.float64 if dtype == DtypeName.float64 else torch.float32
+    module = build_module(spec, seed=seed, dtype=torch_dtype)
+    if state_dict is not None:
+        load_state_dict(module, state_dict)
+    module.train(train)
+    if random_input is not None:
+        parts = random_input.split(",")
+        try:
+            batch, steps = (int(p) for p in parts)
+        except ValueError:
+            raise InvalidInputError(
+                f"--random-input must be B,T with two whole numbers, got {random_input!r}"
+            ) from None
+        if batch < 1 or steps < 1:
+            raise InvalidInputError(f"--random-input needs B >= 1 and T >= 1, got {random_input!r}")
+        generator = torch.Generator().manual_seed(seed)
+        size = spec.arguments["input_size"]
+        shape = (batch, steps, size) if spec.arguments["batch_first"] else (steps, batch, size)
+        inputs = torch.randn(shape, generator=generator, dtype=torch_dtype)
+    else:
+        assert input_file is not None
+        inputs = load_input(input_file, torch_dtype)
+    result = gradient_profile(
+        module, inputs, loss=loss.value, generator=torch.Generator().manual_seed(seed)
+    )
+
+    if as_json:
+        from rnngrad.jsonout import dumps, profile_json
+
+        print(dumps(profile_json(result, spec.text)))
+        return
+
+    console = Console()
+    layout = result.layout
+    table = Table(
+        title=(
+            f"{spec.text}  T = {result.steps}, B = {result.batch}, loss = {result.loss}, "
+            f"{result.dtype}"
+        ),
+        caption="ratio: log10 ||dL/dh_1|| / ||dL/dh_T||; decay: nats per step towards t = 1; "
+        "sat.: saturated share; profile: log10 ||dL/dh_t|| over t = 1..T (· = 0)",
+    )
+    table.add_column("layer", no_wrap=True)
+    table.add_column("verdict", no_wrap=True, min_width=9)
+    for header in ("ratio", "decay", "horizon", "sat."):
+        table.add_column(header, justify="right", no_wrap=True)
+    table.add_column("profile", no_wrap=True)
+    for lp in result.layers:
+        table.add_row(
+            f"{lp.layer}" + (" rev" if lp.direction else ""),
+            f"[{_VERDICT_STYLE[lp.verdict.label]}]{lp.verdict.label}[/]",
+            _ratio_text(lp.log10_ratio),
+            "—" if lp.decay_rate is None else f"{lp.decay_rate:.3g}",
+            ">T" if lp.horizon is None else str(lp.horizon),
+            f"{lp.saturation:.1%}",
+            _sparkline(list(lp.log10_grad_norm), width=20),
+        )
+    console.print(table)
+    worst = [lp for lp in result.layers if lp.verdict.label != "neither"]
+    if worst:
+        names = ", ".join(f"{lp.name} ({lp.verdict.label})" for lp in worst)
+        console.print(f"Gradients that vanish or explode: {names}.")
+    else:
+        console.print(f"No layer of the {layout.kind} vanishes or explodes on this batch.")
 
 
 def main(argv: list[str] | None = None) -> None:

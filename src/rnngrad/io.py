@@ -10,18 +10,19 @@ from __future__ import annotations
 
 import pickle
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from rnngrad.errors import InvalidInputError, UnsafeFileError, WeightFileError
 
-__all__ = ["SUPPORTED_WEIGHT_SUFFIXES", "load_array", "parse_float_list"]
+__all__ = ["SUPPORTED_WEIGHT_SUFFIXES", "load_array", "load_tensor_file", "parse_float_list"]
 
 SUPPORTED_WEIGHT_SUFFIXES = (".npy", ".pt", ".pth", ".safetensors")
 
 
-def _select(tensors: dict[str, object], key: str | None, path: Path) -> object:
+def _select(tensors: dict[str, Any], key: str | None, path: Path) -> Any:
     names = sorted(tensors)
     if key is not None:
         if key not in tensors:
@@ -37,7 +38,25 @@ def _select(tensors: dict[str, object], key: str | None, path: Path) -> object:
     )
 
 
-def _load_pt(path: Path, key: str | None) -> object:
+def _readable(path: str | Path, suffixes: tuple[str, ...]) -> Path:
+    file = Path(path)
+    suffix = file.suffix.lower()
+    if suffix not in suffixes:
+        raise WeightFileError(
+            f"{file}: unsupported file type {suffix or '(none)'!r}; "
+            f"expected one of {', '.join(suffixes)}"
+        )
+    if not file.is_file():
+        raise WeightFileError(f"{file}: no such file")
+    try:
+        with file.open("rb"):
+            pass
+    except OSError as error:
+        raise WeightFileError(f"{file}: cannot be read ({error.strerror})") from None
+    return file
+
+
+def _load_pt(path: Path) -> Any:
     import torch
 
     try:
@@ -51,25 +70,47 @@ def _load_pt(path: Path, key: str | None) -> object:
         detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise WeightFileError(f"{path}: not a readable PyTorch file ({detail})") from None
     if isinstance(loaded, torch.Tensor):
-        if key is not None:
-            raise WeightFileError(f"{path} holds a single tensor; --key {key!r} does not apply")
         return loaded
-    if isinstance(loaded, dict):
-        return _select(loaded, key, path)
+    if isinstance(loaded, dict) and all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in loaded.items()
+    ):
+        return dict(loaded)
     raise WeightFileError(
-        f"{path}: expected a tensor or a dict of tensors, got {type(loaded).__name__}"
+        f"{path}: expected a tensor or a dict of named tensors, got {type(loaded).__name__}"
     )
 
 
-def _load_safetensors(path: Path, key: str | None) -> object:
-    from safetensors import SafetensorError
-    from safetensors.numpy import load_file
+def load_tensor_file(path: str | Path, *, allow_single: bool = False) -> dict[str, Any]:
+    """The named tensors of a ``.pt``/``.pth`` (``weights_only=True``) or ``.safetensors`` file.
 
-    try:
-        tensors = load_file(str(path))
-    except (SafetensorError, OSError, ValueError, TypeError) as error:
-        raise WeightFileError(f"{path}: not a readable safetensors file ({error})") from None
-    return _select(dict(tensors), key, path)
+    Args:
+        path: the file.
+        allow_single: accept a ``.pt`` file that holds one bare tensor; it is
+            returned under the name ``""``.
+
+    Returns:
+        A dict of name to ``torch.Tensor`` (CPU).
+
+    Raises:
+        WeightFileError: missing, unreadable or unsupported file, or a bare
+            tensor where names were needed.
+        UnsafeFileError: the file would need unpickling.
+    """
+    file = _readable(path, (".pt", ".pth", ".safetensors"))
+    if file.suffix.lower() == ".safetensors":
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            return dict(load_file(str(file)))
+        except (SafetensorError, OSError, ValueError, TypeError) as error:
+            raise WeightFileError(f"{file}: not a readable safetensors file ({error})") from None
+    loaded = _load_pt(file)
+    if isinstance(loaded, dict):
+        return loaded
+    if not allow_single:
+        raise WeightFileError(f"{file} holds a single tensor, not a state_dict of named tensors")
+    return {"": loaded}
 
 
 def load_array(path: str | Path, key: str | None = None) -> NDArray[np.float64]:
@@ -88,23 +129,9 @@ def load_array(path: str | Path, key: str | None = None) -> NDArray[np.float64]:
         UnsafeFileError: the file would need unpickling.
         InvalidInputError: the array is not real-valued numeric.
     """
-    file = Path(path)
-    suffix = file.suffix.lower()
-    if suffix not in SUPPORTED_WEIGHT_SUFFIXES:
-        raise WeightFileError(
-            f"{file}: unsupported file type {suffix or '(none)'!r}; "
-            f"expected one of {', '.join(SUPPORTED_WEIGHT_SUFFIXES)}"
-        )
-    if not file.is_file():
-        raise WeightFileError(f"{file}: no such file")
-    try:
-        with file.open("rb"):
-            pass
-    except OSError as error:
-        raise WeightFileError(f"{file}: cannot be read ({error.strerror})") from None
-
-    raw: object
-    if suffix == ".npy":
+    file = _readable(path, SUPPORTED_WEIGHT_SUFFIXES)
+    raw: Any
+    if file.suffix.lower() == ".npy":
         if key is not None:
             raise WeightFileError(f"{file} holds a single array; --key {key!r} does not apply")
         try:
@@ -117,15 +144,15 @@ def load_array(path: str | Path, key: str | None = None) -> NDArray[np.float64]:
             raise WeightFileError(f"{file}: not a readable .npy file ({error})") from None
         except (OSError, EOFError) as error:
             raise WeightFileError(f"{file}: not a readable .npy file ({error})") from None
-    elif suffix == ".safetensors":
-        raw = _load_safetensors(file, key)
     else:
-        raw = _load_pt(file, key)
-
-    if hasattr(raw, "detach"):  # a torch tensor
-        tensor = raw.detach().cpu()
+        tensors = load_tensor_file(file, allow_single=True)
+        if "" in tensors and key is not None:
+            raise WeightFileError(f"{file} holds a single tensor; --key {key!r} does not apply")
+        tensor = _select(tensors, key, file).detach().cpu()
         if tensor.is_complex():
             raise InvalidInputError(f"{file}: expected a real tensor, got {tensor.dtype}")
+        if not (tensor.is_floating_point() or tensor.dtype in _INTEGER_DTYPES()):
+            raise InvalidInputError(f"{file}: expected a numeric tensor, got {tensor.dtype}")
         raw = tensor.double().numpy()
     array = np.asarray(raw)
     if array.dtype == object or not np.issubdtype(array.dtype, np.number):
@@ -133,6 +160,12 @@ def load_array(path: str | Path, key: str | None = None) -> NDArray[np.float64]:
     if np.iscomplexobj(array):
         raise InvalidInputError(f"{file}: expected a real array, got dtype {array.dtype}")
     return array.astype(np.float64)
+
+
+def _INTEGER_DTYPES() -> tuple[Any, ...]:
+    import torch
+
+    return (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
 
 
 def parse_float_list(text: str, name: str = "x") -> list[float]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -18,6 +18,9 @@ from numpy.typing import ArrayLike
 from rnngrad.scalar import ScalarChainRule
 from rnngrad.spectrum import RecurrentSpectrum
 from rnngrad.verdict import GrowthVerdict, SpectrumVerdict
+
+if TYPE_CHECKING:  # the profile needs torch; the numpy-only commands should not load it
+    from rnngrad.profile import GradientProfile
 
 __all__ = ["dumps", "finite_or_none", "growth_verdict_json", "scalar_json", "spectrum_json"]
 
@@ -108,6 +111,38 @@ def spectrum_json(result: RecurrentSpectrum, source: str) -> dict[str, Any]:
         "transient_certified": transient.certified,
         "log10_power_norms": _list(transient.log10_norms),
         "verdict": spectrum_verdict_json(result.verdict),
+    }
+
+
+def profile_json(result: GradientProfile, model: str) -> dict[str, Any]:
+    """The ``rnngrad profile --json`` object."""
+    layers = []
+    for lp in result.layers:
+        entry: dict[str, Any] = {
+            "layer": lp.layer,
+            "direction": lp.direction,
+            "grad_norm": _list(lp.mean_grad_norm),
+            "log10_grad_norm": _list(lp.log10_grad_norm),
+            "log10_ratio": None if lp.log10_ratio is None else finite_or_none(lp.log10_ratio),
+            "decay_rate": None if lp.decay_rate is None else finite_or_none(lp.decay_rate),
+            "horizon": lp.horizon,
+            "saturation": finite_or_none(lp.saturation),
+            "first_nonfinite_step": lp.first_nonfinite_step,
+            "verdict": growth_verdict_json(lp.verdict),
+        }
+        if lp.mean_cell_grad_norm is not None:
+            entry["cell_grad_norm"] = _list(lp.mean_cell_grad_norm)
+        layers.append(entry)
+    return {
+        "model": model,
+        "module": result.layout.kind,
+        "steps": result.steps,
+        "batch": result.batch,
+        "loss": result.loss,
+        "loss_value": finite_or_none(result.loss_value),
+        "dtype": result.dtype,
+        "units": {"decay_rate": "nats per step, positive when the gradient shrinks backwards"},
+        "layers": layers,
     }
 
 

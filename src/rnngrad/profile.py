@@ -17,15 +17,17 @@ first. In train mode the dropout masks between layers are drawn from a
 ``torch.Generator`` of the profile's own, and the global RNG is restored after
 the call, so profiling never changes the training run.
 
-Summary per layer and direction (processing order: ``t = 1..T`` forward,
-``t = T..1`` reverse): ``log10_ratio`` is ``log10`` of the gradient norm at the
-first processed step over that at the last (``||dL/dh_1|| / ||dL/dh_T||`` for
-the forward direction); ``decay_rate`` is the slope of a least-squares fit of
-``ln ||dL/dh_t||`` over the processing step, in nats per step (positive: the
-gradient shrinks as it goes back in time; compare ``-lambda_1``); ``horizon``
-counts steps back from the last processed step until the norm falls below 1e-3
-of its peak; the verdict applies :func:`rnngrad.growth_verdict` to the fitted
-change ``-decay_rate (T - 1) / ln 10``.
+Summary per layer and direction, always over the input position ``t`` (so that
+both directions answer one question: how far back in the input does the loss's
+gradient reach through this layer?): ``log10_ratio`` is
+``log10 ||dL/dh_1|| / ||dL/dh_T||`` of the batch-mean norms; ``decay_rate`` is
+the slope of a least-squares fit of ``ln ||dL/dh_t||`` over ``t``, in nats per
+step (positive: the gradient shrinks towards early inputs; for one forward
+layer with the loss at the end, compare ``-lambda_1``); ``horizon`` counts steps
+back from ``t = T`` until the norm falls below 1e-3 of its peak; the verdict
+applies :func:`rnngrad.growth_verdict` to the fitted change
+``-decay_rate (T - 1) / ln 10``. Exact zeros (no path from the loss) are left
+out of the fit.
 """
 
 from __future__ import annotations
@@ -74,8 +76,8 @@ class LayerProfile:
         log10_grad_norm: ``(T,)``, ``log10`` of ``mean_grad_norm`` (``-inf`` for 0).
         cell_grad_norm: ``(B, T)``, ``||dL/dc_t||_2`` for LSTM, else ``None``.
         mean_cell_grad_norm: ``(T,)`` or ``None``.
-        log10_ratio: see the module docstring; ``None`` when the gradient at the
-            last processed step is 0 (no loss gradient reaches it).
+        log10_ratio: ``log10 ||dL/dh_1|| / ||dL/dh_T||``; ``None`` when the
+            gradient at ``t = T`` is 0 (no loss gradient reaches it).
         decay_rate: nats per step, ``None`` with fewer than two nonzero steps.
         horizon: steps, or ``None`` for "beyond T".
         saturation: share of saturated nonlinearity derivatives (below 10% of max).
@@ -164,8 +166,7 @@ def summarise(
         log10_mean = np.log10(mean)
     nonfinite = np.flatnonzero(~np.isfinite(grad_norm).all(axis=0))
     first_nonfinite = int(nonfinite[0]) + 1 if nonfinite.size else None
-    ordered = log10_mean if direction == 0 else log10_mean[::-1]
-    usable = np.where(np.isfinite(ordered) | np.isneginf(ordered), ordered, np.nan)
+    usable = np.where(np.isfinite(log10_mean) | np.isneginf(log10_mean), log10_mean, np.nan)
     first, last = usable[0], usable[-1]
     log10_ratio: float | None
     if np.isnan(first) or np.isnan(last) or np.isneginf(last):
@@ -181,7 +182,7 @@ def summarise(
         verdict = growth_verdict(-math.inf, steps - 1, tolerance=tolerance)
     else:
         verdict = growth_verdict(0.0, steps - 1, tolerance=tolerance)
-    horizon_input = np.where(np.isnan(ordered), -np.inf, ordered)
+    horizon_input = np.where(np.isnan(log10_mean), -np.inf, log10_mean)
     return LayerProfile(
         layer=layer,
         direction=direction,

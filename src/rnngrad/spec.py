@@ -1,0 +1,201 @@
+"""Model specs and weight files for the command line.
+
+A spec names a fused PyTorch module and its shape in one string::
+
+    lstm:input=8,hidden=64,layers=2,bidirectional=true,batch_first=true
+    rnn:input=3,hidden=32,nonlinearity=relu
+    gru:input=5,hidden=16,bias=false
+    lstm:input=8,hidden=64,proj_size=16
+
+Keys: ``input`` and ``hidden`` (required), ``layers`` (1), ``bidirectional``,
+``batch_first`` and ``bias`` (``true``/``false``), ``dropout`` (0), and
+``nonlinearity`` (``tanh``/``relu``, rnn only) or ``proj_size`` (lstm only).
+Weights come as a state_dict with the module's own key names, from a ``.pt``
+file read with ``weights_only=True`` or a ``.safetensors`` file; every
+missing, unexpected or mis-shaped key is named.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from rnngrad.errors import InvalidInputError, NonFiniteInputError, ShapeError, WeightFileError
+from rnngrad.io import load_tensor_file
+
+__all__ = ["ModelSpec", "build_module", "load_input", "load_state_dict", "parse_spec"]
+
+_KINDS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+_COMMON = {"input", "hidden", "layers", "bidirectional", "batch_first", "bias", "dropout"}
+_EXTRA = {"rnn": {"nonlinearity"}, "lstm": {"proj_size"}, "gru": set()}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A parsed spec: the module kind and its constructor arguments."""
+
+    kind: str
+    arguments: dict[str, Any]
+    text: str
+
+
+def _boolean(key: str, value: str) -> bool:
+    lowered = value.lower()
+    if lowered in ("true", "1", "yes"):
+        return True
+    if lowered in ("false", "0", "no"):
+        return False
+    raise InvalidInputError(f"spec: {key} must be true or false, got {value!r}")
+
+
+def _integer(key: str, value: str, minimum: int) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise InvalidInputError(f"spec: {key} must be a whole number, got {value!r}") from None
+    if number < minimum:
+        raise InvalidInputError(f"spec: {key} must be >= {minimum}, got {number}")
+    return number
+
+
+def parse_spec(text: str) -> ModelSpec:
+    """Parse ``kind:key=value,...``.
+
+    Raises:
+        InvalidInputError: unknown kind or key, a bad value, or a missing
+            ``input``/``hidden``.
+    """
+    kind, sep, rest = text.partition(":")
+    kind = kind.strip().lower()
+    if kind not in _KINDS:
+        raise InvalidInputError(
+            f"spec {text!r}: unknown module {kind!r}; expected rnn, lstm or gru "
+            "(as in lstm:input=8,hidden=64)"
+        )
+    pairs: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in rest.split(","))) if sep else []:
+        key, eq, value = item.partition("=")
+        key = key.strip().lower()
+        if not eq or not value.strip():
+            raise InvalidInputError(f"spec {text!r}: {item!r} is not key=value")
+        if key not in _COMMON | _EXTRA[kind]:
+            allowed = ", ".join(sorted(_COMMON | _EXTRA[kind]))
+            raise InvalidInputError(
+                f"spec {text!r}: unknown key {key!r} for {kind}; allowed: {allowed}"
+            )
+        pairs[key] = value.strip()
+    for required in ("input", "hidden"):
+        if required not in pairs:
+            raise InvalidInputError(f"spec {text!r}: {required}=N is required")
+    arguments: dict[str, Any] = {
+        "input_size": _integer("input", pairs["input"], 1),
+        "hidden_size": _integer("hidden", pairs["hidden"], 1),
+        "num_layers": _integer("layers", pairs.get("layers", "1"), 1),
+        "bidirectional": _boolean("bidirectional", pairs.get("bidirectional", "false")),
+        "batch_first": _boolean("batch_first", pairs.get("batch_first", "false")),
+        "bias": _boolean("bias", pairs.get("bias", "true")),
+    }
+    if "dropout" in pairs:
+        try:
+            dropout = float(pairs["dropout"])
+        except ValueError:
+            raise InvalidInputError(
+                f"spec: dropout must be a number, got {pairs['dropout']!r}"
+            ) from None
+        if not 0.0 <= dropout < 1.0:
+            raise InvalidInputError(f"spec: dropout must be in [0, 1), got {dropout}")
+        arguments["dropout"] = dropout
+    if "nonlinearity" in pairs:
+        if pairs["nonlinearity"] not in ("tanh", "relu"):
+            raise InvalidInputError(
+                f"spec: nonlinearity must be tanh or relu, got {pairs['nonlinearity']!r}"
+            )
+        arguments["nonlinearity"] = pairs["nonlinearity"]
+    if "proj_size" in pairs:
+        proj = _integer("proj_size", pairs["proj_size"], 0)
+        if proj >= arguments["hidden_size"]:
+            hidden = arguments["hidden_size"]
+            raise InvalidInputError(f"spec: proj_size must be below hidden ({hidden}), got {proj}")
+        arguments["proj_size"] = proj
+    return ModelSpec(kind, arguments, text)
+
+
+def build_module(
+    spec: ModelSpec, *, seed: int = 0, dtype: torch.dtype = torch.float32
+) -> nn.Module:
+    """The module of ``spec`` with PyTorch's own initialisation drawn from ``seed``."""
+    generator_state = torch.random.get_rng_state()
+    try:
+        torch.manual_seed(seed)
+        module = _KINDS[spec.kind](**spec.arguments)
+    finally:
+        torch.random.set_rng_state(generator_state)
+    built: nn.Module = module.to(dtype).eval()
+    return built
+
+
+def load_state_dict(module: nn.Module, path: str | Path) -> None:
+    """Load a state_dict file into ``module``, naming every key that does not fit.
+
+    Raises:
+        WeightFileError, UnsafeFileError: the file cannot be read safely.
+        ShapeError: missing, unexpected or mis-shaped keys (all named).
+        NonFiniteInputError: NaN or inf in a weight.
+    """
+    tensors = load_tensor_file(path)
+    expected = module.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    misshaped = sorted(
+        f"{key} {tuple(tensors[key].shape)} (expected {tuple(expected[key].shape)})"
+        for key in set(expected) & set(tensors)
+        if tuple(tensors[key].shape) != tuple(expected[key].shape)
+    )
+    problems = []
+    if missing:
+        problems.append("missing keys: " + ", ".join(missing))
+    if unexpected:
+        problems.append("unexpected keys: " + ", ".join(unexpected))
+    if misshaped:
+        problems.append("mis-shaped keys: " + ", ".join(misshaped))
+    if problems:
+        raise ShapeError(f"{path}: the state_dict does not match the spec: " + "; ".join(problems))
+    for key, tensor in tensors.items():
+        if not torch.is_floating_point(tensor):
+            raise InvalidInputError(f"{path}: {key} must be floating point, got {tensor.dtype}")
+        if not torch.isfinite(tensor).all():
+            raise NonFiniteInputError(f"{path}: {key} holds NaN or inf")
+    dtype = next(module.parameters()).dtype
+    module.load_state_dict({key: tensor.to(dtype) for key, tensor in tensors.items()})
+
+
+def load_input(path: str | Path, dtype: torch.dtype) -> torch.Tensor:
+    """An input tensor from a ``.pt`` file (one tensor) or a ``.npy`` array, as ``dtype``.
+
+    Raises:
+        WeightFileError, UnsafeFileError: unreadable or unsafe file.
+        InvalidInputError: not floating point.
+    """
+    file = Path(path)
+    if file.suffix.lower() == ".npy":
+        if not file.is_file():
+            raise WeightFileError(f"{file}: no such file")
+        try:
+            array = np.load(file, allow_pickle=False)
+        except ValueError as error:
+            raise WeightFileError(f"{file}: not a readable .npy file ({error})") from None
+        tensor = torch.from_numpy(np.ascontiguousarray(array))
+    else:
+        tensors = load_tensor_file(file, allow_single=True)
+        if len(tensors) != 1:
+            raise WeightFileError(f"{file}: expected one input tensor, found {len(tensors)}")
+        tensor = next(iter(tensors.values()))
+    if not torch.is_floating_point(tensor):
+        dtype_name = str(tensor.dtype).removeprefix("torch.")
+        raise InvalidInputError(f"{file}: the input must be floating point, got {dtype_name}")
+    return tensor.to(dtype)
