@@ -71,15 +71,21 @@ def _linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) ->
     return out.reshape(*x.shape[:-1], weight.shape[0])
 
 
-def _gates(x: torch.Tensor, h_prev: torch.Tensor, w: LayerWeights) -> torch.Tensor:
+def _gates(x: torch.Tensor, h: torch.Tensor, h0: torch.Tensor, w: LayerWeights) -> torch.Tensor:
     """``W_ih x_t + b_ih + W_hh h_{t-1} + b_hh`` for all steps: two products into one buffer."""
     steps, batch, _ = x.shape
     if w.b_ih is not None and w.b_hh is not None:
         out = torch.addmm(w.b_ih + w.b_hh, x.reshape(steps * batch, -1), w.w_ih.T)
     else:
         out = x.reshape(steps * batch, -1) @ w.w_ih.T
-    out.addmm_(h_prev.reshape(steps * batch, -1), w.w_hh.T)
-    return out.view(steps, batch, -1)
+    out = out.view(steps, batch, -1)
+    # h_{t-1} is h0 for the first step and the previous output after it: no copy needed.
+    out[0].addmm_(h0, w.w_hh.T)
+    if steps > 1:
+        out[1:].view((steps - 1) * batch, -1).addmm_(
+            h[:-1].reshape((steps - 1) * batch, -1), w.w_hh.T
+        )
+    return out
 
 
 def _share_below(derivatives: list[torch.Tensor], maxima: list[float]) -> float:
@@ -113,6 +119,13 @@ def _input_gradient(delta: torch.Tensor, w_ih: torch.Tensor, needed: bool) -> to
     return (delta.reshape(steps * batch, -1) @ w_ih).view(steps, batch, -1)
 
 
+def _delta_buffer(shape: tuple[int, ...], like: torch.Tensor, keep: bool) -> torch.Tensor:
+    """Per-step gate gradients: all steps when the layer below needs them, else one
+    step's worth, reused (``buffer[t % len]``), which keeps the loop in cache."""
+    steps = shape[0] if keep else 1
+    return torch.empty((steps, *shape[1:]), dtype=like.dtype, device=like.device)
+
+
 def _rnn(
     kind: CellKind,
     w: LayerWeights,
@@ -126,13 +139,15 @@ def _rnn(
     else:  # relu: h > 0 exactly where the pre-activation is > 0
         derivative = (h > 0).to(h.dtype)
     grad_h = torch.empty_like(h)
-    delta = torch.empty_like(h)
+    delta = _delta_buffer(tuple(h.shape), h, need_input)
+    keep = delta.shape[0]
     carry = torch.zeros(batch, h.shape[2], dtype=h.dtype, device=h.device)
     w_hh = w.w_hh
     for t in range(steps - 1, -1, -1):
         torch.add(direct[t], carry, out=grad_h[t])
-        torch.mul(grad_h[t], derivative[t], out=delta[t])
-        carry = delta[t] @ w_hh
+        step = delta[t % keep]
+        torch.mul(grad_h[t], derivative[t], out=step)
+        carry = step @ w_hh
     grad_input = _input_gradient(delta, w.w_ih, need_input)
     return DirectionGradients(grad_h, None, grad_input, _share_below([derivative], [1.0]))
 
@@ -149,8 +164,7 @@ def _lstm(
 ) -> DirectionGradients:
     steps, batch, _ = h.shape
     hidden = w.w_hh.shape[0] // 4
-    h_prev = torch.cat([h0.unsqueeze(0), h[:-1]], dim=0)
-    gates = _gates(x, h_prev, w).view(steps, batch, 4, hidden)
+    gates = _gates(x, h, h0, w).view(steps, batch, 4, hidden)
     gates[:, :, 0:2].sigmoid_()
     gates[:, :, 3].sigmoid_()
     gates[:, :, 2].tanh_()
@@ -188,7 +202,8 @@ def _lstm(
 
     grad_h = torch.empty_like(h)
     grad_c = c  # c is no longer needed: its buffer takes dL/dc_t
-    delta = torch.empty(steps, batch, 4, hidden, dtype=h.dtype, device=h.device)
+    delta = _delta_buffer((steps, batch, 4, hidden), h, need_input)
+    keep = delta.shape[0]
     carry_h = torch.zeros(batch, h.shape[2], dtype=h.dtype, device=h.device)
     carry_c = direct_c_last.clone()
     w_hh, w_hr = w.w_hh, w.w_hr
@@ -196,11 +211,12 @@ def _lstm(
         gh = torch.add(direct[t], carry_h, out=grad_h[t])
         gm = gh if w_hr is None else gh @ w_hr
         gc = torch.addcmul(carry_c, gm, to_c[t], out=grad_c[t])
-        torch.mul(gc.unsqueeze(1), ifg[t], out=delta[t, :, :3])
-        torch.mul(gm, o_part[t], out=delta[t, :, 3])
-        torch.mm(delta[t].view(batch, 4 * hidden), w_hh, out=carry_h)
+        step = delta[t % keep]
+        torch.mul(gc.unsqueeze(1), ifg[t], out=step[:, :3])
+        torch.mul(gm, o_part[t], out=step[:, 3])
+        torch.mm(step.view(batch, 4 * hidden), w_hh, out=carry_h)
         torch.mul(gc, f[t], out=carry_c)
-    grad_input = _input_gradient(delta.view(steps, batch, 4 * hidden), w.w_ih, need_input)
+    grad_input = _input_gradient(delta.view(keep, batch, 4 * hidden), w.w_ih, need_input)
     return DirectionGradients(grad_h, grad_c, grad_input, saturation.share)
 
 
@@ -240,16 +256,18 @@ def _gru(
     del from_hidden, hidden_n
 
     grad_h = torch.empty_like(h)
-    delta = torch.empty_like(factors)
+    delta = _delta_buffer(tuple(factors.shape), h, need_input)
+    keep = delta.shape[0]
     through = torch.empty(batch, 3, hidden, dtype=h.dtype, device=h.device)
     carry = torch.zeros(batch, hidden, dtype=h.dtype, device=h.device)
     w_hh = w.w_hh
     for t in range(steps - 1, -1, -1):
         gh = torch.add(direct[t], carry, out=grad_h[t]).unsqueeze(1)
-        torch.mul(gh, factors[t], out=delta[t])
+        if need_input:
+            torch.mul(gh, factors[t], out=delta[t % keep])
         torch.mul(gh, hidden_side[t], out=through)
         carry = torch.addmm(grad_h[t] * z[t], through.view(batch, 3 * hidden), w_hh)
-    grad_input = _input_gradient(delta.view(steps, batch, 3 * hidden), w.w_ih, need_input)
+    grad_input = _input_gradient(delta.view(keep, batch, 3 * hidden), w.w_ih, need_input)
     return DirectionGradients(grad_h, None, grad_input, saturation.share)
 
 
