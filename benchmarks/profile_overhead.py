@@ -88,6 +88,16 @@ def main() -> None:
     for kind in (nn.RNN, nn.LSTM, nn.GRU):
         module = kind(args.hidden, args.hidden).to(device, dtype)
         x = torch.randn(args.steps, args.batch, args.hidden, device=device, dtype=dtype)
+        if device.type != "cpu":
+            # The same numbers on the device as on the CPU (float64, a short sequence).
+            short = x[:50].double()
+            on_device = gradient_profile(module.double(), short).layers[0].mean_grad_norm
+            on_cpu = gradient_profile(module.cpu(), short.cpu()).layers[0].mean_grad_norm
+            module.to(device, dtype)
+            difference = float(abs(on_device - on_cpu).max() / abs(on_cpu).max())
+            print(
+                f"{kind.__name__:5s} float64 profile on {device} vs CPU: max rel. diff {difference:.1e}"
+            )
 
         def plain(module: nn.Module = module, x: torch.Tensor = x) -> None:
             module.zero_grad(set_to_none=True)
