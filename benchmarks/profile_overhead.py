@@ -96,7 +96,7 @@ def main() -> None:
             module.to(device, dtype)
             difference = float(abs(on_device - on_cpu).max() / abs(on_cpu).max())
             print(
-                f"{kind.__name__:5s} float64 profile on {device} vs CPU: max rel. diff {difference:.1e}"
+                f"{kind.__name__:5s} float64 profile, {device} vs CPU: rel. diff {difference:.1e}"
             )
 
         def plain(module: nn.Module = module, x: torch.Tensor = x) -> None:
