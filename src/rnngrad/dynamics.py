@@ -1,0 +1,318 @@
+r"""A recurrent network as a dynamical system, and its Jacobians applied to a basis.
+
+A unidirectional ``nn.RNN``, ``nn.LSTM`` or ``nn.GRU`` with ``L`` layers is the map
+
+.. math:: s_t = F(s_{t-1}, x_t), \qquad s = (h^{(1)}, [c^{(1)}], \dots, h^{(L)}, [c^{(L)}]),
+
+with the state of every layer stacked (``h`` and ``c`` for LSTM, so ``2n`` per
+LSTM layer). One step's Jacobian ``J_t = dF/ds_{t-1}`` is applied to a basis
+``Q`` of ``k`` tangent vectors as a Jacobian-vector product, never formed as an
+``n x n`` matrix per step:
+
+- analytic, for the built-in cells (the formulas in :func:`_rnn_tangent`,
+  :func:`_lstm_tangent`, :func:`_gru_tangent`); a layer above receives the
+  tangent of the layer below's new ``h`` as its input tangent, which makes the
+  stacked Jacobian block lower-triangular without ever building it;
+- generic, for any cell with a flat state, through ``torch.func.jvp`` with
+  ``torch.func.vmap`` over the basis columns (:class:`CellDynamics`).
+
+Both work on a batch of trajectories at once: states ``(B, n)``, bases
+``(B, n, k)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from rnngrad.cells import LayerWeights, RecurrentLayout, describe_module, layer_weights
+from rnngrad.errors import InvalidInputError, ShapeError
+
+__all__ = ["CellDynamics", "Dynamics", "ModuleDynamics"]
+
+
+def _affine(v: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    out = v @ weight.T
+    return out if bias is None else out + bias
+
+
+def _mat(weight: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
+    """``weight @ basis`` for a batch of bases ``(B, n, k)``."""
+    return torch.matmul(weight, basis)
+
+
+class Dynamics:
+    """What the Lyapunov machinery needs of a recurrent map (see the module docstring)."""
+
+    state_size: int
+    input_size: int
+    dtype: torch.dtype
+    device: torch.device
+
+    def initial_state(self, batch: int, generator: torch.Generator) -> torch.Tensor:
+        """Random states ``(B, n)``: ``h`` uniform in (-1, 1), ``c`` standard normal."""
+        raise NotImplementedError
+
+    def step(self, state: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, Any]:
+        """``(s_t, cache)`` from ``s_{t-1}`` ``(B, n)`` and ``x_t`` ``(B, D)``."""
+        raise NotImplementedError
+
+    def apply_jacobian(self, cache: Any, basis: torch.Tensor) -> torch.Tensor:
+        """``J_t @ basis`` for ``basis`` ``(B, n, k)``, at the point ``step`` cached."""
+        raise NotImplementedError
+
+
+@dataclass
+class _Layer:
+    kind: str
+    weights: LayerWeights
+    state_slice: slice  # h (and c) of this layer inside the stacked state
+    hidden: int
+    size: int  # size of h (proj_size or hidden)
+
+
+class ModuleDynamics(Dynamics):
+    """A unidirectional ``nn.RNN``/``nn.LSTM``/``nn.GRU`` as ``s_t = F(s_{t-1}, x_t)``.
+
+    The parameters are the module's own tensors. ``layers`` picks a subset of
+    consecutive layers starting at 0 (default: all, the stacked state).
+
+    Raises:
+        InvalidInputError: a bidirectional module (its reverse direction runs
+            backwards in time and is no causal dynamical system).
+    """
+
+    def __init__(self, module: nn.Module, *, layers: int | None = None) -> None:
+        layout: RecurrentLayout = describe_module(module)
+        if layout.bidirectional:
+            raise InvalidInputError(
+                "Lyapunov spectra need a causal recurrence: a bidirectional module's reverse "
+                "direction runs backwards in time; analyse a unidirectional module"
+            )
+        count = layout.num_layers if layers is None else layers
+        if not 1 <= count <= layout.num_layers:
+            raise InvalidInputError(f"layers must be in 1..{layout.num_layers}, got {count}")
+        self.layout = layout
+        self.kind = layout.kind
+        self.layers: list[_Layer] = []
+        offset = 0
+        for index in range(count):
+            width = layout.state_size + (layout.hidden_size if layout.kind == "lstm" else 0)
+            self.layers.append(
+                _Layer(
+                    kind=layout.kind,
+                    weights=layer_weights(module, index, 0),
+                    state_slice=slice(offset, offset + width),
+                    hidden=layout.hidden_size,
+                    size=layout.state_size,
+                )
+            )
+            offset += width
+        self.state_size = offset
+        self.input_size = layout.input_size
+        parameter = next(module.parameters())
+        self.dtype = parameter.dtype
+        self.device = parameter.device
+
+    def initial_state(self, batch: int, generator: torch.Generator) -> torch.Tensor:
+        state = torch.empty(batch, self.state_size, dtype=self.dtype, device=self.device)
+        for layer in self.layers:
+            part = state[:, layer.state_slice]
+            h = torch.rand(
+                batch, layer.size, generator=generator, dtype=self.dtype, device=self.device
+            )
+            part[:, : layer.size] = 2 * h - 1
+            if layer.kind == "lstm":
+                part[:, layer.size :] = torch.randn(
+                    batch, layer.hidden, generator=generator, dtype=self.dtype, device=self.device
+                )
+        return state
+
+    def step(self, state: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, list[Any]]:
+        new = torch.empty_like(state)
+        caches = []
+        layer_input = x
+        for layer in self.layers:
+            old = state[:, layer.state_slice]
+            if layer.kind in ("rnn_tanh", "rnn_relu"):
+                out, cache = _rnn_step(layer, old, layer_input)
+            elif layer.kind == "lstm":
+                out, cache = _lstm_step(layer, old, layer_input)
+            else:
+                out, cache = _gru_step(layer, old, layer_input)
+            new[:, layer.state_slice] = out
+            caches.append(cache)
+            layer_input = out[:, : layer.size]
+        return new, caches
+
+    def apply_jacobian(self, cache: list[Any], basis: torch.Tensor) -> torch.Tensor:
+        result = torch.empty_like(basis)
+        input_tangent: torch.Tensor | None = None
+        for layer, layer_cache in zip(self.layers, cache, strict=True):
+            tangent = basis[:, layer.state_slice]
+            if layer.kind in ("rnn_tanh", "rnn_relu"):
+                out = _rnn_tangent(layer, layer_cache, tangent, input_tangent)
+            elif layer.kind == "lstm":
+                out = _lstm_tangent(layer, layer_cache, tangent, input_tangent)
+            else:
+                out = _gru_tangent(layer, layer_cache, tangent, input_tangent)
+            result[:, layer.state_slice] = out
+            input_tangent = out[:, : layer.size]
+        return result
+
+
+# --- nn.RNN: h' = phi(W_ih x + b_ih + W_hh h + b_hh); J = diag(phi'(z)) W_hh.
+
+
+def _rnn_step(layer: _Layer, h: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, Any]:
+    w = layer.weights
+    z = _affine(x, w.w_ih, w.b_ih) + _affine(h, w.w_hh, w.b_hh)
+    if layer.kind == "rnn_tanh":
+        out = torch.tanh(z)
+        derivative = 1 - out * out
+    else:
+        out = torch.relu(z)
+        derivative = (z > 0).to(z.dtype)
+    return out, derivative
+
+
+def _rnn_tangent(
+    layer: _Layer, derivative: torch.Tensor, dh: torch.Tensor, dx: torch.Tensor | None
+) -> torch.Tensor:
+    w = layer.weights
+    dz = _mat(w.w_hh, dh)
+    if dx is not None:
+        dz = dz + _mat(w.w_ih, dx)
+    return derivative.unsqueeze(-1) * dz
+
+
+# --- nn.LSTM: gates (i, f, g, o); c' = f c + i g; h' = o tanh(c') (then W_hr with a projection).
+
+
+def _lstm_step(layer: _Layer, state: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, Any]:
+    w = layer.weights
+    h, c = state[:, : layer.size], state[:, layer.size :]
+    gates = _affine(x, w.w_ih, w.b_ih) + _affine(h, w.w_hh, w.b_hh)
+    i, f, g, o = gates.chunk(4, dim=-1)
+    i, f, o, g = torch.sigmoid(i), torch.sigmoid(f), torch.sigmoid(o), torch.tanh(g)
+    c_new = f * c + i * g
+    tanh_c = torch.tanh(c_new)
+    m = o * tanh_c
+    h_new = m if w.w_hr is None else m @ w.w_hr.T
+    return torch.cat([h_new, c_new], dim=-1), (i, f, g, o, c, tanh_c)
+
+
+def _lstm_tangent(
+    layer: _Layer, cache: Any, tangent: torch.Tensor, dx: torch.Tensor | None
+) -> torch.Tensor:
+    w = layer.weights
+    i, f, g, o, c, tanh_c = (v.unsqueeze(-1) for v in cache)
+    dh, dc = tangent[:, : layer.size], tangent[:, layer.size :]
+    dz = _mat(w.w_hh, dh)
+    if dx is not None:
+        dz = dz + _mat(w.w_ih, dx)
+    dz_i, dz_f, dz_g, dz_o = dz.chunk(4, dim=-2)
+    dc_new = f * dc + c * f * (1 - f) * dz_f + g * i * (1 - i) * dz_i + i * (1 - g * g) * dz_g
+    dm = tanh_c * o * (1 - o) * dz_o + o * (1 - tanh_c * tanh_c) * dc_new
+    dh_new = dm if w.w_hr is None else _mat(w.w_hr, dm)
+    return torch.cat([dh_new, dc_new], dim=-2)
+
+
+# --- nn.GRU: r, z gates; n = tanh(W_in x + b_in + r (W_hn h + b_hn)); h' = (1 - z) n + z h.
+
+
+def _gru_step(layer: _Layer, h: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, Any]:
+    w = layer.weights
+    from_input = _affine(x, w.w_ih, w.b_ih)
+    from_hidden = _affine(h, w.w_hh, w.b_hh)
+    i_r, i_z, i_n = from_input.chunk(3, dim=-1)
+    h_r, h_z, h_n = from_hidden.chunk(3, dim=-1)
+    r = torch.sigmoid(i_r + h_r)
+    z = torch.sigmoid(i_z + h_z)
+    n = torch.tanh(i_n + r * h_n)
+    return (1 - z) * n + z * h, (r, z, n, h_n, h)
+
+
+def _gru_tangent(
+    layer: _Layer, cache: Any, dh: torch.Tensor, dx: torch.Tensor | None
+) -> torch.Tensor:
+    w = layer.weights
+    r, z, n, h_n, h = (v.unsqueeze(-1) for v in cache)
+    from_hidden = _mat(w.w_hh, dh)
+    d_hr, d_hz, d_hn = from_hidden.chunk(3, dim=-2)
+    dn_input = dr_input = dz_input = None
+    if dx is not None:
+        dr_input, dz_input, dn_input = _mat(w.w_ih, dx).chunk(3, dim=-2)
+    dr = r * (1 - r) * (d_hr if dr_input is None else d_hr + dr_input)
+    dz = z * (1 - z) * (d_hz if dz_input is None else d_hz + dz_input)
+    inside = dr * h_n + r * d_hn
+    dn = (1 - n * n) * (inside if dn_input is None else inside + dn_input)
+    out: torch.Tensor = (h - n) * dz + (1 - z) * dn + z * dh
+    return out
+
+
+class CellDynamics(Dynamics):
+    """Any cell ``h_t = cell(x_t, h_{t-1})`` with a flat state, through ``torch.func``.
+
+    ``J_t @ Q`` is ``torch.func.jvp`` of one step, vectorised with
+    ``torch.func.vmap`` over the basis columns and the batch. The same class
+    serves as the generic route for the built-in modules (pass
+    ``ModuleDynamics(m).step`` wrapped as a cell) to cross-check the analytic
+    Jacobians.
+
+    Args:
+        cell: ``(x (B, D), h (B, n)) -> h' (B, n)``; it must be a pure function
+            of its arguments (no in-place state).
+        state_size: ``n``; ``input_size``: ``D``.
+        dtype, device: of the states.
+    """
+
+    def __init__(
+        self,
+        cell: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+        *,
+        state_size: int,
+        input_size: int,
+        dtype: torch.dtype = torch.float64,
+        device: torch.device | str = "cpu",
+    ) -> None:
+        self.cell = cell
+        self.state_size = state_size
+        self.input_size = input_size
+        self.dtype = dtype
+        self.device = torch.device(device)
+
+    def initial_state(self, batch: int, generator: torch.Generator) -> torch.Tensor:
+        uniform = torch.rand(
+            batch, self.state_size, generator=generator, dtype=self.dtype, device=self.device
+        )
+        return 2 * uniform - 1
+
+    def step(self, state: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, Any]:
+        new = self.cell(x, state)
+        if not isinstance(new, torch.Tensor) or new.shape != state.shape:
+            got = tuple(new.shape) if isinstance(new, torch.Tensor) else type(new).__name__
+            raise ShapeError(
+                f"the cell must return a flat state of shape {tuple(state.shape)}, got {got}"
+            )
+        return new, (state, x)
+
+    def apply_jacobian(self, cache: Any, basis: torch.Tensor) -> torch.Tensor:
+        from torch.func import jvp, vmap
+
+        state, x = cache
+
+        def one(s: torch.Tensor, x_t: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+            def f(u: torch.Tensor) -> torch.Tensor:
+                return self.cell(x_t.unsqueeze(0), u.unsqueeze(0)).squeeze(0)
+
+            tangent: torch.Tensor = jvp(f, (s,), (v,))[1]
+            return tangent
+
+        over_columns = vmap(one, in_dims=(None, None, 1), out_dims=1)
+        result: torch.Tensor = vmap(over_columns)(state, x, basis)
+        return result

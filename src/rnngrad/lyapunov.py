@@ -1,0 +1,421 @@
+r"""Lyapunov spectra of recurrent networks along their real trajectories.
+
+The Lyapunov exponents of ``s_t = F(s_{t-1}, x_t)`` are the asymptotic growth
+rates of the products of the Jacobians ``J_t = dF/ds_{t-1}``:
+
+.. math:: \lambda_i = \lim_{T \to \infty} \frac{1}{T} \ln \sigma_i(J_T \cdots J_1),
+
+in nats per step (divide by ``ln 10`` for decades, by ``ln 2`` for bits per
+step). Over long spans a backpropagated gradient grows or decays like
+``exp(lambda_1 (T - t))``: the nonlinear counterpart of the textbook's
+``rho(W)`` (Pascanu et al. 2013; Vogt et al. 2022; Engelken et al. 2023).
+
+Algorithm (Benettin et al. 1980; Eckmann & Ruelle 1985): carry an orthonormal
+basis ``Q`` of ``k`` tangent vectors along the trajectory, ``Q <- J_t Q``
+(a Jacobian-vector product, :mod:`rnngrad.dynamics`), and every ``reorth``
+steps factor ``Q = Q' R`` and add ``ln |R_ii|``; then ``lambda_i`` is the sum
+over the run divided by its length. A batch of trajectories from random
+initial states gives a mean and a 95% confidence interval (Student's t). The
+largest exponent is cross-checked by two nearby trajectories whose separation
+is renormalised every step, and the sum of all ``n`` exponents equals the mean
+of ``ln |det J_t|``. Memory is ``O(B n k)``: no ``n x n`` matrix is kept per step.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+from torch import nn
+
+from rnngrad.dynamics import Dynamics, ModuleDynamics
+from rnngrad.errors import InvalidInputError, NumericalError, ShapeError
+
+__all__ = [
+    "FiniteTimeSpectrum",
+    "LyapunovSpectrum",
+    "finite_time_spectrum",
+    "kaplan_yorke_dimension",
+    "lyapunov_spectrum",
+    "student_t_975",
+]
+
+FloatArray = NDArray[np.float64]
+InputSpec = Literal["zeros", "random"] | torch.Tensor
+
+# Two-sided 95% quantiles of Student's t, t_{0.975, df} for df = 1..30.
+_T975 = (
+    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+    2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
+    2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
+)  # fmt: skip
+
+
+def student_t_975(df: int) -> float:
+    """``t_{0.975, df}``; the normal 1.960 beyond 30 degrees of freedom (within 2%)."""
+    if df < 1:
+        raise ValueError(f"df must be >= 1, got {df}")
+    return _T975[df - 1] if df <= 30 else 1.960
+
+
+def kaplan_yorke_dimension(exponents: FloatArray, complete: bool) -> float | None:
+    """``D_KY = j + (lambda_1 + ... + lambda_j) / |lambda_{j+1}|`` (Kaplan & Yorke 1979).
+
+    ``j`` is the largest index with a non-negative partial sum. Returns 0 when
+    ``lambda_1 < 0``, the state size when every partial sum is non-negative and
+    the spectrum is ``complete``, and ``None`` when that cannot be decided from
+    the ``k`` exponents at hand.
+    """
+    values = np.sort(np.asarray(exponents, dtype=np.float64))[::-1]
+    if values.size == 0 or not np.isfinite(values[0]):
+        return None
+    sums = np.cumsum(values)
+    if sums[0] < 0:
+        return 0.0
+    nonnegative = np.flatnonzero(sums >= 0)
+    j = int(nonnegative[-1]) + 1  # count of exponents in the non-negative prefix
+    if j == values.size:
+        return float(j) if complete else None
+    following = values[j]
+    if following == -math.inf:
+        return float(j)
+    return float(j + sums[j - 1] / abs(following))
+
+
+@dataclass(frozen=True)
+class LyapunovSpectrum:
+    """The first ``k`` Lyapunov exponents of a recurrent map, in nats per step.
+
+    Attributes:
+        exponents: ``(k,)`` batch means, descending.
+        per_trajectory: ``(B, k)``, each trajectory's exponents, descending.
+        ci95: ``(k,)`` half-widths of the 95% confidence interval of the mean
+            (Student's t over the batch); NaN for a batch of one.
+        total: the sum of the ``k`` exponents.
+        kaplan_yorke_dim: see :func:`kaplan_yorke_dimension`.
+        lambda1_two_trajectories: the largest exponent from two nearby
+            trajectories (batch mean), an independent check of ``exponents[0]``.
+        running_steps: ``(C,)`` steps at which ``running`` was recorded.
+        running: ``(C, k)`` the running estimate (batch mean), to show convergence.
+        reliable: ``(k,)``: finite, and moved by less than 10% (or 1e-3 nats per
+            step) over the second half of the run.
+        steps, warmup, reorth, batch, state_size: the run's settings.
+        units: ``"nats per step"``.
+    """
+
+    exponents: FloatArray
+    per_trajectory: FloatArray
+    ci95: FloatArray
+    total: float
+    kaplan_yorke_dim: float | None
+    lambda1_two_trajectories: float
+    running_steps: NDArray[np.int64]
+    running: FloatArray
+    reliable: NDArray[np.bool_]
+    steps: int
+    warmup: int
+    reorth: int
+    batch: int
+    state_size: int
+    units: str = "nats per step"
+
+    @property
+    def exponents_log10(self) -> FloatArray:
+        """The exponents in decades per step: ``lambda / ln 10``."""
+        return self.exponents / math.log(10.0)
+
+    @property
+    def exponents_bits(self) -> FloatArray:
+        """The exponents in bits per step: ``lambda / ln 2``."""
+        return self.exponents / math.log(2.0)
+
+
+def _as_dynamics(system: Dynamics | nn.Module) -> Dynamics:
+    if isinstance(system, Dynamics):
+        return system
+    return ModuleDynamics(system)
+
+
+class _Inputs:
+    """Yields ``x_t`` of shape ``(B, D)``: zeros, seeded N(0, 1), or a given sequence."""
+
+    def __init__(
+        self,
+        spec: InputSpec,
+        dynamics: Dynamics,
+        batch: int,
+        length: int,
+        generator: torch.Generator,
+    ) -> None:
+        self.generator = generator
+        self.shape = (batch, dynamics.input_size)
+        self.dtype, self.device = dynamics.dtype, dynamics.device
+        self.kind = spec if isinstance(spec, str) else "given"
+        if isinstance(spec, torch.Tensor):
+            data = spec.to(device=self.device, dtype=self.dtype)
+            if data.dim() == 2:
+                data = data.unsqueeze(1).expand(-1, batch, -1)
+            if data.dim() != 3 or data.shape[1:] != self.shape:
+                raise ShapeError(
+                    f"inputs must have shape (T, {dynamics.input_size}) or "
+                    f"(T, {batch}, {dynamics.input_size}), got {tuple(spec.shape)}"
+                )
+            if data.shape[0] < length:
+                raise ShapeError(
+                    f"the input sequence has {data.shape[0]} steps; "
+                    f"warm-up plus steps need {length}"
+                )
+            if not torch.isfinite(data).all():
+                raise InvalidInputError("the input sequence holds NaN or inf")
+            self.data: torch.Tensor | None = data
+        elif spec in ("zeros", "random"):
+            self.data = None
+            self.zeros = torch.zeros(self.shape, dtype=self.dtype, device=self.device)
+        else:
+            raise InvalidInputError(f"inputs must be 'zeros', 'random' or a tensor, got {spec!r}")
+
+    def __call__(self, t: int) -> torch.Tensor:
+        if self.data is not None:
+            return self.data[t]
+        if self.kind == "zeros":
+            return self.zeros
+        return torch.randn(
+            self.shape, generator=self.generator, dtype=self.dtype, device=self.device
+        )
+
+
+def _check_finite(state: torch.Tensor, t: int) -> None:
+    if not torch.isfinite(state).all():
+        raise NumericalError(
+            f"the trajectory diverged at step {t}: the state is no longer finite, "
+            "so no exponent can be measured"
+        )
+
+
+def _random_orthonormal(
+    batch: int, n: int, k: int, like: torch.Tensor, generator: torch.Generator
+) -> torch.Tensor:
+    gaussian = torch.randn(batch, n, k, generator=generator, dtype=like.dtype, device=like.device)
+    q: torch.Tensor = torch.linalg.qr(gaussian)[0]
+    return q
+
+
+def _validate(
+    dynamics: Dynamics, steps: int, warmup: int, k: int | None, reorth: int, batch: int
+) -> int:
+    if steps < 1:
+        raise InvalidInputError(f"steps must be >= 1, got {steps}")
+    if warmup < 0:
+        raise InvalidInputError(f"warmup must be >= 0, got {warmup}")
+    if steps <= warmup:
+        raise InvalidInputError(
+            f"steps ({steps}) must be larger than the warm-up ({warmup}): the estimate "
+            "would rest on fewer steps than were thrown away"
+        )
+    if reorth < 1:
+        raise InvalidInputError(f"reorth must be >= 1, got {reorth}")
+    if batch < 1:
+        raise InvalidInputError(f"batch must be >= 1, got {batch}")
+    count = dynamics.state_size if k is None else k
+    if not 1 <= count <= dynamics.state_size:
+        raise InvalidInputError(
+            f"k must be between 1 and the state size {dynamics.state_size}, got {count}"
+        )
+    return count
+
+
+def lyapunov_spectrum(
+    system: Dynamics | nn.Module,
+    *,
+    steps: int = 1000,
+    warmup: int = 100,
+    k: int | None = None,
+    reorth: int = 1,
+    batch: int = 4,
+    seed: int = 0,
+    inputs: InputSpec = "zeros",
+    checkpoints: int = 100,
+) -> LyapunovSpectrum:
+    """The first ``k`` Lyapunov exponents by the QR (Benettin) method.
+
+    Args:
+        system: a unidirectional ``nn.RNN``/``nn.LSTM``/``nn.GRU`` (its stacked
+            state) or any :class:`rnngrad.dynamics.Dynamics`.
+        steps: measured steps ``T`` (after the warm-up).
+        warmup: steps run first and discarded, so that the trajectory reaches
+            its attractor.
+        k: how many exponents (default: the state size, the full spectrum).
+        reorth: steps between re-orthonormalisations.
+        batch: trajectories, each from its own random initial state.
+        seed: seeds the initial states, the basis and random inputs.
+        inputs: ``"zeros"`` (the autonomous dynamics), ``"random"`` (seeded
+            N(0, 1) per step), or a tensor ``(warmup + steps, D)`` or
+            ``(warmup + steps, B, D)``.
+        checkpoints: how many points of the running estimate to keep.
+
+    Raises:
+        InvalidInputError: ``k`` out of range, ``steps <= warmup``, and the like.
+        NumericalError: the trajectory diverged (a non-finite state).
+    """
+    dynamics = _as_dynamics(system)
+    count = _validate(dynamics, steps, warmup, k, reorth, batch)
+    n = dynamics.state_size
+    generator = torch.Generator(device=dynamics.device).manual_seed(seed)
+    source = _Inputs(inputs, dynamics, batch, warmup + steps, generator)
+    with torch.no_grad():
+        state = dynamics.initial_state(batch, generator)
+        for t in range(warmup):
+            state, _ = dynamics.step(state, source(t))
+            _check_finite(state, t + 1)
+        basis = _random_orthonormal(batch, n, count, state, generator)
+        # The companion trajectory for the two-trajectory estimate of lambda_1.
+        epsilon = 1e-8 if dynamics.dtype == torch.float64 else 1e-4
+        direction = torch.randn(
+            state.shape, generator=generator, dtype=state.dtype, device=state.device
+        )
+        companion = state + epsilon * direction / direction.norm(dim=1, keepdim=True)
+        companion_log = torch.zeros(batch, dtype=torch.float64, device=state.device)
+
+        log_sums = torch.zeros(batch, count, dtype=torch.float64, device=state.device)
+        every = max(1, steps // max(1, checkpoints))
+        running_steps: list[int] = []
+        running: list[torch.Tensor] = []
+        for t in range(steps):
+            x = source(warmup + t)
+            state, cache = dynamics.step(state, x)
+            _check_finite(state, warmup + t + 1)
+            basis = dynamics.apply_jacobian(cache, basis)
+            if (t + 1) % reorth == 0 or t == steps - 1:
+                basis, triangle = torch.linalg.qr(basis)
+                log_sums += torch.log(torch.diagonal(triangle, dim1=-2, dim2=-1).abs()).double()
+            companion, _ = dynamics.step(companion, x)
+            separation = companion - state
+            distance = separation.norm(dim=1)
+            companion_log += torch.log(distance / epsilon).double()
+            companion = state + separation * (epsilon / distance).unsqueeze(1)
+            if (t + 1) % every == 0 or t == steps - 1:
+                running_steps.append(t + 1)
+                running.append(log_sums.mean(dim=0) / (t + 1))
+    per_trajectory = (log_sums / steps).cpu().numpy()
+    per_trajectory = -np.sort(-per_trajectory, axis=1)
+    mean = per_trajectory.mean(axis=0)
+    if batch > 1:
+        spread = per_trajectory.std(axis=0, ddof=1)
+        with np.errstate(invalid="ignore"):
+            ci95 = student_t_975(batch - 1) * spread / math.sqrt(batch)
+    else:
+        ci95 = np.full(count, np.nan)
+    history = torch.stack(running).cpu().numpy()
+    history = -np.sort(-history, axis=1)
+    halfway = history[min(len(history) - 1, len(history) // 2)]
+    with np.errstate(invalid="ignore"):
+        moved = np.abs(mean - halfway)
+        reliable = np.isfinite(mean) & (moved <= np.maximum(0.1 * np.abs(mean), 1e-3))
+    return LyapunovSpectrum(
+        exponents=mean,
+        per_trajectory=per_trajectory,
+        ci95=ci95,
+        total=float(mean.sum()),
+        kaplan_yorke_dim=kaplan_yorke_dimension(mean, complete=count == n),
+        lambda1_two_trajectories=float(companion_log.mean().item() / steps),
+        running_steps=np.asarray(running_steps, dtype=np.int64),
+        running=history,
+        reliable=reliable,
+        steps=steps,
+        warmup=warmup,
+        reorth=reorth,
+        batch=batch,
+        state_size=n,
+    )
+
+
+@dataclass(frozen=True)
+class FiniteTimeSpectrum:
+    """QR stretching factors of ``dh_T/dh_k`` for every ``k`` of one trajectory.
+
+    With ``M_k = (dh_T/dh_k)^T`` built backwards, ``M_k = J_{k+1}^T M_{k+1}``,
+    and factored ``M_k = Q_k R_k R_{k+1} \\cdots`` by a QR step per ``k``, the
+    ``i``-th stretching factor is ``sum_j ln |R_j[i, i]|``. These are the
+    finite-time Lyapunov exponents times ``T - k``: the first is a lower bound
+    of ``ln ||dh_T/dh_k||_2``, and all converge to ``ln sigma_i(dh_T/dh_k)``
+    as ``T - k`` grows (Ershov & Potapov 1998). Exact for diagonal Jacobians.
+
+    Attributes:
+        log_stretch: ``(T, k)``, row ``k - 1`` for ``dh_T/dh_k`` (nats; row
+            ``T - 1`` is 0, the identity), columns descending.
+        rates: ``(T, k)``, ``log_stretch / (T - k)`` (nats per step), NaN at ``k = T``.
+        steps: ``T``.
+    """
+
+    log_stretch: FloatArray
+    rates: FloatArray
+    steps: int
+
+
+def finite_time_spectrum(
+    system: Dynamics | nn.Module,
+    *,
+    steps: int = 200,
+    warmup: int = 100,
+    k: int | None = None,
+    seed: int = 0,
+    inputs: InputSpec = "zeros",
+) -> FiniteTimeSpectrum:
+    """Stretching factors of ``dh_T/dh_k`` for every ``k`` (one trajectory).
+
+    The trajectory (``O(T n)`` memory) is run forward, then the transposed
+    Jacobians are applied backwards with ``torch.func.vjp``, one QR per step.
+
+    Raises:
+        InvalidInputError, NumericalError: as :func:`lyapunov_spectrum`.
+    """
+    from torch.func import vjp, vmap
+
+    dynamics = _as_dynamics(system)
+    if steps < 2:
+        raise InvalidInputError(f"steps must be >= 2, got {steps}")
+    count = _validate(dynamics, warmup + steps, warmup, k, 1, 1)
+    generator = torch.Generator(device=dynamics.device).manual_seed(seed)
+    source = _Inputs(inputs, dynamics, 1, warmup + steps, generator)
+    with torch.no_grad():
+        state = dynamics.initial_state(1, generator)
+        for t in range(warmup):
+            state, _ = dynamics.step(state, source(t))
+            _check_finite(state, t + 1)
+        states, xs = [state], []
+        for t in range(steps):
+            x = source(warmup + t)
+            state, _ = dynamics.step(state, x)
+            _check_finite(state, warmup + t + 1)
+            states.append(state)
+            xs.append(x)
+    n = dynamics.state_size
+    basis = torch.eye(n, count, dtype=dynamics.dtype, device=dynamics.device)
+    log_stretch = torch.zeros(steps, count, dtype=torch.float64)
+    running = torch.zeros(count, dtype=torch.float64)
+    # states[t] is s_t and xs[t] is x_{t+1}, so J_{t+1} is the derivative of the step
+    # from (states[t], xs[t]); M_t = J_{t+1}^T M_{t+1} goes into row t - 1.
+    for t in range(steps - 1, 0, -1):
+
+        def f(s: torch.Tensor, x: torch.Tensor = xs[t]) -> torch.Tensor:
+            return dynamics.step(s.unsqueeze(0), x)[0].squeeze(0)
+
+        pullback = vjp(f, states[t].squeeze(0))[1]
+
+        def pull(v: torch.Tensor, pullback: Any = pullback) -> torch.Tensor:
+            result: torch.Tensor = pullback(v)[0]
+            return result
+
+        transposed = vmap(pull, in_dims=1, out_dims=1)(basis)
+        basis, triangle = torch.linalg.qr(transposed)
+        running = running + torch.log(torch.diagonal(triangle).abs()).double().cpu()
+        log_stretch[t - 1] = running
+    stretch = -np.sort(-log_stretch.numpy(), axis=1)
+    remaining = (steps - np.arange(1, steps + 1)).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rates = np.where(remaining[:, None] > 0, stretch / remaining[:, None], np.nan)
+    return FiniteTimeSpectrum(log_stretch=stretch, rates=rates, steps=steps)
