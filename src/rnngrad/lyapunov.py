@@ -400,6 +400,7 @@ def finite_time_spectrum(
     # states[t] is s_t and xs[t] is x_{t+1}, so J_{t+1} is the derivative of the step
     # from (states[t], xs[t]); M_t = J_{t+1}^T M_{t+1} goes into row t - 1.
     for t in range(steps - 1, 0, -1):
+        states[t] = states[t].detach()
 
         def f(s: torch.Tensor, x: torch.Tensor = xs[t]) -> torch.Tensor:
             return dynamics.step(s.unsqueeze(0), x)[0].squeeze(0)
@@ -410,7 +411,7 @@ def finite_time_spectrum(
             result: torch.Tensor = pullback(v)[0]
             return result
 
-        transposed = vmap(pull, in_dims=1, out_dims=1)(basis)
+        transposed = vmap(pull, in_dims=1, out_dims=1)(basis).detach()
         basis, triangle = torch.linalg.qr(transposed)
         running = running + torch.log(torch.diagonal(triangle).abs()).double().cpu()
         log_stretch[t - 1] = running
