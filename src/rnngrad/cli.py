@@ -13,7 +13,7 @@ import math
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -435,6 +435,141 @@ def profile(
         console.print(f"Gradients that vanish or explode: {names}.")
     else:
         console.print(f"No layer of the {layout.kind} vanishes or explodes on this batch.")
+
+
+@app.command()
+def lyapunov(
+    model: Annotated[
+        str | None, typer.Option("--model", help="Module spec (unidirectional), as for profile.")
+    ] = None,
+    state_dict: Annotated[
+        Path | None, typer.Option("--state-dict", help="Weights for --model (.pt or .safetensors).")
+    ] = None,
+    random: Annotated[
+        int | None, typer.Option("--random", help="A random tanh network of N units instead.")
+    ] = None,
+    gain: Annotated[
+        float | None, typer.Option("--gain", help="Gain g of --random: W_ij ~ N(0, g^2/N).")
+    ] = None,
+    steps: Annotated[
+        int, typer.Option("--steps", help="Measured steps T after the warm-up.")
+    ] = 1000,
+    warmup: Annotated[int, typer.Option("--warmup", help="Steps run first and discarded.")] = 100,
+    k: Annotated[
+        int | None, typer.Option("--k", help="How many exponents (default: the state size).")
+    ] = None,
+    reorth: Annotated[int, typer.Option("--reorth", help="Steps between QR factorisations.")] = 1,
+    batch: Annotated[int, typer.Option("--batch", help="Trajectories from random states.")] = 4,
+    seed: Annotated[int, typer.Option("--seed", help="Seeds weights, states and inputs.")] = 0,
+    input_spec: Annotated[
+        str, typer.Option("--input", help="zeros, random, or a .pt/.npy file of shape (T, D).")
+    ] = "zeros",
+    dtype: Annotated[DtypeName, typer.Option("--dtype", help="float64 (default) or float32.")] = (
+        DtypeName.float64
+    ),
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Lyapunov spectrum of a recurrent network along its trajectories (QR method)."""
+    import torch
+
+    from rnngrad.lyapunov import lyapunov_spectrum
+    from rnngrad.meanfield import mean_field_lambda1
+    from rnngrad.spec import build_module, load_input, load_state_dict, parse_spec
+
+    torch_dtype = torch.float64 if dtype == DtypeName.float64 else torch.float32
+    if (model is None) == (random is None):
+        raise InvalidInputError("give either --model SPEC or --random N --gain G")
+    mean_field = None
+    if random is not None:
+        if gain is None:
+            raise InvalidInputError("--random N needs --gain G")
+        if state_dict is not None:
+            raise InvalidInputError("--state-dict applies to --model only")
+        _finite(gain=gain)
+        if random < 1 or random > 4096:
+            raise InvalidInputError(f"--random N must be in 1..4096, got {random}")
+        prediction = mean_field_lambda1(gain)
+        mean_field = prediction.lambda1
+        network = torch.nn.RNN(1, random, bias=False).to(torch_dtype)
+        generator = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            weights = torch.randn(random, random, generator=generator, dtype=torch_dtype)
+            network.get_parameter("weight_hh_l0").copy_(weights * (gain / math.sqrt(random)))
+        module: torch.nn.Module = network
+        label = f"random tanh network, N = {random}, g = {gain:g}"
+    else:
+        assert model is not None
+        if gain is not None:
+            raise InvalidInputError("--gain applies to --random only")
+        spec = parse_spec(model)
+        module = build_module(spec, seed=seed, dtype=torch_dtype)
+        if state_dict is not None:
+            load_state_dict(module, state_dict)
+        label = spec.text
+    inputs: Any = input_spec
+    if input_spec not in ("zeros", "random"):
+        inputs = load_input(Path(input_spec), torch_dtype)
+    result = lyapunov_spectrum(
+        module,
+        steps=steps,
+        warmup=warmup,
+        k=k,
+        reorth=reorth,
+        batch=batch,
+        seed=seed,
+        inputs=inputs,
+    )
+
+    if as_json:
+        from rnngrad.jsonout import dumps, lyapunov_json
+
+        print(dumps(lyapunov_json(result, label, mean_field)))
+        return
+
+    console = Console()
+    table = Table(
+        title=f"Lyapunov spectrum: {label}",
+        caption=(
+            f"nats per step (÷ ln 10 for decades, ÷ ln 2 for bits); T = {result.steps} after "
+            f"{result.warmup} warm-up steps, {result.batch} trajectories, QR every {result.reorth}"
+        ),
+    )
+    for header in ("i", "lambda_i", "± 95%", "reliable"):
+        table.add_column(header, justify="right", no_wrap=True)
+    shown = result.exponents.size if result.exponents.size <= 12 else 8
+    for i in range(shown):
+        value = result.exponents[i]
+        table.add_row(
+            str(i + 1),
+            f"{value:.5f}" if math.isfinite(value) else "-∞ (exact zero)",
+            "—" if not math.isfinite(result.ci95[i]) else f"{result.ci95[i]:.5f}",
+            "yes" if result.reliable[i] else "no",
+        )
+    if shown < result.exponents.size:
+        table.add_row("…", f"({result.exponents.size - shown} more; --json gives all)", "", "")
+    console.print(table)
+    console.print(
+        f"largest exponent, two nearby trajectories: {result.lambda1_two_trajectories:.5f}"
+    )
+    console.print(f"sum of the {result.exponents.size} exponents: {result.total:.5f}")
+    dimension = result.kaplan_yorke_dim
+    console.print(
+        "Kaplan-Yorke dimension: "
+        + ("undetermined from these k exponents" if dimension is None else f"{dimension:.3f}")
+    )
+    if mean_field is not None:
+        console.print(f"mean-field lambda_1 (N -> infinity): {mean_field:.5f}")
+    lambda1 = result.exponents[0]
+    if lambda1 > 0:
+        verdict = "chaotic: nearby trajectories separate and gradients can explode"
+    elif lambda1 < -1e-3:
+        verdict = "contracting: gradients through long spans vanish"
+    else:
+        verdict = "at the edge: gradients neither vanish nor explode exponentially"
+    console.print(
+        f"lambda_1 = {lambda1:.4f} nats per step: {verdict} "
+        f"(a factor of {math.exp(lambda1):.4g} per step)."
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -19,7 +19,8 @@ from rnngrad.scalar import ScalarChainRule
 from rnngrad.spectrum import RecurrentSpectrum
 from rnngrad.verdict import GrowthVerdict, SpectrumVerdict
 
-if TYPE_CHECKING:  # the profile needs torch; the numpy-only commands should not load it
+if TYPE_CHECKING:  # these need torch; the numpy-only commands should not load it
+    from rnngrad.lyapunov import LyapunovSpectrum
     from rnngrad.profile import GradientProfile
 
 __all__ = ["dumps", "finite_or_none", "growth_verdict_json", "scalar_json", "spectrum_json"]
@@ -143,6 +144,34 @@ def profile_json(result: GradientProfile, model: str) -> dict[str, Any]:
         "dtype": result.dtype,
         "units": {"decay_rate": "nats per step, positive when the gradient shrinks backwards"},
         "layers": layers,
+    }
+
+
+def lyapunov_json(
+    result: LyapunovSpectrum, source: str, mean_field_lambda1: float | None
+) -> dict[str, Any]:
+    """The ``rnngrad lyapunov --json`` object."""
+    return {
+        "source": source,
+        "exponents": _list(result.exponents),
+        "ci95": _list(result.ci95),
+        "reliable": [bool(v) for v in result.reliable],
+        "sum": finite_or_none(result.total),
+        "kaplan_yorke_dim": result.kaplan_yorke_dim,
+        "lambda1_two_trajectories": finite_or_none(result.lambda1_two_trajectories),
+        "mean_field_lambda1": mean_field_lambda1,
+        "steps": result.steps,
+        "warmup": result.warmup,
+        "reorth": result.reorth,
+        "batch": result.batch,
+        "k": int(result.exponents.size),
+        "state_size": result.state_size,
+        "units": result.units,
+        "conversions": {"log10_per_step": "divide by ln 10", "bits_per_step": "divide by ln 2"},
+        "running": {
+            "steps": [int(s) for s in result.running_steps],
+            "lambda1": _list(result.running[:, 0]),
+        },
     }
 
 

@@ -36,8 +36,10 @@ from rnngrad.dynamics import Dynamics, ModuleDynamics
 from rnngrad.errors import InvalidInputError, NumericalError, ShapeError
 
 __all__ = [
+    "DecayComparison",
     "FiniteTimeSpectrum",
     "LyapunovSpectrum",
+    "decay_beside_lyapunov",
     "finite_time_spectrum",
     "kaplan_yorke_dimension",
     "lyapunov_spectrum",
@@ -420,3 +422,69 @@ def finite_time_spectrum(
     with np.errstate(invalid="ignore", divide="ignore"):
         rates = np.where(remaining[:, None] > 0, stretch / remaining[:, None], np.nan)
     return FiniteTimeSpectrum(log_stretch=stretch, rates=rates, steps=steps)
+
+
+@dataclass(frozen=True)
+class DecayComparison:
+    """The profile's fitted gradient decay beside the Lyapunov exponent, per layer.
+
+    For one forward layer with the loss on the last step, ``||dL/dh_t||`` decays
+    like ``exp(lambda_1 (T - t))``, so ``decay_rate`` should approach
+    ``-lambda_1`` of the stack up to that layer as ``T`` grows.
+
+    Attributes:
+        layers: ``layer`` indices (0-based).
+        decay_rates: the profile's decay rate of each layer (nats per step).
+        lambda1: ``lambda_1`` of the stack of layers ``0..layer`` (nats per step).
+        ci95: its 95% half-width.
+    """
+
+    layers: tuple[int, ...]
+    decay_rates: tuple[float | None, ...]
+    lambda1: tuple[float, ...]
+    ci95: tuple[float, ...]
+
+
+def decay_beside_lyapunov(
+    module: nn.Module,
+    inputs: torch.Tensor,
+    *,
+    loss: Literal["last", "sum"] = "last",
+    warmup: int | None = None,
+    seed: int = 0,
+) -> DecayComparison:
+    """Fit the gradient profile's decay on ``inputs`` and measure ``lambda_1`` on the same inputs.
+
+    Args:
+        module: a unidirectional ``nn.RNN``/``nn.LSTM``/``nn.GRU``.
+        inputs: ``(T, B, D)`` (time-major; transposed here when ``batch_first``).
+        loss: the profile's loss.
+        warmup: Lyapunov warm-up steps (default ``T // 5``); the rest are measured.
+        seed: seeds the initial states and bases.
+    """
+    from rnngrad.profile import gradient_profile
+
+    profile = gradient_profile(module, inputs, loss=loss)
+    sequence = inputs.transpose(0, 1) if getattr(module, "batch_first", False) else inputs
+    steps_total, batch = sequence.shape[0], sequence.shape[1]
+    skip = steps_total // 5 if warmup is None else warmup
+    lambdas, widths = [], []
+    for count in range(1, profile.layout.num_layers + 1):
+        spectrum = lyapunov_spectrum(
+            ModuleDynamics(module, layers=count),
+            steps=steps_total - skip,
+            warmup=skip,
+            k=1,
+            batch=batch,
+            seed=seed,
+            inputs=sequence,
+        )
+        lambdas.append(float(spectrum.exponents[0]))
+        widths.append(float(spectrum.ci95[0]))
+    forward = [lp for lp in profile.layers if lp.direction == 0]
+    return DecayComparison(
+        layers=tuple(lp.layer for lp in forward),
+        decay_rates=tuple(lp.decay_rate for lp in forward),
+        lambda1=tuple(lambdas),
+        ci95=tuple(widths),
+    )

@@ -35,7 +35,10 @@ import numpy as np
 
 from rnngrad.errors import InvalidInputError
 
-__all__ = ["MeanFieldPrediction", "mean_field_lambda1"]
+__all__ = ["MAX_GAIN", "MeanFieldPrediction", "mean_field_lambda1"]
+
+#: The largest gain the quadrature is set up for.
+MAX_GAIN = 1000.0
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,11 @@ def mean_field_lambda1(gain: float, *, nodes: int = 201) -> MeanFieldPrediction:
     """
     if not (math.isfinite(gain) and gain > 0):
         raise InvalidInputError(f"the gain g must be a positive finite number, got {gain}")
+    if gain > MAX_GAIN:
+        raise InvalidInputError(
+            f"the gain g must be at most {MAX_GAIN:g} (the quadrature resolves tanh's "
+            f"transition at scales down to 1/g), got {gain:g}"
+        )
     if gain <= 1.0:
         return MeanFieldPrediction(gain, 0.0, gain * gain, math.log(gain))
 
