@@ -41,8 +41,12 @@ def _affine(v: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) ->
 
 
 def _mat(weight: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
-    """``weight @ basis`` for a batch of bases ``(B, n, k)``."""
-    return torch.matmul(weight, basis)
+    """``weight @ basis`` for a batch of bases ``(B, n, k)``, without broadcasting copies."""
+    if basis.shape[0] == 1:
+        return torch.mm(weight, basis[0]).unsqueeze(0)
+    batch, rows, columns = basis.shape
+    flat = basis.transpose(0, 1).reshape(rows, batch * columns)
+    return torch.mm(weight, flat).view(-1, batch, columns).transpose(0, 1)
 
 
 class Dynamics:
@@ -149,18 +153,19 @@ class ModuleDynamics(Dynamics):
             layer_input = out[:, : layer.size]
         return new, caches
 
+    @torch.no_grad()
     def apply_jacobian(self, cache: list[Any], basis: torch.Tensor) -> torch.Tensor:
         result = torch.empty_like(basis)
         input_tangent: torch.Tensor | None = None
         for layer, layer_cache in zip(self.layers, cache, strict=True):
             tangent = basis[:, layer.state_slice]
+            out = result[:, layer.state_slice]
             if layer.kind in ("rnn_tanh", "rnn_relu"):
-                out = _rnn_tangent(layer, layer_cache, tangent, input_tangent)
+                _rnn_tangent(layer, layer_cache, tangent, input_tangent, out)
             elif layer.kind == "lstm":
-                out = _lstm_tangent(layer, layer_cache, tangent, input_tangent)
+                _lstm_tangent(layer, layer_cache, tangent, input_tangent, out)
             else:
-                out = _gru_tangent(layer, layer_cache, tangent, input_tangent)
-            result[:, layer.state_slice] = out
+                _gru_tangent(layer, layer_cache, tangent, input_tangent, out)
             input_tangent = out[:, : layer.size]
         return result
 
@@ -181,13 +186,17 @@ def _rnn_step(layer: _Layer, h: torch.Tensor, x: torch.Tensor) -> tuple[torch.Te
 
 
 def _rnn_tangent(
-    layer: _Layer, derivative: torch.Tensor, dh: torch.Tensor, dx: torch.Tensor | None
-) -> torch.Tensor:
+    layer: _Layer,
+    derivative: torch.Tensor,
+    dh: torch.Tensor,
+    dx: torch.Tensor | None,
+    out: torch.Tensor,
+) -> None:
     w = layer.weights
     dz = _mat(w.w_hh, dh)
     if dx is not None:
         dz = dz + _mat(w.w_ih, dx)
-    return derivative.unsqueeze(-1) * dz
+    torch.mul(derivative.unsqueeze(-1), dz, out=out)
 
 
 # --- nn.LSTM: gates (i, f, g, o); c' = f c + i g; h' = o tanh(c') (then W_hr with a projection).
@@ -203,23 +212,45 @@ def _lstm_step(layer: _Layer, state: torch.Tensor, x: torch.Tensor) -> tuple[tor
     tanh_c = torch.tanh(c_new)
     m = o * tanh_c
     h_new = m if w.w_hr is None else m @ w.w_hr.T
-    return torch.cat([h_new, c_new], dim=-1), (i, f, g, o, c, tanh_c)
+    # Per-unit coefficients of the tangent map (see _lstm_tangent), shape (B, H, 1).
+    coefficients = torch.stack(
+        [
+            f,  # dc' from dc
+            c * f * (1 - f),  # dc' from the forget-gate pre-activation
+            g * i * (1 - i),  # ... from the input gate
+            i * (1 - g * g),  # ... from the candidate
+            tanh_c * o * (1 - o),  # dm from the output gate
+            o * (1 - tanh_c * tanh_c),  # dm from dc'
+        ]
+    ).unsqueeze(-1)
+    return torch.cat([h_new, c_new], dim=-1), coefficients
 
 
 def _lstm_tangent(
-    layer: _Layer, cache: Any, tangent: torch.Tensor, dx: torch.Tensor | None
-) -> torch.Tensor:
+    layer: _Layer,
+    coefficients: torch.Tensor,
+    tangent: torch.Tensor,
+    dx: torch.Tensor | None,
+    out: torch.Tensor,
+) -> None:
+    """dc' = f dc + c f(1-f) dz_f + g i(1-i) dz_i + i (1-g^2) dz_g;
+    dm = tanh(c') o(1-o) dz_o + o (1 - tanh^2 c') dc'; dh' = dm (or W_hr dm)."""
     w = layer.weights
-    i, f, g, o, c, tanh_c = (v.unsqueeze(-1) for v in cache)
+    from_c, from_f, from_i, from_g, from_o, m_from_c = coefficients.unbind(0)
     dh, dc = tangent[:, : layer.size], tangent[:, layer.size :]
     dz = _mat(w.w_hh, dh)
     if dx is not None:
         dz = dz + _mat(w.w_ih, dx)
     dz_i, dz_f, dz_g, dz_o = dz.chunk(4, dim=-2)
-    dc_new = f * dc + c * f * (1 - f) * dz_f + g * i * (1 - i) * dz_i + i * (1 - g * g) * dz_g
-    dm = tanh_c * o * (1 - o) * dz_o + o * (1 - tanh_c * tanh_c) * dc_new
-    dh_new = dm if w.w_hr is None else _mat(w.w_hr, dm)
-    return torch.cat([dh_new, dc_new], dim=-2)
+    dc_new = out[:, layer.size :]
+    torch.mul(from_c, dc, out=dc_new)
+    dc_new.addcmul_(from_f, dz_f).addcmul_(from_i, dz_i).addcmul_(from_g, dz_g)
+    if w.w_hr is None:
+        dm = out[:, : layer.size]
+        torch.mul(from_o, dz_o, out=dm).addcmul_(m_from_c, dc_new)
+    else:
+        dm = torch.mul(from_o, dz_o).addcmul_(m_from_c, dc_new)
+        out[:, : layer.size] = _mat(w.w_hr, dm)
 
 
 # --- nn.GRU: r, z gates; n = tanh(W_in x + b_in + r (W_hn h + b_hn)); h' = (1 - z) n + z h.
@@ -238,8 +269,8 @@ def _gru_step(layer: _Layer, h: torch.Tensor, x: torch.Tensor) -> tuple[torch.Te
 
 
 def _gru_tangent(
-    layer: _Layer, cache: Any, dh: torch.Tensor, dx: torch.Tensor | None
-) -> torch.Tensor:
+    layer: _Layer, cache: Any, dh: torch.Tensor, dx: torch.Tensor | None, out: torch.Tensor
+) -> None:
     w = layer.weights
     r, z, n, h_n, h = (v.unsqueeze(-1) for v in cache)
     from_hidden = _mat(w.w_hh, dh)
@@ -251,8 +282,7 @@ def _gru_tangent(
     dz = z * (1 - z) * (d_hz if dz_input is None else d_hz + dz_input)
     inside = dr * h_n + r * d_hn
     dn = (1 - n * n) * (inside if dn_input is None else inside + dn_input)
-    out: torch.Tensor = (h - n) * dz + (1 - z) * dn + z * dh
-    return out
+    torch.mul(h - n, dz, out=out).addcmul_(1 - z, dn).addcmul_(z, dh)
 
 
 class CellDynamics(Dynamics):
