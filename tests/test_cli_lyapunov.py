@@ -104,3 +104,14 @@ def test_mean_field_value_in_the_text_output() -> None:
     done = run("lyapunov", "--random", "30", "--gain", "2", "--steps", "200", "--k", "2")
     assert done.returncode == 0, done.stderr
     assert f"{mean_field_lambda1(2.0).lambda1:.5f}" in done.stdout
+
+
+def test_one_layer() -> None:
+    done = run("lyapunov", "--model", "rnn:input=2,hidden=4,layers=2", "--layer", "1",
+               "--steps", "100", "--warmup", "10", "--json")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    payload = strict_json(done.stdout)
+    assert payload["state_size"] == 4 and payload["source"].endswith("layer 1")
+    bad = run("lyapunov", "--model", "rnn:input=2,hidden=4", "--layer", "1", "--steps", "20",
+              "--warmup", "2")  # fmt: skip
+    assert bad.returncode == 2 and "--layer" in bad.stderr

@@ -295,3 +295,16 @@ def test_dead_relu_directions_are_marked_unreliable() -> None:
     result = lyapunov_spectrum(module, steps=50, warmup=5, batch=1)
     assert np.isneginf(result.exponents).all()
     assert not result.reliable.any()
+
+
+def test_per_layer_spectra_make_up_the_stacked_spectrum() -> None:
+    """Block lower-triangular stacked Jacobian: its spectrum is the union of the layers'."""
+    torch.manual_seed(6)
+    module = nn.GRU(2, 3, num_layers=2).double()
+    kwargs = {"steps": 3000, "warmup": 200, "batch": 2, "seed": 1, "inputs": "zeros"}
+    stacked = lyapunov_spectrum(module, **kwargs)
+    bottom = lyapunov_spectrum(ModuleDynamics(module, layers=1, only_top=True), **kwargs)
+    top = lyapunov_spectrum(ModuleDynamics(module, layers=2, only_top=True), **kwargs)
+    assert top.state_size == 3 and top.exponents.shape == (3,)
+    union = np.sort(np.concatenate([bottom.exponents, top.exponents]))[::-1]
+    np.testing.assert_allclose(stacked.exponents, union, atol=5e-3)

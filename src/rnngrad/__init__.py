@@ -6,6 +6,10 @@ The public face. Each name is defined in the module named after its idea:
 - :mod:`rnngrad.activations`: ``phi``, ``phi'``, ``gamma = sup|phi'|``, saturation.
 - :mod:`rnngrad.spectrum`: eigen- and singular values of ``W_hh``, transient growth.
 - :mod:`rnngrad.jacobians`: exact Jacobian products of an Elman RNN.
+- :mod:`rnngrad.profile`, :mod:`rnngrad.monitor`: per-time-step gradients of
+  PyTorch models, and a training-loop monitor.
+- :mod:`rnngrad.dynamics`, :mod:`rnngrad.lyapunov`, :mod:`rnngrad.meanfield`:
+  Lyapunov spectra and the mean-field theory of random networks.
 - :mod:`rnngrad.verdict`: the rules behind "vanishing", "exploding", "neither".
 - :mod:`rnngrad.logspace`: numbers carried as ``(sign, log10|value|)``.
 - :mod:`rnngrad.errors`: typed exceptions.
@@ -39,6 +43,7 @@ from rnngrad.jacobians import (
     elman_jacobian_products,
 )
 from rnngrad.logspace import format_signed_log10, to_float
+from rnngrad.meanfield import MeanFieldPrediction, mean_field_lambda1
 from rnngrad.scalar import (
     TEXTBOOK_EXAMPLE,
     ScalarChainRule,
@@ -76,10 +81,27 @@ _LAZY = {
     "describe_module": "rnngrad.cells",
     "find_recurrent_module": "rnngrad.cells",
     "GradientMonitor": "rnngrad.monitor",
+    "LyapunovSpectrum": "rnngrad.lyapunov",
+    "FiniteTimeSpectrum": "rnngrad.lyapunov",
+    "DecayComparison": "rnngrad.lyapunov",
+    "lyapunov_spectrum": "rnngrad.lyapunov",
+    "finite_time_spectrum": "rnngrad.lyapunov",
+    "decay_beside_lyapunov": "rnngrad.lyapunov",
+    "ModuleDynamics": "rnngrad.dynamics",
+    "CellDynamics": "rnngrad.dynamics",
 }
 
 if TYPE_CHECKING:
     from rnngrad.cells import RecurrentLayout, describe_module, find_recurrent_module
+    from rnngrad.dynamics import CellDynamics, ModuleDynamics
+    from rnngrad.lyapunov import (
+        DecayComparison,
+        FiniteTimeSpectrum,
+        LyapunovSpectrum,
+        decay_beside_lyapunov,
+        finite_time_spectrum,
+        lyapunov_spectrum,
+    )
     from rnngrad.monitor import GradientMonitor
     from rnngrad.profile import (
         GradientProfile,
@@ -103,13 +125,19 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "TEXTBOOK_EXAMPLE",
     "Activation",
+    "CellDynamics",
+    "DecayComparison",
     "ElmanTrajectory",
+    "FiniteTimeSpectrum",
     "GradientMonitor",
     "GradientProfile",
     "GrowthVerdict",
     "InvalidInputError",
     "JacobianProducts",
     "LayerProfile",
+    "LyapunovSpectrum",
+    "MeanFieldPrediction",
+    "ModuleDynamics",
     "NonFiniteInputError",
     "NumericalError",
     "RecurrentLayout",
@@ -127,11 +155,13 @@ __all__ = [
     "__version__",
     "activation_names",
     "cell_gradient_profile",
+    "decay_beside_lyapunov",
     "describe_module",
     "elman_forward",
     "elman_jacobian_products",
     "example_matrix",
     "find_recurrent_module",
+    "finite_time_spectrum",
     "format_signed_log10",
     "get_activation",
     "gradient_horizon",
@@ -139,6 +169,8 @@ __all__ = [
     "growth_labels",
     "growth_verdict",
     "load_array",
+    "lyapunov_spectrum",
+    "mean_field_lambda1",
     "recurrent_spectrum",
     "register_activation",
     "saturation",

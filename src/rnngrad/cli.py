@@ -458,6 +458,10 @@ def lyapunov(
     k: Annotated[
         int | None, typer.Option("--k", help="How many exponents (default: the state size).")
     ] = None,
+    layer: Annotated[
+        int | None,
+        typer.Option("--layer", help="One layer's recurrence (0-based), driven by those below."),
+    ] = None,
     reorth: Annotated[int, typer.Option("--reorth", help="Steps between QR factorisations.")] = 1,
     batch: Annotated[int, typer.Option("--batch", help="Trajectories from random states.")] = 4,
     seed: Annotated[int, typer.Option("--seed", help="Seeds weights, states and inputs.")] = 0,
@@ -509,8 +513,20 @@ def lyapunov(
     inputs: Any = input_spec
     if input_spec not in ("zeros", "random"):
         inputs = load_input(Path(input_spec), torch_dtype)
+    from rnngrad.dynamics import ModuleDynamics
+
+    layers = describe_layers(module)
+    if layer is not None and not 0 <= layer < layers:
+        raise InvalidInputError(f"--layer must be in 0..{layers - 1}, got {layer}")
+    system = (
+        ModuleDynamics(module)
+        if layer is None
+        else ModuleDynamics(module, layers=layer + 1, only_top=True)
+    )
+    if layer is not None:
+        label += f", layer {layer}"
     result = lyapunov_spectrum(
-        module,
+        system,
         steps=steps,
         warmup=warmup,
         k=k,
@@ -570,6 +586,13 @@ def lyapunov(
         f"lambda_1 = {lambda1:.4f} nats per step: {verdict} "
         f"(a factor of {math.exp(lambda1):.4g} per step)."
     )
+
+
+def describe_layers(module: Any) -> int:
+    """The number of layers of a recurrent module."""
+    from rnngrad.cells import describe_module
+
+    return describe_module(module).num_layers
 
 
 def main(argv: list[str] | None = None) -> None:

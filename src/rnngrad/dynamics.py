@@ -57,6 +57,17 @@ class Dynamics:
     dtype: torch.dtype
     device: torch.device
 
+    @property
+    def tangent_slice(self) -> slice:
+        """The part of the state whose tangent space is analysed (all of it by default)."""
+        return slice(0, self.state_size)
+
+    @property
+    def tangent_size(self) -> int:
+        """Dimension of the analysed tangent space."""
+        part = self.tangent_slice
+        return int(part.stop - part.start)
+
     def initial_state(self, batch: int, generator: torch.Generator) -> torch.Tensor:
         """Random states ``(B, n)``: ``h`` uniform in (-1, 1), ``c`` standard normal."""
         raise NotImplementedError
@@ -83,14 +94,21 @@ class ModuleDynamics(Dynamics):
     """A unidirectional ``nn.RNN``/``nn.LSTM``/``nn.GRU`` as ``s_t = F(s_{t-1}, x_t)``.
 
     The parameters are the module's own tensors. ``layers`` picks a subset of
-    consecutive layers starting at 0 (default: all, the stacked state).
+    consecutive layers starting at 0 (default: all, the stacked state). With
+    ``only_top=True`` the tangent space is the top layer's state alone: the
+    layers below still run (they drive it) but are not perturbed, which gives
+    the spectrum of that one layer's recurrence along its real, driven
+    trajectory. (The stacked Jacobian is block lower-triangular, so the
+    stacked spectrum is the union of these per-layer spectra.)
 
     Raises:
         InvalidInputError: a bidirectional module (its reverse direction runs
             backwards in time and is no causal dynamical system).
     """
 
-    def __init__(self, module: nn.Module, *, layers: int | None = None) -> None:
+    def __init__(
+        self, module: nn.Module, *, layers: int | None = None, only_top: bool = False
+    ) -> None:
         layout: RecurrentLayout = describe_module(module)
         if layout.bidirectional:
             raise InvalidInputError(
@@ -117,6 +135,7 @@ class ModuleDynamics(Dynamics):
             )
             offset += width
         self.state_size = offset
+        self.only_top = only_top
         self.input_size = layout.input_size
         parameter = next(module.parameters())
         self.dtype = parameter.dtype
@@ -153,13 +172,21 @@ class ModuleDynamics(Dynamics):
             layer_input = out[:, : layer.size]
         return new, caches
 
+    @property
+    def tangent_slice(self) -> slice:
+        return self.layers[-1].state_slice if self.only_top else slice(0, self.state_size)
+
     @torch.no_grad()
     def apply_jacobian(self, cache: list[Any], basis: torch.Tensor) -> torch.Tensor:
         result = torch.empty_like(basis)
         input_tangent: torch.Tensor | None = None
+        start = self.tangent_slice.start
         for layer, layer_cache in zip(self.layers, cache, strict=True):
-            tangent = basis[:, layer.state_slice]
-            out = result[:, layer.state_slice]
+            if self.only_top and layer is not self.layers[-1]:
+                continue
+            part = slice(layer.state_slice.start - start, layer.state_slice.stop - start)
+            tangent = basis[:, part]
+            out = result[:, part]
             if layer.kind in ("rnn_tanh", "rnn_relu"):
                 _rnn_tangent(layer, layer_cache, tangent, input_tangent, out)
             elif layer.kind == "lstm":

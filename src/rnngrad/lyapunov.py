@@ -105,7 +105,8 @@ class LyapunovSpectrum:
         running: ``(C, k)`` the running estimate (batch mean), to show convergence.
         reliable: ``(k,)``: finite, and moved by less than 10% (or 1e-3 nats per
             step) over the second half of the run.
-        steps, warmup, reorth, batch, state_size: the run's settings.
+        steps, warmup, reorth, batch: the run's settings; state_size: the
+            dimension of the analysed tangent space.
         units: ``"nats per step"``.
     """
 
@@ -222,10 +223,10 @@ def _validate(
         raise InvalidInputError(f"reorth must be >= 1, got {reorth}")
     if batch < 1:
         raise InvalidInputError(f"batch must be >= 1, got {batch}")
-    count = dynamics.state_size if k is None else k
-    if not 1 <= count <= dynamics.state_size:
+    count = dynamics.tangent_size if k is None else k
+    if not 1 <= count <= dynamics.tangent_size:
         raise InvalidInputError(
-            f"k must be between 1 and the state size {dynamics.state_size}, got {count}"
+            f"k must be between 1 and the state size {dynamics.tangent_size}, got {count}"
         )
     return count
 
@@ -265,7 +266,8 @@ def lyapunov_spectrum(
     """
     dynamics = _as_dynamics(system)
     count = _validate(dynamics, steps, warmup, k, reorth, batch)
-    n = dynamics.state_size
+    n = dynamics.tangent_size
+    part = dynamics.tangent_slice
     generator = torch.Generator(device=dynamics.device).manual_seed(seed)
     source = _Inputs(inputs, dynamics, batch, warmup + steps, generator)
     with torch.no_grad():
@@ -276,8 +278,9 @@ def lyapunov_spectrum(
         basis = _random_orthonormal(batch, n, count, state, generator)
         # The companion trajectory for the two-trajectory estimate of lambda_1.
         epsilon = 1e-8 if dynamics.dtype == torch.float64 else 1e-4
-        direction = torch.randn(
-            state.shape, generator=generator, dtype=state.dtype, device=state.device
+        direction = torch.zeros_like(state)
+        direction[:, part] = torch.randn(
+            (batch, n), generator=generator, dtype=state.dtype, device=state.device
         )
         companion = state + epsilon * direction / direction.norm(dim=1, keepdim=True)
         companion_log = torch.zeros(batch, dtype=torch.float64, device=state.device)
@@ -378,6 +381,8 @@ def finite_time_spectrum(
     from torch.func import vjp, vmap
 
     dynamics = _as_dynamics(system)
+    if dynamics.tangent_size != dynamics.state_size:
+        raise InvalidInputError("finite-time spectra are computed for the whole (stacked) state")
     if steps < 2:
         raise InvalidInputError(f"steps must be >= 2, got {steps}")
     count = _validate(dynamics, warmup + steps, warmup, k, 1, 1)
