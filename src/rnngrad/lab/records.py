@@ -1,0 +1,46 @@
+"""Tidy tables and JSON written atomically (Parquet through pyarrow, and CSV)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+__all__ = ["read_table_rows", "write_json", "write_table"]
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def write_table(rows: list[dict[str, Any]], base: Path) -> None:
+    """``base.parquet`` and ``base.csv`` from a list of flat dicts (NaN becomes null)."""
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pylist([{k: _clean(v) for k, v in row.items()} for row in rows])
+    for suffix, writer in ((".parquet", pq.write_table), (".csv", pa_csv.write_csv)):
+        target = base.with_suffix(suffix)
+        temporary = target.with_name(target.name + ".tmp")
+        writer(table, temporary)
+        os.replace(temporary, target)
+
+
+def read_table_rows(path: Path) -> list[dict[str, Any]]:
+    """Rows of a Parquet file."""
+    import pyarrow.parquet as pq
+
+    rows: list[dict[str, Any]] = pq.read_table(path).to_pylist()
+    return rows
+
+
+def write_json(payload: dict[str, Any], path: Path) -> None:
+    """Strict JSON (no NaN), written atomically."""
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(payload, indent=2, allow_nan=False) + "\n")
+    os.replace(temporary, path)

@@ -1,0 +1,359 @@
+r"""One training run on a lab task: deterministic, checkpointed, resumable.
+
+The run draws its training batches from ``torch.Generator(seed + 1)`` and keeps
+one held-out batch from ``seed + 2``; the model's initialisation is drawn under
+``seed`` without touching the caller's global RNG. Every step records the loss,
+the gradient norm, whether clipping acted and whether the step was skipped (a
+non-finite gradient norm skips the optimiser step and is counted, so it never
+reaches the weights). Every ``eval_every`` steps the held-out loss, the
+accuracy where the task has one and the spectral radius of ``W_hh`` are
+recorded, and the run stops once the task counts as solved. Every
+``profile_every`` steps the per-time-step gradient profile
+(:func:`rnngrad.gradient_profile`) is recorded.
+
+Every ``checkpoint_every`` steps the model, the optimiser, the generator and
+the records so far are written atomically (a temporary file, then
+``os.replace``) to ``DIR/checkpoint.pt``; the same call on the same ``DIR``
+resumes from it (the checkpoint is read with ``weights_only=True``). The
+results land in ``DIR``: ``history.parquet``/``.csv`` (one row per step),
+``evaluations.parquet``/``.csv``, ``profiles.parquet``/``.csv`` (one row per
+profile, layer step and time step), ``summary.json`` and PNG plots.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from rnngrad.errors import InvalidInputError
+from rnngrad.lab.models import CELLS, LabModel, parse_init
+from rnngrad.lab.tasks import TASKS, Task, make_task
+
+__all__ = ["TrainConfig", "TrainResult", "parse_clip", "train"]
+
+Progress = Callable[[int, int, float], None]
+
+
+def parse_clip(text: str) -> tuple[str, float | None]:
+    """``"none"``, ``"norm:V"`` or ``"value:V"`` with ``V > 0``.
+
+    Raises:
+        InvalidInputError: anything else.
+    """
+    if text == "none":
+        return "none", None
+    kind, _, value = text.partition(":")
+    if kind in ("norm", "value"):
+        try:
+            threshold = float(value)
+        except ValueError:
+            threshold = math.nan
+        if math.isfinite(threshold) and threshold > 0:
+            return kind, threshold
+    raise InvalidInputError(f"clip must be none, norm:V or value:V with V > 0, got {text!r}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a run (and its checkpoint's identity)."""
+
+    task: str
+    seq_len: int
+    cell: str
+    hidden: int = 64
+    init: str = "default"
+    orthogonal_constraint: bool = False
+    forget_bias: float | None = None
+    clip: str = "norm:1.0"
+    steps: int = 3000
+    batch: int = 50
+    lr: float = 1e-3
+    seed: int = 0
+    eval_every: int = 100
+    eval_batch: int = 500
+    checkpoint_every: int = 500
+    profile_every: int = 500
+
+    def validate(self) -> Task:
+        """Check every field; return the task.
+
+        Raises:
+            InvalidInputError: naming the field and the value.
+        """
+        if self.task not in TASKS:
+            raise InvalidInputError(f"unknown task {self.task!r}; expected one of: {', '.join(TASKS)}")
+        if self.cell not in CELLS:
+            raise InvalidInputError(f"unknown cell {self.cell!r}; expected one of: {', '.join(CELLS)}")
+        parse_init(self.init)
+        parse_clip(self.clip)
+        for name in ("hidden", "steps", "batch", "eval_every", "eval_batch", "checkpoint_every",
+                     "profile_every"):  # fmt: skip
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise InvalidInputError(f"{name} must be a whole number >= 1, got {value!r}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise InvalidInputError(f"lr must be a positive number, got {self.lr!r}")
+        return make_task(self.task, self.seq_len)
+
+    def key(self) -> str:
+        """A short hash of the configuration (names run folders and checkpoints)."""
+        text = json.dumps(asdict(self), sort_keys=True)
+        return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """The outcome of a run (the JSON summary).
+
+    Attributes:
+        config: the configuration.
+        final_loss: held-out loss at the end.
+        final_accuracy: held-out accuracy at the end, where the task has one.
+        baseline_loss: the task's memoryless baseline.
+        solved: the task's solved rule was met.
+        solved_at: the step at which it was, or ``None``.
+        steps: steps taken.
+        skipped_steps: steps skipped for a non-finite gradient norm.
+        clipped_steps: steps at which clipping acted.
+        wall_s: wall time of this process's part of the run.
+        resumed_from: the checkpoint's step when resumed, else ``None``.
+    """
+
+    config: TrainConfig
+    final_loss: float
+    final_accuracy: float | None
+    baseline_loss: float
+    solved: bool
+    solved_at: int | None
+    steps: int
+    skipped_steps: int
+    clipped_steps: int
+    wall_s: float
+    resumed_from: int | None = None
+    records: dict[str, list[dict[str, Any]]] = field(default_factory=dict, repr=False)
+
+    def summary(self) -> dict[str, Any]:
+        """The JSON summary: the contract's fields, then the rest of the configuration."""
+        config = asdict(self.config)
+        return {
+            "task": config.pop("task"),
+            "seq_len": config.pop("seq_len"),
+            "cell": config.pop("cell"),
+            "init": config.pop("init"),
+            "clip": config.pop("clip"),
+            "final_loss": _finite(self.final_loss),
+            "baseline_loss": self.baseline_loss,
+            "solved": self.solved,
+            "steps": self.steps,
+            "skipped_steps": self.skipped_steps,
+            "wall_s": round(self.wall_s, 3),
+            "final_accuracy": self.final_accuracy,
+            "solved_at": self.solved_at,
+            "clipped_steps": self.clipped_steps,
+            "resumed_from": self.resumed_from,
+            **config,
+        }
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
+def _atomic_save(payload: Any, path: Path) -> None:
+    temporary = path.with_name(path.name + ".tmp")
+    torch.save(payload, temporary)
+    os.replace(temporary, path)
+
+
+def _spectral_radius(model: LabModel) -> float:
+    """Spectral radius of ``W_hh`` (the largest over the gate blocks of LSTM/GRU)."""
+    weight = model.recurrent_matrix().detach().double()
+    hidden = weight.shape[1]
+    blocks = weight.reshape(-1, hidden, hidden)
+    return float(torch.linalg.eigvals(blocks).abs().max())
+
+
+def train(
+    config: TrainConfig,
+    out: str | Path,
+    *,
+    progress: Progress | None = None,
+) -> TrainResult:
+    """Train one model; write its records, summary and plots into ``out``.
+
+    Args:
+        config: the run.
+        out: the run's folder; a checkpoint there of the same configuration is
+            resumed, one of another configuration is an error.
+        progress: called as ``progress(step, steps, loss)`` after each step.
+
+    Raises:
+        InvalidInputError: a bad configuration, or ``out`` holds another run.
+        OSError: ``out`` cannot be written.
+    """
+    from rnngrad.profile import gradient_profile
+
+    task = config.validate()
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    checkpoint_path = folder / "checkpoint.pt"
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        model = LabModel(
+            config.cell,
+            task.input_size,
+            config.hidden,
+            task.output_size,
+            per_step=task.per_step,
+            init=config.init,
+            orthogonal_constraint=config.orthogonal_constraint,
+            forget_bias=config.forget_bias,
+        )
+    optimiser = torch.optim.Adam(model.parameters(), lr=config.lr)
+    generator = torch.Generator().manual_seed(config.seed + 1)
+    held_out = task.sample(config.eval_batch, torch.Generator().manual_seed(config.seed + 2))
+    clip_kind, clip_value = parse_clip(config.clip)
+    records: dict[str, list[dict[str, Any]]] = {"history": [], "evaluations": [], "profiles": []}
+    start_step, skipped, clipped, solved_at = 0, 0, 0, None
+    resumed_from = None
+
+    if checkpoint_path.exists():
+        try:
+            state = torch.load(checkpoint_path, weights_only=True)
+        except Exception as error:
+            raise InvalidInputError(f"{checkpoint_path}: cannot be resumed ({error})") from None
+        if state.get("config") != asdict(config):
+            raise InvalidInputError(
+                f"{folder} holds a run of another configuration; choose another --out"
+            )
+        model.load_state_dict(state["model"])
+        optimiser.load_state_dict(state["optimiser"])
+        generator.set_state(state["generator"])
+        records = state["records"]
+        start_step, skipped, clipped = state["step"], state["skipped"], state["clipped"]
+        solved_at = state["solved_at"]
+        resumed_from = start_step
+
+    def save(step: int) -> None:
+        _atomic_save(
+            {
+                "config": asdict(config),
+                "model": model.state_dict(),
+                "optimiser": optimiser.state_dict(),
+                "generator": generator.get_state(),
+                "records": records,
+                "step": step,
+                "skipped": skipped,
+                "clipped": clipped,
+                "solved_at": solved_at,
+            },
+            checkpoint_path,
+        )
+
+    def evaluate(step: int) -> tuple[float, float | None]:
+        with torch.no_grad():
+            output = model(held_out.inputs)
+            loss = float(task.loss(output, held_out.targets))
+            accuracy = task.accuracy(output, held_out.targets)
+        records["evaluations"].append(
+            {
+                "step": step,
+                "loss": _finite(loss),
+                "accuracy": accuracy,
+                "spectral_radius": _spectral_radius(model),
+            }
+        )
+        return loss, accuracy
+
+    step = start_step
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    if solved_at is None:
+        while step < config.steps:
+            batch = task.sample(config.batch, generator)
+            output = model(batch.inputs)
+            loss = task.loss(output, batch.targets)
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            loss_value = float(loss.detach())
+            grad_norm = float(torch.nn.utils.get_total_norm([p.grad for p in parameters if p.grad is not None]))
+            did_clip, did_skip = False, False
+            if not (math.isfinite(grad_norm) and math.isfinite(loss_value)):
+                did_skip = True
+                skipped += 1
+                optimiser.zero_grad(set_to_none=True)
+            else:
+                if clip_kind == "norm" and clip_value is not None:
+                    did_clip = grad_norm > clip_value
+                    torch.nn.utils.clip_grad_norm_(parameters, clip_value)
+                elif clip_kind == "value" and clip_value is not None:
+                    did_clip = any(bool((p.grad.abs() > clip_value).any()) for p in parameters if p.grad is not None)
+                    torch.nn.utils.clip_grad_value_(parameters, clip_value)
+                clipped += int(did_clip)
+                optimiser.step()
+            step += 1
+            records["history"].append(
+                {
+                    "step": step,
+                    "loss": _finite(loss_value),
+                    "grad_norm": _finite(grad_norm),
+                    "clipped": did_clip,
+                    "skipped": did_skip,
+                }
+            )
+            if step % config.profile_every == 0 or step == 1:
+                profile = gradient_profile(
+                    model, batch.inputs, loss=lambda out, t=batch.targets: task.loss(out, t)
+                )
+                for t, value in enumerate(profile.layers[0].log10_grad_norm, start=1):
+                    records["profiles"].append({"step": step, "t": t, "log10_grad_norm": _finite(float(value))})
+            if step % config.eval_every == 0 or step == config.steps:
+                held_loss, held_accuracy = evaluate(step)
+                if task.solved(held_loss, held_accuracy):
+                    solved_at = step
+            if step % config.checkpoint_every == 0 or solved_at is not None or step == config.steps:
+                save(step)
+            if progress is not None:
+                progress(step, config.steps, loss_value)
+            if solved_at is not None:
+                break
+    if not records["evaluations"] or records["evaluations"][-1]["step"] != step:
+        evaluate(step)
+    final = records["evaluations"][-1]
+    result = TrainResult(
+        config=config,
+        final_loss=final["loss"] if final["loss"] is not None else math.nan,
+        final_accuracy=final["accuracy"],
+        baseline_loss=task.baseline_loss,
+        solved=solved_at is not None,
+        solved_at=solved_at,
+        steps=step,
+        skipped_steps=skipped,
+        clipped_steps=clipped,
+        wall_s=time.perf_counter() - started,
+        resumed_from=resumed_from,
+        records=records,
+    )
+    _write_outputs(result, folder, task)
+    return result
+
+
+def _write_outputs(result: TrainResult, folder: Path, task: Task) -> None:
+    from rnngrad.lab.records import write_json, write_table
+
+    for name, rows in result.records.items():
+        write_table(rows, folder / name)
+    write_json(result.summary(), folder / "summary.json")
+    from rnngrad.lab.plots import plot_run
+
+    plot_run(result, folder, task)
