@@ -82,7 +82,9 @@ class LabModel(nn.Module):
             raise InvalidInputError(f"hidden must be >= 1, got {hidden}")
         kind, radius = parse_init(init)
         if cell in ("rnn", "relu"):
-            self.rnn: nn.Module = nn.RNN(input_size, hidden, nonlinearity="tanh" if cell == "rnn" else "relu")
+            self.rnn: nn.Module = nn.RNN(
+                input_size, hidden, nonlinearity="tanh" if cell == "rnn" else "relu"
+            )
         elif cell == "lstm":
             self.rnn = nn.LSTM(input_size, hidden)
         else:
@@ -94,8 +96,8 @@ class LabModel(nn.Module):
             if cell != "lstm":
                 raise InvalidInputError("forget_bias applies to the lstm cell only")
             with torch.no_grad():
-                self.rnn.bias_ih_l0[hidden : 2 * hidden].fill_(forget_bias)
-                self.rnn.bias_hh_l0[hidden : 2 * hidden].zero_()
+                self._parameter("bias_ih_l0")[hidden : 2 * hidden].fill_(forget_bias)
+                self._parameter("bias_hh_l0")[hidden : 2 * hidden].zero_()
         if orthogonal_constraint:
             if cell not in ("rnn", "relu"):
                 raise InvalidInputError(
@@ -103,8 +105,11 @@ class LabModel(nn.Module):
                 )
             nn.utils.parametrizations.orthogonal(self.rnn, "weight_hh_l0")
 
+    def _parameter(self, name: str) -> torch.Tensor:
+        return self.rnn.get_parameter(name)
+
     def _initialise(self, kind: str, radius: float | None, hidden: int) -> None:
-        weight = self.rnn.weight_hh_l0
+        weight = self._parameter("weight_hh_l0")
         blocks = weight.shape[0] // hidden
         with torch.no_grad():
             if kind == "orthogonal":
@@ -113,9 +118,9 @@ class LabModel(nn.Module):
             elif kind == "identity":
                 for block in range(blocks):
                     weight[block * hidden : (block + 1) * hidden].copy_(torch.eye(hidden))
-                self.rnn.bias_hh_l0.zero_()
+                self._parameter("bias_hh_l0").zero_()
                 if blocks == 1:
-                    self.rnn.bias_ih_l0.zero_()
+                    self._parameter("bias_ih_l0").zero_()
             elif kind == "radius":
                 assert radius is not None
                 for block in range(blocks):
@@ -125,9 +130,11 @@ class LabModel(nn.Module):
 
     def recurrent_matrix(self) -> torch.Tensor:
         """``W_hh`` as used in the forward pass (after any parametrization)."""
-        weight: torch.Tensor = self.rnn.weight_hh_l0
+        weight = getattr(self.rnn, "weight_hh_l0")  # noqa: B009 - a parametrization's property
+        assert isinstance(weight, torch.Tensor)
         return weight
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         output, _ = self.rnn(x)
-        return self.head(output if self.per_step else output[-1])
+        result: torch.Tensor = self.head(output if self.per_step else output[-1])
+        return result

@@ -22,12 +22,26 @@ def plot_run(result: TrainResult, folder: Path, task: Task) -> None:
     history = result.records["history"]
     evaluations = result.records["evaluations"]
     config = result.config
-    title = f"{config.task} T={config.seq_len}, {config.cell}, init {config.init}, clip {config.clip}"
+    title = (
+        f"{config.task} T={config.seq_len}, {config.cell}, init {config.init}, clip {config.clip}"
+    )
 
     figure, axis = plt.subplots(figsize=(7, 4))
     steps = [r["step"] for r in history if r["loss"] is not None]
-    axis.plot(steps, [r["loss"] for r in history if r["loss"] is not None], lw=0.6, alpha=0.6, label="training loss")
-    axis.plot([r["step"] for r in evaluations], [r["loss"] for r in evaluations], "o-", ms=3, label="held-out loss")
+    axis.plot(
+        steps,
+        [r["loss"] for r in history if r["loss"] is not None],
+        lw=0.6,
+        alpha=0.6,
+        label="training loss",
+    )
+    axis.plot(
+        [r["step"] for r in evaluations],
+        [r["loss"] for r in evaluations],
+        "o-",
+        ms=3,
+        label="held-out loss",
+    )
     axis.axhline(task.baseline_loss, color="grey", ls="--", label="memoryless baseline")
     axis.set_yscale("log")
     axis.set_xlabel("training step")
@@ -44,8 +58,10 @@ def plot_run(result: TrainResult, folder: Path, task: Task) -> None:
     colours = plt.get_cmap("viridis")
     for index, step in enumerate(taken):
         rows = [r for r in profiles if r["step"] == step and r["log10_grad_norm"] is not None]
-        axis.plot([r["t"] for r in rows], [r["log10_grad_norm"] for r in rows],
-                  color=colours(index / max(1, len(taken) - 1)), lw=1, label=f"step {step}")  # fmt: skip
+        colour = colours(index / max(1, len(taken) - 1))
+        times = [r["t"] for r in rows]
+        values = [r["log10_grad_norm"] for r in rows]
+        axis.plot(times, values, color=colour, lw=1, label=f"step {step}")
     axis.set_xlabel("time step t")
     axis.set_ylabel("log10 ||dL/dh_t||")
     axis.set_title("gradient profile over training: " + title, fontsize=9)

@@ -77,7 +77,9 @@ class Task:
         if self.name == "adding":
             return nn.functional.mse_loss(output.squeeze(-1), targets)
         if self.name == "copy":  # output (T', B, 9), targets (T', B)
-            return nn.functional.cross_entropy(output.reshape(-1, output.shape[-1]), targets.reshape(-1))
+            return nn.functional.cross_entropy(
+                output.reshape(-1, output.shape[-1]), targets.reshape(-1)
+            )
         return nn.functional.cross_entropy(output, targets)
 
     def accuracy(self, output: torch.Tensor, targets: torch.Tensor) -> float | None:
@@ -109,12 +111,16 @@ def make_task(name: str, seq_len: int) -> Task:
         raise InvalidInputError(f"unknown task {name!r}; expected one of: {', '.join(TASKS)}")
     minimum = {"adding": 2, "copy": 1, "order": 10}[name]
     if seq_len < minimum:
-        raise InvalidInputError(f"the {name} task needs a sequence length >= {minimum}, got {seq_len}")
+        raise InvalidInputError(
+            f"the {name} task needs a sequence length >= {minimum}, got {seq_len}"
+        )
     if name == "adding":
         return Task(name, seq_len, 2, 1, False, 1.0 / 6.0, "MSE <= 0.01 (baseline 1/6)")
     if name == "copy":
         baseline = 10.0 * math.log(8.0) / (seq_len + 20)
-        return Task(name, seq_len, 10, 9, True, baseline, "cross-entropy <= 10% of 10 ln 8 / (T + 20)")
+        return Task(
+            name, seq_len, 10, 9, True, baseline, "cross-entropy <= 10% of 10 ln 8 / (T + 20)"
+        )
     return Task(name, seq_len, 8, 4, False, math.log(4.0), "accuracy >= 99% (chance: ln 4)")
 
 

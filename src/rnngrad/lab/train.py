@@ -90,9 +90,13 @@ class TrainConfig:
             InvalidInputError: naming the field and the value.
         """
         if self.task not in TASKS:
-            raise InvalidInputError(f"unknown task {self.task!r}; expected one of: {', '.join(TASKS)}")
+            raise InvalidInputError(
+                f"unknown task {self.task!r}; expected one of: {', '.join(TASKS)}"
+            )
         if self.cell not in CELLS:
-            raise InvalidInputError(f"unknown cell {self.cell!r}; expected one of: {', '.join(CELLS)}")
+            raise InvalidInputError(
+                f"unknown cell {self.cell!r}; expected one of: {', '.join(CELLS)}"
+            )
         parse_init(self.init)
         parse_clip(self.clip)
         for name in ("hidden", "steps", "batch", "eval_every", "eval_batch", "checkpoint_every",
@@ -284,9 +288,11 @@ def train(
             output = model(batch.inputs)
             loss = task.loss(output, batch.targets)
             optimiser.zero_grad(set_to_none=True)
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]
             loss_value = float(loss.detach())
-            grad_norm = float(torch.nn.utils.get_total_norm([p.grad for p in parameters if p.grad is not None]))
+            grad_norm = float(
+                torch.nn.utils.get_total_norm([p.grad for p in parameters if p.grad is not None])
+            )
             did_clip, did_skip = False, False
             if not (math.isfinite(grad_norm) and math.isfinite(loss_value)):
                 did_skip = True
@@ -297,7 +303,11 @@ def train(
                     did_clip = grad_norm > clip_value
                     torch.nn.utils.clip_grad_norm_(parameters, clip_value)
                 elif clip_kind == "value" and clip_value is not None:
-                    did_clip = any(bool((p.grad.abs() > clip_value).any()) for p in parameters if p.grad is not None)
+                    did_clip = any(
+                        bool((p.grad.abs() > clip_value).any())
+                        for p in parameters
+                        if p.grad is not None
+                    )
                     torch.nn.utils.clip_grad_value_(parameters, clip_value)
                 clipped += int(did_clip)
                 optimiser.step()
@@ -312,11 +322,18 @@ def train(
                 }
             )
             if step % config.profile_every == 0 or step == 1:
-                profile = gradient_profile(
-                    model, batch.inputs, loss=lambda out, t=batch.targets: task.loss(out, t)
-                )
+                targets = batch.targets
+
+                def profile_loss(
+                    out: torch.Tensor, targets: torch.Tensor = targets
+                ) -> torch.Tensor:
+                    return task.loss(out, targets)
+
+                profile = gradient_profile(model, batch.inputs, loss=profile_loss)
                 for t, value in enumerate(profile.layers[0].log10_grad_norm, start=1):
-                    records["profiles"].append({"step": step, "t": t, "log10_grad_norm": _finite(float(value))})
+                    records["profiles"].append(
+                        {"step": step, "t": t, "log10_grad_norm": _finite(float(value))}
+                    )
             if step % config.eval_every == 0 or step == config.steps:
                 held_loss, held_accuracy = evaluate(step)
                 if task.solved(held_loss, held_accuracy):

@@ -1,0 +1,332 @@
+r"""Sweeps over grids of lab runs: parallel on one machine or on a Dask cluster, resumable.
+
+A TOML file names the grid and the fixed training settings::
+
+    [grid]
+    task = ["adding"]
+    seq_len = [50, 100, 200]
+    cell = ["rnn", "lstm", "gru"]
+    init = ["default", "orthogonal", "identity"]
+    clip = ["none", "norm:1.0"]
+    seed = [0, 1, 2]
+    [train]
+    hidden = 64
+    steps = 3000
+
+Every key is a field of :class:`rnngrad.lab.train.TrainConfig`, in ``[grid]``
+as a list of values or in ``[train]`` as one value. Each cell of the grid runs
+in ``DIR/runs/<key>`` (``key``: a hash of its full configuration), so a
+finished run is never run again: rerunning the same command after an
+interruption runs only the missing cells (a half-finished run resumes from its
+checkpoint), and a changed grid runs only its new cells. ``DIR/results.parquet``
+and ``.csv`` (one row per finished cell: the grid keys, then the run's JSON
+summary) are rewritten atomically after every finished run.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from rnngrad.errors import InvalidInputError
+from rnngrad.lab.train import TrainConfig
+
+__all__ = ["Sweep", "load_sweep", "run_sweep", "sweep_summary"]
+
+_FIELDS = {f.name: f for f in fields(TrainConfig)}
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """A parsed grid: its keys in file order and the configurations of all cells."""
+
+    grid_keys: tuple[str, ...]
+    configs: tuple[TrainConfig, ...]
+    path: str
+
+
+def _line_of(text: str, key: str, section: str) -> int | None:
+    current = None
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        header = re.fullmatch(r"\[\s*([A-Za-z0-9_.-]+)\s*\]", stripped)
+        if header:
+            current = header.group(1)
+        elif current == section and re.match(rf"{re.escape(key)}\s*=", stripped):
+            return number
+    return None
+
+
+def _where(path: str, text: str, key: str, section: str) -> str:
+    line = _line_of(text, key, section)
+    return f"{path}, line {line}" if line else path
+
+
+def _coerce(name: str, value: Any, where: str) -> Any:
+    expected = _FIELDS[name].type
+    expected = (
+        expected if isinstance(expected, str) else getattr(expected, "__name__", str(expected))
+    )
+    if "bool" in expected:
+        if not isinstance(value, bool):
+            raise InvalidInputError(f"{where}: {name} must be true or false, got {value!r}")
+        return value
+    if expected.startswith("int"):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise InvalidInputError(f"{where}: {name} must be a whole number, got {value!r}")
+        return value
+    if "float" in expected:
+        if value is None and "None" in expected:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise InvalidInputError(f"{where}: {name} must be a number, got {value!r}")
+        return float(value)
+    if not isinstance(value, str):
+        raise InvalidInputError(f"{where}: {name} must be a string, got {value!r}")
+    return value
+
+
+def load_sweep(path: str | Path) -> Sweep:
+    """Parse and check a sweep file.
+
+    Raises:
+        InvalidInputError: unreadable or bad TOML, an unknown section or key, a
+            value of the wrong type or out of range, an empty list, or a grid
+            that lacks task, seq_len or cell: the message names the line.
+    """
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
+
+    file = Path(path)
+    try:
+        text = file.read_text()
+    except OSError as error:
+        raise InvalidInputError(f"{file}: cannot be read ({error.strerror or error})") from None
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise InvalidInputError(f"{file}: not valid TOML: {error}") from None
+    unknown_sections = sorted(set(document) - {"grid", "train"})
+    if unknown_sections:
+        raise InvalidInputError(
+            f"{file}: unknown section [{unknown_sections[0]}]; expected [grid] and [train]"
+        )
+    grid = document.get("grid", {})
+    fixed = document.get("train", {})
+    if not grid:
+        raise InvalidInputError(f"{file}: the [grid] section is missing or empty")
+    for section, table in (("grid", grid), ("train", fixed)):
+        for key in table:
+            if key not in _FIELDS:
+                raise InvalidInputError(
+                    f"{_where(str(file), text, key, section)}: unknown key {key!r}; expected one "
+                    f"of: {', '.join(_FIELDS)}"
+                )
+    for key, values in grid.items():
+        where = _where(str(file), text, key, "grid")
+        if not isinstance(values, list):
+            raise InvalidInputError(f"{where}: [grid] values must be lists, got {values!r}")
+        if not values:
+            raise InvalidInputError(f"{where}: {key} is an empty list: the grid would be empty")
+        if key in fixed:
+            raise InvalidInputError(f"{where}: {key} is both in [grid] and in [train]")
+    missing = [k for k in ("task", "seq_len", "cell") if k not in grid and k not in fixed]
+    if missing:
+        raise InvalidInputError(f"{file}: {', '.join(missing)} must be given in [grid] or [train]")
+    coerced_grid = {
+        key: [_coerce(key, v, _where(str(file), text, key, "grid")) for v in values]
+        for key, values in grid.items()
+    }
+    coerced_fixed = {
+        key: _coerce(key, value, _where(str(file), text, key, "train"))
+        for key, value in fixed.items()
+    }
+    keys = tuple(coerced_grid)
+    configs = []
+    for combination in itertools.product(*(coerced_grid[k] for k in keys)):
+        config = TrainConfig(**coerced_fixed, **dict(zip(keys, combination, strict=True)))
+        try:
+            config.validate()
+        except InvalidInputError as error:
+            culprit = next((k for k in (*keys, *coerced_fixed) if k in str(error)), None)
+            section = "grid" if culprit in coerced_grid else "train"
+            where = _where(str(file), text, culprit, section) if culprit else str(file)
+            raise InvalidInputError(f"{where}: {error}") from None
+        configs.append(config)
+    return Sweep(keys, tuple(configs), str(file))
+
+
+def _run_cell(config: dict[str, Any], folder: str) -> dict[str, Any]:
+    """Run one cell in a worker (single-threaded torch: the workers share the cores)."""
+    import torch
+
+    from rnngrad.lab.train import TrainConfig, train
+
+    torch.set_num_threads(1)
+    return train(TrainConfig(**config), folder).summary()
+
+
+def _finished(folder: Path) -> dict[str, Any] | None:
+    summary = folder / "summary.json"
+    if not summary.exists():
+        return None
+    try:
+        payload: dict[str, Any] = json.loads(summary.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return payload
+
+
+def _write_results(sweep: Sweep, out: Path) -> int:
+    from rnngrad.lab.records import write_table
+
+    rows = []
+    for config in sweep.configs:
+        summary = _finished(out / "runs" / config.key())
+        if summary is None:
+            continue
+        grid_values = {k: getattr(config, k) for k in sweep.grid_keys}
+        rows.append({**grid_values, **{k: v for k, v in summary.items() if k not in grid_values}})
+    if rows:
+        write_table(rows, out / "results")
+    return len(rows)
+
+
+def run_sweep(
+    sweep: Sweep,
+    out: str | Path,
+    *,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    use_dask: bool = False,
+    on_finish: Callable[[int, int, dict[str, Any] | None], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Run the cells that have not finished; return every finished cell's summary.
+
+    Args:
+        sweep: from :func:`load_sweep`.
+        out: the sweep's folder.
+        scheduler: a Dask scheduler address (``tcp://host:8786``).
+        workers: parallel workers; with ``use_dask`` a ``LocalCluster`` of that
+            many workers, else a process pool (default: the CPU count).
+        use_dask: start a ``dask.distributed.LocalCluster`` of ``workers``.
+        on_finish: called as ``on_finish(done, total, summary)`` as runs finish
+            (``summary`` is ``None`` for the already finished ones at start).
+
+    Raises:
+        InvalidInputError: ``out`` cannot be written, or Dask is not installed.
+    """
+    folder = Path(out)
+    try:
+        (folder / "runs").mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise InvalidInputError(
+            f"{folder}: cannot be written ({error.strerror or error})"
+        ) from None
+    total = len(sweep.configs)
+    pending = [c for c in sweep.configs if _finished(folder / "runs" / c.key()) is None]
+    done = total - len(pending)
+    (folder / "grid.json").write_text(
+        json.dumps(
+            {
+                "source": sweep.path,
+                "grid_keys": sweep.grid_keys,
+                "cells": [c.key() for c in sweep.configs],
+            },
+            indent=1,
+        )
+    )
+    if on_finish is not None:
+        on_finish(done, total, None)
+    jobs = [(asdict(c), str(folder / "runs" / c.key())) for c in pending]
+    if jobs and (scheduler is not None or use_dask):
+        try:
+            from dask.distributed import Client, LocalCluster, as_completed
+        except ImportError:
+            raise InvalidInputError(
+                "Dask is not installed: pip install 'rnngrad[cluster]'"
+            ) from None
+        cluster = None
+        if scheduler is None:
+            cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1,
+                                   processes=True, dashboard_address=None)  # fmt: skip
+        client = Client(scheduler if scheduler is not None else cluster)
+        try:
+            futures = [client.submit(_run_cell, config, path, pure=False) for config, path in jobs]
+            for future in as_completed(futures):
+                summary = future.result()
+                done += 1
+                _write_results(sweep, folder)
+                if on_finish is not None:
+                    on_finish(done, total, summary)
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+    elif jobs:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+        from concurrent.futures import as_completed as completed
+
+        context = multiprocessing.get_context("spawn")
+        count = workers or os.cpu_count() or 1
+        with ProcessPoolExecutor(max_workers=count, mp_context=context) as pool:
+            pool_futures = [pool.submit(_run_cell, config, path) for config, path in jobs]
+            try:
+                for finished in completed(pool_futures):
+                    summary = finished.result()
+                    done += 1
+                    _write_results(sweep, folder)
+                    if on_finish is not None:
+                        on_finish(done, total, summary)
+            except BaseException:
+                for waiting in pool_futures:
+                    waiting.cancel()
+                raise
+    _write_results(sweep, folder)
+    return [s for c in sweep.configs if (s := _finished(folder / "runs" / c.key())) is not None]
+
+
+def sweep_summary(out: str | Path) -> list[dict[str, Any]]:
+    """Per task and sequence length, each configuration: runs, solved runs, median steps.
+
+    Raises:
+        InvalidInputError: no ``results.parquet`` in ``out``.
+    """
+    from rnngrad.lab.records import read_table_rows
+
+    path = Path(out) / "results.parquet"
+    if not path.exists():
+        raise InvalidInputError(f"{out}: no results.parquet (has the sweep run?)")
+    rows = read_table_rows(path)
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    describing = ("cell", "init", "clip", "orthogonal_constraint", "hidden", "forget_bias")
+    for row in rows:
+        key = (row["task"], row["seq_len"], *(row.get(k) for k in describing))
+        groups.setdefault(key, []).append(row)
+    summary = []
+    for key, members in sorted(groups.items(), key=lambda item: tuple(str(v) for v in item[0])):
+        solved = [m for m in members if m["solved"]]
+        steps = sorted(m["solved_at"] for m in solved if m.get("solved_at") is not None)
+        losses = sorted(m["final_loss"] for m in members if m["final_loss"] is not None)
+        summary.append(
+            {
+                "task": key[0],
+                "seq_len": key[1],
+                **dict(zip(describing, key[2:], strict=True)),
+                "runs": len(members),
+                "solved": len(solved),
+                "median_steps_to_solve": steps[len(steps) // 2] if steps else None,
+                "median_final_loss": losses[len(losses) // 2] if losses else None,
+            }
+        )
+    return summary
