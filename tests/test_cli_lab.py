@@ -1,0 +1,64 @@
+"""`rnngrad train` and `rnngrad sweep` through the installed entry point."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from .test_cli import run, strict_json
+
+TINY = ["--task", "order", "--seq-len", "12", "--cell", "lstm", "--hidden", "8", "--steps", "30",
+        "--batch", "16"]  # fmt: skip
+
+
+def test_train_json_contract(tmp_path: Path) -> None:
+    done = run("train", *TINY, "--out", str(tmp_path / "run"), "--json")
+    assert done.returncode == 0, done.stderr
+    payload = strict_json(done.stdout)
+    for key in ("task", "seq_len", "cell", "init", "clip", "final_loss", "baseline_loss", "solved",
+                "steps", "skipped_steps", "wall_s"):  # fmt: skip
+        assert key in payload
+    assert payload["task"] == "order" and payload["steps"] == 30
+    assert (tmp_path / "run" / "history.parquet").exists()
+
+
+def test_train_text_output(tmp_path: Path) -> None:
+    done = run(
+        "train", *TINY, "--clip", "value:0.5", "--init", "orthogonal", "--out", str(tmp_path)
+    )
+    assert done.returncode == 0, done.stderr
+    assert "results in" in done.stdout
+
+
+def test_sweep_and_summary(tmp_path: Path) -> None:
+    grid = tmp_path / "grid.toml"
+    grid.write_text('[grid]\ntask = ["adding"]\nseq_len = [5]\ncell = ["rnn", "gru"]\n'
+                    "[train]\nhidden = 4\nsteps = 10\nbatch = 8\neval_batch = 16\n")  # fmt: skip
+    done = run("sweep", str(grid), "--out", str(tmp_path / "out"))
+    assert done.returncode == 0, done.stderr
+    assert "2/2 runs finished" in done.stdout
+    summary = run("sweep", "--summary", str(tmp_path / "out"))
+    assert summary.returncode == 0 and "gru" in summary.stdout and "0/1" in summary.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["train", *TINY[:4], "--cell", "transformer", "--out", "{tmp}"], "unknown cell"),
+        (["train", *TINY, "--clip", "norm:-1", "--out", "{tmp}"], "clip"),
+        (["train", *TINY, "--init", "radius:x", "--out", "{tmp}"], "radius"),
+        (["train", *TINY, "--lr", "nan", "--out", "{tmp}"], "finite"),
+        (["train", *TINY, "--out", "/proc/forbidden"], "cannot be written"),
+        (["sweep", "{tmp}/missing.toml", "--out", "{tmp}/out"], "cannot be read"),
+        (["sweep", "--summary", "{tmp}"], "no results.parquet"),
+        (["sweep", "{tmp}/bad.toml", "--out", "{tmp}/out"], "line 2: unknown key"),
+    ],
+)
+def test_bad_input(tmp_path: Path, args: list[str], message: str) -> None:
+    (tmp_path / "bad.toml").write_text("[grid]\nlayers = [1]\n")
+    done = run(*[a.replace("{tmp}", str(tmp_path)) for a in args])
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert message in lines[0]

@@ -1,0 +1,265 @@
+"""The remedies lab: tasks, remedies, training runs and sweeps (tiny budgets)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from rnngrad.errors import InvalidInputError
+from rnngrad.lab.models import LabModel
+from rnngrad.lab.records import read_table_rows
+from rnngrad.lab.sweep import load_sweep, run_sweep, sweep_summary
+from rnngrad.lab.tasks import make_task
+from rnngrad.lab.train import TrainConfig, train
+
+# ---- tasks
+
+
+def test_adding_task_targets_and_baseline() -> None:
+    task = make_task("adding", 30)
+    batch = task.sample(20000, torch.Generator().manual_seed(0))
+    values, markers = batch.inputs[..., 0], batch.inputs[..., 1]
+    assert torch.all(markers.sum(dim=0) == 2)
+    assert torch.all(markers[:15].sum(dim=0) == 1)  # one marker in each half
+    assert torch.allclose((values * markers).sum(dim=0), batch.targets)
+    always_one = torch.ones_like(batch.targets)
+    assert float(task.loss(always_one.unsqueeze(-1), batch.targets)) == pytest.approx(
+        1 / 6, abs=0.005
+    )
+
+
+def test_copy_task_memoryless_baseline_is_exact() -> None:
+    """Blanks for T + 10 steps, then uniform over the 8 symbols: CE = 10 ln 8 / (T + 20)."""
+    task = make_task("copy", 15)
+    batch = task.sample(64, torch.Generator().manual_seed(1))
+    assert batch.inputs.shape == (35, 64, 10)
+    assert torch.equal(batch.targets[-10:], batch.inputs[:10].argmax(-1))
+    logits = torch.full((35, 64, 9), -1e4)
+    logits[: 15 + 10, :, 0] = 0.0
+    logits[-10:, :, 1:] = 0.0
+    assert float(task.loss(logits, batch.targets)) == pytest.approx(task.baseline_loss, rel=1e-6)
+    assert task.baseline_loss == pytest.approx(10 * math.log(8) / 35)
+
+
+def test_order_task() -> None:
+    task = make_task("order", 100)
+    batch = task.sample(4000, torch.Generator().manual_seed(2))
+    symbols = batch.inputs.argmax(-1)
+    relevant = (symbols >= 4) & (symbols <= 5)
+    assert torch.all(relevant.sum(dim=0) == 2)
+    positions = relevant.float().argmax(dim=0)
+    assert torch.all((positions >= 10) & (positions < 20))
+    uniform = torch.zeros(4000, 4)
+    assert float(task.loss(uniform, batch.targets)) == pytest.approx(math.log(4))
+    assert torch.bincount(batch.targets, minlength=4).min() > 900
+
+
+@pytest.mark.parametrize(("name", "length"), [("unknown", 10), ("adding", 1), ("order", 5)])
+def test_bad_tasks(name: str, length: int) -> None:
+    with pytest.raises(InvalidInputError):
+        make_task(name, length)
+
+
+# ---- remedies
+
+
+def test_orthogonal_and_identity_and_radius_initialisations() -> None:
+    torch.manual_seed(0)
+    orthogonal = LabModel("rnn", 2, 8, 1, per_step=False, init="orthogonal").recurrent_matrix()
+    assert torch.allclose(orthogonal @ orthogonal.T, torch.eye(8), atol=1e-5)
+    identity = LabModel("relu", 2, 8, 1, per_step=False, init="identity").recurrent_matrix()
+    assert torch.equal(identity, torch.eye(8))
+    radius = LabModel("rnn", 2, 8, 1, per_step=False, init="radius:1.3").recurrent_matrix()
+    rho = torch.linalg.eigvals(radius.detach().double()).abs().max()
+    assert float(rho) == pytest.approx(1.3, rel=1e-5)
+    gates = LabModel("lstm", 2, 4, 1, per_step=False, init="orthogonal").recurrent_matrix()
+    for block in gates.reshape(4, 4, 4):
+        assert torch.allclose(block @ block.T, torch.eye(4), atol=1e-5)
+
+
+def test_orthogonal_constraint_holds_after_training_steps() -> None:
+    torch.manual_seed(1)
+    model = LabModel("rnn", 2, 6, 1, per_step=False, orthogonal_constraint=True)
+    optimiser = torch.optim.Adam(model.parameters(), lr=0.05)
+    task = make_task("adding", 10)
+    for _ in range(20):
+        batch = task.sample(16, torch.Generator().manual_seed(3))
+        optimiser.zero_grad()
+        task.loss(model(batch.inputs), batch.targets).backward()
+        optimiser.step()
+    weight = model.recurrent_matrix().detach()
+    assert torch.allclose(weight @ weight.T, torch.eye(6), atol=1e-5)
+
+
+def test_forget_bias_and_refusals() -> None:
+    model = LabModel("lstm", 2, 4, 1, per_step=False, forget_bias=1.0)
+    assert torch.all(model.rnn.bias_ih_l0[4:8] == 1.0) and torch.all(model.rnn.bias_hh_l0[4:8] == 0)
+    with pytest.raises(InvalidInputError, match="square"):
+        LabModel("lstm", 2, 4, 1, per_step=False, orthogonal_constraint=True)
+    with pytest.raises(InvalidInputError, match="init"):
+        LabModel("rnn", 2, 4, 1, per_step=False, init="radius:-1")
+
+
+# ---- training runs
+
+TINY = {"task": "adding", "seq_len": 8, "cell": "gru", "hidden": 8, "steps": 60, "batch": 16,
+        "lr": 0.01, "eval_every": 20, "eval_batch": 64, "checkpoint_every": 20,
+        "profile_every": 30}  # fmt: skip
+
+
+def test_run_writes_its_records_and_is_deterministic(tmp_path: Path) -> None:
+    first = train(TrainConfig(**TINY), tmp_path / "a")
+    second = train(TrainConfig(**TINY), tmp_path / "b")
+    assert first.records["history"] == second.records["history"]
+    for name in ("history", "evaluations", "profiles"):
+        assert (tmp_path / "a" / f"{name}.parquet").exists()
+        assert (tmp_path / "a" / f"{name}.csv").exists()
+    for name in ("learning_curve.png", "gradient_profiles.png", "summary.json"):
+        assert (tmp_path / "a" / name).stat().st_size > 0
+    summary = json.loads((tmp_path / "a" / "summary.json").read_text())
+    for key in ("task", "seq_len", "cell", "init", "clip", "final_loss", "baseline_loss", "solved",
+                "steps", "skipped_steps", "wall_s"):  # fmt: skip
+        assert key in summary
+    history = read_table_rows(tmp_path / "a" / "history.parquet")
+    assert [r["step"] for r in history] == list(range(1, 61))
+    evaluations = read_table_rows(tmp_path / "a" / "evaluations.parquet")
+    assert all(r["spectral_radius"] > 0 for r in evaluations)
+    profiles = read_table_rows(tmp_path / "a" / "profiles.parquet")
+    assert {r["step"] for r in profiles} == {1, 30, 60}
+
+
+def test_interrupted_run_resumes_to_the_same_result(tmp_path: Path) -> None:
+    whole = train(TrainConfig(**TINY), tmp_path / "whole")
+
+    def interrupt(step: int, total: int, loss: float) -> None:
+        if step == 50:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(TrainConfig(**TINY), tmp_path / "cut", progress=interrupt)
+    resumed = train(TrainConfig(**TINY), tmp_path / "cut")
+    assert resumed.resumed_from == 40
+    assert resumed.records["history"] == whole.records["history"]
+    assert resumed.final_loss == whole.final_loss
+
+
+def test_another_configuration_in_the_folder_is_refused(tmp_path: Path) -> None:
+    train(TrainConfig(**TINY), tmp_path)
+    with pytest.raises(InvalidInputError, match="another configuration"):
+        train(TrainConfig(**{**TINY, "seed": 5}), tmp_path)
+
+
+def test_non_finite_gradients_skip_the_step(tmp_path: Path) -> None:
+    """A relu network with spectral radius 30 overflows: the steps are skipped, the weights stay finite."""
+    config = TrainConfig(
+        **{**TINY, "cell": "relu", "seq_len": 40, "init": "radius:30", "clip": "none"}
+    )
+    result = train(config, tmp_path)
+    assert result.skipped_steps > 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["skipped_steps"] == result.skipped_steps
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)["model"]
+    assert all(torch.isfinite(v).all() for v in state.values())
+
+
+@pytest.mark.parametrize("clip", ["norm:0.01", "value:0.001"])
+def test_clipping_is_counted(tmp_path: Path, clip: str) -> None:
+    result = train(TrainConfig(**{**TINY, "clip": clip}), tmp_path)
+    assert result.clipped_steps == result.steps
+
+
+def test_an_easy_task_is_solved_and_stops_early(tmp_path: Path) -> None:
+    config = TrainConfig(task="adding", seq_len=5, cell="lstm", hidden=16, steps=2000, batch=32,
+                         lr=0.01, eval_every=50, eval_batch=256)  # fmt: skip
+    result = train(config, tmp_path)
+    assert result.solved and result.solved_at is not None and result.steps == result.solved_at
+    assert result.final_loss <= 0.01
+
+
+# ---- sweeps
+
+
+GRID = """
+[grid]
+task = ["adding"]
+seq_len = [6, 8]
+cell = ["rnn", "gru"]
+[train]
+hidden = 6
+steps = 20
+batch = 8
+eval_every = 10
+eval_batch = 32
+"""
+
+
+def test_sweep_runs_resumes_and_detects_a_changed_grid(tmp_path: Path) -> None:
+    grid = tmp_path / "grid.toml"
+    grid.write_text(GRID)
+    events: list[int] = []
+    results = run_sweep(load_sweep(grid), tmp_path / "out", workers=2,
+                        on_finish=lambda done, total, s: events.append(done))  # fmt: skip
+    assert len(results) == 4 and events[-1] == 4
+    rows = read_table_rows(tmp_path / "out" / "results.parquet")
+    assert list(rows[0])[:3] == ["task", "seq_len", "cell"]  # the grid keys first
+    assert len(rows) == 4
+    again: list[dict | None] = []
+    run_sweep(load_sweep(grid), tmp_path / "out", on_finish=lambda d, t, s: again.append(s))
+    assert again == [None]  # nothing left to run
+    grid.write_text(GRID.replace('cell = ["rnn", "gru"]', 'cell = ["rnn", "gru", "lstm"]'))
+    ran: list[dict | None] = []
+    results = run_sweep(load_sweep(grid), tmp_path / "out", workers=2,
+                        on_finish=lambda d, t, s: ran.append(s))  # fmt: skip
+    assert len(results) == 6
+    assert [s["cell"] for s in ran if s is not None] == ["lstm", "lstm"]
+    summary = sweep_summary(tmp_path / "out")
+    assert {(r["seq_len"], r["cell"]) for r in summary} == {
+        (t, c) for t in (6, 8) for c in ("rnn", "gru", "lstm")
+    }
+
+
+def test_sweep_on_a_dask_local_cluster(tmp_path: Path) -> None:
+    grid = tmp_path / "grid.toml"
+    grid.write_text(GRID.replace('cell = ["rnn", "gru"]', 'cell = ["rnn"]'))
+    results = run_sweep(load_sweep(grid), tmp_path / "out", workers=2, use_dask=True)
+    assert len(results) == 2
+    assert (tmp_path / "out" / "results.csv").exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('[grid]\ntask = ["adding"\n', "not valid TOML"),
+        (
+            '[grid]\ntask = ["adding"]\nseq_len = [5]\ncell = ["rnn"]\nheads = [2]\n',
+            "line 5: unknown key 'heads'",
+        ),
+        (
+            '[grid]\ntask = ["adding"]\nseq_len = []\ncell = ["rnn"]\n',
+            "line 3: seq_len is an empty list",
+        ),
+        (
+            '[grid]\ntask = ["adding"]\nseq_len = [5]\ncell = ["transformer"]\n',
+            "line 4: unknown cell",
+        ),
+        (
+            '[grid]\ntask = ["adding"]\nseq_len = [5]\ncell = ["rnn"]\n[train]\nsteps = "many"\n',
+            "line 6: steps must be a whole number",
+        ),
+        ('[grid]\ntask = ["adding"]\nseq_len = [5]\n', "cell must be given"),
+        ("[grid]\n", "missing or empty"),
+        (
+            '[grid]\ntask = ["adding"]\nseq_len = [5]\ncell = ["rnn"]\n[other]\nx = 1\n',
+            "unknown section",
+        ),
+    ],
+)
+def test_bad_sweep_files(tmp_path: Path, text: str, message: str) -> None:
+    grid = tmp_path / "grid.toml"
+    grid.write_text(text)
+    with pytest.raises(InvalidInputError, match=message.replace("(", r"\(").replace("[", r"\[")):
+        load_sweep(grid)
