@@ -154,7 +154,7 @@ def test_another_configuration_in_the_folder_is_refused(tmp_path: Path) -> None:
 
 
 def test_non_finite_gradients_skip_the_step(tmp_path: Path) -> None:
-    """A relu network with spectral radius 30 overflows: the steps are skipped, the weights stay finite."""
+    """Relu with spectral radius 30 overflows: steps are skipped, the weights stay finite."""
     config = TrainConfig(
         **{**TINY, "cell": "relu", "seq_len": 40, "init": "radius:30", "clip": "none"}
     )
