@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -263,3 +264,22 @@ def test_bad_sweep_files(tmp_path: Path, text: str, message: str) -> None:
     grid.write_text(text)
     with pytest.raises(InvalidInputError, match=message.replace("(", r"\(").replace("[", r"\[")):
         load_sweep(grid)
+
+
+def test_remedies_benchmark_on_a_tiny_budget(tmp_path: Path) -> None:
+    """The README's remedies table comes from this code; here on a tiny budget."""
+    import importlib.util
+    import sys
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "remedies.py"
+    spec = importlib.util.spec_from_file_location("remedies_benchmark", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["remedies_benchmark"] = module
+    spec.loader.exec_module(module)
+    table = module.main(["--out", str(tmp_path), "--lengths", "4,6", "--seeds", "1", "--steps", "5",
+                         "--hidden", "4", "--batch", "4", "--workers", "2"])  # fmt: skip
+    assert table.count("\n") == 2 + 5
+    assert re.search(r"\| LSTM \| [01]/1[^|]* \| [01]/1[^|]* \|", table)
+    assert (tmp_path / "remedies.png").stat().st_size > 0
+    assert len(read_table_rows(tmp_path / "results.parquet")) == 10
