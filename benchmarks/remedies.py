@@ -52,7 +52,7 @@ def build(lengths: list[int], seeds: int, steps: int, hidden: int, batch: int, l
             checkpoint_every=500,
             profile_every=1000,
             **model,
-        )  # fmt: skip
+        )
         for length in lengths
         for model in MODELS.values()
         for seed in range(seeds)
