@@ -738,6 +738,11 @@ def sweep(
         raise InvalidInputError(f"--workers must be >= 1, got {workers}")
     parsed = load_sweep(grid)
     _writable(out)
+    from rnngrad.lab.sweep import new_cells
+
+    changed = new_cells(parsed, out)
+    if changed:
+        Console(stderr=True).print(f"the grid changed: {changed} new cells will run")
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     console = Console(stderr=True)
@@ -785,6 +790,9 @@ def main(argv: list[str] | None = None) -> None:
         _fail(str(error))
     except BrokenPipeError:
         raise SystemExit(0) from None
+    except KeyboardInterrupt:
+        print("rnngrad: interrupted; finished work is kept and a rerun resumes", file=sys.stderr)
+        raise SystemExit(130) from None
     except Exception as error:
         # Typer's command-line parser (its own or click's, by version) raises usage
         # errors that carry format_message() and exit_code, and Exit/Abort.

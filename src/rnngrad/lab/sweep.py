@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import os
 import re
 import sys
@@ -35,12 +36,18 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from rnngrad.errors import InvalidInputError
+from rnngrad.errors import InvalidInputError, RnngradError
 from rnngrad.lab.train import TrainConfig
 
-__all__ = ["Sweep", "load_sweep", "run_sweep", "sweep_summary"]
+__all__ = ["Sweep", "SweepInterrupted", "load_sweep", "new_cells", "run_sweep", "sweep_summary"]
+
+
+class SweepInterrupted(RnngradError):
+    """A worker died; the finished runs are kept and a rerun completes the sweep."""
+
 
 _FIELDS = {f.name: f for f in fields(TrainConfig)}
+logger = logging.getLogger("rnngrad.sweep")
 
 
 @dataclass(frozen=True)
@@ -165,6 +172,18 @@ def load_sweep(path: str | Path) -> Sweep:
     return Sweep(keys, tuple(configs), str(file))
 
 
+def new_cells(sweep: Sweep, out: str | Path) -> int:
+    """Cells of ``sweep`` that the last sweep in ``out`` did not have (0 for a new folder)."""
+    previous = Path(out) / "grid.json"
+    if not previous.exists():
+        return 0
+    try:
+        known = set(json.loads(previous.read_text()).get("cells", []))
+    except (OSError, json.JSONDecodeError):
+        return 0
+    return sum(1 for c in sweep.configs if c.key() not in known)
+
+
 def _run_cell(config: dict[str, Any], folder: str) -> dict[str, Any]:
     """Run one cell in a worker (single-threaded torch: the workers share the cores)."""
     import torch
@@ -235,6 +254,9 @@ def run_sweep(
     total = len(sweep.configs)
     pending = [c for c in sweep.configs if _finished(folder / "runs" / c.key()) is None]
     done = total - len(pending)
+    changed = new_cells(sweep, folder)
+    if changed:
+        logger.info("the grid changed: %d new cells", changed)
     (folder / "grid.json").write_text(
         json.dumps(
             {
@@ -279,11 +301,20 @@ def run_sweep(
 
         context = multiprocessing.get_context("spawn")
         count = workers or os.cpu_count() or 1
+        from concurrent.futures.process import BrokenProcessPool
+
         with ProcessPoolExecutor(max_workers=count, mp_context=context) as pool:
             pool_futures = [pool.submit(_run_cell, config, path) for config, path in jobs]
             try:
                 for finished in completed(pool_futures):
-                    summary = finished.result()
+                    try:
+                        summary = finished.result()
+                    except BrokenProcessPool:
+                        _write_results(sweep, folder)
+                        raise SweepInterrupted(
+                            f"a worker died after {done} of {total} runs finished; they are kept "
+                            "in the results, and rerunning the same command runs the rest"
+                        ) from None
                     done += 1
                     _write_results(sweep, folder)
                     if on_finish is not None:
