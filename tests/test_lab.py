@@ -283,3 +283,61 @@ def test_remedies_benchmark_on_a_tiny_budget(tmp_path: Path) -> None:
     assert re.search(r"\| LSTM \| [01]/1[^|]* \| [01]/1[^|]* \|", table)
     assert (tmp_path / "remedies.png").stat().st_size > 0
     assert len(read_table_rows(tmp_path / "results.parquet")) == 10
+
+
+@pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
+def test_regularizer_equals_a_cell_loop_reference(nonlinearity: str) -> None:
+    """Omega and its gradient in W_hh equal a loop with retain_grad and explicit Jacobians."""
+    from rnngrad.lab.regularizer import gradient_norm_regularizer
+
+    torch.manual_seed(3)
+    rnn = torch.nn.RNN(2, 5, nonlinearity=nonlinearity).double()
+    x = torch.randn(9, 3, 2, dtype=torch.float64)
+    target = torch.randn(3, 5, dtype=torch.float64)
+
+    def loss_of_states(states: torch.Tensor) -> torch.Tensor:
+        return ((states[-1] - target) ** 2).sum()
+
+    states, _ = rnn(x)
+    ours = gradient_norm_regularizer(rnn, states, x, loss_of_states)
+    (ours_grad,) = torch.autograd.grad(ours, rnn.weight_hh_l0)
+
+    # Reference: the loop, total gradients by retain_grad, then the Jacobians explicitly.
+    phi = torch.tanh if nonlinearity == "tanh" else torch.relu
+    h = torch.zeros(3, 5, dtype=torch.float64)
+    hs = []
+    for t in range(9):
+        h = phi(
+            x[t] @ rnn.weight_ih_l0.T + rnn.bias_ih_l0 + h @ rnn.weight_hh_l0.T + rnn.bias_hh_l0
+        )
+        h.retain_grad()
+        hs.append(h)
+    loss_of_states(torch.stack(hs)).backward(retain_graph=True)
+    total = 0.0
+    for k in range(8):
+        for b in range(3):
+            g = hs[k + 1].grad[b].detach()
+            if g.norm() == 0:
+                continue
+            z = (
+                x[k + 1, b] @ rnn.weight_ih_l0.T
+                + rnn.bias_ih_l0
+                + hs[k][b] @ rnn.weight_hh_l0.T
+                + rnn.bias_hh_l0
+            )
+            derivative = 1 - torch.tanh(z) ** 2 if nonlinearity == "tanh" else (z > 0).double()
+            jacobian = torch.diag(derivative) @ rnn.weight_hh_l0
+            total = total + ((g @ jacobian).norm() / g.norm() - 1) ** 2
+    reference = total / 3
+    (reference_grad,) = torch.autograd.grad(reference, rnn.weight_hh_l0)
+    assert float(ours.detach()) == pytest.approx(float(reference.detach()), rel=1e-10)
+    assert torch.allclose(ours_grad, reference_grad, rtol=1e-8, atol=1e-12)
+
+
+def test_training_with_the_regularizer(tmp_path: Path) -> None:
+    config = TrainConfig(**{**TINY, "cell": "rnn", "regularizer": 0.5})
+    result = train(config, tmp_path)
+    penalties = [r["regularizer"] for r in result.records["history"]]
+    assert all(p is not None and p >= 0 for p in penalties)
+    with pytest.raises(InvalidInputError, match="rnn and relu"):
+        train(TrainConfig(**{**TINY, "regularizer": 0.5}), tmp_path / "gru")

@@ -605,6 +605,10 @@ def train_command(
         float | None, typer.Option("--forget-bias", help="LSTM forget-gate bias.")
     ] = None,
     clip: Annotated[str, typer.Option("--clip", help="none, norm:V or value:V.")] = "norm:1.0",
+    regularizer: Annotated[
+        float,
+        typer.Option("--regularizer", help="Weight of Pascanu et al.'s regulariser (rnn, relu)."),
+    ] = 0.0,
     steps: Annotated[int, typer.Option("--steps", help="Step budget.")] = 3000,
     batch: Annotated[int, typer.Option("--batch", help="Batch size.")] = 50,
     lr: Annotated[float, typer.Option("--lr", help="Adam learning rate.")] = 1e-3,
@@ -614,7 +618,7 @@ def train_command(
     """Train a model on a long-memory task, with or without each remedy."""
     from rnngrad.lab.train import TrainConfig, train
 
-    _finite(lr=lr)
+    _finite(lr=lr, regularizer=regularizer)
     if forget_bias is not None:
         _finite(forget_bias=forget_bias)
     config = TrainConfig(
@@ -626,6 +630,7 @@ def train_command(
         orthogonal_constraint=orthogonal_constraint,
         forget_bias=forget_bias,
         clip=clip,
+        regularizer=regularizer,
         steps=steps,
         batch=batch,
         lr=lr,

@@ -135,6 +135,15 @@ class LabModel(nn.Module):
         return weight
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_with_states(x)[0]
+
+    def forward_with_states(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The prediction and the recurrent module's outputs ``h_1..h_T`` ``(T, B, H)``."""
         output, _ = self.rnn(x)
         result: torch.Tensor = self.head(output if self.per_step else output[-1])
+        return result, output
+
+    def read_out(self, states: torch.Tensor) -> torch.Tensor:
+        """The prediction from the recurrent outputs (the head at every or the last step)."""
+        result: torch.Tensor = self.head(states if self.per_step else states[-1])
         return result

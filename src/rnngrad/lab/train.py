@@ -82,6 +82,7 @@ class TrainConfig:
     eval_batch: int = 500
     checkpoint_every: int = 500
     profile_every: int = 500
+    regularizer: float = 0.0
 
     def validate(self) -> Task:
         """Check every field; return the task.
@@ -106,6 +107,12 @@ class TrainConfig:
                 raise InvalidInputError(f"{name} must be a whole number >= 1, got {value!r}")
         if not (math.isfinite(self.lr) and self.lr > 0):
             raise InvalidInputError(f"lr must be a positive number, got {self.lr!r}")
+        if not (math.isfinite(self.regularizer) and self.regularizer >= 0):
+            raise InvalidInputError(f"regularizer must be >= 0, got {self.regularizer!r}")
+        if self.regularizer > 0 and self.cell not in ("rnn", "relu"):
+            raise InvalidInputError(
+                "the regularizer (Pascanu et al. 2013) applies to the rnn and relu cells"
+            )
         return make_task(self.task, self.seq_len)
 
     def key(self) -> str:
@@ -285,8 +292,22 @@ def train(
     if solved_at is None:
         while step < config.steps:
             batch = task.sample(config.batch, generator)
-            output = model(batch.inputs)
+            output, states = model.forward_with_states(batch.inputs)
             loss = task.loss(output, batch.targets)
+            task_loss = float(loss.detach())
+            penalty_value: float | None = None
+            if config.regularizer > 0:
+                from rnngrad.lab.regularizer import gradient_norm_regularizer
+
+                def loss_of_states(
+                    s: torch.Tensor, targets: torch.Tensor = batch.targets
+                ) -> torch.Tensor:
+                    return task.loss(model.read_out(s), targets)
+
+                assert isinstance(model.rnn, torch.nn.RNN)
+                penalty = gradient_norm_regularizer(model.rnn, states, batch.inputs, loss_of_states)
+                penalty_value = float(penalty.detach())
+                loss = loss + config.regularizer * penalty
             optimiser.zero_grad(set_to_none=True)
             loss.backward()  # type: ignore[no-untyped-call]
             loss_value = float(loss.detach())
@@ -315,7 +336,8 @@ def train(
             records["history"].append(
                 {
                     "step": step,
-                    "loss": _finite(loss_value),
+                    "loss": _finite(task_loss),
+                    "regularizer": None if penalty_value is None else _finite(penalty_value),
                     "grad_norm": _finite(grad_norm),
                     "clipped": did_clip,
                     "skipped": did_skip,
