@@ -1,0 +1,96 @@
+"""The shared part of the command line: the app, styles and input checks."""
+
+from __future__ import annotations
+
+import math
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+from rnngrad import __version__
+from rnngrad.activations import activation_names
+from rnngrad.errors import InvalidInputError
+from rnngrad.logspace import format_signed_log10
+
+app = typer.Typer(
+    name="rnngrad",
+    help="Measure, explain and fix vanishing and exploding gradients in recurrent networks.",
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+_VERDICT_STYLE = {"vanishing": "bold blue", "exploding": "bold red", "neither": "bold green"}
+_SUMMARY_ROWS = 8  # rows shown at each end of a long table
+
+
+class ExampleName(str, Enum):
+    random = "random"
+    orthogonal = "orthogonal"
+    nonnormal = "nonnormal"
+
+
+def _fail(message: str) -> NoReturn:
+    print(f"rnngrad: error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def _activation(name: str) -> str:
+    if name not in activation_names():
+        _fail(f"unknown activation {name!r}; expected one of: {', '.join(activation_names())}")
+    return name
+
+
+def _finite(**values: float) -> None:
+    for name, value in values.items():
+        if not math.isfinite(value):
+            raise InvalidInputError(f"--{name.replace('_', '-')} must be finite, got {value}")
+
+
+def _fmt(sign: float, log10_abs: float) -> str:
+    return format_signed_log10(sign, log10_abs)
+
+
+def _rows_to_show(steps: int) -> list[int | None]:
+    """Indices to print; ``None`` marks the elided middle of a long table."""
+    if steps <= 2 * _SUMMARY_ROWS + 4:
+        return list(range(steps))
+    return [*range(_SUMMARY_ROWS), None, *range(steps - _SUMMARY_ROWS, steps)]
+
+
+@app.callback(invoke_without_command=True)
+def _main_options(
+    version: Annotated[
+        bool, typer.Option("--version", help="Print the version and exit.", is_eager=True)
+    ] = False,
+) -> None:
+    if version:
+        print(f"rnngrad {__version__}")
+        raise typer.Exit()
+
+
+class DtypeName(str, Enum):
+    float32 = "float32"
+    float64 = "float64"
+
+
+def _writable(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / ".rnngrad-write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as error:
+        raise InvalidInputError(
+            f"{folder}: cannot be written ({error.strerror or error})"
+        ) from None
+
+
+def describe_layers(module: Any) -> int:
+    """The number of layers of a recurrent module."""
+    from rnngrad.cells import describe_module
+
+    return describe_module(module).num_layers

@@ -1,0 +1,317 @@
+"""``rnngrad profile`` and ``rnngrad lyapunov``: analyses of PyTorch models."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from rnngrad.cli._common import (
+    _VERDICT_STYLE,
+    DtypeName,
+    _finite,
+    app,
+    describe_layers,
+)
+from rnngrad.errors import InvalidInputError
+
+
+class LossName(str, Enum):
+    last = "last"
+    sum = "sum"
+
+
+_BLOCKS = "▁▂▃▄▅▆▇█"
+
+
+def _sparkline(log10_values: list[float], width: int = 48) -> str:
+    """The per-step profile in one line: block height ~ log10 norm, '·' for zero or non-finite."""
+    import numpy as np
+
+    values = np.asarray(log10_values, dtype=float)
+    if values.size > width:  # the largest log10 in each of equal bins of steps
+        edges = np.linspace(0, values.size, width + 1).astype(int)
+        values = np.array([np.max(values[a:b]) for a, b in itertools.pairwise(edges)])
+    finite = np.isfinite(values)
+    if not finite.any():
+        return "·" * values.size
+    low, high = values[finite].min(), values[finite].max()
+    span = high - low if high > low else 1.0
+    return "".join(
+        _BLOCKS[round((v - low) / span * (len(_BLOCKS) - 1))] if np.isfinite(v) else "·"
+        for v in values
+    )
+
+
+def _ratio_text(log10_ratio: float | None) -> str:
+    if log10_ratio is None:
+        return "g_T = 0"
+    if log10_ratio == -math.inf:
+        return "g_1 = 0"
+    return f"{log10_ratio:.3g}"
+
+
+@app.command()
+def profile(
+    model: Annotated[
+        str,
+        typer.Option(
+            "--model", help="Module spec, e.g. lstm:input=8,hidden=64,layers=2,bidirectional=true."
+        ),
+    ],
+    state_dict: Annotated[
+        Path | None,
+        typer.Option(
+            "--state-dict", help="Weights: .pt (weights_only) or .safetensors state_dict."
+        ),
+    ] = None,
+    input_file: Annotated[
+        Path | None,
+        typer.Option("--input", help="Input tensor: .pt or .npy, shaped as the module expects."),
+    ] = None,
+    random_input: Annotated[
+        str | None,
+        typer.Option("--random-input", help="Seeded N(0,1) input of batch B and length T: B,T."),
+    ] = None,
+    loss: Annotated[
+        LossName, typer.Option("--loss", help="last: 0.5*sum(output[T]^2); sum: 0.5*sum(output^2).")
+    ] = LossName.last,
+    dtype: Annotated[DtypeName, typer.Option("--dtype", help="Compute in float32 or float64.")] = (
+        DtypeName.float32
+    ),
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the initialisation and inputs.")] = 0,
+    train: Annotated[
+        bool, typer.Option("--train", help="Train mode: dropout between layers is on.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Per-time-step gradients ||dL/dh_t|| of every layer and direction of a fused module."""
+    import torch
+
+    from rnngrad.profile import gradient_profile
+    from rnngrad.spec import build_module, load_input, load_state_dict, parse_spec
+
+    spec = parse_spec(model)
+    if (input_file is None) == (random_input is None):
+        raise InvalidInputError("give exactly one of --input FILE and --random-input B,T")
+    torch_dtype = torch.float64 if dtype == DtypeName.float64 else torch.float32
+    module = build_module(spec, seed=seed, dtype=torch_dtype)
+    if state_dict is not None:
+        load_state_dict(module, state_dict)
+    module.train(train)
+    if random_input is not None:
+        parts = random_input.split(",")
+        try:
+            batch, steps = (int(p) for p in parts)
+        except ValueError:
+            raise InvalidInputError(
+                f"--random-input must be B,T with two whole numbers, got {random_input!r}"
+            ) from None
+        if batch < 1 or steps < 1:
+            raise InvalidInputError(f"--random-input needs B >= 1 and T >= 1, got {random_input!r}")
+        generator = torch.Generator().manual_seed(seed)
+        size = spec.arguments["input_size"]
+        shape = (batch, steps, size) if spec.arguments["batch_first"] else (steps, batch, size)
+        inputs = torch.randn(shape, generator=generator, dtype=torch_dtype)
+    else:
+        assert input_file is not None
+        inputs = load_input(input_file, torch_dtype)
+    result = gradient_profile(
+        module, inputs, loss=loss.value, generator=torch.Generator().manual_seed(seed)
+    )
+
+    if as_json:
+        from rnngrad.jsonout import dumps, profile_json
+
+        print(dumps(profile_json(result, spec.text)))
+        return
+
+    console = Console()
+    layout = result.layout
+    table = Table(
+        title=(
+            f"{spec.text}  T = {result.steps}, B = {result.batch}, loss = {result.loss}, "
+            f"{result.dtype}"
+        ),
+        caption="ratio: log10 ||dL/dh_1|| / ||dL/dh_T||; decay: nats per step towards t = 1; "
+        "sat.: saturated share; profile: log10 ||dL/dh_t|| over t = 1..T (· = 0)",
+    )
+    table.add_column("layer", no_wrap=True)
+    table.add_column("verdict", no_wrap=True, min_width=9)
+    for header in ("ratio", "decay", "horizon", "sat."):
+        table.add_column(header, justify="right", no_wrap=True)
+    table.add_column("profile", no_wrap=True)
+    for lp in result.layers:
+        table.add_row(
+            f"{lp.layer}" + (" rev" if lp.direction else ""),
+            f"[{_VERDICT_STYLE[lp.verdict.label]}]{lp.verdict.label}[/]",
+            _ratio_text(lp.log10_ratio),
+            "—" if lp.decay_rate is None else f"{lp.decay_rate:.3g}",
+            ">T" if lp.horizon is None else str(lp.horizon),
+            f"{lp.saturation:.1%}",
+            _sparkline(list(lp.log10_grad_norm), width=20),
+        )
+    console.print(table)
+    worst = [lp for lp in result.layers if lp.verdict.label != "neither"]
+    if worst:
+        names = ", ".join(f"{lp.name} ({lp.verdict.label})" for lp in worst)
+        console.print(f"Gradients that vanish or explode: {names}.")
+    else:
+        console.print(f"No layer of the {layout.kind} vanishes or explodes on this batch.")
+
+
+@app.command()
+def lyapunov(
+    model: Annotated[
+        str | None, typer.Option("--model", help="Module spec (unidirectional), as for profile.")
+    ] = None,
+    state_dict: Annotated[
+        Path | None, typer.Option("--state-dict", help="Weights for --model (.pt or .safetensors).")
+    ] = None,
+    random: Annotated[
+        int | None, typer.Option("--random", help="A random tanh network of N units instead.")
+    ] = None,
+    gain: Annotated[
+        float | None, typer.Option("--gain", help="Gain g of --random: W_ij ~ N(0, g^2/N).")
+    ] = None,
+    steps: Annotated[
+        int, typer.Option("--steps", help="Measured steps T after the warm-up.")
+    ] = 1000,
+    warmup: Annotated[int, typer.Option("--warmup", help="Steps run first and discarded.")] = 100,
+    k: Annotated[
+        int | None, typer.Option("--k", help="How many exponents (default: the state size).")
+    ] = None,
+    layer: Annotated[
+        int | None,
+        typer.Option("--layer", help="One layer's recurrence (0-based), driven by those below."),
+    ] = None,
+    reorth: Annotated[int, typer.Option("--reorth", help="Steps between QR factorisations.")] = 1,
+    batch: Annotated[int, typer.Option("--batch", help="Trajectories from random states.")] = 4,
+    seed: Annotated[int, typer.Option("--seed", help="Seeds weights, states and inputs.")] = 0,
+    input_spec: Annotated[
+        str, typer.Option("--input", help="zeros, random, or a .pt/.npy file of shape (T, D).")
+    ] = "zeros",
+    dtype: Annotated[DtypeName, typer.Option("--dtype", help="float64 (default) or float32.")] = (
+        DtypeName.float64
+    ),
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Lyapunov spectrum of a recurrent network along its trajectories (QR method)."""
+    import torch
+
+    from rnngrad.lyapunov import lyapunov_spectrum
+    from rnngrad.meanfield import mean_field_lambda1
+    from rnngrad.spec import build_module, load_input, load_state_dict, parse_spec
+
+    torch_dtype = torch.float64 if dtype == DtypeName.float64 else torch.float32
+    if (model is None) == (random is None):
+        raise InvalidInputError("give either --model SPEC or --random N --gain G")
+    mean_field = None
+    if random is not None:
+        if gain is None:
+            raise InvalidInputError("--random N needs --gain G")
+        if state_dict is not None:
+            raise InvalidInputError("--state-dict applies to --model only")
+        _finite(gain=gain)
+        if random < 1 or random > 4096:
+            raise InvalidInputError(f"--random N must be in 1..4096, got {random}")
+        prediction = mean_field_lambda1(gain)
+        mean_field = prediction.lambda1
+        network = torch.nn.RNN(1, random, bias=False).to(torch_dtype)
+        generator = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            weights = torch.randn(random, random, generator=generator, dtype=torch_dtype)
+            network.get_parameter("weight_hh_l0").copy_(weights * (gain / math.sqrt(random)))
+        module: torch.nn.Module = network
+        label = f"random tanh network, N = {random}, g = {gain:g}"
+    else:
+        assert model is not None
+        if gain is not None:
+            raise InvalidInputError("--gain applies to --random only")
+        spec = parse_spec(model)
+        module = build_module(spec, seed=seed, dtype=torch_dtype)
+        if state_dict is not None:
+            load_state_dict(module, state_dict)
+        label = spec.text
+    inputs: Any = input_spec
+    if input_spec not in ("zeros", "random"):
+        inputs = load_input(Path(input_spec), torch_dtype)
+    from rnngrad.dynamics import ModuleDynamics
+
+    layers = describe_layers(module)
+    if layer is not None and not 0 <= layer < layers:
+        raise InvalidInputError(f"--layer must be in 0..{layers - 1}, got {layer}")
+    system = (
+        ModuleDynamics(module)
+        if layer is None
+        else ModuleDynamics(module, layers=layer + 1, only_top=True)
+    )
+    if layer is not None:
+        label += f", layer {layer}"
+    result = lyapunov_spectrum(
+        system,
+        steps=steps,
+        warmup=warmup,
+        k=k,
+        reorth=reorth,
+        batch=batch,
+        seed=seed,
+        inputs=inputs,
+    )
+
+    if as_json:
+        from rnngrad.jsonout import dumps, lyapunov_json
+
+        print(dumps(lyapunov_json(result, label, mean_field)))
+        return
+
+    console = Console()
+    table = Table(
+        title=f"Lyapunov spectrum: {label}",
+        caption=(
+            f"nats per step (÷ ln 10 for decades, ÷ ln 2 for bits); T = {result.steps} after "
+            f"{result.warmup} warm-up steps, {result.batch} trajectories, QR every {result.reorth}"
+        ),
+    )
+    for header in ("i", "lambda_i", "± 95%", "reliable"):
+        table.add_column(header, justify="right", no_wrap=True)
+    shown = result.exponents.size if result.exponents.size <= 12 else 8
+    for i in range(shown):
+        value = result.exponents[i]
+        table.add_row(
+            str(i + 1),
+            f"{value:.5f}" if math.isfinite(value) else "-∞ (exact zero)",
+            "—" if not math.isfinite(result.ci95[i]) else f"{result.ci95[i]:.5f}",
+            "yes" if result.reliable[i] else "no",
+        )
+    if shown < result.exponents.size:
+        table.add_row("…", f"({result.exponents.size - shown} more; --json gives all)", "", "")
+    console.print(table)
+    console.print(
+        f"largest exponent, two nearby trajectories: {result.lambda1_two_trajectories:.5f}"
+    )
+    console.print(f"sum of the {result.exponents.size} exponents: {result.total:.5f}")
+    dimension = result.kaplan_yorke_dim
+    console.print(
+        "Kaplan-Yorke dimension: "
+        + ("undetermined from these k exponents" if dimension is None else f"{dimension:.3f}")
+    )
+    if mean_field is not None:
+        console.print(f"mean-field lambda_1 (N -> infinity): {mean_field:.5f}")
+    lambda1 = result.exponents[0]
+    if lambda1 > 0:
+        verdict = "chaotic: nearby trajectories separate and gradients can explode"
+    elif lambda1 < -1e-3:
+        verdict = "contracting: gradients through long spans vanish"
+    else:
+        verdict = "at the edge: gradients neither vanish nor explode exponentially"
+    console.print(
+        f"lambda_1 = {lambda1:.4f} nats per step: {verdict} "
+        f"(a factor of {math.exp(lambda1):.4g} per step)."
+    )

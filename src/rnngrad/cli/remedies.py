@@ -1,0 +1,192 @@
+"""``rnngrad train`` and ``rnngrad sweep``: the remedies lab."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from rnngrad.cli._common import (
+    _finite,
+    _writable,
+    app,
+)
+from rnngrad.errors import InvalidInputError
+
+
+@app.command("train")
+def train_command(
+    task: Annotated[str, typer.Option("--task", help="adding, copy or order.")],
+    seq_len: Annotated[int, typer.Option("--seq-len", help="Sequence length T.")],
+    cell: Annotated[str, typer.Option("--cell", help="rnn (tanh), relu, lstm or gru.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder of the run (resumed if it exists).")],
+    hidden: Annotated[int, typer.Option("--hidden", help="Hidden units.")] = 64,
+    init: Annotated[
+        str, typer.Option("--init", help="default, orthogonal, identity or radius:R.")
+    ] = "default",
+    orthogonal_constraint: Annotated[
+        bool, typer.Option("--orthogonal-constraint", help="Keep W_hh orthogonal (rnn, relu).")
+    ] = False,
+    forget_bias: Annotated[
+        float | None, typer.Option("--forget-bias", help="LSTM forget-gate bias.")
+    ] = None,
+    clip: Annotated[str, typer.Option("--clip", help="none, norm:V or value:V.")] = "norm:1.0",
+    regularizer: Annotated[
+        float,
+        typer.Option("--regularizer", help="Weight of Pascanu et al.'s regulariser (rnn, relu)."),
+    ] = 0.0,
+    steps: Annotated[int, typer.Option("--steps", help="Step budget.")] = 3000,
+    batch: Annotated[int, typer.Option("--batch", help="Batch size.")] = 50,
+    lr: Annotated[float, typer.Option("--lr", help="Adam learning rate.")] = 1e-3,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the model and the data.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the JSON summary.")] = False,
+) -> None:
+    """Train a model on a long-memory task, with or without each remedy."""
+    from rnngrad.lab.train import TrainConfig, train
+
+    _finite(lr=lr, regularizer=regularizer)
+    if forget_bias is not None:
+        _finite(forget_bias=forget_bias)
+    config = TrainConfig(
+        task=task,
+        seq_len=seq_len,
+        cell=cell,
+        hidden=hidden,
+        init=init,
+        orthogonal_constraint=orthogonal_constraint,
+        forget_bias=forget_bias,
+        clip=clip,
+        regularizer=regularizer,
+        steps=steps,
+        batch=batch,
+        lr=lr,
+        seed=seed,
+    )
+    config.validate()
+    _writable(out)
+    if as_json:
+        result = train(config, out)
+        from rnngrad.jsonout import dumps
+
+        print(dumps(result.summary()))
+        return
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    console = Console(stderr=True)
+    with Progress(
+        TextColumn("[bold]train[/]"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} steps, loss {task.fields[loss]}"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        handle = bar.add_task("train", total=config.steps, loss="…")
+
+        def advance(step: int, total: int, loss: float) -> None:
+            bar.update(handle, completed=step, loss=f"{loss:.4g}")
+
+        result = train(config, out, progress=advance)
+    summary = result.summary()
+    state = "[bold green]solved[/]" if result.solved else "[bold red]not solved[/]"
+    console = Console()
+    console.print(
+        f"{config.task} T={config.seq_len}, {config.cell}, init {config.init}, clip {config.clip}: "
+        f"{state}"
+        + (f" at step {result.solved_at}" if result.solved_at else f" in {result.steps} steps")
+    )
+    console.print(
+        f"held-out loss {summary['final_loss']} (baseline {result.baseline_loss:.4g}), "
+        f"skipped steps {result.skipped_steps}, clipped steps {result.clipped_steps}, "
+        f"{result.wall_s:.1f} s"
+    )
+    console.print(f"results in {out}")
+
+
+@app.command()
+def sweep(
+    grid: Annotated[
+        Path | None, typer.Argument(help="The TOML file of the grid (not needed with --summary).")
+    ] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Folder of the sweep.")] = None,
+    scheduler: Annotated[
+        str | None, typer.Option("--scheduler", help="A Dask scheduler address.")
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", help="Parallel workers (a Dask LocalCluster of N workers)."),
+    ] = None,
+    summary: Annotated[
+        Path | None, typer.Option("--summary", help="Summarise the sweep in this folder.")
+    ] = None,
+) -> None:
+    """Run a grid of training runs in parallel, resumably; or summarise one."""
+    from rnngrad.lab.sweep import load_sweep, run_sweep, sweep_summary
+
+    if summary is not None:
+        rows = sweep_summary(summary)
+        console = Console()
+        table = Table(title=f"sweep {summary}: which configurations solved it")
+        for header in (
+            "task",
+            "T",
+            "cell",
+            "init",
+            "clip",
+            "solved",
+            "median steps",
+            "median loss",
+        ):
+            table.add_column(header, justify="right" if header in ("T", "solved") else "left")
+        for row in rows:
+            table.add_row(
+                str(row["task"]),
+                str(row["seq_len"]),
+                str(row["cell"]) + (" +orth" if row.get("orthogonal_constraint") else ""),
+                str(row["init"]),
+                str(row["clip"]),
+                f"{row['solved']}/{row['runs']}",
+                "—" if row["median_steps_to_solve"] is None else str(row["median_steps_to_solve"]),
+                "—" if row["median_final_loss"] is None else f"{row['median_final_loss']:.4g}",
+            )
+        console.print(table)
+        return
+    if grid is None or out is None:
+        raise InvalidInputError("give GRID.toml and --out DIR (or --summary DIR)")
+    if workers is not None and workers < 1:
+        raise InvalidInputError(f"--workers must be >= 1, got {workers}")
+    parsed = load_sweep(grid)
+    _writable(out)
+    from rnngrad.lab.sweep import new_cells
+
+    changed = new_cells(parsed, out)
+    if changed:
+        Console(stderr=True).print(f"the grid changed: {changed} new cells will run")
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    console = Console(stderr=True)
+    with Progress(
+        TextColumn("[bold]sweep[/]"), BarColumn(), MofNCompleteColumn(), TextColumn("runs"),
+        console=console,
+    ) as bar:  # fmt: skip
+        handle = bar.add_task("sweep", total=len(parsed.configs))
+
+        def finished(done: int, total: int, summary: dict[str, Any] | None) -> None:
+            bar.update(handle, completed=done)
+
+        results = run_sweep(
+            parsed,
+            out,
+            scheduler=scheduler,
+            workers=workers,
+            use_dask=scheduler is None and workers is not None,
+            on_finish=finished,
+        )
+    solved = sum(1 for r in results if r["solved"])
+    Console().print(
+        f"{len(results)}/{len(parsed.configs)} runs finished, {solved} solved; "
+        f"results in {out / 'results.parquet'} and {out / 'results.csv'}"
+    )
