@@ -12,7 +12,7 @@ import sys
 
 import typer
 
-from rnngrad.cli import analysis, networks, remedies  # noqa: F401 - they register the commands
+from rnngrad.cli import analysis, networks, remedies, report  # noqa: F401 - register commands
 from rnngrad.cli._common import _fail, app
 from rnngrad.errors import RnngradError
 

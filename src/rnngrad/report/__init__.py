@@ -1,0 +1,1 @@
+"""The report: one page that explains a network's gradients, section by section."""

@@ -1,0 +1,437 @@
+"""The report's numbers: every section computed from the core, as data.
+
+Sections follow the reasoning of the textbook argument and go past it:
+
+1. the scalar chain rule (and an explorer the page recomputes in the browser);
+2. tanh, its derivative, and how saturated the models' units are;
+3. the eigenvalues and singular values of ``W_hh`` and the transient growth of ``||W^k||``;
+4. the per-time-step gradient profile of every layer;
+5. the Lyapunov spectrum, with the mean-field value for a random network;
+6. the lab's comparison of remedies, when a sweep's results are given.
+
+Without a model the report runs on built-in defaults: the textbook example,
+three ``W_hh`` (contracting, expanding, non-normal), and a tanh RNN and an
+LSTM trained briefly by the lab on the adding problem.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from rnngrad.activations import get_activation
+from rnngrad.jsonout import finite_or_none, scalar_json
+from rnngrad.lyapunov import lyapunov_spectrum
+from rnngrad.meanfield import mean_field_lambda1
+from rnngrad.profile import gradient_profile
+from rnngrad.report.figures import Figure, Trace
+from rnngrad.scalar import TEXTBOOK_EXAMPLE, scalar_chain_rule, scalar_inputs
+from rnngrad.spectrum import example_matrix, recurrent_spectrum
+
+__all__ = ["EXPLORER_STEPS", "Section", "build_sections", "explorer_inputs"]
+
+#: The explorer's longest sequence; its inputs are the textbook's, then N(0, 1) draws.
+EXPLORER_STEPS = 100
+
+
+def explorer_inputs() -> list[float]:
+    """``x_1..x_100`` of the explorer: the textbook's three, then seeded N(0, 1) values."""
+    textbook = [float(v) for v in TEXTBOOK_EXAMPLE["x"]]  # type: ignore[union-attr]
+    rest = scalar_inputs(EXPLORER_STEPS - len(textbook), 0)
+    return textbook + [float(v) for v in rest]
+
+
+@dataclass
+class Section:
+    """One section of the page: a plain sentence, its verdict, figures and numbers."""
+
+    key: str
+    title: str
+    sentence: str
+    verdict: str | None
+    figures: list[Figure] = field(default_factory=list)
+    numbers: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class _Model:
+    name: str
+    module: nn.Module
+    inputs: torch.Tensor
+    loss: Any
+
+
+def _scalar_section() -> Section:
+    result = scalar_chain_rule()
+    steps = list(range(1, result.steps + 1))
+    figure = Figure(
+        "scalar_chain_rule",
+        "dy/dh_k against its bound, textbook example",
+        "k",
+        "|dy/dh_k|",
+        [
+            Trace("|dy/dh_k|", steps, [10.0**v for v in result.log10_abs_dy_dh], "lines+markers"),
+            Trace(
+                "bound |d|(|a|gamma)^(T-k)",
+                steps,
+                [10.0**v for v in result.log10_bound],
+                "lines+markers",
+                dash=True,
+            ),
+        ],
+        log_y=True,
+    )
+    factors = ", ".join(f"{v:.4f}" for v in result.factors)
+    sentence = (
+        f"{result.verdict.sentence} With a = {result.a:g}, the chain factors "
+        f"dh_(k+1)/dh_k are {factors}, each below |a| = {abs(result.a):g}, "
+        f"so dy/dh_1 = {result.dy_dh[0]:.4f} against the bound {result.bound[0]:.4f}."
+    )
+    numbers = {"textbook": scalar_json(result), "explorer_inputs": explorer_inputs()}
+    return Section(
+        "scalar", "1. The scalar chain rule", sentence, result.verdict.label, [figure], numbers
+    )
+
+
+def _activation_section(saturation: dict[str, float]) -> Section:
+    tanh = get_activation("tanh")
+    z = np.linspace(-4, 4, 161)
+    figure = Figure(
+        "tanh_and_derivative", "tanh and its derivative", "z", "value",
+        [Trace("tanh(z)", list(z), list(tanh.function(z))),
+         Trace("tanh'(z) = 1 - tanh(z)^2", list(z), list(tanh.derivative(z)))],
+    )  # fmt: skip
+    if saturation:
+        worst = max(saturation, key=lambda k: saturation[k])
+        detail = "; ".join(f"{name}: {share:.1%}" for name, share in saturation.items())
+        sentence = (
+            f"tanh' is at most 1 (at z = 0) and falls below 0.1 once |z| > 1.82; the most "
+            f"saturated is {worst}, where {saturation[worst]:.1%} of the derivatives are below "
+            f"10% of their maximum ({detail})."
+        )
+    else:
+        sentence = "tanh' is at most 1 (at z = 0) and falls below 0.1 once |z| > 1.82."
+    return Section("activations", "2. tanh and saturation", sentence, None, [figure],
+                   {"gamma": tanh.gamma, "saturation": saturation})  # fmt: skip
+
+
+def _spectrum_section(matrices: dict[str, np.ndarray]) -> Section:
+    eigen = Figure(
+        "eigenvalues", "eigenvalues of W_hh and the unit circle", "Re", "Im", equal_axes=True
+    )
+    angle = np.linspace(0, 2 * np.pi, 181)
+    eigen.traces.append(Trace("unit circle", list(np.cos(angle)), list(np.sin(angle)), dash=True))
+    singular = Figure("singular_values", "singular values of W_hh", "i", "sigma_i", log_y=True)
+    growth = Figure("transient_growth", "transient growth ||W^k||_2", "k", "||W^k||_2", log_y=True)
+    numbers: dict[str, Any] = {}
+    stories = []
+    for name, matrix in matrices.items():
+        result = recurrent_spectrum(matrix)
+        eigen.traces.append(
+            Trace(name, list(result.eigenvalues.real), list(result.eigenvalues.imag), "markers")
+        )
+        singular.traces.append(
+            Trace(
+                name, list(range(1, result.size + 1)), list(result.singular_values), "lines+markers"
+            )
+        )
+        norms = 10.0**result.transient.log10_norms
+        growth.traces.append(Trace(name, list(range(1, norms.size + 1)), list(norms)))
+        numbers[name] = {
+            "spectral_radius": result.spectral_radius,
+            "norm2": result.norm2,
+            "eigvec_condition": finite_or_none(result.eigvec_condition),
+            "max_transient_growth": finite_or_none(result.transient.max_growth),
+            "transient_peak_step": result.transient.peak_step,
+            "verdict": result.verdict.label,
+            "sentence": result.verdict.sentence,
+        }  # fmt: skip
+        story = f"{name}: rho = {result.spectral_radius:.3g}, {result.verdict.label}"
+        if result.verdict.transient_flag:
+            story += (
+                f", yet ||W^k|| reaches {result.transient.max_growth:.3g} at k = "
+                f"{result.transient.peak_step} before it decays, which the eigenvalues miss"
+            )
+        stories.append(story)
+    labels = {v["verdict"] for v in numbers.values()}
+    verdict = labels.pop() if len(labels) == 1 else "mixed"
+    sentence = "; ".join(stories) + "."
+    return Section(
+        "spectrum",
+        "3. The recurrent matrix W_hh",
+        sentence,
+        verdict,
+        [eigen, singular, growth],
+        numbers,
+    )
+
+
+def _profile_section(models: list[_Model]) -> tuple[Section, dict[str, float]]:
+    figure = Figure(
+        "gradient_profile", "per-time-step gradient ||dL/dh_t||", "t", "||dL/dh_t||", log_y=True
+    )
+    numbers: dict[str, Any] = {}
+    stories, saturation, labels = [], {}, set()
+    for model in models:
+        profile = gradient_profile(model.module, model.inputs, loss=model.loss)
+        for layer in profile.layers:
+            name = f"{model.name}, {layer.name}"
+            steps = list(range(1, layer.mean_grad_norm.size + 1))
+            figure.traces.append(Trace(name, steps, list(layer.mean_grad_norm)))
+            horizon = "beyond T" if layer.horizon is None else f"{layer.horizon} steps"
+            decay = (
+                "undefined" if layer.decay_rate is None else f"{layer.decay_rate:.3g} nats per step"
+            )
+            stories.append(f"{name}: {layer.verdict.label}, decay {decay}, horizon {horizon}")
+            labels.add(layer.verdict.label)
+            saturation[name] = layer.saturation
+            numbers[name] = {
+                "grad_norm": [finite_or_none(v) for v in layer.mean_grad_norm],
+                "log10_ratio": None
+                if layer.log10_ratio is None
+                else finite_or_none(layer.log10_ratio),
+                "decay_rate": layer.decay_rate,
+                "horizon": layer.horizon,
+                "saturation": layer.saturation,
+                "verdict": layer.verdict.label,
+            }
+    verdict = labels.pop() if len(labels) == 1 else "mixed"
+    sentence = "; ".join(stories) + "."
+    section = Section("profile", "4. The gradient profile", sentence, verdict, [figure], numbers)
+    return section, saturation
+
+
+def _lyapunov_section(models: list[_Model], quick: bool, seed: int) -> Section:
+    figure = Figure("lyapunov_spectrum", "Lyapunov spectrum", "i", "lambda_i (nats per step)")
+    numbers: dict[str, Any] = {}
+    stories = []
+    steps = 150 if quick else 400
+    systems: list[tuple[str, nn.Module, Any]] = []
+    for model in models:
+        module = _recurrent(model.module)
+        if getattr(module, "bidirectional", False):
+            stories.append(f"{model.name}: bidirectional, no causal dynamics to measure")
+            continue
+        systems.append((model.name, module, "random"))
+    gain, size = 1.5, 64
+    generator = torch.Generator().manual_seed(seed)
+    random_network = nn.RNN(1, size, bias=False).double()
+    with torch.no_grad():
+        weights = torch.randn(size, size, generator=generator, dtype=torch.float64)
+        random_network.get_parameter("weight_hh_l0").copy_(weights * gain / math.sqrt(size))
+    systems.append((f"random tanh network (N = {size}, g = {gain:g})", random_network, "zeros"))
+    for name, module, inputs in systems:
+        copy = _float64_copy(module)
+        result = lyapunov_spectrum(copy, steps=steps, warmup=100, batch=2, seed=seed, inputs=inputs)
+        index = list(range(1, result.exponents.size + 1))
+        figure.traces.append(Trace(name, index, list(result.exponents), "lines+markers"))
+        numbers[name] = {
+            "exponents": [finite_or_none(v) for v in result.exponents],
+            "lambda1": finite_or_none(result.exponents[0]),
+            "kaplan_yorke_dim": result.kaplan_yorke_dim,
+        }
+        stories.append(f"{name}: lambda_1 = {result.exponents[0]:.3g} nats per step")
+    prediction = mean_field_lambda1(gain)
+    numbers["mean_field_lambda1"] = prediction.lambda1
+    largest = len(figure.traces[-1].x) if figure.traces else 1
+    figure.traces.append(
+        Trace(f"mean field, g = {gain:g}", [1, largest], [prediction.lambda1] * 2, dash=True)
+    )
+    sentence = (
+        "; ".join(stories)
+        + f". Mean-field theory predicts lambda_1 = {prediction.lambda1:.3g} for the random "
+        "network "
+        "(N -> infinity); negative exponents mean gradients over long spans vanish, positive ones "
+        "that they can explode."
+    )
+    # The models' own exponents decide the verdict; the random network is the reference.
+    measured = [
+        v["lambda1"]
+        for key, v in numbers.items()
+        if isinstance(v, dict) and not key.startswith("random") and v["lambda1"] is not None
+    ]
+    if not measured:
+        measured = [numbers[systems[-1][0]]["lambda1"]]
+    verdict = "chaotic" if max(measured) > 0 else "contracting"
+    return Section("lyapunov", "5. The Lyapunov spectrum", sentence, verdict, [figure], numbers)
+
+
+def _lab_section(lab: Path | None) -> Section:
+    if lab is None:
+        return Section(
+            "lab", "6. The remedies lab",
+            "No lab results were given: run `rnngrad sweep GRID.toml --out DIR` and pass "
+            "`--lab DIR` to compare the remedies here.", None,
+        )  # fmt: skip
+    from rnngrad.lab.sweep import sweep_summary
+
+    rows = sweep_summary(lab)
+    figure = Figure("remedies", "share of runs solved against T", "T", "solved share")
+    groups: dict[str, list[tuple[int, float]]] = {}
+    for row in rows:
+        name = f"{row['task']}: {row['cell']}, init {row['init']}, clip {row['clip']}"
+        groups.setdefault(name, []).append((row["seq_len"], row["solved"] / row["runs"]))
+    for name, points in groups.items():
+        points.sort()
+        figure.traces.append(
+            Trace(name, [p[0] for p in points], [p[1] for p in points], "lines+markers")
+        )
+    longest = max(row["seq_len"] for row in rows)
+    solved = sorted(
+        {f"{r['cell']} ({r['init']})" for r in rows if r["seq_len"] == longest and r["solved"]}
+    )
+    sentence = f"At the longest sequence, T = {longest}, " + (
+        f"these solved the task: {', '.join(solved)}."
+        if solved
+        else "no configuration solved the task."
+    )
+    verdict = "solved" if solved else "unsolved"
+    return Section("lab", "6. The remedies lab", sentence, verdict, [figure], {"summary": rows})
+
+
+def _recurrent(module: nn.Module) -> nn.Module:
+    from rnngrad.cells import find_recurrent_module
+
+    return find_recurrent_module(module)[1]
+
+
+def _float64_copy(module: nn.Module) -> nn.Module:
+    import copy
+
+    return copy.deepcopy(module).double()
+
+
+def _default_models(quick: bool, seed: int, progress: Callable[[str], None]) -> list[_Model]:
+    """A tanh RNN and an LSTM trained briefly by the lab on the adding problem (T = 50)."""
+    from rnngrad.lab.tasks import make_task
+    from rnngrad.lab.train import TrainConfig, train
+
+    task = make_task("adding", 50)
+    batch = task.sample(16, torch.Generator().manual_seed(seed + 7))
+    models = []
+    for cell, label in (("rnn", "tanh RNN"), ("lstm", "LSTM")):
+        progress(f"training a {label} briefly on the adding problem")
+        config = TrainConfig(
+            task="adding",
+            seq_len=50,
+            cell=cell,
+            hidden=32,
+            steps=60 if quick else 300,
+            batch=32,
+            lr=3e-3,
+            seed=seed,
+            eval_every=100,
+            eval_batch=200,
+            checkpoint_every=1000,
+            profile_every=1000,
+        )
+        with tempfile.TemporaryDirectory() as folder:
+            from rnngrad.lab.models import LabModel
+
+            train(config, folder)
+            state = torch.load(Path(folder) / "checkpoint.pt", weights_only=True)["model"]
+        model = LabModel(cell, task.input_size, 32, task.output_size, per_step=False)
+        model.load_state_dict(state)
+        targets = batch.targets
+
+        def loss(output: torch.Tensor, targets: torch.Tensor = targets) -> torch.Tensor:
+            return task.loss(output, targets)
+
+        models.append(_Model(f"{label} (adding, {config.steps} steps)", model, batch.inputs, loss))
+    return models
+
+
+def build_sections(
+    *,
+    module: nn.Module | None = None,
+    name: str = "model",
+    inputs: torch.Tensor | None = None,
+    quick: bool = False,
+    lab: Path | None = None,
+    seed: int = 0,
+    progress: Callable[[str], None] | None = None,
+) -> list[Section]:
+    """Every section's sentence, verdict, figures and numbers.
+
+    Args:
+        module: the model to analyse (``None``: the built-in defaults).
+        name: its name on the page.
+        inputs: its input for the profile (default: seeded N(0, 1), B = 8, T = 100).
+        quick: shorter runs (for tests and previews).
+        lab: a sweep's folder for section 6.
+        seed: seeds everything random.
+        progress: called with the name of each stage as it starts.
+    """
+    report = progress or (lambda stage: None)
+    report("the scalar chain rule")
+    scalar = _scalar_section()
+    if module is None:
+        models = _default_models(quick, seed, report)
+        matrices = {
+            "contracting (random, rho 0.8)": example_matrix(
+                "random", hidden=64, radius=0.8, seed=seed
+            ),
+            "expanding (random, rho 1.2)": example_matrix(
+                "random", hidden=64, radius=1.2, seed=seed
+            ),
+            "non-normal (rho 0.9)": example_matrix("nonnormal", hidden=64, radius=0.9, seed=seed),
+        }
+    else:
+        recurrent = _recurrent(module)
+        layout_inputs = inputs
+        if layout_inputs is None:
+            from rnngrad.cells import describe_module
+
+            layout = describe_module(recurrent)
+            generator = torch.Generator().manual_seed(seed)
+            shape = (
+                (8, 100, layout.input_size) if layout.batch_first else (100, 8, layout.input_size)
+            )
+            dtype = next(recurrent.parameters()).dtype
+            layout_inputs = torch.randn(shape, generator=generator, dtype=dtype)
+        models = [_Model(name, module, layout_inputs, "last")]
+        matrices = _recurrent_blocks(recurrent)
+    report("the spectrum of W_hh")
+    spectrum = _spectrum_section(matrices)
+    report("the gradient profiles")
+    profile, saturation = _profile_section(models)
+    activations = _activation_section(saturation)
+    report("the Lyapunov spectra")
+    lyapunov = _lyapunov_section(models, quick, seed)
+    report("the remedies lab")
+    remedies = _lab_section(lab)
+    return [scalar, activations, spectrum, profile, lyapunov, remedies]
+
+
+def _recurrent_blocks(module: nn.Module) -> dict[str, np.ndarray]:
+    """The square recurrent blocks of every layer (one per gate for LSTM and GRU)."""
+    from rnngrad.cells import describe_module, layer_weights
+
+    layout = describe_module(module)
+    gates = {"lstm": "ifgo", "gru": "rzn"}.get(layout.kind, "")
+    blocks = {}
+    for layer in range(layout.num_layers):
+        for direction in range(layout.num_directions):
+            weight = layer_weights(module, layer, direction).w_hh.detach().double().cpu().numpy()
+            size = weight.shape[1]
+            suffix = " reverse" if direction else ""
+            if not gates:
+                blocks[f"layer {layer}{suffix}"] = weight
+                continue
+            for index, gate in enumerate(gates):
+                part = (
+                    weight[index * size : (index + 1) * size]
+                    if weight.shape[0] // size == len(gates)
+                    else None
+                )
+                if part is not None and part.shape[0] == part.shape[1]:
+                    blocks[f"layer {layer}{suffix}, gate {gate}"] = part
+    return blocks

@@ -1,0 +1,103 @@
+"""Figures as plain data, drawn twice: Plotly specs for the page, Matplotlib PNG and SVG files.
+
+A :class:`Figure` holds traces of numbers; :func:`plotly_spec` turns it into the
+JSON that ``Plotly.newPlot`` takes, and :func:`save_static` draws the same
+traces with Matplotlib for papers and slides. Non-finite values become gaps.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Figure", "Trace", "plotly_spec", "save_static"]
+
+
+@dataclass
+class Trace:
+    """One line or set of markers."""
+
+    name: str
+    x: Sequence[float]
+    y: Sequence[float | None]
+    mode: str = "lines"  # "lines", "markers" or "lines+markers"
+    dash: bool = False
+
+
+@dataclass
+class Figure:
+    """A figure: an id (also its file name), titles, axes and traces."""
+
+    id: str
+    title: str
+    x_label: str
+    y_label: str
+    traces: list[Trace] = field(default_factory=list)
+    log_y: bool = False
+    equal_axes: bool = False
+
+
+def _clean(values: Sequence[Any]) -> list[float | None]:
+    out: list[float | None] = []
+    for value in values:
+        number = None if value is None else float(value)
+        out.append(number if number is not None and math.isfinite(number) else None)
+    return out
+
+
+def plotly_spec(figure: Figure) -> dict[str, Any]:
+    """``{"data": [...], "layout": {...}}`` for ``Plotly.newPlot``."""
+    data = [
+        {
+            "type": "scatter",
+            "name": trace.name,
+            "x": _clean(trace.x),
+            "y": _clean(trace.y),
+            "mode": trace.mode,
+            "line": {"dash": "dash"} if trace.dash else {},
+        }
+        for trace in figure.traces
+    ]
+    layout: dict[str, Any] = {
+        "title": {"text": figure.title, "font": {"size": 14}},
+        "xaxis": {"title": {"text": figure.x_label}},
+        "yaxis": {"title": {"text": figure.y_label}, "type": "log" if figure.log_y else "linear"},
+        "margin": {"l": 60, "r": 20, "t": 40, "b": 50},
+        "height": 360,
+        "legend": {"font": {"size": 10}},
+    }
+    if figure.equal_axes:
+        layout["yaxis"]["scaleanchor"] = "x"
+    return {"data": data, "layout": layout}
+
+
+def save_static(figure: Figure, folder: Path) -> None:
+    """``folder/<id>.png`` and ``folder/<id>.svg`` drawn with Matplotlib."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    drawing, axis = plt.subplots(figsize=(6.4, 3.8))
+    for trace in figure.traces:
+        x = [math.nan if v is None else float(v) for v in _clean(trace.x)]
+        y = [math.nan if v is None else float(v) for v in _clean(trace.y)]
+        marker = "o" if "markers" in trace.mode else None
+        line = ("--" if trace.dash else "-") if "lines" in trace.mode else "none"
+        axis.plot(x, y, marker=marker, linestyle=line, ms=3, lw=1.2, label=trace.name)
+    if figure.log_y:
+        axis.set_yscale("log")
+    if figure.equal_axes:
+        axis.set_aspect("equal", adjustable="datalim")
+    axis.set_title(figure.title, fontsize=10)
+    axis.set_xlabel(figure.x_label)
+    axis.set_ylabel(figure.y_label)
+    if len(figure.traces) > 1:
+        axis.legend(fontsize=7)
+    drawing.tight_layout()
+    for suffix in ("png", "svg"):
+        drawing.savefig(folder / f"{figure.id}.{suffix}", dpi=110)
+    plt.close(drawing)

@@ -1,0 +1,175 @@
+"""The self-contained HTML page, its figures and results.json, written atomically.
+
+The page inlines plotly.js, so it opens with no network. The explorer of
+section 1 recomputes ``log10 |dy/dh_k|`` and its bound in the browser with the
+same log-space recursion as :func:`rnngrad.scalar_chain_rule`, on the inputs
+stored in the page. The whole folder is built in a temporary folder beside
+``DIR`` and moved into place, so an interrupted run leaves no half-written page.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from rnngrad.errors import InvalidInputError
+from rnngrad.report.build import Section
+from rnngrad.report.figures import plotly_spec, save_static
+
+__all__ = ["prepare_folder", "write_report"]
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; max-width: 980px; margin: 2em auto; padding: 0 1em;
+       color: #1d1d1f; line-height: 1.45; }
+h1 { font-size: 1.7em; margin-bottom: 0.2em; }
+h2 { margin-top: 2em; border-bottom: 1px solid #ddd; padding-bottom: 0.2em; }
+p.verdict { font-size: 1.05em; background: #f5f7fa; border-left: 4px solid #4a7; padding: 0.6em 0.9em; }
+p.verdict.vanishing { border-color: #36c; } p.verdict.exploding { border-color: #c33; }
+p.verdict.chaotic { border-color: #c33; } p.verdict.mixed { border-color: #c90; }
+.figure { margin: 0.5em 0 1.5em 0; }
+.controls { display: grid; grid-template-columns: repeat(5, 1fr); gap: 0.6em; margin: 0.5em 0; }
+.controls label { font-size: 0.9em; }
+.controls input { width: 100%; }
+nav a { margin-right: 1em; }
+footer { margin-top: 3em; font-size: 0.85em; color: #666; }
+"""
+
+_EXPLORER = """
+(function () {
+  const X = REPORT.explorer_inputs;
+  const LN10 = Math.log(10);
+  function logSech2(z) { const a = Math.abs(z); return 2 * (Math.log(2) - a - Math.log1p(Math.exp(-2 * a))); }
+  function compute(p) {
+    const T = p.T; let h = 0; const z = [];
+    for (let t = 0; t < T; t++) { const v = p.a * h + (p.b * X[t] + p.c); z.push(v); h = Math.tanh(v); }
+    const logA = Math.log10(Math.abs(p.a)); const logD = Math.log10(Math.abs(p.d));
+    const factors = []; for (let t = 1; t < T; t++) factors.push(logA + logSech2(z[t]) / LN10);
+    const grad = new Array(T); let tail = 0; grad[T - 1] = logD;
+    for (let k = T - 2; k >= 0; k--) { tail += factors[k]; grad[k] = logD + tail; }
+    const bound = []; for (let k = 0; k < T; k++) bound.push(logD + (T - 1 - k) * logA);
+    const ks = []; for (let k = 1; k <= T; k++) ks.push(k);
+    return { k: ks, grad: grad, bound: bound };
+  }
+  function params() {
+    const get = id => parseFloat(document.getElementById(id).value);
+    return { a: get('ex-a'), b: get('ex-b'), c: get('ex-c'), d: get('ex-d'), T: Math.round(get('ex-T')) };
+  }
+  function draw() {
+    const p = params();
+    for (const key of ['a', 'b', 'c', 'd', 'T']) document.getElementById('ex-' + key + '-value').textContent = p[key];
+    const r = compute(p);
+    const data = [
+      { type: 'scatter', mode: 'lines+markers', name: 'log10 |dy/dh_k|', x: r.k, y: r.grad },
+      { type: 'scatter', mode: 'lines', name: 'log10 bound', x: r.k, y: r.bound, line: { dash: 'dash' } }
+    ];
+    Plotly.react('explorer', data, { title: { text: 'explorer: log10 |dy/dh_k| and its bound' },
+      xaxis: { title: { text: 'k' } }, yaxis: { title: { text: 'log10' } }, height: 360,
+      margin: { l: 60, r: 20, t: 40, b: 50 } });
+  }
+  for (const key of ['a', 'b', 'c', 'd', 'T']) document.getElementById('ex-' + key).addEventListener('input', draw);
+  window.rnngradExplorer = { compute: compute, draw: draw };
+  draw();
+})();
+"""
+
+
+def _controls() -> str:
+    sliders = [("a", -2, 2, 0.01, 0.5), ("b", -2, 2, 0.01, 1.0), ("c", -2, 2, 0.01, 0.0),
+               ("d", -2, 2, 0.01, 1.0), ("T", 2, 100, 1, 3)]  # fmt: skip
+    parts = []
+    for key, low, high, step, value in sliders:
+        parts.append(
+            f'<label>{key} = <span id="ex-{key}-value">{value}</span>'
+            f'<input type="range" id="ex-{key}" min="{low}" max="{high}" step="{step}" value="{value}">'
+            "</label>"
+        )
+    return '<div class="controls">' + "".join(parts) + "</div>"
+
+
+def prepare_folder(out: Path, force: bool) -> None:
+    """Refuse an existing non-empty ``out`` unless ``force``; check the parent is writable.
+
+    Raises:
+        InvalidInputError: ``out`` is a non-empty folder (without ``force``), a
+            file, or its parent cannot be written.
+    """
+    if out.exists():
+        if not out.is_dir():
+            raise InvalidInputError(f"{out} exists and is not a folder")
+        if any(out.iterdir()) and not force:
+            raise InvalidInputError(f"{out} exists and is not empty; pass --force to replace it")
+    parent = out.resolve().parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.mkdtemp(prefix=".rnngrad-", dir=parent)
+        os.rmdir(probe)
+    except OSError as error:
+        raise InvalidInputError(f"{out}: cannot be written ({error.strerror or error})") from None
+
+
+def write_report(sections: list[Section], out: Path, title: str) -> Path:
+    """Write ``index.html``, ``results.json`` and ``figures/`` into ``out``; return the page."""
+    import plotly.offline
+
+    parent = out.resolve().parent
+    staging = Path(tempfile.mkdtemp(prefix=".rnngrad-report-", dir=parent))
+    try:
+        (staging / "figures").mkdir()
+        specs: dict[str, Any] = {}
+        body = []
+        for section in sections:
+            verdict = section.verdict or "none"
+            body.append(f'<section id="{section.key}"><h2>{html.escape(section.title)}</h2>')
+            body.append(
+                f'<p class="verdict {html.escape(verdict)}">{html.escape(section.sentence)}</p>'
+            )
+            if section.key == "scalar":
+                body.append(_controls() + '<div class="figure" id="explorer"></div>')
+            for figure in section.figures:
+                specs[figure.id] = plotly_spec(figure)
+                save_static(figure, staging / "figures")
+                body.append(f'<div class="figure plot" id="fig-{figure.id}"></div>')
+            body.append("</section>")
+        results = {
+            "title": title,
+            "sections": {
+                s.key: {
+                    "title": s.title,
+                    "sentence": s.sentence,
+                    "verdict": s.verdict,
+                    "numbers": s.numbers,
+                }
+                for s in sections
+            },
+            "figures": specs,
+        }
+        payload = json.dumps(results, allow_nan=False).replace("</", "<\\/")
+        nav = " ".join(f'<a href="#{s.key}">{html.escape(s.title)}</a>' for s in sections)
+        page = (
+            "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+            f"<title>{html.escape(title)}</title><style>{_STYLE}</style>"
+            f"<script>{plotly.offline.get_plotlyjs()}</script></head><body>"
+            f"<h1>{html.escape(title)}</h1><nav>{nav}</nav>{''.join(body)}"
+            "<footer>Made by rnngrad. Every number on this page is in results.json; "
+            "figures/ holds a PNG and an SVG of each figure.</footer>"
+            f"<script>const REPORT = {payload};\n"
+            "for (const [id, spec] of Object.entries(REPORT.figures)) {"
+            " Plotly.newPlot('fig-' + id, spec.data, spec.layout, {responsive: true}); }\n"
+            f"REPORT.explorer_inputs = REPORT.sections.scalar.numbers.explorer_inputs;\n{_EXPLORER}</script>"
+            "</body></html>"
+        )
+        (staging / "index.html").write_text(page)
+        (staging / "results.json").write_text(json.dumps(results, indent=1, allow_nan=False))
+        os.chmod(staging, 0o755)
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return out / "index.html"
