@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 PIP_FLAGS := --disable-pip-version-check --quiet
 
-.PHONY: demo test check lint typecheck format bench clean
+.PHONY: demo test check lint typecheck format bench clean chromium screenshot
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,8 +22,11 @@ $(VENV)/.installed-test: $(VENV)/.installed
 	@touch $@
 
 demo: $(VENV)/.installed
-	$(BIN)/rnngrad scalar
-	$(BIN)/rnngrad spectrum --example nonnormal
+	$(BIN)/rnngrad report --out rnngrad-report --force
+
+# The README's screenshot of the page (needs Chromium and the test tools).
+screenshot: $(VENV)/.installed-test chromium
+	$(BIN)/python benchmarks/screenshot.py docs/report.png
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check src tests benchmarks
@@ -34,7 +37,13 @@ typecheck: $(VENV)/.installed-test
 
 check: lint typecheck
 
-test: check
+# The report's browser test drives Debian's Chromium; install it when missing (root only).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+	  && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+	  || echo "chromium is not installed: the browser test will be skipped"
+
+test: check chromium
 	$(BIN)/python -m pytest
 
 format: $(VENV)/.installed-test

@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from rnngrad.activations import get_activation
+from rnngrad.dynamics import ModuleDynamics
 from rnngrad.jsonout import finite_or_none, scalar_json
 from rnngrad.lyapunov import lyapunov_spectrum
 from rnngrad.meanfield import mean_field_lambda1
@@ -221,7 +222,7 @@ def _lyapunov_section(models: list[_Model], quick: bool, seed: int) -> Section:
             stories.append(f"{model.name}: bidirectional, no causal dynamics to measure")
             continue
         systems.append((model.name, module, "random"))
-    gain, size = 1.5, 64
+    gain, size = 2.0, 128
     generator = torch.Generator().manual_seed(seed)
     random_network = nn.RNN(1, size, bias=False).double()
     with torch.no_grad():
@@ -230,7 +231,10 @@ def _lyapunov_section(models: list[_Model], quick: bool, seed: int) -> Section:
     systems.append((f"random tanh network (N = {size}, g = {gain:g})", random_network, "zeros"))
     for name, module, inputs in systems:
         copy = _float64_copy(module)
-        result = lyapunov_spectrum(copy, steps=steps, warmup=100, batch=2, seed=seed, inputs=inputs)
+        k = min(32, ModuleDynamics(copy).state_size)
+        result = lyapunov_spectrum(
+            copy, steps=steps, warmup=100, k=k, batch=2, seed=seed, inputs=inputs
+        )
         index = list(range(1, result.exponents.size + 1))
         figure.traces.append(Trace(name, index, list(result.exponents), "lines+markers"))
         numbers[name] = {

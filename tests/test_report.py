@@ -1,0 +1,137 @@
+"""The report: its files, its numbers, and the page in a real (headless) Chromium."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rnngrad import scalar_chain_rule
+from rnngrad.report.build import build_sections, explorer_inputs
+from rnngrad.report.page import prepare_folder, write_report
+
+from .test_cli import run
+
+SECTIONS = ["scalar", "activations", "spectrum", "profile", "lyapunov", "lab"]
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("report") / "page"
+    write_report(build_sections(quick=True), out, "test report")
+    return out
+
+
+def test_files_and_numbers(report: Path) -> None:
+    assert (report / "index.html").stat().st_size > 1_000_000  # plotly.js is inlined
+    results = json.loads((report / "results.json").read_text())
+    assert list(results["sections"]) == SECTIONS
+    for key in SECTIONS:
+        assert results["sections"][key]["sentence"]
+    figures = results["figures"]
+    for name in figures:
+        assert (report / "figures" / f"{name}.png").stat().st_size > 0
+        assert (report / "figures" / f"{name}.svg").stat().st_size > 0
+    textbook = results["sections"]["scalar"]["numbers"]["textbook"]
+    np.testing.assert_allclose(textbook["dy_dh"], scalar_chain_rule().dy_dh)
+    assert (
+        "http" not in (report / "index.html").read_text().split("<script>")[0]
+    )  # no remote assets
+
+
+def test_an_existing_folder_is_refused_and_nothing_half_written(tmp_path: Path) -> None:
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "notes.txt").write_text("mine")
+    from rnngrad.errors import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match="--force"):
+        prepare_folder(tmp_path / "busy", force=False)
+    done = run("report", "--out", str(tmp_path / "busy"), "--quick")
+    assert done.returncode == 2 and "--force" in done.stderr
+    assert (tmp_path / "busy" / "notes.txt").read_text() == "mine"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".rnngrad")]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--model", "lstm:input=2,hidden=3", "--state-dict", "/no/file.pt"], "no such file"),
+        (["--out", "/proc/forbidden/report"], "cannot be written"),
+        (["--state-dict", "x.pt"], "need --model"),
+        (["--lab", "/no/sweep"], "results.parquet"),
+    ],
+)
+def test_bad_input(tmp_path: Path, args: list[str], message: str) -> None:
+    args = [a if a != "--out" else a for a in args]
+    extra = [] if "--out" in args else ["--out", str(tmp_path / "r")]
+    done = run("report", "--quick", *args, *extra)
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert message in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "r").exists()
+
+
+def test_report_of_a_model(tmp_path: Path) -> None:
+    done = run(
+        "report",
+        "--model",
+        "gru:input=3,hidden=8,layers=2",
+        "--quick",
+        "--out",
+        str(tmp_path / "r"),
+    )
+    assert done.returncode == 0, done.stderr
+    results = json.loads((tmp_path / "r" / "results.json").read_text())
+    assert "layer 1, gate z" in results["sections"]["spectrum"]["numbers"]
+    assert "page:" in done.stdout
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (make test installs it)")
+def test_page_renders_in_chromium_and_the_explorer_matches_python(
+    report: Path, tmp_path: Path
+) -> None:
+    from playwright.sync_api import sync_playwright
+
+    errors: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+        )  # fmt: skip
+        page = browser.new_page(viewport={"width": 1100, "height": 900})
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto((report / "index.html").as_uri())
+        figure_count = len(json.loads((report / "results.json").read_text())["figures"]) + 1
+        page.wait_for_function(
+            f"document.querySelectorAll('.js-plotly-plot').length >= {figure_count}", timeout=30000
+        )
+        for key in SECTIONS:
+            assert page.locator(f"section#{key} p.verdict").inner_text().strip()
+        plotted = page.evaluate(
+            "Array.from(document.querySelectorAll('.js-plotly-plot')).map(d => d.data.length)"
+        )
+        assert len(plotted) == figure_count and all(n > 0 for n in plotted)
+        values = {"a": 1.3, "b": 0.7, "c": -0.2, "d": 1.5, "T": 40}
+        page.evaluate(
+            """values => { for (const [key, value] of Object.entries(values)) {
+                 const slider = document.getElementById('ex-' + key);
+                 slider.value = value; slider.dispatchEvent(new Event('input')); } }""",
+            values,
+        )
+        curve = page.evaluate("document.getElementById('explorer').data[0].y")
+        bound = page.evaluate("document.getElementById('explorer').data[1].y")
+        page.screenshot(path=str(tmp_path / "report.png"), full_page=False)
+        browser.close()
+    x = explorer_inputs()[:40]
+    expected = scalar_chain_rule(x, a=1.3, b=0.7, c=-0.2, d=1.5)
+    np.testing.assert_allclose(curve, expected.log10_abs_dy_dh, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(bound, expected.log10_bound, rtol=1e-9, atol=1e-9)
+    assert errors == []
+    assert (tmp_path / "report.png").stat().st_size > 10_000
