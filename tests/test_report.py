@@ -65,7 +65,6 @@ def test_an_existing_folder_is_refused_and_nothing_half_written(tmp_path: Path) 
     ],
 )
 def test_bad_input(tmp_path: Path, args: list[str], message: str) -> None:
-    args = [a if a != "--out" else a for a in args]
     extra = [] if "--out" in args else ["--out", str(tmp_path / "r")]
     done = run("report", "--quick", *args, *extra)
     assert done.returncode == 2, (done.stdout, done.stderr)
@@ -101,9 +100,16 @@ def test_page_renders_in_chromium_and_the_explorer_matches_python(
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-        )  # fmt: skip
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
         page = browser.new_page(viewport={"width": 1100, "height": 900})
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: errors.append(str(e)))
