@@ -187,6 +187,19 @@ def _profile_section(models: list[_Model]) -> tuple[Section, dict[str, float]]:
             name = f"{model.name}, {layer.name}"
             steps = list(range(1, layer.mean_grad_norm.size + 1))
             figure.traces.append(Trace(name, steps, list(layer.mean_grad_norm)))
+            norms = layer.mean_grad_norm
+            positive = norms > 0
+            logs = np.log(norms, where=positive, out=np.full(norms.size, -np.inf))
+            finite = np.isfinite(logs)
+            if layer.decay_rate is not None and finite.sum() >= 2:
+                slope, intercept = np.polyfit(np.array(steps)[finite], logs[finite], 1)
+                fitted = np.exp(intercept + slope * np.array(steps, dtype=float))
+                label = f"{name}: fit, {layer.decay_rate:.3g} nats/step"
+                figure.traces.append(Trace(label, steps, list(fitted), dash=True))
+            if layer.horizon is not None:
+                at = norms.size - layer.horizon
+                label = f"{name}: horizon ({layer.horizon} steps back)"
+                figure.traces.append(Trace(label, [at], [float(norms[at - 1])], "markers"))
             horizon = "beyond T" if layer.horizon is None else f"{layer.horizon} steps"
             decay = (
                 "undefined" if layer.decay_rate is None else f"{layer.decay_rate:.3g} nats per step"
