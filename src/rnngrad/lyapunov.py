@@ -43,6 +43,7 @@ __all__ = [
     "finite_time_spectrum",
     "kaplan_yorke_dimension",
     "lyapunov_spectrum",
+    "random_tanh_network",
     "student_t_975",
 ]
 
@@ -55,6 +56,19 @@ _T975 = (
     2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
     2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
 )  # fmt: skip
+
+
+def random_tanh_network(
+    size: int, gain: float, *, seed: int = 0, dtype: torch.dtype = torch.float64
+) -> nn.RNN:
+    """``h_{t+1} = tanh(W h_t)`` with ``W_ij ~ N(0, g^2 / N)`` drawn from ``seed``: an
+    ``nn.RNN`` without biases whose (one) input is meant to stay zero."""
+    network = nn.RNN(1, size, bias=False).to(dtype)
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        weights = torch.randn(size, size, generator=generator, dtype=dtype)
+        network.get_parameter("weight_hh_l0").copy_(weights * (gain / math.sqrt(size)))
+    return network
 
 
 def student_t_975(df: int) -> float:

@@ -223,12 +223,9 @@ def lyapunov(
             raise InvalidInputError(f"--random N must be in 1..4096, got {random}")
         prediction = mean_field_lambda1(gain)
         mean_field = prediction.lambda1
-        network = torch.nn.RNN(1, random, bias=False).to(torch_dtype)
-        generator = torch.Generator().manual_seed(seed)
-        with torch.no_grad():
-            weights = torch.randn(random, random, generator=generator, dtype=torch_dtype)
-            network.get_parameter("weight_hh_l0").copy_(weights * (gain / math.sqrt(random)))
-        module: torch.nn.Module = network
+        from rnngrad.lyapunov import random_tanh_network
+
+        module: torch.nn.Module = random_tanh_network(random, gain, seed=seed, dtype=torch_dtype)
         label = f"random tanh network, N = {random}, g = {gain:g}"
     else:
         assert model is not None

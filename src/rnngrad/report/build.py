@@ -16,7 +16,6 @@ LSTM trained briefly by the lab on the adding problem.
 
 from __future__ import annotations
 
-import math
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,7 +29,7 @@ from torch import nn
 from rnngrad.activations import get_activation
 from rnngrad.dynamics import ModuleDynamics
 from rnngrad.jsonout import finite_or_none, scalar_json
-from rnngrad.lyapunov import lyapunov_spectrum
+from rnngrad.lyapunov import lyapunov_spectrum, random_tanh_network
 from rnngrad.meanfield import mean_field_lambda1
 from rnngrad.profile import gradient_profile
 from rnngrad.report.figures import Figure, Trace
@@ -236,11 +235,7 @@ def _lyapunov_section(models: list[_Model], quick: bool, seed: int) -> Section:
             continue
         systems.append((model.name, module, "random"))
     gain, size = 2.0, 128
-    generator = torch.Generator().manual_seed(seed)
-    random_network = nn.RNN(1, size, bias=False).double()
-    with torch.no_grad():
-        weights = torch.randn(size, size, generator=generator, dtype=torch.float64)
-        random_network.get_parameter("weight_hh_l0").copy_(weights * gain / math.sqrt(size))
+    random_network = random_tanh_network(size, gain, seed=seed)
     systems.append((f"random tanh network (N = {size}, g = {gain:g})", random_network, "zeros"))
     for name, module, inputs in systems:
         copy = _float64_copy(module)
