@@ -143,7 +143,8 @@ def _spectrum_section(matrices: dict[str, np.ndarray]) -> Section:
                 name, list(range(1, result.size + 1)), list(result.singular_values), "lines+markers"
             )
         )
-        norms = 10.0**result.transient.log10_norms
+        # Powers of a matrix with rho > 1 grow without end: show the first 200 at most.
+        norms = 10.0 ** result.transient.log10_norms[:200]
         growth.traces.append(Trace(name, list(range(1, norms.size + 1)), list(norms)))
         numbers[name] = {
             "spectral_radius": result.spectral_radius,
