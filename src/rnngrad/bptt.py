@@ -133,21 +133,22 @@ def _rnn(
     direct: torch.Tensor,
     need_input: bool,
 ) -> DirectionGradients:
-    steps, batch, _ = h.shape
+    steps = h.shape[0]
     if kind == "rnn_tanh":
         derivative = 1.0 - h * h
     else:  # relu: h > 0 exactly where the pre-activation is > 0
         derivative = (h > 0).to(h.dtype)
     grad_h = torch.empty_like(h)
+    grad_h[steps - 1] = direct[steps - 1]
     delta = _delta_buffer(tuple(h.shape), h, need_input)
     keep = delta.shape[0]
-    carry = torch.zeros(batch, h.shape[2], dtype=h.dtype, device=h.device)
     w_hh = w.w_hh
+    # Two kernels a step: delta_t = phi' g_t, then g_{t-1} = G_{t-1} + delta_t W_hh.
     for t in range(steps - 1, -1, -1):
-        torch.add(direct[t], carry, out=grad_h[t])
         step = delta[t % keep]
         torch.mul(grad_h[t], derivative[t], out=step)
-        carry = step @ w_hh
+        if t > 0:
+            torch.addmm(direct[t - 1], step, w_hh, out=grad_h[t - 1])
     grad_input = _input_gradient(delta, w.w_ih, need_input)
     return DirectionGradients(grad_h, None, grad_input, _share_below([derivative], [1.0]))
 
@@ -201,20 +202,21 @@ def _lstm(
     g_part.mul_(i)
 
     grad_h = torch.empty_like(h)
+    grad_h[steps - 1] = direct[steps - 1]
     grad_c = c  # c is no longer needed: its buffer takes dL/dc_t
     delta = _delta_buffer((steps, batch, 4, hidden), h, need_input)
     keep = delta.shape[0]
-    carry_h = torch.zeros(batch, h.shape[2], dtype=h.dtype, device=h.device)
     carry_c = direct_c_last.clone()
     w_hh, w_hr = w.w_hh, w.w_hr
     for t in range(steps - 1, -1, -1):
-        gh = torch.add(direct[t], carry_h, out=grad_h[t])
+        gh = grad_h[t]
         gm = gh if w_hr is None else gh @ w_hr
         gc = torch.addcmul(carry_c, gm, to_c[t], out=grad_c[t])
         step = delta[t % keep]
         torch.mul(gc.unsqueeze(1), ifg[t], out=step[:, :3])
         torch.mul(gm, o_part[t], out=step[:, 3])
-        torch.mm(step.view(batch, 4 * hidden), w_hh, out=carry_h)
+        if t > 0:  # g_{t-1} = G_{t-1} + delta_t W_hh, in one kernel
+            torch.addmm(direct[t - 1], step.view(batch, 4 * hidden), w_hh, out=grad_h[t - 1])
         torch.mul(gc, f[t], out=carry_c)
     grad_input = _input_gradient(delta.view(keep, batch, 4 * hidden), w.w_ih, need_input)
     return DirectionGradients(grad_h, grad_c, grad_input, saturation.share)
@@ -256,17 +258,19 @@ def _gru(
     del from_hidden, hidden_n
 
     grad_h = torch.empty_like(h)
+    grad_h[steps - 1] = direct[steps - 1]
     delta = _delta_buffer(tuple(factors.shape), h, need_input)
     keep = delta.shape[0]
     through = torch.empty(batch, 3, hidden, dtype=h.dtype, device=h.device)
-    carry = torch.zeros(batch, hidden, dtype=h.dtype, device=h.device)
     w_hh = w.w_hh
     for t in range(steps - 1, -1, -1):
-        gh = torch.add(direct[t], carry, out=grad_h[t]).unsqueeze(1)
+        gh = grad_h[t].unsqueeze(1)
         if need_input:
             torch.mul(gh, factors[t], out=delta[t % keep])
         torch.mul(gh, hidden_side[t], out=through)
-        carry = torch.addmm(grad_h[t] * z[t], through.view(batch, 3 * hidden), w_hh)
+        if t > 0:  # g_{t-1} = G_{t-1} + z_t g_t + (gate gradients) W_hh
+            previous = torch.addcmul(direct[t - 1], grad_h[t], z[t], out=grad_h[t - 1])
+            previous.addmm_(through.view(batch, 3 * hidden), w_hh)
     grad_input = _input_gradient(delta.view(keep, batch, 3 * hidden), w.w_ih, need_input)
     return DirectionGradients(grad_h, None, grad_input, saturation.share)
 
