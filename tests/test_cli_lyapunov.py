@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from rnngrad.lyapunov import decay_beside_lyapunov, lyapunov_spectrum
+from rnngrad.finite_time import decay_beside_lyapunov
+from rnngrad.lyapunov import lyapunov_spectrum
 from rnngrad.meanfield import mean_field_lambda1
 from rnngrad.spec import build_module, parse_spec
 

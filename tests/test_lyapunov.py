@@ -13,8 +13,8 @@ from torch.func import jacrev
 
 from rnngrad.dynamics import CellDynamics, ModuleDynamics
 from rnngrad.errors import InvalidInputError, NumericalError, ShapeError
+from rnngrad.finite_time import finite_time_spectrum
 from rnngrad.lyapunov import (
-    finite_time_spectrum,
     kaplan_yorke_dimension,
     lyapunov_spectrum,
     student_t_975,

@@ -82,11 +82,11 @@ _LAZY = {
     "find_recurrent_module": "rnngrad.cells",
     "GradientMonitor": "rnngrad.monitor",
     "LyapunovSpectrum": "rnngrad.lyapunov",
-    "FiniteTimeSpectrum": "rnngrad.lyapunov",
-    "DecayComparison": "rnngrad.lyapunov",
+    "FiniteTimeSpectrum": "rnngrad.finite_time",
+    "DecayComparison": "rnngrad.finite_time",
     "lyapunov_spectrum": "rnngrad.lyapunov",
-    "finite_time_spectrum": "rnngrad.lyapunov",
-    "decay_beside_lyapunov": "rnngrad.lyapunov",
+    "finite_time_spectrum": "rnngrad.finite_time",
+    "decay_beside_lyapunov": "rnngrad.finite_time",
     "ModuleDynamics": "rnngrad.dynamics",
     "CellDynamics": "rnngrad.dynamics",
 }
@@ -94,14 +94,13 @@ _LAZY = {
 if TYPE_CHECKING:
     from rnngrad.cells import RecurrentLayout, describe_module, find_recurrent_module
     from rnngrad.dynamics import CellDynamics, ModuleDynamics
-    from rnngrad.lyapunov import (
+    from rnngrad.finite_time import (
         DecayComparison,
         FiniteTimeSpectrum,
-        LyapunovSpectrum,
         decay_beside_lyapunov,
         finite_time_spectrum,
-        lyapunov_spectrum,
     )
+    from rnngrad.lyapunov import LyapunovSpectrum, lyapunov_spectrum
     from rnngrad.monitor import GradientMonitor
     from rnngrad.profile import (
         GradientProfile,
