@@ -224,6 +224,11 @@ def test_finite_time_spectrum_of_a_diagonal_map_is_exact() -> None:
     expected = np.sort(np.log(np.abs(d.numpy())))[::-1]
     for k in range(1, 31):
         np.testing.assert_allclose(result.log_stretch[k - 1], (30 - k) * expected, atol=1e-12)
+        singular = result.log_singular_values[k - 1]  # type: ignore[index]
+        target = (30 - k) * expected
+        resolvable = target - target[0] > np.log(1e-8)
+        assert np.array_equal(np.isfinite(singular), resolvable)
+        np.testing.assert_allclose(singular[resolvable], target[resolvable], atol=1e-12)
 
 
 def test_finite_time_top_factor_bounds_and_approaches_the_norm() -> None:
@@ -253,6 +258,12 @@ def test_finite_time_top_factor_bounds_and_approaches_the_norm() -> None:
         exact = torch.linalg.matrix_norm(product, 2).log().item()
         assert result.log_stretch[k - 1, 0] <= exact + 1e-9
         gaps[k] = (exact - result.log_stretch[k - 1, 0]) / (80 - k)
+        # The exact singular values where double precision resolves them.
+        reference = torch.linalg.svdvals(product.detach()).log().numpy()
+        ours = result.log_singular_values[k - 1]  # type: ignore[index]
+        resolved = np.isfinite(ours)
+        assert resolved[0] and ours[0] == pytest.approx(exact, abs=1e-9)
+        np.testing.assert_allclose(ours[resolved], reference[resolved], rtol=0, atol=1e-7)
     assert gaps[1] < 0.02
     assert gaps[1] < gaps[70]
 
