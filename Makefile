@@ -50,8 +50,11 @@ format: $(VENV)/.installed-test
 	$(BIN)/ruff format src tests benchmarks
 	$(BIN)/ruff check --fix src tests benchmarks
 
+# The speed benchmarks (a few minutes); benchmarks/remedies.py is separate (much longer).
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/scalar_phase.py
+	$(BIN)/python benchmarks/profile_overhead.py
+	$(BIN)/python benchmarks/lyapunov_speed.py
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis
