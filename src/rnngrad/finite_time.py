@@ -23,8 +23,9 @@ from rnngrad.lyapunov import (
     InputSpec,
     _as_dynamics,
     _check_finite,
+    _exponent_count,
     _Inputs,
-    _validate,
+    _warm_start,
     lyapunov_spectrum,
 )
 
@@ -92,14 +93,13 @@ def finite_time_spectrum(
         raise InvalidInputError("finite-time spectra are computed for the whole (stacked) state")
     if steps < 2:
         raise InvalidInputError(f"steps must be >= 2, got {steps}")
-    count = _validate(dynamics, warmup + steps, warmup, k, 1, 1)
+    if warmup < 0:
+        raise InvalidInputError(f"warmup must be >= 0, got {warmup}")
+    count = _exponent_count(dynamics, k)
     generator = torch.Generator(device=dynamics.device).manual_seed(seed)
     source = _Inputs(inputs, dynamics, 1, warmup + steps, generator)
     with torch.no_grad():
-        state = dynamics.initial_state(1, generator)
-        for t in range(warmup):
-            state, _ = dynamics.step(state, source(t))
-            _check_finite(state, t + 1)
+        state = _warm_start(dynamics, 1, warmup, source, generator)
         states, xs = [state], []
         for t in range(steps):
             x = source(warmup + t)

@@ -233,12 +233,28 @@ def _validate(
         raise InvalidInputError(f"reorth must be >= 1, got {reorth}")
     if batch < 1:
         raise InvalidInputError(f"batch must be >= 1, got {batch}")
+    return _exponent_count(dynamics, k)
+
+
+def _exponent_count(dynamics: Dynamics, k: int | None) -> int:
+    """``k``, or the tangent space's size when omitted; an error when out of range."""
     count = dynamics.tangent_size if k is None else k
     if not 1 <= count <= dynamics.tangent_size:
         raise InvalidInputError(
             f"k must be between 1 and the state size {dynamics.tangent_size}, got {count}"
         )
     return count
+
+
+def _warm_start(
+    dynamics: Dynamics, batch: int, warmup: int, source: _Inputs, generator: torch.Generator
+) -> torch.Tensor:
+    """Random initial states run through ``warmup`` steps of ``source``'s inputs."""
+    state = dynamics.initial_state(batch, generator)
+    for t in range(warmup):
+        state, _ = dynamics.step(state, source(t))
+        _check_finite(state, t + 1)
+    return state
 
 
 def lyapunov_spectrum(
@@ -281,10 +297,7 @@ def lyapunov_spectrum(
     generator = torch.Generator(device=dynamics.device).manual_seed(seed)
     source = _Inputs(inputs, dynamics, batch, warmup + steps, generator)
     with torch.no_grad():
-        state = dynamics.initial_state(batch, generator)
-        for t in range(warmup):
-            state, _ = dynamics.step(state, source(t))
-            _check_finite(state, t + 1)
+        state = _warm_start(dynamics, batch, warmup, source, generator)
         basis = _random_orthonormal(batch, n, count, state, generator)
         # The companion trajectory for the two-trajectory estimate of lambda_1.
         epsilon = 1e-8 if dynamics.dtype == torch.float64 else 1e-4
