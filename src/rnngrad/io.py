@@ -17,7 +17,13 @@ from numpy.typing import NDArray
 
 from rnngrad.errors import InvalidInputError, UnsafeFileError, WeightFileError
 
-__all__ = ["SUPPORTED_WEIGHT_SUFFIXES", "load_array", "load_tensor_file", "parse_float_list"]
+__all__ = [
+    "SUPPORTED_WEIGHT_SUFFIXES",
+    "load_array",
+    "load_npy",
+    "load_tensor_file",
+    "parse_float_list",
+]
 
 SUPPORTED_WEIGHT_SUFFIXES = (".npy", ".pt", ".pth", ".safetensors")
 
@@ -113,6 +119,27 @@ def load_tensor_file(path: str | Path, *, allow_single: bool = False) -> dict[st
     return {"": loaded}
 
 
+def load_npy(path: str | Path) -> NDArray[Any]:
+    """A ``.npy`` array, read without pickle.
+
+    Raises:
+        UnsafeFileError: the array holds Python objects (it would need unpickling).
+        WeightFileError: not a readable ``.npy`` file.
+    """
+    file = Path(path)
+    try:
+        array: NDArray[Any] = np.load(file, allow_pickle=False)
+    except ValueError as error:
+        if "allow_pickle" in str(error):
+            raise UnsafeFileError(
+                f"{file}: refusing to unpickle: the array holds Python objects"
+            ) from None
+        raise WeightFileError(f"{file}: not a readable .npy file ({error})") from None
+    except (OSError, EOFError) as error:
+        raise WeightFileError(f"{file}: not a readable .npy file ({error})") from None
+    return array
+
+
 def load_array(path: str | Path, key: str | None = None) -> NDArray[np.float64]:
     """Read one numeric array from a ``.npy``, ``.pt``/``.pth`` or ``.safetensors`` file.
 
@@ -134,16 +161,7 @@ def load_array(path: str | Path, key: str | None = None) -> NDArray[np.float64]:
     if file.suffix.lower() == ".npy":
         if key is not None:
             raise WeightFileError(f"{file} holds a single array; --key {key!r} does not apply")
-        try:
-            raw = np.load(file, allow_pickle=False)
-        except ValueError as error:
-            if "allow_pickle" in str(error):
-                raise UnsafeFileError(
-                    f"{file}: refusing to unpickle: the array holds Python objects"
-                ) from None
-            raise WeightFileError(f"{file}: not a readable .npy file ({error})") from None
-        except (OSError, EOFError) as error:
-            raise WeightFileError(f"{file}: not a readable .npy file ({error})") from None
+        raw = load_npy(file)
     else:
         tensors = load_tensor_file(file, allow_single=True)
         if "" in tensors and key is not None:
@@ -151,7 +169,7 @@ def load_array(path: str | Path, key: str | None = None) -> NDArray[np.float64]:
         tensor = _select(tensors, key, file).detach().cpu()
         if tensor.is_complex():
             raise InvalidInputError(f"{file}: expected a real tensor, got {tensor.dtype}")
-        if not (tensor.is_floating_point() or tensor.dtype in _INTEGER_DTYPES()):
+        if not (tensor.is_floating_point() or tensor.dtype in _integer_dtypes()):
             raise InvalidInputError(f"{file}: expected a numeric tensor, got {tensor.dtype}")
         raw = tensor.double().numpy()
     array = np.asarray(raw)
@@ -162,7 +180,8 @@ def load_array(path: str | Path, key: str | None = None) -> NDArray[np.float64]:
     return array.astype(np.float64)
 
 
-def _INTEGER_DTYPES() -> tuple[Any, ...]:
+def _integer_dtypes() -> tuple[Any, ...]:
+    """torch's integer dtypes (torch is imported only when a tensor file is read)."""
     import torch
 
     return (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)

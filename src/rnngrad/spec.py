@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from rnngrad.errors import InvalidInputError, NonFiniteInputError, ShapeError, WeightFileError
-from rnngrad.io import load_tensor_file
+from rnngrad.io import load_npy, load_tensor_file
 
 __all__ = ["ModelSpec", "build_module", "load_input", "load_state_dict", "parse_spec"]
 
@@ -185,10 +185,7 @@ def load_input(path: str | Path, dtype: torch.dtype) -> torch.Tensor:
     if file.suffix.lower() == ".npy":
         if not file.is_file():
             raise WeightFileError(f"{file}: no such file")
-        try:
-            array = np.load(file, allow_pickle=False)
-        except ValueError as error:
-            raise WeightFileError(f"{file}: not a readable .npy file ({error})") from None
+        array = load_npy(file)
         tensor = torch.from_numpy(np.ascontiguousarray(array))
     else:
         tensors = load_tensor_file(file, allow_single=True)
