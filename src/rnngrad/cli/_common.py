@@ -6,7 +6,7 @@ import math
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, NoReturn
 
 import typer
 
@@ -87,10 +87,3 @@ def _writable(folder: Path) -> None:
         raise InvalidInputError(
             f"{folder}: cannot be written ({error.strerror or error})"
         ) from None
-
-
-def describe_layers(module: Any) -> int:
-    """The number of layers of a recurrent module."""
-    from rnngrad.cells import describe_module
-
-    return describe_module(module).num_layers

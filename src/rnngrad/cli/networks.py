@@ -17,7 +17,6 @@ from rnngrad.cli._common import (
     DtypeName,
     _finite,
     app,
-    describe_layers,
 )
 from rnngrad.errors import InvalidInputError
 
@@ -239,9 +238,10 @@ def lyapunov(
     inputs: Any = input_spec
     if input_spec not in ("zeros", "random"):
         inputs = load_input(Path(input_spec), torch_dtype)
+    from rnngrad.cells import describe_module
     from rnngrad.dynamics import ModuleDynamics
 
-    layers = describe_layers(module)
+    layers = describe_module(module).num_layers
     if layer is not None and not 0 <= layer < layers:
         raise InvalidInputError(f"--layer must be in 0..{layers - 1}, got {layer}")
     system = (

@@ -35,6 +35,7 @@ from typing import Any
 import torch
 
 from rnngrad.errors import InvalidInputError
+from rnngrad.jsonout import finite_or_none
 from rnngrad.lab.models import CELLS, LabModel, parse_init
 from rnngrad.lab.tasks import TASKS, Task, make_task
 
@@ -161,7 +162,7 @@ class TrainResult:
             "cell": config.pop("cell"),
             "init": config.pop("init"),
             "clip": config.pop("clip"),
-            "final_loss": _finite(self.final_loss),
+            "final_loss": finite_or_none(self.final_loss),
             "baseline_loss": self.baseline_loss,
             "solved": self.solved,
             "steps": self.steps,
@@ -173,10 +174,6 @@ class TrainResult:
             "resumed_from": self.resumed_from,
             **config,
         }
-
-
-def _finite(value: float | None) -> float | None:
-    return value if value is not None and math.isfinite(value) else None
 
 
 def _atomic_save(payload: Any, path: Path) -> None:
@@ -280,7 +277,7 @@ def train(
         records["evaluations"].append(
             {
                 "step": step,
-                "loss": _finite(loss),
+                "loss": finite_or_none(loss),
                 "accuracy": accuracy,
                 "spectral_radius": _spectral_radius(model),
             }
@@ -336,9 +333,9 @@ def train(
             records["history"].append(
                 {
                     "step": step,
-                    "loss": _finite(task_loss),
-                    "regularizer": None if penalty_value is None else _finite(penalty_value),
-                    "grad_norm": _finite(grad_norm),
+                    "loss": finite_or_none(task_loss),
+                    "regularizer": None if penalty_value is None else finite_or_none(penalty_value),
+                    "grad_norm": finite_or_none(grad_norm),
                     "clipped": did_clip,
                     "skipped": did_skip,
                 }
@@ -354,7 +351,7 @@ def train(
                 profile = gradient_profile(model, batch.inputs, loss=profile_loss)
                 for t, value in enumerate(profile.layers[0].log10_grad_norm, start=1):
                     records["profiles"].append(
-                        {"step": step, "t": t, "log10_grad_norm": _finite(float(value))}
+                        {"step": step, "t": t, "log10_grad_norm": finite_or_none(float(value))}
                     )
             if step % config.eval_every == 0 or step == config.steps:
                 held_loss, held_accuracy = evaluate(step)
