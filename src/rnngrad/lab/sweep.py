@@ -205,12 +205,13 @@ def _finished(folder: Path) -> dict[str, Any] | None:
     return payload
 
 
-def _write_results(sweep: Sweep, out: Path) -> int:
+def _write_results(sweep: Sweep, out: Path, summaries: dict[str, dict[str, Any]]) -> int:
+    """Rewrite ``results`` from the finished cells' summaries (keyed by configuration)."""
     from rnngrad.lab.records import write_table
 
     rows = []
     for config in sweep.configs:
-        summary = _finished(out / "runs" / config.key())
+        summary = summaries.get(config.key())
         if summary is None:
             continue
         grid_values = {k: getattr(config, k) for k in sweep.grid_keys}
@@ -252,7 +253,12 @@ def run_sweep(
             f"{folder}: cannot be written ({error.strerror or error})"
         ) from None
     total = len(sweep.configs)
-    pending = [c for c in sweep.configs if _finished(folder / "runs" / c.key()) is None]
+    summaries: dict[str, dict[str, Any]] = {}  # every finished cell, read from disk once
+    for config in sweep.configs:
+        summary = _finished(folder / "runs" / config.key())
+        if summary is not None:
+            summaries[config.key()] = summary
+    pending = [c for c in sweep.configs if c.key() not in summaries]
     done = total - len(pending)
     changed = new_cells(sweep, folder)
     if changed:
@@ -269,7 +275,16 @@ def run_sweep(
     )
     if on_finish is not None:
         on_finish(done, total, None)
-    jobs = [(asdict(c), str(folder / "runs" / c.key())) for c in pending]
+    jobs = [(c.key(), asdict(c), str(folder / "runs" / c.key())) for c in pending]
+
+    def record(key: str, summary: dict[str, Any]) -> None:
+        nonlocal done
+        summaries[key] = summary
+        done += 1
+        _write_results(sweep, folder, summaries)
+        if on_finish is not None:
+            on_finish(done, total, summary)
+
     if jobs and (scheduler is not None or use_dask):
         try:
             from dask.distributed import Client, LocalCluster, as_completed
@@ -283,13 +298,12 @@ def run_sweep(
                                    processes=True, dashboard_address=None)  # fmt: skip
         client = Client(scheduler if scheduler is not None else cluster)
         try:
-            futures = [client.submit(_run_cell, config, path, pure=False) for config, path in jobs]
+            futures = {
+                client.submit(_run_cell, config, path, pure=False): key
+                for key, config, path in jobs
+            }
             for future in as_completed(futures):
-                summary = future.result()
-                done += 1
-                _write_results(sweep, folder)
-                if on_finish is not None:
-                    on_finish(done, total, summary)
+                record(futures[future], future.result())
         finally:
             client.close()
             if cluster is not None:
@@ -298,33 +312,29 @@ def run_sweep(
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
         from concurrent.futures import as_completed as completed
+        from concurrent.futures.process import BrokenProcessPool
 
         context = multiprocessing.get_context("spawn")
         count = workers or os.cpu_count() or 1
-        from concurrent.futures.process import BrokenProcessPool
-
         with ProcessPoolExecutor(max_workers=count, mp_context=context) as pool:
-            pool_futures = [pool.submit(_run_cell, config, path) for config, path in jobs]
+            pool_futures = {pool.submit(_run_cell, config, path): key for key, config, path in jobs}
             try:
                 for finished in completed(pool_futures):
                     try:
                         summary = finished.result()
                     except BrokenProcessPool:
-                        _write_results(sweep, folder)
+                        _write_results(sweep, folder, summaries)
                         raise SweepInterrupted(
                             f"a worker died after {done} of {total} runs finished; they are kept "
                             "in the results, and rerunning the same command runs the rest"
                         ) from None
-                    done += 1
-                    _write_results(sweep, folder)
-                    if on_finish is not None:
-                        on_finish(done, total, summary)
+                    record(pool_futures[finished], summary)
             except BaseException:
                 for waiting in pool_futures:
                     waiting.cancel()
                 raise
-    _write_results(sweep, folder)
-    return [s for c in sweep.configs if (s := _finished(folder / "runs" / c.key())) is not None]
+    _write_results(sweep, folder, summaries)
+    return [summaries[c.key()] for c in sweep.configs if c.key() in summaries]
 
 
 def sweep_summary(out: str | Path) -> list[dict[str, Any]]:
