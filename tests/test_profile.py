@@ -48,8 +48,11 @@ def build(
     return module.double()
 
 
-def assert_matches(profile, reference_h, reference_c) -> None:  # type: ignore[no-untyped-def]
-    """Every layer, direction and step agrees to 1e-8 relative (scaled by the largest entry)."""
+def assert_matches(  # type: ignore[no-untyped-def]
+    profile, reference_h, reference_c, valid: list[int] | None = None
+) -> None:
+    """Every layer, direction and step agrees to 1e-8 relative (scaled by the largest entry);
+    with ``valid`` lengths, the norms are compared on each sequence's own steps."""
     for lp in profile.layers:
         expected = reference_h[(lp.layer, lp.direction)]
         got = lp.grad
@@ -58,6 +61,9 @@ def assert_matches(profile, reference_h, reference_c) -> None:  # type: ignore[n
         assert scale > 0, "the reference gradient is all zero: the test would prove nothing"
         assert (got - expected).abs().max().item() <= 1e-8 * scale
         norms = expected.norm(dim=2).numpy()
+        if valid is not None:
+            steps = np.arange(norms.shape[1])[None, :]
+            norms = np.where(steps < np.asarray(valid)[:, None], norms, np.nan)
         np.testing.assert_allclose(lp.grad_norm, norms, rtol=1e-8, atol=1e-12 * scale)
         if reference_c:
             expected_c = reference_c[(lp.layer, lp.direction)]
@@ -237,27 +243,35 @@ def test_summary_numbers_follow_their_definitions() -> None:
     assert 0.0 <= lp.saturation <= 1.0
 
 
-def test_reverse_direction_summaries_run_over_input_position() -> None:
-    """Both directions are summarised over t = 1..T: how far back the loss reaches."""
+def test_reverse_direction_summaries_follow_its_processing_order() -> None:
+    """A reverse direction is judged from t = 1 (where its gradient enters) back to t = T."""
     module = build("gru", layers=2, bidirectional=True)
     x = torch.randn(12, 2, 4, dtype=torch.float64)
-    profile = gradient_profile(module, x, loss="last")
+    profile = gradient_profile(module, x, loss="sum")
     reverse = profile.layer(0, 1)
     mean = reverse.mean_grad_norm
-    assert reverse.log10_ratio == pytest.approx(math.log10(mean[0] / mean[-1]))
-    slope = np.polyfit(np.arange(12), np.log(mean), 1)[0]
+    np.testing.assert_array_equal(reverse.processing_mean_grad_norm, mean[::-1])
+    assert reverse.log10_ratio == pytest.approx(math.log10(mean[-1] / mean[0]))
+    slope = np.polyfit(np.arange(12), np.log(mean[::-1]), 1)[0]
     assert reverse.decay_rate == pytest.approx(slope, rel=1e-10)
+    forward = profile.layer(0, 0)
+    assert forward.log10_ratio == pytest.approx(
+        math.log10(forward.mean_grad_norm[0] / forward.mean_grad_norm[-1])
+    )
 
 
-def test_last_loss_never_reaches_the_reverse_direction_of_one_layer() -> None:
-    """Only input position T of the reverse direction is read: no path to earlier positions."""
+def test_last_loss_reaches_one_step_of_the_reverse_direction_of_one_layer() -> None:
+    """Only input position T, the reverse direction's first processed step, is read: there
+    is no recurrent path to judge, and the verdict says so instead of inventing a change."""
     module = build("rnn_tanh", layers=1, bidirectional=True)
     profile = gradient_profile(module, torch.randn(5, 2, 4, dtype=torch.float64))
     reverse = profile.layer(0, 1)
     assert np.all(reverse.mean_grad_norm[:-1] == 0.0)
-    assert reverse.log10_ratio == -math.inf
+    assert reverse.mean_grad_norm[-1] > 0.0
+    assert reverse.log10_ratio is None
     assert reverse.decay_rate is None
-    assert reverse.verdict.label == "vanishing"
+    assert reverse.verdict.label == "neither"
+    assert reverse.verdict.steps == 0
 
 
 def test_float32_profile_is_close_to_float64() -> None:

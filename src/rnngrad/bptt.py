@@ -28,7 +28,12 @@ The equations (PyTorch's gate order):
   ``h_t = (1 - z) n + z h_{t-1}``.
 
 All tensors are time-major in processing order (a reverse direction is flipped
-by the caller).
+by the caller). In a batch of sequences of different lengths each sequence
+starts at step 0 and its padding comes last; the caller gives zero direct
+gradients at padding steps and the final state's gradient at each sequence's
+own last step, so that the recursion carries exact zeros through the padding
+(the padded activations are finite), and ``valid`` keeps padding out of the
+saturation count.
 """
 
 from __future__ import annotations
@@ -88,23 +93,24 @@ def _gates(x: torch.Tensor, h: torch.Tensor, h0: torch.Tensor, w: LayerWeights) 
     return out
 
 
-def _share_below(derivatives: list[torch.Tensor], maxima: list[float]) -> float:
-    saturation = _SaturationCount()
-    for derivative, maximum in zip(derivatives, maxima, strict=True):
-        saturation.add(derivative, maximum)
-    return saturation.share
-
-
 class _SaturationCount:
-    """Counts derivatives below ``SATURATION_THRESHOLD`` times their maximum."""
+    """Counts derivatives below ``SATURATION_THRESHOLD`` times their maximum, at the
+    ``valid`` ``(T, B)`` steps only when given (padding is no step of the sequence)."""
 
-    def __init__(self) -> None:
+    def __init__(self, valid: torch.Tensor | None = None) -> None:
         self.count = 0
         self.total = 0
+        self.valid = valid
 
     def add(self, derivative: torch.Tensor, maximum: float) -> None:
-        self.count += int(torch.count_nonzero(derivative < SATURATION_THRESHOLD * maximum))
-        self.total += derivative.numel()
+        below = derivative < SATURATION_THRESHOLD * maximum
+        if self.valid is None:
+            self.count += int(torch.count_nonzero(below))
+            self.total += derivative.numel()
+            return
+        valid = self.valid.reshape(*self.valid.shape, *([1] * (derivative.dim() - 2)))
+        self.count += int(torch.count_nonzero(below & valid))
+        self.total += int(valid.sum()) * (derivative[0, 0].numel())
 
     @property
     def share(self) -> float:
@@ -132,6 +138,7 @@ def _rnn(
     h: torch.Tensor,
     direct: torch.Tensor,
     need_input: bool,
+    valid: torch.Tensor | None,
 ) -> DirectionGradients:
     steps = h.shape[0]
     if kind == "rnn_tanh":
@@ -150,7 +157,9 @@ def _rnn(
         if t > 0:
             torch.addmm(direct[t - 1], step, w_hh, out=grad_h[t - 1])
     grad_input = _input_gradient(delta, w.w_ih, need_input)
-    return DirectionGradients(grad_h, None, grad_input, _share_below([derivative], [1.0]))
+    saturation = _SaturationCount(valid)
+    saturation.add(derivative, 1.0)
+    return DirectionGradients(grad_h, None, grad_input, saturation.share)
 
 
 def _lstm(
@@ -161,7 +170,9 @@ def _lstm(
     c0: torch.Tensor,
     direct: torch.Tensor,
     direct_c_last: torch.Tensor,
+    direct_c_steps: torch.Tensor | None,
     need_input: bool,
+    valid: torch.Tensor | None,
 ) -> DirectionGradients:
     steps, batch, _ = h.shape
     hidden = w.w_hh.shape[0] // 4
@@ -180,7 +191,7 @@ def _lstm(
     # to_c = o (1 - tanh^2 c) times dL/dm_t gives dL/dc_t; the gate gradients are
     # (g i(1-i), c_{t-1} f(1-f), i (1-g^2)) times dL/dc_t and tanh(c) o(1-o) times dL/dm_t.
     # Each derivative is counted for saturation before it is multiplied on.
-    saturation = _SaturationCount()
+    saturation = _SaturationCount(valid)
     to_c = torch.mul(tanh_c, tanh_c).neg_().add_(1.0)
     saturation.add(to_c, 1.0)
     to_c.mul_(o)
@@ -209,6 +220,8 @@ def _lstm(
     carry_c = direct_c_last.clone()
     w_hh, w_hr = w.w_hh, w.w_hr
     for t in range(steps - 1, -1, -1):
+        if direct_c_steps is not None:  # sequences of different lengths end at different t
+            carry_c.add_(direct_c_steps[t])
         gh = grad_h[t]
         gm = gh if w_hr is None else gh @ w_hr
         gc = torch.addcmul(carry_c, gm, to_c[t], out=grad_c[t])
@@ -229,6 +242,7 @@ def _gru(
     h0: torch.Tensor,
     direct: torch.Tensor,
     need_input: bool,
+    valid: torch.Tensor | None,
 ) -> DirectionGradients:
     steps, batch, hidden = h.shape
     h_prev = torch.cat([h0.unsqueeze(0), h[:-1]], dim=0)
@@ -241,7 +255,7 @@ def _gru(
     # Input-side gate gradients are g_t times (a_r, a_z, a_n) with
     # a_n = (1-z)(1-n^2), a_z = (h_{t-1} - n) z(1-z), a_r = a_n (W_hn h + b_hn) r(1-r);
     # the hidden side scales the n gate by r. Built in place, counting saturation first.
-    saturation = _SaturationCount()
+    saturation = _SaturationCount(valid)
     factors = torch.empty_like(gates)
     a_r, a_z, a_n = factors.unbind(2)
     torch.mul(n, n, out=a_n).neg_().add_(1.0)
@@ -286,6 +300,8 @@ def backward_direction(
     direct_c_last: torch.Tensor | None,
     *,
     need_input: bool = True,
+    direct_c_steps: torch.Tensor | None = None,
+    valid: torch.Tensor | None = None,
 ) -> DirectionGradients:
     """Total ``dL/dh_t`` (and ``dL/dc_t``) of one layer and direction.
 
@@ -298,11 +314,17 @@ def backward_direction(
         direct: ``(T, B, P)`` direct gradients, the final state's included.
         direct_c_last: ``(B, H)`` direct gradient at the final cell state (LSTM).
         need_input: compute ``dL/dx_t`` (not needed for the first layer).
+        direct_c_steps: ``(T, B, H)`` direct gradients at the cell state per step
+            (LSTM, sequences of different lengths: each one's final-state gradient
+            at its own last step); added to ``direct_c_last``.
+        valid: ``(T, B)`` bool, the steps each sequence has (``None``: all).
     """
     with torch.no_grad():
         if kind in ("rnn_tanh", "rnn_relu"):
-            return _rnn(kind, weights, h, direct, need_input)
+            return _rnn(kind, weights, h, direct, need_input, valid)
         if kind == "lstm":
             assert c0 is not None and direct_c_last is not None
-            return _lstm(weights, x, h, h0, c0, direct, direct_c_last, need_input)
-        return _gru(weights, x, h, h0, direct, need_input)
+            return _lstm(
+                weights, x, h, h0, c0, direct, direct_c_last, direct_c_steps, need_input, valid
+            )
+        return _gru(weights, x, h, h0, direct, need_input, valid)

@@ -169,6 +169,7 @@ def find_recurrent_module(model: nn.Module, name: str | None = None) -> tuple[st
     if len(matches) > 1:
         names = ", ".join(n for n, _ in matches)
         raise UnsupportedModuleError(
-            f"{type(model).__name__} contains several recurrent modules ({names}); name one"
+            f"{type(model).__name__} contains several recurrent modules ({names}); name one "
+            "(module=NAME, or --module NAME on the command line)"
         )
     return matches[0]

@@ -7,6 +7,11 @@ with one layer's slice of the module's own parameters yields every layer's
 outputs, which the exact backward recursion of :mod:`rnngrad.bptt` needs. In
 train mode the dropout between layers is applied here with masks drawn from a
 given generator, so that they are known to the recursion.
+
+Packed sequences (``torch.nn.utils.rnn.PackedSequence``) run through the
+kernel's packed variant, so every sequence covers exactly its own steps. What
+is saved is padded and time-major, in the packed batch's length-sorted order
+(:class:`Packing` converts both ways); padding steps hold zeros.
 """
 
 from __future__ import annotations
@@ -18,14 +23,17 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.utils.rnn import PackedSequence
 
 from rnngrad.cells import RecurrentLayout, layer_weights
 from rnngrad.errors import InvalidInputError, NonFiniteInputError, ShapeError
 
 __all__ = [
+    "Packing",
     "Trajectory",
     "check_input",
     "from_time_major",
+    "reverse_within",
     "initial_state",
     "layer_forward",
     "replaced_forward",
@@ -41,9 +49,86 @@ _FUSED: dict[str, Callable[..., Any]] = {
 }
 
 
+@dataclass(frozen=True)
+class Packing:
+    """A packed batch: its lengths and the maps between packed data and padded steps.
+
+    Attributes:
+        lengths: ``(B,)`` int64 on the CPU, in the packed (length-sorted,
+            descending) order.
+        batch_sizes: the ``PackedSequence``'s own, sequences alive per step.
+        sorted_indices, unsorted_indices: the ``PackedSequence``'s own
+            permutations (``None`` when the batch was packed already sorted).
+        valid: ``(T, B)`` bool, ``True`` at the steps a sequence has (sorted order).
+    """
+
+    lengths: torch.Tensor
+    batch_sizes: torch.Tensor
+    sorted_indices: torch.Tensor | None
+    unsorted_indices: torch.Tensor | None
+    valid: torch.Tensor
+
+    @classmethod
+    def of(cls, packed: PackedSequence) -> Packing:
+        batch_sizes = packed.batch_sizes.to("cpu", torch.int64)
+        steps, batch = batch_sizes.numel(), int(batch_sizes[0])
+        alive = torch.arange(batch).unsqueeze(0) < batch_sizes.unsqueeze(1)  # (T, B)
+        lengths = alive.sum(dim=0)
+        return cls(
+            lengths=lengths,
+            batch_sizes=packed.batch_sizes,
+            sorted_indices=packed.sorted_indices,
+            unsorted_indices=packed.unsorted_indices,
+            valid=alive.to(packed.data.device).reshape(steps, batch),
+        )
+
+    def pad(self, data: torch.Tensor) -> torch.Tensor:
+        """Packed ``(N, F)`` to padded ``(T, B, F)`` with zeros (differentiable)."""
+        steps, batch = self.valid.shape
+        padded = data.new_zeros(steps, batch, data.shape[-1])
+        return padded.index_put((self.valid,), data)
+
+    def pack(self, padded: torch.Tensor) -> torch.Tensor:
+        """Padded ``(T, B, F)`` to packed ``(N, F)``: row-major boolean selection is packing."""
+        return padded[self.valid]
+
+    def to_sorted(self, batch_last: torch.Tensor, dim: int) -> torch.Tensor:
+        """A tensor in the user's batch order to the packed order, along ``dim``."""
+        if self.sorted_indices is None:
+            return batch_last
+        return batch_last.index_select(dim, self.sorted_indices.to(batch_last.device))
+
+    def to_user(self, value: torch.Tensor, dim: int) -> torch.Tensor:
+        """A tensor in the packed order back to the user's batch order, along ``dim``."""
+        if self.unsorted_indices is None:
+            return value
+        return value.index_select(dim, self.unsorted_indices.to(value.device))
+
+
+def reverse_within(value: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+    """Reverse each sequence's first ``len_b`` steps of a time-major ``(T, B, ...)`` tensor.
+
+    Padding stays where it is, at the end. An involution; with no lengths (or all
+    equal to ``T``) it is ``flip(0)``. This is the processing order of a reverse
+    direction with the padding last, as for a forward direction.
+    """
+    steps = value.shape[0]
+    if lengths is None or bool((lengths == steps).all()):
+        return value.flip(0)
+    position = torch.arange(steps).unsqueeze(1)  # (T, 1)
+    length = lengths.unsqueeze(0)  # (1, B)
+    index = torch.where(position < length, length - 1 - position, position).to(value.device)
+    index = index.reshape(*index.shape, *([1] * (value.dim() - 2))).expand_as(value)
+    return value.gather(0, index)
+
+
 @dataclass
 class Trajectory:
-    """What the layer-by-layer forward saves (time-major, input order)."""
+    """What the layer-by-layer forward saves (time-major, input order).
+
+    For a packed batch everything is padded (zeros at padding steps) and in the
+    packed, length-sorted batch order; ``packing`` says how to map back.
+    """
 
     inputs: list[torch.Tensor]  # per layer, after dropout: (T, B, D_l)
     outputs: list[torch.Tensor]  # per layer: (T, B, dirs * P)
@@ -51,43 +136,77 @@ class Trajectory:
     h0: torch.Tensor  # (L * dirs, B, P)
     c0: torch.Tensor | None  # (L * dirs, B, H)
     unbatched: bool
+    packing: Packing | None = None
 
 
-def check_input(layout: RecurrentLayout, module: nn.Module, value: object) -> torch.Tensor:
-    if not isinstance(value, torch.Tensor):
+def check_input(
+    layout: RecurrentLayout, module: nn.Module, value: object
+) -> torch.Tensor | PackedSequence:
+    """The module's input as given, or a typed error that says what is wrong with it."""
+    packed = isinstance(value, PackedSequence)
+    data = value.data if isinstance(value, PackedSequence) else value
+    if not isinstance(data, torch.Tensor):
         raise InvalidInputError(
-            f"the recurrent module's input must be a tensor, got {type(value).__name__} "
-            "(packed sequences are not supported)"
+            "the recurrent module's input must be a tensor or a PackedSequence, "
+            f"got {type(value).__name__}"
         )
     dtype = next(module.parameters()).dtype
-    if value.dtype != dtype:
+    if data.dtype != dtype:
         raise InvalidInputError(
-            f"input dtype {value.dtype} does not match the module's parameters ({dtype})"
+            f"input dtype {data.dtype} does not match the module's parameters ({dtype})"
         )
-    expected = "(T, D) or " + ("(B, T, D)" if layout.batch_first else "(T, B, D)")
-    if value.dim() not in (2, 3) or value.shape[-1] != layout.input_size:
-        raise ShapeError(
-            f"input must have shape {expected} with D = {layout.input_size}, "
-            f"got {tuple(value.shape)}"
-        )
-    steps = value.shape[0] if value.dim() == 2 or not layout.batch_first else value.shape[1]
-    if steps == 0:
-        raise ShapeError("the input sequence is empty (T = 0)")
-    if not torch.isfinite(value).all():
+    if packed:
+        if data.dim() != 2 or data.shape[-1] != layout.input_size:
+            raise ShapeError(
+                f"packed input data must have shape (N, {layout.input_size}), "
+                f"got {tuple(data.shape)}"
+            )
+    else:
+        expected = "(T, D) or " + ("(B, T, D)" if layout.batch_first else "(T, B, D)")
+        if data.dim() not in (2, 3) or data.shape[-1] != layout.input_size:
+            raise ShapeError(
+                f"input must have shape {expected} with D = {layout.input_size}, "
+                f"got {tuple(data.shape)}"
+            )
+        steps = data.shape[0] if data.dim() == 2 or not layout.batch_first else data.shape[1]
+        if steps == 0:
+            raise ShapeError("the input sequence is empty (T = 0)")
+    if not torch.isfinite(data).all():
         raise NonFiniteInputError("the input holds NaN or inf")
-    return value
+    return value  # type: ignore[return-value]
+
+
+def _weights(module: nn.Module, layout: RecurrentLayout, layer: int) -> list[torch.Tensor]:
+    """One layer's parameters, both directions, in the order the fused kernels take."""
+    weights: list[torch.Tensor] = []
+    for direction in range(layout.num_directions):
+        w = layer_weights(module, layer, direction)
+        weights += [w.w_ih, w.w_hh]
+        if w.b_ih is not None and w.b_hh is not None:
+            weights += [w.b_ih, w.b_hh]
+        if w.w_hr is not None:
+            weights.append(w.w_hr)
+    return weights
 
 
 def layer_forward(
     module: nn.Module,
     layout: RecurrentLayout,
-    x: torch.Tensor,
+    x: torch.Tensor | PackedSequence,
     hx: tuple[torch.Tensor, torch.Tensor | None],
     generator: torch.Generator,
 ) -> tuple[Trajectory, torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """Run the fused kernel one layer at a time; return the trajectory and (out, h_n, c_n)."""
-    unbatched = x.dim() == 2
-    seq = x.unsqueeze(1) if unbatched else (x.transpose(0, 1) if layout.batch_first else x)
+    """Run the fused kernel one layer at a time; return the trajectory and (out, h_n, c_n).
+
+    For a packed ``x``, ``hx`` and the returned ``out`` (packed data), ``h_n`` and
+    ``c_n`` are in the packed (sorted) batch order.
+    """
+    packing = Packing.of(x) if isinstance(x, PackedSequence) else None
+    unbatched = packing is None and x.dim() == 2
+    if isinstance(x, PackedSequence):
+        seq = x.data
+    else:
+        seq = x.unsqueeze(1) if unbatched else (x.transpose(0, 1) if layout.batch_first else x)
     dirs = layout.num_directions
     h0, c0 = hx
     fused = _FUSED[layout.kind]
@@ -95,22 +214,28 @@ def layer_forward(
     finals_h, finals_c = [], []
     with torch.no_grad():
         for layer in range(layout.num_layers):
-            weights: list[torch.Tensor] = []
-            for direction in range(dirs):
-                w = layer_weights(module, layer, direction)
-                weights += [w.w_ih, w.w_hh]
-                if w.b_ih is not None and w.b_hh is not None:
-                    weights += [w.b_ih, w.b_hh]
-                if w.w_hr is not None:
-                    weights.append(w.w_hr)
+            weights = _weights(module, layout, layer)
             state = slice(layer * dirs, (layer + 1) * dirs)
             layer_hx: Any = (h0[state], c0[state]) if c0 is not None else h0[state]
-            result = fused(
-                seq, layer_hx, weights, layout.bias, 1, 0.0, False, layout.bidirectional, False
-            )
+            if packing is None:
+                result = fused(
+                    seq, layer_hx, weights, layout.bias, 1, 0.0, False, layout.bidirectional, False
+                )
+            else:
+                result = fused(
+                    seq,
+                    packing.batch_sizes,
+                    layer_hx,
+                    weights,
+                    layout.bias,
+                    1,
+                    0.0,
+                    False,
+                    layout.bidirectional,
+                )
             out = result[0]
-            inputs.append(seq)
-            outputs.append(out)
+            inputs.append(seq if packing is None else packing.pad(seq))
+            outputs.append(out if packing is None else packing.pad(out))
             finals_h.append(result[1])
             if c0 is not None:
                 finals_c.append(result[2])
@@ -118,38 +243,62 @@ def layer_forward(
             last = layer == layout.num_layers - 1
             if module.training and layout.dropout > 0 and not last:
                 keep = 1.0 - layout.dropout
-                draw = torch.rand(
-                    out.shape, generator=generator, dtype=out.dtype, device=out.device
-                )
+                shape = outputs[-1].shape
+                draw = torch.rand(shape, generator=generator, dtype=out.dtype, device=out.device)
                 mask = (draw < keep).to(out.dtype) / keep
-                seq = out * mask
+                seq = out * (mask if packing is None else packing.pack(mask))
             else:
                 seq = out
             masks.append(mask)
-    trajectory = Trajectory(inputs, outputs, masks, h0, c0, unbatched)
+    trajectory = Trajectory(inputs, outputs, masks, h0, c0, unbatched, packing)
     h_n = torch.cat(finals_h, dim=0)
     c_n = torch.cat(finals_c, dim=0) if c0 is not None else None
-    return trajectory, outputs[-1], h_n, c_n
+    return trajectory, (seq if packing is not None else outputs[-1]), h_n, c_n
 
 
 def initial_state(
-    layout: RecurrentLayout, x: torch.Tensor, hx: Any
+    layout: RecurrentLayout, x: torch.Tensor | PackedSequence, hx: Any
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    batch = 1 if x.dim() == 2 else (x.shape[0] if layout.batch_first else x.shape[1])
+    """``(h0, c0)`` as the kernels take them: zeros, or ``hx`` checked (and, for a
+    packed batch, put into its sorted order)."""
+    if isinstance(x, PackedSequence):
+        batch, data = int(x.batch_sizes[0]), x.data
+    else:
+        batch = 1 if x.dim() == 2 else (x.shape[0] if layout.batch_first else x.shape[1])
+        data = x
     rows = layout.num_layers * layout.num_directions
     shape_h = (rows, batch, layout.state_size)
     shape_c = (rows, batch, layout.hidden_size)
     if hx is None:
-        h0 = torch.zeros(shape_h, dtype=x.dtype, device=x.device)
-        c0 = torch.zeros(shape_c, dtype=x.dtype, device=x.device) if layout.kind == "lstm" else None
+        h0 = torch.zeros(shape_h, dtype=data.dtype, device=data.device)
+        c0 = None
+        if layout.kind == "lstm":
+            c0 = torch.zeros(shape_c, dtype=data.dtype, device=data.device)
         return h0, c0
-    h0, c0 = (hx[0], hx[1]) if layout.kind == "lstm" else (hx, None)
-    if x.dim() == 2:
+    if layout.kind == "lstm":
+        if not (isinstance(hx, tuple | list) and len(hx) == 2):
+            raise InvalidInputError("an LSTM's initial state must be a pair (h0, c0)")
+        h0, c0 = hx[0], hx[1]
+    else:
+        h0, c0 = hx, None
+    for name, value in (("h0", h0), ("c0", c0)):
+        if value is not None and not isinstance(value, torch.Tensor):
+            raise InvalidInputError(f"{name} must be a tensor, got {type(value).__name__}")
+    if not isinstance(x, PackedSequence) and x.dim() == 2:
         h0 = h0.unsqueeze(1)
         c0 = c0.unsqueeze(1) if c0 is not None else None
-    if tuple(h0.shape) != shape_h or (c0 is not None and tuple(c0.shape) != shape_c):
-        raise ShapeError(f"initial state must have shape {shape_h}, got {tuple(h0.shape)}")
-    return h0.detach(), (c0.detach() if c0 is not None else None)
+    if tuple(h0.shape) != shape_h:
+        raise ShapeError(f"h0 must have shape {shape_h}, got {tuple(h0.shape)}")
+    if c0 is not None and tuple(c0.shape) != shape_c:
+        raise ShapeError(f"c0 must have shape {shape_c}, got {tuple(c0.shape)}")
+    if h0.dtype != data.dtype or (c0 is not None and c0.dtype != data.dtype):
+        raise InvalidInputError(f"the initial state must be {data.dtype} like the input")
+    h0, c0 = h0.detach(), (c0.detach() if c0 is not None else None)
+    if isinstance(x, PackedSequence) and x.sorted_indices is not None:
+        order = x.sorted_indices.to(h0.device)
+        h0 = h0.index_select(1, order)
+        c0 = c0.index_select(1, order) if c0 is not None else None
+    return h0, c0
 
 
 @contextmanager

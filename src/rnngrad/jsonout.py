@@ -129,6 +129,7 @@ def profile_json(result: GradientProfile, model: str) -> dict[str, Any]:
             "horizon": lp.horizon,
             "saturation": finite_or_none(lp.saturation),
             "first_nonfinite_step": lp.first_nonfinite_step,
+            "summary_order": "t = 1..T" if lp.direction else "t = T..1",
             "verdict": growth_verdict_json(lp.verdict),
         }
         if lp.mean_cell_grad_norm is not None:
@@ -137,12 +138,27 @@ def profile_json(result: GradientProfile, model: str) -> dict[str, Any]:
     return {
         "model": model,
         "module": result.layout.kind,
+        "module_name": result.module_name,
         "steps": result.steps,
         "batch": result.batch,
         "loss": result.loss,
         "loss_value": finite_or_none(result.loss_value),
         "dtype": result.dtype,
+        "lengths": [int(n) for n in result.lengths],
+        "sequences_per_step": [int(n) for n in result.sequences_per_step],
         "units": {"decay_rate": "nats per step, positive when the gradient shrinks backwards"},
+        "orders": {
+            "grad_norm, log10_grad_norm, cell_grad_norm, first_nonfinite_step": (
+                "input position t = 1..T (entry t-1), both directions; each entry the mean "
+                "over the sequences that have step t (sequences_per_step)"
+            ),
+            "log10_ratio, decay_rate, horizon, verdict": (
+                "the direction's own backpropagation order (summary_order): the forward "
+                "direction from t = T back to t = 1, the reverse direction from t = 1 back "
+                "to t = T; log10_ratio = log10 |g at the first processed step| / "
+                "|g at the last|, horizon counts back from the last processed step"
+            ),
+        },
         "layers": layers,
     }
 

@@ -190,6 +190,8 @@ class GradientMonitor:
                 )
                 break
         for index, lp in enumerate(profile.layers):
+            if lp.first_nonfinite_step is not None:
+                continue  # said above, once: a non-finite gradient is its own event
             label = lp.verdict.label
             turned = previous is None or previous[index] != label
             if label in ("vanishing", "exploding") and turned:

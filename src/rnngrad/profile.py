@@ -17,17 +17,25 @@ first. In train mode the dropout masks between layers are drawn from a
 ``torch.Generator`` of the profile's own, and the global RNG is restored after
 the call, so profiling never changes the training run.
 
-Summary per layer and direction, always over the input position ``t`` (so that
-both directions answer one question: how far back in the input does the loss's
-gradient reach through this layer?): ``log10_ratio`` is
-``log10 ||dL/dh_1|| / ||dL/dh_T||`` of the batch-mean norms; ``decay_rate`` is
-the slope of a least-squares fit of ``ln ||dL/dh_t||`` over ``t``, in nats per
-step (positive: the gradient shrinks towards early inputs; for one forward
-layer with the loss at the end, compare ``-lambda_1``); ``horizon`` counts steps
-back from ``t = T`` until the norm falls below 1e-3 of its peak; the verdict
-applies :func:`rnngrad.growth_verdict` to the fitted change
-``-decay_rate (T - 1) / ln 10``. Exact zeros (no path from the loss) are left
-out of the fit.
+Arrays are indexed by input position ``t = 1..T`` for both directions. The
+summaries judge each direction in its own backpropagation order, the order in
+which the gradient travels back from where the loss enters it: ``t = T..1`` for
+a forward direction, ``t = 1..T`` for a reverse one (whose last processed step
+is ``t = 1``). With ``s = 1..T`` the direction's processing steps:
+``log10_ratio`` is ``log10 ||dL/dh_{s=1}|| / ||dL/dh_{s=T}||`` of the batch-mean
+norms; ``decay_rate`` is the slope of a least-squares fit of ``ln ||dL/dh_s||``
+over ``s``, in nats per step (positive: the gradient shrinks as it travels
+back; for one forward layer with the loss at the end, compare ``-lambda_1``);
+``horizon`` counts steps back from ``s = T`` until the norm falls below 1e-3 of
+its peak; the verdict applies :func:`rnngrad.growth_verdict` to the fitted
+change ``-decay_rate (T - 1) / ln 10``, and a gradient that is not finite is
+*exploding*. Exact zeros (no path from the loss) are left out of the fit.
+
+Packed sequences (``PackedSequence``, given to a bare module or made inside
+the model by ``pack_padded_sequence``) run through the kernel's packed variant:
+sequence ``b`` is profiled over its own steps ``1..len_b`` only (its processing
+order, for a reverse direction, is ``len_b..1``), and a batch mean at step
+``t`` averages the sequences that have step ``t`` (``sequences_per_step``).
 """
 
 from __future__ import annotations
@@ -41,17 +49,20 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 from torch import nn
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
 
 from rnngrad.bptt import backward_direction
 from rnngrad.cells import RecurrentLayout, describe_module, find_recurrent_module, layer_weights
 from rnngrad.errors import InvalidInputError, NonFiniteInputError, ShapeError
 from rnngrad.fused import (
+    Packing,
     Trajectory,
     check_input,
     from_time_major,
     initial_state,
     layer_forward,
     replaced_forward,
+    reverse_within,
     to_time_major,
 )
 from rnngrad.verdict import RATE_TOLERANCE, GrowthVerdict, gradient_horizon, growth_verdict
@@ -62,6 +73,7 @@ __all__ = [
     "LossSpec",
     "cell_gradient_profile",
     "gradient_profile",
+    "pack_inputs",
     "summarise",
 ]
 
@@ -74,20 +86,29 @@ class LayerProfile:
     """The gradient profile of one layer and direction.
 
     Arrays are indexed by input position ``t = 1..T`` (entry ``t-1``) for both
-    directions.
+    directions. The summaries (``log10_ratio``, ``decay_rate``, ``horizon``,
+    ``verdict``) follow the direction's own processing order ``s = 1..T``
+    (``t = s`` forward, ``t = T + 1 - s`` reverse; per sequence ``t = len_b + 1 - s``),
+    computed from ``processing_mean_grad_norm``.
 
     Attributes:
         layer: 0-based layer index.
         direction: 0 forward, 1 reverse.
-        grad_norm: ``(B, T)``, ``||dL/dh_t||_2`` per sequence.
-        mean_grad_norm: ``(T,)``, the batch mean of ``grad_norm``.
+        grad_norm: ``(B, T)``, ``||dL/dh_t||_2`` per sequence; NaN at padding
+            steps ``t > len_b`` of a packed batch.
+        mean_grad_norm: ``(T,)``, the mean of ``grad_norm`` over the sequences
+            that have step ``t``.
         log10_grad_norm: ``(T,)``, ``log10`` of ``mean_grad_norm`` (``-inf`` for 0).
+        processing_mean_grad_norm: ``(T,)``, the same mean in processing order
+            (the reverse of ``mean_grad_norm`` for a reverse direction of equal
+            lengths).
         cell_grad_norm: ``(B, T)``, ``||dL/dc_t||_2`` for LSTM, else ``None``.
         mean_cell_grad_norm: ``(T,)`` or ``None``.
-        log10_ratio: ``log10 ||dL/dh_1|| / ||dL/dh_T||``; ``None`` when the
-            gradient at ``t = T`` is 0 (no loss gradient reaches it).
-        decay_rate: nats per step, ``None`` with fewer than two nonzero steps.
-        horizon: steps, or ``None`` for "beyond T".
+        log10_ratio: ``log10 ||dL/dh_{s=1}|| / ||dL/dh_{s=T}||`` in processing
+            order; ``None`` when the gradient at ``s = T`` is 0 (no loss gradient
+            reaches it) or not finite.
+        decay_rate: nats per processing step, ``None`` with fewer than two nonzero steps.
+        horizon: processing steps back from ``s = T``, or ``None`` for "beyond T".
         saturation: share of saturated nonlinearity derivatives (below 10% of max).
         verdict: the growth rule on the fitted change.
         first_nonfinite_step: first input position whose gradient is NaN or
@@ -101,6 +122,7 @@ class LayerProfile:
     grad_norm: FloatArray
     mean_grad_norm: FloatArray
     log10_grad_norm: FloatArray
+    processing_mean_grad_norm: FloatArray
     cell_grad_norm: FloatArray | None
     mean_cell_grad_norm: FloatArray | None
     log10_ratio: float | None
@@ -117,6 +139,16 @@ class LayerProfile:
         """``"layer 0"`` or ``"layer 0 reverse"``."""
         return f"layer {self.layer}" + (" reverse" if self.direction else "")
 
+    @property
+    def summary_order(self) -> str:
+        """The order the summaries follow, in words."""
+        return "t = 1..T (reverse direction)" if self.direction else "t = T..1 (forward direction)"
+
+    def position_of(self, processing_step: int) -> int:
+        """The input position ``t`` of processing step ``s`` (both 1-based, equal lengths)."""
+        steps = self.mean_grad_norm.size
+        return steps + 1 - processing_step if self.direction else processing_step
+
 
 @dataclass(frozen=True)
 class GradientProfile:
@@ -131,6 +163,7 @@ class GradientProfile:
         dtype: the model's dtype name.
         layers: one :class:`LayerProfile` per layer and direction, in the
             order ``(layer 0, dir 0), (layer 0, dir 1), (layer 1, dir 0), ...``.
+        lengths: ``(B,)`` each sequence's length (all ``T`` unless packed).
     """
 
     layout: RecurrentLayout
@@ -141,6 +174,19 @@ class GradientProfile:
     loss_value: float
     dtype: str
     layers: tuple[LayerProfile, ...]
+    lengths: NDArray[np.int64]
+
+    @property
+    def packed(self) -> bool:
+        """The sequences have different lengths (or came packed)."""
+        return bool((self.lengths != self.steps).any())
+
+    @property
+    def sequences_per_step(self) -> NDArray[np.int64]:
+        """``(T,)`` how many sequences have step ``t``: the count behind each batch mean."""
+        steps = np.arange(1, self.steps + 1)
+        counts: NDArray[np.int64] = (self.lengths[None, :] >= steps[:, None]).sum(axis=1)
+        return counts
 
     def layer(self, layer: int, direction: int = 0) -> LayerProfile:
         """The profile of one layer and direction."""
@@ -157,6 +203,38 @@ def _fit_decay_rate(log_norms: FloatArray) -> float | None:
     return float(slope)
 
 
+def _valid_steps(batch: int, steps: int, lengths: NDArray[np.int64] | None) -> NDArray[np.bool_]:
+    """``(B, T)``: ``True`` where sequence ``b`` has step ``t``."""
+    if lengths is None:
+        return np.ones((batch, steps), dtype=bool)
+    valid: NDArray[np.bool_] = np.arange(steps)[None, :] < np.asarray(lengths)[:, None]
+    return valid
+
+
+def _masked_mean(values: FloatArray, valid: NDArray[np.bool_]) -> FloatArray:
+    """The mean over the valid entries of each column (NaN and inf propagate)."""
+    total = np.where(valid, values, 0.0).sum(axis=0)
+    count = valid.sum(axis=0)
+    mean: FloatArray = total / np.maximum(count, 1)
+    return mean
+
+
+def _in_processing_order(
+    values: FloatArray, direction: int, lengths: NDArray[np.int64] | None
+) -> FloatArray:
+    """``(B, T)`` per-sequence values in the direction's processing order, padding last."""
+    if direction == 0:
+        return values
+    if lengths is None:
+        return values[:, ::-1]
+    steps = values.shape[1]
+    position = np.arange(steps)[None, :]
+    length = np.asarray(lengths)[:, None]
+    index = np.where(position < length, length - 1 - position, position)
+    ordered: FloatArray = np.take_along_axis(values, index, axis=1)
+    return ordered
+
+
 def summarise(
     layer: int,
     direction: int,
@@ -164,17 +242,32 @@ def summarise(
     saturation: float,
     *,
     cell_grad_norm: FloatArray | None = None,
+    lengths: NDArray[np.int64] | None = None,
     tolerance: float = RATE_TOLERANCE,
     grad: torch.Tensor | None = None,
     grad_c: torch.Tensor | None = None,
 ) -> LayerProfile:
-    """Summary numbers of one layer from its per-sequence norms ``(B, T)``."""
-    mean = grad_norm.mean(axis=0)
+    """Summary numbers of one layer and direction from its per-sequence norms.
+
+    Args:
+        grad_norm: ``(B, T)`` in input order (padding steps ignored).
+        lengths: ``(B,)`` each sequence's length, ``None`` for all ``T``.
+    """
+    batch, steps = grad_norm.shape
+    valid = _valid_steps(batch, steps, lengths)
+    grad_norm = np.where(valid, grad_norm, np.nan)
+    mean = _masked_mean(grad_norm, valid)
     with np.errstate(divide="ignore", invalid="ignore"):
         log10_mean = np.log10(mean)
-    nonfinite = np.flatnonzero(~np.isfinite(grad_norm).all(axis=0))
+    processing = _in_processing_order(grad_norm, direction, lengths)
+    processing_mean = _masked_mean(processing, _valid_steps(batch, steps, lengths))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log10_processing = np.log10(processing_mean)
+    nonfinite = np.flatnonzero((valid & ~np.isfinite(grad_norm)).any(axis=0))
     first_nonfinite = int(nonfinite[0]) + 1 if nonfinite.size else None
-    usable = np.where(np.isfinite(log10_mean) | np.isneginf(log10_mean), log10_mean, np.nan)
+    usable = np.where(
+        np.isfinite(log10_processing) | np.isneginf(log10_processing), log10_processing, np.nan
+    )
     first, last = usable[0], usable[-1]
     log10_ratio: float | None
     if np.isnan(first) or np.isnan(last) or np.isneginf(last):
@@ -182,23 +275,29 @@ def summarise(
     else:
         log10_ratio = float(first - last)
     decay_rate = _fit_decay_rate(np.where(np.isnan(usable), -np.inf, usable) * math.log(10.0))
-    steps = mean.size
-    if decay_rate is not None:
+    if first_nonfinite is not None:
+        verdict = growth_verdict(math.inf, steps - 1, tolerance=tolerance)
+    elif decay_rate is not None:
         change = -decay_rate * (steps - 1) / math.log(10.0)
         verdict = growth_verdict(change, steps - 1, tolerance=tolerance)
     elif log10_ratio is not None and log10_ratio == -math.inf:
         verdict = growth_verdict(-math.inf, steps - 1, tolerance=tolerance)
-    else:
-        verdict = growth_verdict(0.0, steps - 1, tolerance=tolerance)
-    horizon_input = np.where(np.isnan(log10_mean), -np.inf, log10_mean)
+    else:  # the loss reaches at most one step of this direction: nothing to backpropagate
+        verdict = growth_verdict(0.0, 0, tolerance=tolerance)
+    horizon_input = np.where(np.isnan(log10_processing), -np.inf, log10_processing)
+    mean_cell = None
+    if cell_grad_norm is not None:
+        cell_grad_norm = np.where(valid, cell_grad_norm, np.nan)
+        mean_cell = _masked_mean(cell_grad_norm, valid)
     return LayerProfile(
         layer=layer,
         direction=direction,
         grad_norm=grad_norm,
         mean_grad_norm=mean,
         log10_grad_norm=log10_mean,
+        processing_mean_grad_norm=processing_mean,
         cell_grad_norm=cell_grad_norm,
-        mean_cell_grad_norm=None if cell_grad_norm is None else cell_grad_norm.mean(axis=0),
+        mean_cell_grad_norm=mean_cell,
         log10_ratio=log10_ratio,
         decay_rate=decay_rate,
         horizon=gradient_horizon(horizon_input),
@@ -211,14 +310,23 @@ def summarise(
 
 
 def _loss_of(
-    loss: LossSpec, model_output: Any, module_output: torch.Tensor, batch_first: bool
+    loss: LossSpec,
+    model_output: Any,
+    module_output: torch.Tensor,
+    batch_first: bool,
+    packing: Packing | None,
 ) -> torch.Tensor:
+    """The scalar loss; ``module_output`` is the output leaf (packed data when packed)."""
     if callable(loss):
         value = loss(model_output)
     elif loss == "last":
-        last = (
-            module_output[:, -1] if batch_first and module_output.dim() == 3 else module_output[-1]
-        )
+        if packing is not None:  # each sequence's own last step
+            padded = packing.pad(module_output)
+            last = padded[packing.lengths.to(padded.device) - 1, torch.arange(padded.shape[1])]
+        elif batch_first and module_output.dim() == 3:
+            last = module_output[:, -1]
+        else:
+            last = module_output[-1]
         value = 0.5 * (last**2).sum()
     elif loss == "sum":
         value = 0.5 * (module_output**2).sum()
@@ -242,13 +350,44 @@ def _norms(grad: torch.Tensor) -> FloatArray:
     return result
 
 
+def pack_inputs(
+    inputs: torch.Tensor, lengths: Any, *, batch_first: bool = False
+) -> PackedSequence:
+    """Pack a padded batch by its lengths (any order), checking the lengths first.
+
+    Raises:
+        InvalidInputError: lengths that are not whole numbers, not one per
+            sequence, or outside ``1..T``.
+    """
+    if not isinstance(inputs, torch.Tensor) or inputs.dim() != 3:
+        got = tuple(inputs.shape) if isinstance(inputs, torch.Tensor) else type(inputs).__name__
+        raise ShapeError(f"lengths need a batched input (T, B, D) or (B, T, D), got {got}")
+    values = torch.as_tensor(lengths)
+    if values.dtype.is_floating_point or values.dtype.is_complex or values.dtype == torch.bool:
+        raise InvalidInputError(f"lengths must be whole numbers, got {values.dtype}")
+    batch, steps = (inputs.shape[0], inputs.shape[1]) if batch_first else inputs.shape[1::-1]
+    if values.dim() != 1 or values.numel() != batch:
+        raise ShapeError(
+            f"lengths must have shape ({batch},), one per sequence, got {tuple(values.shape)}"
+        )
+    if bool((values < 1).any()) or bool((values > steps).any()):
+        raise InvalidInputError(
+            f"lengths must be in 1..{steps} (the padded length), got "
+            f"{int(values.min())}..{int(values.max())}"
+        )
+    return pack_padded_sequence(
+        inputs, values.to("cpu", torch.int64), batch_first=batch_first, enforce_sorted=False
+    )
+
+
 def gradient_profile(
     model: nn.Module,
-    inputs: torch.Tensor | tuple[Any, ...],
+    inputs: torch.Tensor | PackedSequence | tuple[Any, ...],
     *,
     loss: LossSpec = "last",
     module: str | None = None,
     hx: Any = None,
+    lengths: Any = None,
     generator: torch.Generator | None = None,
     keep_gradients: bool = False,
     tolerance: float = RATE_TOLERANCE,
@@ -258,23 +397,55 @@ def gradient_profile(
     Args:
         model: an ``nn.RNN``/``nn.LSTM``/``nn.GRU``, or any module that contains
             exactly one of them (or name it with ``module``).
-        inputs: what ``model`` is called with (a tuple is unpacked).
+        inputs: what ``model`` is called with (a tuple is unpacked). For a bare
+            module: the input (a tensor or a ``PackedSequence``), or
+            ``(input, hx)`` as the module itself takes them.
         loss: ``"last"``: ``L = 0.5 sum(output[last step]**2)`` on the recurrent
-            module's output tensor (both directions concatenated); ``"sum"``:
-            ``L = 0.5 sum(output**2)`` over all steps; or a callable that maps
-            the *model's* output to a scalar tensor.
+            module's output (both directions concatenated; each sequence's own
+            last step when packed); ``"sum"``: ``L = 0.5 sum(output**2)`` over all
+            steps; or a callable that maps the *model's* output to a scalar tensor.
         module: the recurrent submodule's name, when the model has several.
         hx: initial state, when ``model`` is the recurrent module itself.
+        lengths: ``(B,)`` sequence lengths that pack a padded input of a bare
+            module (a model packs its own input with ``pack_padded_sequence``).
         generator: draws the dropout masks in train mode (seeded 0 when omitted).
-        keep_gradients: also return the gradient tensors, not only their norms.
+        keep_gradients: also return the gradient tensors, not only their norms
+            (zeros at padding steps).
         tolerance: per-step tolerance of the growth rule.
 
     Raises:
         UnsupportedModuleError: no recurrent module, or several without a name.
-        ShapeError, InvalidInputError, NonFiniteInputError: bad input.
+        ShapeError, InvalidInputError, NonFiniteInputError: bad input, an
+            initial state given twice, or ``hx``/``lengths`` given for a model
+            that is not itself the recurrent module.
     """
     name, rnn = find_recurrent_module(model, module)
     layout = describe_module(rnn)
+    # A PackedSequence is a tuple too, but it is one argument.
+    single = not isinstance(inputs, tuple) or isinstance(inputs, PackedSequence)
+    arguments = (inputs,) if single else inputs
+    if rnn is model:
+        if len(arguments) == 2:
+            if hx is not None:
+                raise InvalidInputError(
+                    "the initial state is given twice: as inputs = (x, hx) and as hx="
+                )
+            arguments, hx = arguments[:1], arguments[1]
+        elif len(arguments) != 1:
+            raise InvalidInputError(
+                f"a recurrent module is called with (input) or (input, hx), "
+                f"got {len(arguments)} arguments"
+            )
+        if lengths is not None:
+            if isinstance(arguments[0], PackedSequence):
+                raise InvalidInputError("the input is packed already: lengths= is not needed")
+            arguments = (pack_inputs(arguments[0], lengths, batch_first=layout.batch_first),)
+    elif hx is not None or lengths is not None:
+        given = "hx=" if hx is not None else "lengths="
+        raise InvalidInputError(
+            f"{given} applies to a bare recurrent module; {type(model).__name__} is called "
+            "with inputs as they are (pass the initial state or pack the sequences in its forward)"
+        )
     saved: dict[str, Any] = {}
 
     def forward(input: Any, state: Any = None) -> Any:
@@ -285,20 +456,30 @@ def gradient_profile(
             )
         x = check_input(layout, rnn, input)
         h0, c0 = initial_state(layout, x, state)
-        device = x.device
+        device = x.data.device if isinstance(x, PackedSequence) else x.device
         gen = generator or torch.Generator(device=device).manual_seed(0)
         trajectory, out, h_n, c_n = layer_forward(rnn, layout, x, (h0, c0), gen)
+        packing = trajectory.packing
+        if packing is not None:
+            h_n = packing.to_user(h_n, 1)
+            c_n = packing.to_user(c_n, 1) if c_n is not None else None
+            leaf_out = out.detach().requires_grad_(True)
+            output: Any = PackedSequence(
+                leaf_out, packing.batch_sizes, packing.sorted_indices, packing.unsorted_indices
+            )
+        else:
+            leaf_out = from_time_major(out, layout, trajectory.unbatched)
+            leaf_out = leaf_out.detach().requires_grad_(True)
+            output = leaf_out
         unbatched = trajectory.unbatched
-        leaf_out = from_time_major(out, layout, unbatched).detach().requires_grad_(True)
         leaf_h = (h_n.squeeze(1) if unbatched else h_n).detach().requires_grad_(True)
         saved.update(trajectory=trajectory, out=leaf_out, h=leaf_h, c=None)
         if c_n is None:
-            return leaf_out, leaf_h
+            return output, leaf_h
         leaf_c = (c_n.squeeze(1) if unbatched else c_n).detach().requires_grad_(True)
         saved["c"] = leaf_c
-        return leaf_out, (leaf_h, leaf_c)
+        return output, (leaf_h, leaf_c)
 
-    arguments = inputs if isinstance(inputs, tuple) else (inputs,)
     devices = [a.device.index or 0 for a in arguments if isinstance(a, torch.Tensor) and a.is_cuda]
     with torch.random.fork_rng(devices=devices), torch.enable_grad():
         if rnn is model:
@@ -308,20 +489,78 @@ def gradient_profile(
                 model_output = model(*arguments)
         if not saved:
             raise InvalidInputError(f"the model never called its recurrent module {name!r}")
-        loss_value = _loss_of(loss, model_output, saved["out"], layout.batch_first)
+        trajectory: Trajectory = saved["trajectory"]
+        loss_value = _loss_of(
+            loss, model_output, saved["out"], layout.batch_first, trajectory.packing
+        )
         leaves = [saved["out"], saved["h"]] + ([saved["c"]] if saved["c"] is not None else [])
         grads = torch.autograd.grad(loss_value, leaves, allow_unused=True)
     grads = tuple(
         torch.zeros_like(leaf) if g is None else g for g, leaf in zip(grads, leaves, strict=True)
     )
+    layers = _backward(rnn, layout, trajectory, grads, keep_gradients, tolerance)
+    steps, batch = (int(n) for n in trajectory.inputs[0].shape[:2])
+    packing = trajectory.packing
+    lengths = (
+        np.full(batch, steps, dtype=np.int64)
+        if packing is None
+        else packing.to_user(packing.lengths, 0).numpy().astype(np.int64)
+    )
+    return GradientProfile(
+        layout=layout,
+        module_name=name,
+        steps=steps,
+        batch=batch,
+        loss=loss if isinstance(loss, str) else "custom",
+        loss_value=float(loss_value.detach()),
+        dtype=str(trajectory.inputs[0].dtype).removeprefix("torch."),
+        layers=layers,
+        lengths=lengths,
+    )
 
-    trajectory: Trajectory = saved["trajectory"]
+
+def _backward(
+    rnn: nn.Module,
+    layout: RecurrentLayout,
+    trajectory: Trajectory,
+    grads: tuple[torch.Tensor, ...],
+    keep_gradients: bool,
+    tolerance: float,
+) -> tuple[LayerProfile, ...]:
+    """The exact recursion of :mod:`rnngrad.bptt`, top layer first, from the leaves' gradients."""
     unbatched = trajectory.unbatched
-    direct = to_time_major(grads[0], layout, unbatched)
-    grad_h_n = grads[1].unsqueeze(1) if unbatched else grads[1]
-    grad_c_n = None
-    if layout.kind == "lstm":
-        grad_c_n = grads[2].unsqueeze(1) if unbatched else grads[2]
+    packing = trajectory.packing
+    if packing is None:
+        direct = to_time_major(grads[0], layout, unbatched)
+        grad_h_n = grads[1].unsqueeze(1) if unbatched else grads[1]
+        grad_c_n = None
+        if layout.kind == "lstm":
+            grad_c_n = grads[2].unsqueeze(1) if unbatched else grads[2]
+        lengths = None
+        user_lengths = None
+        valid = None
+    else:
+        direct = packing.pad(grads[0])
+        grad_h_n = packing.to_sorted(grads[1], 1)
+        grad_c_n = packing.to_sorted(grads[2], 1) if layout.kind == "lstm" else None
+        lengths = packing.lengths
+        user_lengths = packing.to_user(lengths, 0).numpy().astype(np.int64)
+        valid = packing.valid
+    steps, batch = direct.shape[:2]
+    batch_index = torch.arange(batch, device=direct.device)
+
+    def to_user(norms: FloatArray) -> FloatArray:
+        if packing is None or packing.unsorted_indices is None:
+            return norms
+        reordered: FloatArray = norms[packing.unsorted_indices.cpu().numpy()]
+        return reordered
+
+    def kept(value: torch.Tensor | None) -> torch.Tensor | None:
+        if not keep_gradients or value is None:
+            return None
+        batch_major = value.transpose(0, 1)
+        return packing.to_user(batch_major, 0).clone() if packing else batch_major.clone()
+
     dirs, size = layout.num_directions, layout.state_size
     profiles: dict[tuple[int, int], LayerProfile] = {}
     for layer in range(layout.num_layers - 1, -1, -1):
@@ -331,13 +570,24 @@ def gradient_profile(
         for direction in range(dirs):
             row = layer * dirs + direction
             part = slice(direction * size, (direction + 1) * size)
-            flip = direction == 1
 
-            def order(t: torch.Tensor, flip: bool = flip) -> torch.Tensor:
-                return t.flip(0) if flip else t
+            def order(t: torch.Tensor, reverse: bool = direction == 1) -> torch.Tensor:
+                return reverse_within(t, lengths) if reverse else t
 
             given = order(direct[..., part]).clone()
-            given[-1] += grad_h_n[row]
+            direct_c_last = None if grad_c_n is None else grad_c_n[row]
+            direct_c_steps = None
+            if lengths is None:
+                given[-1] += grad_h_n[row]
+            else:  # each sequence's final state is its own last step
+                last = (lengths - 1).to(given.device)
+                given[last, batch_index] += grad_h_n[row]
+                if grad_c_n is not None:
+                    direct_c_steps = torch.zeros(
+                        (steps, batch, layout.hidden_size), dtype=given.dtype, device=given.device
+                    )
+                    direct_c_steps[last, batch_index] = grad_c_n[row]
+                    direct_c_last = torch.zeros_like(grad_c_n[row])
             result = backward_direction(
                 layout.kind,
                 layer_weights(rnn, layer, direction),
@@ -346,8 +596,10 @@ def gradient_profile(
                 trajectory.h0[row],
                 None if trajectory.c0 is None else trajectory.c0[row],
                 given,
-                None if grad_c_n is None else grad_c_n[row],
+                direct_c_last,
                 need_input=layer > 0,
+                direct_c_steps=direct_c_steps,
+                valid=valid,
             )
             grad_h = order(result.grad_h)
             grad_c = None if result.grad_c is None else order(result.grad_c)
@@ -356,32 +608,21 @@ def gradient_profile(
             profiles[(layer, direction)] = summarise(
                 layer,
                 direction,
-                _norms(grad_h),
+                to_user(_norms(grad_h)),
                 result.saturated,
-                cell_grad_norm=None if grad_c is None else _norms(grad_c),
+                cell_grad_norm=None if grad_c is None else to_user(_norms(grad_c)),
+                lengths=user_lengths,
                 tolerance=tolerance,
-                grad=grad_h.transpose(0, 1).clone() if keep_gradients else None,
-                grad_c=grad_c.transpose(0, 1).clone()
-                if keep_gradients and grad_c is not None
-                else None,
+                grad=kept(grad_h),
+                grad_c=kept(grad_c),
             )
         if layer > 0:
             mask = trajectory.masks[layer - 1]
             direct = grad_input if mask is None else grad_input * mask
-    ordered = tuple(
+    return tuple(
         profiles[(layer, direction)]
         for layer in range(layout.num_layers)
         for direction in range(dirs)
-    )
-    return GradientProfile(
-        layout=layout,
-        module_name=name,
-        steps=int(trajectory.inputs[0].shape[0]),
-        batch=int(trajectory.inputs[0].shape[1]),
-        loss=loss if isinstance(loss, str) else "custom",
-        loss_value=float(loss_value.detach()),
-        dtype=str(trajectory.inputs[0].dtype).removeprefix("torch."),
-        layers=ordered,
     )
 
 
@@ -485,4 +726,5 @@ def cell_gradient_profile(
         loss_value=float(value.detach()),
         dtype=str(seq.dtype).removeprefix("torch."),
         layers=(layer,),
+        lengths=np.full(batch, steps, dtype=np.int64),
     )

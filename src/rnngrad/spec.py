@@ -142,44 +142,30 @@ def build_module(
 def load_state_dict(module: nn.Module, path: str | Path) -> None:
     """Load a state_dict file into ``module``, naming every key that does not fit.
 
+    The same strict loader as for a user's whole model
+    (:func:`rnngrad.usermodel.load_model_state`).
+
     Raises:
         WeightFileError, UnsafeFileError: the file cannot be read safely.
         ShapeError: missing, unexpected or mis-shaped keys (all named).
         NonFiniteInputError: NaN or inf in a weight.
     """
-    tensors = load_tensor_file(path)
-    expected = module.state_dict()
-    missing = sorted(set(expected) - set(tensors))
-    unexpected = sorted(set(tensors) - set(expected))
-    misshaped = sorted(
-        f"{key} {tuple(tensors[key].shape)} (expected {tuple(expected[key].shape)})"
-        for key in set(expected) & set(tensors)
-        if tuple(tensors[key].shape) != tuple(expected[key].shape)
-    )
-    problems = []
-    if missing:
-        problems.append("missing keys: " + ", ".join(missing))
-    if unexpected:
-        problems.append("unexpected keys: " + ", ".join(unexpected))
-    if misshaped:
-        problems.append("mis-shaped keys: " + ", ".join(misshaped))
-    if problems:
-        raise ShapeError(f"{path}: the state_dict does not match the spec: " + "; ".join(problems))
-    for key, tensor in tensors.items():
-        if not torch.is_floating_point(tensor):
-            raise InvalidInputError(f"{path}: {key} must be floating point, got {tensor.dtype}")
-        if not torch.isfinite(tensor).all():
-            raise NonFiniteInputError(f"{path}: {key} holds NaN or inf")
-    dtype = next(module.parameters()).dtype
-    module.load_state_dict({key: tensor.to(dtype) for key, tensor in tensors.items()})
+    from rnngrad.usermodel import load_model_state
+
+    load_model_state(module, path, what="the spec")
 
 
-def load_input(path: str | Path, dtype: torch.dtype) -> torch.Tensor:
+def load_input(
+    path: str | Path, dtype: torch.dtype, *, allow_integer: bool = False, what: str = "the input"
+) -> torch.Tensor:
     """An input tensor from a ``.pt`` file (one tensor) or a ``.npy`` array, as ``dtype``.
+
+    With ``allow_integer``, whole numbers (token ids, class labels) come back as
+    int64 instead of being refused.
 
     Raises:
         WeightFileError, UnsafeFileError: unreadable or unsafe file.
-        InvalidInputError: not floating point.
+        InvalidInputError: not floating point (nor integer, where allowed).
     """
     file = Path(path)
     if file.suffix.lower() == ".npy":
@@ -192,7 +178,14 @@ def load_input(path: str | Path, dtype: torch.dtype) -> torch.Tensor:
         if len(tensors) != 1:
             raise WeightFileError(f"{file}: expected one input tensor, found {len(tensors)}")
         tensor = next(iter(tensors.values()))
+    integer = not torch.is_floating_point(tensor) and not tensor.is_complex()
+    integer = integer and tensor.dtype != torch.bool
+    if allow_integer and integer:
+        return tensor.to(torch.int64)
     if not torch.is_floating_point(tensor):
         dtype_name = str(tensor.dtype).removeprefix("torch.")
-        raise InvalidInputError(f"{file}: the input must be floating point, got {dtype_name}")
+        kinds = "floating point or whole numbers" if allow_integer else "floating point"
+        raise InvalidInputError(f"{file}: {what} must be {kinds}, got {dtype_name}")
+    if not torch.isfinite(tensor).all():
+        raise NonFiniteInputError(f"{file}: {what} holds NaN or inf")
     return tensor.to(dtype)

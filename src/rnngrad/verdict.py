@@ -65,7 +65,8 @@ class GrowthVerdict:
     Attributes:
         label: ``"vanishing"``, ``"exploding"`` or ``"neither"``.
         log10_change: ``log10(|g_first| / |g_last|)``; ``-inf`` when the
-            gradient is exactly zero at the first step.
+            gradient is exactly zero at the first step, ``inf`` when it is not
+            finite.
         steps: number of backward steps the change is taken over.
         log10_rate: ``log10_change / steps`` (log10 per step); 0 when
             ``steps == 0``.
@@ -92,6 +93,11 @@ class GrowthVerdict:
             return "Only one step: there is no recurrence to backpropagate through."
         if self.log10_change == -math.inf:
             return "The gradient is exactly zero at the first step: it vanished completely."
+        if self.log10_change == math.inf:
+            return (
+                "Exploding: the gradient is no longer finite (it overflowed to infinity or "
+                "became NaN) within these steps."
+            )
         change = format_signed_log10(1.0, self.log10_change)
         if self.label == "neither":
             return (

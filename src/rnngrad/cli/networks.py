@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import math
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,12 +17,16 @@ from rnngrad.cli._common import (
     _finite,
     app,
 )
+from rnngrad.cli._models import (
+    MODEL_ARGS_HELP,
+    MODEL_HELP,
+    MODULE_HELP,
+    LossName,
+    choose_loss,
+    load_lengths,
+    load_model,
+)
 from rnngrad.errors import InvalidInputError
-
-
-class LossName(str, Enum):
-    last = "last"
-    sum = "sum"
 
 
 _BLOCKS = "▁▂▃▄▅▆▇█"
@@ -56,30 +59,69 @@ def _ratio_text(log10_ratio: float | None) -> str:
     return f"{log10_ratio:.3g}"
 
 
+def _random_input(text: str, spec: Any, seed: int, dtype: Any) -> Any:
+    import torch
+
+    parts = text.split(",")
+    try:
+        batch, steps = (int(p) for p in parts)
+    except ValueError:
+        raise InvalidInputError(
+            f"--random-input must be B,T with two whole numbers, got {text!r}"
+        ) from None
+    if batch < 1 or steps < 1:
+        raise InvalidInputError(f"--random-input needs B >= 1 and T >= 1, got {text!r}")
+    generator = torch.Generator().manual_seed(seed)
+    size = spec.arguments["input_size"]
+    shape = (batch, steps, size) if spec.arguments["batch_first"] else (steps, batch, size)
+    return torch.randn(shape, generator=generator, dtype=dtype)
+
+
 @app.command()
 def profile(
-    model: Annotated[
-        str,
-        typer.Option(
-            "--model", help="Module spec, e.g. lstm:input=8,hidden=64,layers=2,bidirectional=true."
-        ),
-    ],
+    model: Annotated[str, typer.Option("--model", help=MODEL_HELP)],
+    model_args: Annotated[
+        str | None, typer.Option("--model-args", help=MODEL_ARGS_HELP)
+    ] = None,
+    module: Annotated[str | None, typer.Option("--module", help=MODULE_HELP)] = None,
     state_dict: Annotated[
         Path | None,
         typer.Option(
-            "--state-dict", help="Weights: .pt (weights_only) or .safetensors state_dict."
+            "--state-dict",
+            help="Weights of the whole model: .pt (weights_only) or .safetensors state_dict.",
         ),
     ] = None,
-    input_file: Annotated[
-        Path | None,
-        typer.Option("--input", help="Input tensor: .pt or .npy, shaped as the module expects."),
+    input_files: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--input",
+            help="Input: .pt or .npy, shaped as the model expects (int64 token ids for a model "
+            "with an embedding); repeat it for a model that takes several: model(x1, x2, ...).",
+        ),
     ] = None,
     random_input: Annotated[
         str | None,
         typer.Option("--random-input", help="Seeded N(0,1) input of batch B and length T: B,T."),
     ] = None,
+    lengths_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--lengths",
+            help="int64 (B,) sequence lengths that pack the input of a spec's module (a model "
+            "of your own takes its lengths as one of its --input files).",
+        ),
+    ] = None,
+    target_file: Annotated[
+        Path | None,
+        typer.Option("--target", help="Targets for --loss cross-entropy or mse (.npy or .pt)."),
+    ] = None,
     loss: Annotated[
-        LossName, typer.Option("--loss", help="last: 0.5*sum(output[T]^2); sum: 0.5*sum(output^2).")
+        LossName,
+        typer.Option(
+            "--loss",
+            help="last: 0.5*sum(output[T]^2); sum: 0.5*sum(output^2) (both on the recurrent "
+            "module's output); cross-entropy, mse: on the model's own output with --target.",
+        ),
     ] = LossName.last,
     dtype: Annotated[DtypeName, typer.Option("--dtype", help="Compute in float32 or float64.")] = (
         DtypeName.float32
@@ -90,56 +132,75 @@ def profile(
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Per-time-step gradients ||dL/dh_t|| of every layer and direction of a fused module."""
+    """Per-time-step gradients ||dL/dh_t|| of every layer and direction of a recurrent model."""
     import torch
 
     from rnngrad.profile import gradient_profile
-    from rnngrad.spec import build_module, load_input, load_state_dict, parse_spec
+    from rnngrad.spec import load_input
 
-    spec = parse_spec(model)
-    if (input_file is None) == (random_input is None):
+    if (not input_files) == (random_input is None):
         raise InvalidInputError("give exactly one of --input FILE and --random-input B,T")
     torch_dtype = torch.float64 if dtype == DtypeName.float64 else torch.float32
-    module = build_module(spec, seed=seed, dtype=torch_dtype)
-    if state_dict is not None:
-        load_state_dict(module, state_dict)
-    module.train(train)
+    loaded = load_model(model, model_args, state_dict, seed=seed, dtype=torch_dtype)
+    loaded.model.train(train)
+    if module is not None and not loaded.is_user_model:
+        raise InvalidInputError("--module applies to a model of your own, not to a spec")
     if random_input is not None:
-        parts = random_input.split(",")
-        try:
-            batch, steps = (int(p) for p in parts)
-        except ValueError:
+        if loaded.is_user_model:
             raise InvalidInputError(
-                f"--random-input must be B,T with two whole numbers, got {random_input!r}"
-            ) from None
-        if batch < 1 or steps < 1:
-            raise InvalidInputError(f"--random-input needs B >= 1 and T >= 1, got {random_input!r}")
-        generator = torch.Generator().manual_seed(seed)
-        size = spec.arguments["input_size"]
-        shape = (batch, steps, size) if spec.arguments["batch_first"] else (steps, batch, size)
-        inputs = torch.randn(shape, generator=generator, dtype=torch_dtype)
+                "--random-input needs a spec (it knows the input size); give a model of your "
+                "own its input with --input FILE"
+            )
+        inputs = [_random_input(random_input, loaded.spec, seed, torch_dtype)]
     else:
-        assert input_file is not None
-        inputs = load_input(input_file, torch_dtype)
+        assert input_files
+        if len(input_files) > 1 and not loaded.is_user_model:
+            raise InvalidInputError("a spec's module takes one --input")
+        inputs = [
+            load_input(f, torch_dtype, allow_integer=loaded.is_user_model) for f in input_files
+        ]
+    arguments: Any = tuple(inputs) if len(inputs) > 1 else inputs[0]
+    lengths = None
+    if lengths_file is not None:
+        if loaded.is_user_model:
+            raise InvalidInputError(
+                "--lengths packs the input of a spec's module; a model of your own takes its "
+                "lengths as a second --input (model(x, lengths)) and packs them itself"
+            )
+        batch_axis = 0 if loaded.spec.arguments["batch_first"] else 1
+        if inputs[0].dim() != 3:
+            raise InvalidInputError("--lengths needs a batched input (three axes)")
+        lengths = load_lengths(lengths_file, int(inputs[0].shape[batch_axis]))
     result = gradient_profile(
-        module, inputs, loss=loss.value, generator=torch.Generator().manual_seed(seed)
+        loaded.model,
+        arguments,
+        loss=choose_loss(loss, target_file, torch_dtype),
+        module=module,
+        lengths=lengths,
+        generator=torch.Generator().manual_seed(seed),
     )
-
+    spec_text = loaded.label
     if as_json:
         from rnngrad.jsonout import dumps, profile_json
 
-        print(dumps(profile_json(result, spec.text)))
+        print(dumps(profile_json(result, spec_text)))
         return
 
     console = Console()
     layout = result.layout
+    where = f" ({result.module_name})" if result.module_name else ""
+    packed = ", packed: lengths " + (
+        f"{int(result.lengths.min())}..{int(result.lengths.max())}" if result.packed else ""
+    )
     table = Table(
         title=(
-            f"{spec.text}  T = {result.steps}, B = {result.batch}, loss = {result.loss}, "
-            f"{result.dtype}"
+            f"{spec_text}{where}  T = {result.steps}, B = {result.batch}, loss = {result.loss}, "
+            f"{result.dtype}" + (packed if result.packed else "")
         ),
-        caption="ratio: log10 ||dL/dh_1|| / ||dL/dh_T||; decay: nats per step towards t = 1; "
-        "sat.: saturated share; profile: log10 ||dL/dh_t|| over t = 1..T (· = 0)",
+        caption="ratio, decay, horizon: in each direction's backpropagation order (forward: "
+        "from t = T back to t = 1; rev: from t = 1 to t = T); ratio: log10 |g first| / "
+        "|g last|; decay: nats per step; sat.: saturated share; profile: log10 ||dL/dh_t|| "
+        "over t = 1..T (· = 0)",
     )
     table.add_column("layer", no_wrap=True)
     table.add_column("verdict", no_wrap=True, min_width=9)

@@ -188,19 +188,24 @@ def _profile_section(models: list[_Model]) -> tuple[Section, dict[str, float]]:
             steps = list(range(1, layer.mean_grad_norm.size + 1))
             figure.traces.append(Trace(name, steps, list(layer.mean_grad_norm)))
             norms = layer.mean_grad_norm
-            positive = norms > 0
-            logs = np.log(norms, where=positive, out=np.full(norms.size, -np.inf))
+            # Fit and horizon follow the direction's own processing order (t = T..1 forward,
+            # t = 1..T reverse); they are drawn at the input positions they belong to.
+            processing = layer.processing_mean_grad_norm
+            positive = processing > 0
+            logs = np.log(processing, where=positive, out=np.full(processing.size, -np.inf))
             finite = np.isfinite(logs)
+            positions = [layer.position_of(s) for s in steps]
             if layer.decay_rate is not None and finite.sum() >= 2:
                 slope, intercept = np.polyfit(np.array(steps)[finite], logs[finite], 1)
                 fitted = np.exp(intercept + slope * np.array(steps, dtype=float))
                 label = f"{name}: fit, {layer.decay_rate:.3g} nats/step"
-                figure.traces.append(Trace(label, steps, list(fitted), dash=True))
+                figure.traces.append(Trace(label, positions, list(fitted), dash=True))
             if layer.horizon is not None:
-                at = norms.size - layer.horizon
+                at = layer.position_of(norms.size - layer.horizon)
                 label = f"{name}: horizon ({layer.horizon} steps back)"
                 figure.traces.append(Trace(label, [at], [float(norms[at - 1])], "markers"))
-            horizon = "beyond T" if layer.horizon is None else f"{layer.horizon} steps"
+            start = "t = 1" if layer.direction else "t = T"
+            horizon = "beyond T" if layer.horizon is None else f"{layer.horizon} steps from {start}"
             decay = (
                 "undefined" if layer.decay_rate is None else f"{layer.decay_rate:.3g} nats per step"
             )
@@ -214,6 +219,7 @@ def _profile_section(models: list[_Model]) -> tuple[Section, dict[str, float]]:
                 else finite_or_none(layer.log10_ratio),
                 "decay_rate": layer.decay_rate,
                 "horizon": layer.horizon,
+                "summary_order": layer.summary_order,
                 "saturation": layer.saturation,
                 "verdict": layer.verdict.label,
             }
