@@ -11,7 +11,9 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 def load_example(name: str) -> ModuleType:
     """``examples/<name>.py`` as a module."""
-    spec = importlib.util.spec_from_file_location(f"rnngrad_example_{name}", EXAMPLES / f"{name}.py")
+    spec = importlib.util.spec_from_file_location(
+        f"rnngrad_example_{name}", EXAMPLES / f"{name}.py"
+    )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -123,9 +123,7 @@ def packed_reference(
     return grads_h, grads_c
 
 
-PACKED = list(
-    itertools.product(list(KINDS), [1, 2], [False, True], [False, True], ["last", "sum"])
-)
+PACKED = list(itertools.product(list(KINDS), [1, 2], [False, True], [False, True], ["last", "sum"]))
 
 
 @pytest.mark.parametrize(

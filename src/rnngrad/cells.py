@@ -26,6 +26,8 @@ __all__ = [
     "RecurrentLayout",
     "describe_module",
     "find_recurrent_module",
+    "find_recurrent_modules",
+    "is_cell",
     "layer_weights",
 ]
 
@@ -98,12 +100,41 @@ class LayerWeights:
     w_hr: torch.Tensor | None
 
 
+CELLS = (nn.RNNCell, nn.LSTMCell, nn.GRUCell)
+FUSED = (nn.RNN, nn.LSTM, nn.GRU)
+
+
+def is_cell(module: nn.Module) -> bool:
+    """``nn.RNNCell``, ``nn.LSTMCell`` or ``nn.GRUCell``: one step per call."""
+    return isinstance(module, CELLS)
+
+
 def describe_module(module: nn.Module) -> RecurrentLayout:
-    """The layout of an ``nn.RNN``, ``nn.LSTM`` or ``nn.GRU``.
+    """The layout of an ``nn.RNN``, ``nn.LSTM`` or ``nn.GRU``, or of a cell
+    (``nn.RNNCell``, ``nn.LSTMCell``, ``nn.GRUCell``: one layer, one direction).
 
     Raises:
         UnsupportedModuleError: any other module.
     """
+    if isinstance(module, CELLS):
+        cell_kind: CellKind
+        if isinstance(module, nn.LSTMCell):
+            cell_kind = "lstm"
+        elif isinstance(module, nn.GRUCell):
+            cell_kind = "gru"
+        else:
+            cell_kind = "rnn_relu" if module.nonlinearity == "relu" else "rnn_tanh"
+        return RecurrentLayout(
+            kind=cell_kind,
+            input_size=int(module.input_size),
+            hidden_size=int(module.hidden_size),
+            proj_size=0,
+            num_layers=1,
+            bidirectional=False,
+            batch_first=False,
+            bias=bool(module.bias),
+            dropout=0.0,
+        )
     if isinstance(module, nn.LSTM):
         kind: CellKind = "lstm"
     elif isinstance(module, nn.GRU):
@@ -112,8 +143,8 @@ def describe_module(module: nn.Module) -> RecurrentLayout:
         kind = "rnn_relu" if module.nonlinearity == "relu" else "rnn_tanh"
     else:
         raise UnsupportedModuleError(
-            f"unsupported module {type(module).__name__}; expected nn.RNN, nn.LSTM or nn.GRU "
-            "(or a custom cell through rnngrad.cell_gradient_profile)"
+            f"unsupported module {type(module).__name__}; expected nn.RNN, nn.LSTM, nn.GRU or "
+            "their cells (or a custom cell through rnngrad.cell_gradient_profile)"
         )
     return RecurrentLayout(
         kind=kind,
@@ -129,8 +160,14 @@ def describe_module(module: nn.Module) -> RecurrentLayout:
 
 
 def layer_weights(module: nn.Module, layer: int, direction: int) -> LayerWeights:
-    """The parameters of ``layer`` (0-based) and ``direction`` (0 forward, 1 reverse)."""
+    """The parameters of ``layer`` (0-based) and ``direction`` (0 forward, 1 reverse);
+    a cell has one layer and one direction."""
     suffix = f"l{layer}" + ("_reverse" if direction == 1 else "")
+    if isinstance(module, CELLS):
+        if (layer, direction) != (0, 0):
+            raise UnsupportedModuleError("a cell has one layer and one direction")
+        biases = (module.bias_ih, module.bias_hh) if module.bias else (None, None)
+        return LayerWeights(module.weight_ih, module.weight_hh, biases[0], biases[1], None)
 
     def get(name: str) -> torch.Tensor | None:
         value = getattr(module, f"{name}_{suffix}", None)
@@ -152,7 +189,7 @@ def find_recurrent_module(model: nn.Module, name: str | None = None) -> tuple[st
         UnsupportedModuleError: no such name, none found, or several found
             without a name to choose.
     """
-    recurrent = (nn.RNN, nn.LSTM, nn.GRU)
+    recurrent = FUSED + CELLS
     if name is not None:
         found = dict(model.named_modules()).get(name)
         if found is None:
@@ -164,7 +201,7 @@ def find_recurrent_module(model: nn.Module, name: str | None = None) -> tuple[st
     matches = [(n, m) for n, m in model.named_modules() if isinstance(m, recurrent)]
     if not matches:
         raise UnsupportedModuleError(
-            f"{type(model).__name__} contains no nn.RNN, nn.LSTM or nn.GRU"
+            f"{type(model).__name__} contains no nn.RNN, nn.LSTM or nn.GRU, nor one of their cells"
         )
     if len(matches) > 1:
         names = ", ".join(n for n, _ in matches)
@@ -173,3 +210,11 @@ def find_recurrent_module(model: nn.Module, name: str | None = None) -> tuple[st
             "(module=NAME, or --module NAME on the command line)"
         )
     return matches[0]
+
+
+def find_recurrent_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """Every recurrent module inside ``model`` (fused modules and cells), with its name,
+    in registration order; ``[("", model)]`` when ``model`` is one itself."""
+    if isinstance(model, FUSED + CELLS):
+        return [("", model)]
+    return [(n, m) for n, m in model.named_modules() if isinstance(m, FUSED + CELLS)]

@@ -29,19 +29,21 @@ from rnngrad.cells import RecurrentLayout, layer_weights
 from rnngrad.errors import InvalidInputError, NonFiniteInputError, ShapeError
 
 __all__ = [
+    "FUSED_KERNELS",
     "Packing",
     "Trajectory",
     "check_input",
     "from_time_major",
-    "reverse_within",
     "initial_state",
+    "kernel_weights",
     "layer_forward",
     "replaced_forward",
+    "reverse_within",
     "to_time_major",
 ]
 
 
-_FUSED: dict[str, Callable[..., Any]] = {
+FUSED_KERNELS: dict[str, Callable[..., Any]] = {
     "rnn_tanh": torch.rnn_tanh,
     "rnn_relu": torch.rnn_relu,
     "lstm": torch.lstm,
@@ -176,7 +178,7 @@ def check_input(
     return value  # type: ignore[return-value]
 
 
-def _weights(module: nn.Module, layout: RecurrentLayout, layer: int) -> list[torch.Tensor]:
+def kernel_weights(module: nn.Module, layout: RecurrentLayout, layer: int) -> list[torch.Tensor]:
     """One layer's parameters, both directions, in the order the fused kernels take."""
     weights: list[torch.Tensor] = []
     for direction in range(layout.num_directions):
@@ -202,19 +204,19 @@ def layer_forward(
     ``c_n`` are in the packed (sorted) batch order.
     """
     packing = Packing.of(x) if isinstance(x, PackedSequence) else None
-    unbatched = packing is None and x.dim() == 2
+    unbatched = not isinstance(x, PackedSequence) and x.dim() == 2
     if isinstance(x, PackedSequence):
         seq = x.data
     else:
         seq = x.unsqueeze(1) if unbatched else (x.transpose(0, 1) if layout.batch_first else x)
     dirs = layout.num_directions
     h0, c0 = hx
-    fused = _FUSED[layout.kind]
+    fused = FUSED_KERNELS[layout.kind]
     inputs, outputs, masks = [], [], []
     finals_h, finals_c = [], []
     with torch.no_grad():
         for layer in range(layout.num_layers):
-            weights = _weights(module, layout, layer)
+            weights = kernel_weights(module, layout, layer)
             state = slice(layer * dirs, (layer + 1) * dirs)
             layer_hx: Any = (h0[state], c0[state]) if c0 is not None else h0[state]
             if packing is None:
@@ -257,10 +259,10 @@ def layer_forward(
 
 
 def initial_state(
-    layout: RecurrentLayout, x: torch.Tensor | PackedSequence, hx: Any
+    layout: RecurrentLayout, x: torch.Tensor | PackedSequence, hx: Any, *, detach: bool = True
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """``(h0, c0)`` as the kernels take them: zeros, or ``hx`` checked (and, for a
-    packed batch, put into its sorted order)."""
+    packed batch, put into its sorted order); detached unless ``detach=False``."""
     if isinstance(x, PackedSequence):
         batch, data = int(x.batch_sizes[0]), x.data
     else:
@@ -293,7 +295,8 @@ def initial_state(
         raise ShapeError(f"c0 must have shape {shape_c}, got {tuple(c0.shape)}")
     if h0.dtype != data.dtype or (c0 is not None and c0.dtype != data.dtype):
         raise InvalidInputError(f"the initial state must be {data.dtype} like the input")
-    h0, c0 = h0.detach(), (c0.detach() if c0 is not None else None)
+    if detach:
+        h0, c0 = h0.detach(), (c0.detach() if c0 is not None else None)
     if isinstance(x, PackedSequence) and x.sorted_indices is not None:
         order = x.sorted_indices.to(h0.device)
         h0 = h0.index_select(1, order)

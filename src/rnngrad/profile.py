@@ -42,17 +42,22 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
-from numpy.typing import NDArray
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
 
 from rnngrad.bptt import backward_direction
-from rnngrad.cells import RecurrentLayout, describe_module, find_recurrent_module, layer_weights
+from rnngrad.cells import (
+    RecurrentLayout,
+    describe_module,
+    find_recurrent_module,
+    find_recurrent_modules,
+    is_cell,
+    layer_weights,
+)
 from rnngrad.errors import InvalidInputError, NonFiniteInputError, ShapeError
 from rnngrad.fused import (
     Packing,
@@ -65,7 +70,15 @@ from rnngrad.fused import (
     reverse_within,
     to_time_major,
 )
-from rnngrad.verdict import RATE_TOLERANCE, GrowthVerdict, gradient_horizon, growth_verdict
+from rnngrad.profile_result import (
+    FloatArray,
+    GradientProfile,
+    LayerProfile,
+    LossSpec,
+    gradient_norms,
+    summarise,
+)
+from rnngrad.verdict import RATE_TOLERANCE
 
 __all__ = [
     "GradientProfile",
@@ -73,240 +86,10 @@ __all__ = [
     "LossSpec",
     "cell_gradient_profile",
     "gradient_profile",
+    "gradient_profiles",
     "pack_inputs",
     "summarise",
 ]
-
-FloatArray = NDArray[np.float64]
-LossSpec = Literal["last", "sum"] | Callable[[Any], torch.Tensor]
-
-
-@dataclass(frozen=True)
-class LayerProfile:
-    """The gradient profile of one layer and direction.
-
-    Arrays are indexed by input position ``t = 1..T`` (entry ``t-1``) for both
-    directions. The summaries (``log10_ratio``, ``decay_rate``, ``horizon``,
-    ``verdict``) follow the direction's own processing order ``s = 1..T``
-    (``t = s`` forward, ``t = T + 1 - s`` reverse; per sequence ``t = len_b + 1 - s``),
-    computed from ``processing_mean_grad_norm``.
-
-    Attributes:
-        layer: 0-based layer index.
-        direction: 0 forward, 1 reverse.
-        grad_norm: ``(B, T)``, ``||dL/dh_t||_2`` per sequence; NaN at padding
-            steps ``t > len_b`` of a packed batch.
-        mean_grad_norm: ``(T,)``, the mean of ``grad_norm`` over the sequences
-            that have step ``t``.
-        log10_grad_norm: ``(T,)``, ``log10`` of ``mean_grad_norm`` (``-inf`` for 0).
-        processing_mean_grad_norm: ``(T,)``, the same mean in processing order
-            (the reverse of ``mean_grad_norm`` for a reverse direction of equal
-            lengths).
-        cell_grad_norm: ``(B, T)``, ``||dL/dc_t||_2`` for LSTM, else ``None``.
-        mean_cell_grad_norm: ``(T,)`` or ``None``.
-        log10_ratio: ``log10 ||dL/dh_{s=1}|| / ||dL/dh_{s=T}||`` in processing
-            order; ``None`` when the gradient at ``s = T`` is 0 (no loss gradient
-            reaches it) or not finite.
-        decay_rate: nats per processing step, ``None`` with fewer than two nonzero steps.
-        horizon: processing steps back from ``s = T``, or ``None`` for "beyond T".
-        saturation: share of saturated nonlinearity derivatives (below 10% of max).
-        verdict: the growth rule on the fitted change.
-        first_nonfinite_step: first input position whose gradient is NaN or
-            infinite, or ``None``.
-        grad: ``(B, T, P)`` the gradients themselves when asked for, else ``None``.
-        grad_c: ``(B, T, H)`` for LSTM when asked for, else ``None``.
-    """
-
-    layer: int
-    direction: int
-    grad_norm: FloatArray
-    mean_grad_norm: FloatArray
-    log10_grad_norm: FloatArray
-    processing_mean_grad_norm: FloatArray
-    cell_grad_norm: FloatArray | None
-    mean_cell_grad_norm: FloatArray | None
-    log10_ratio: float | None
-    decay_rate: float | None
-    horizon: int | None
-    saturation: float
-    verdict: GrowthVerdict
-    first_nonfinite_step: int | None
-    grad: torch.Tensor | None = None
-    grad_c: torch.Tensor | None = None
-
-    @property
-    def name(self) -> str:
-        """``"layer 0"`` or ``"layer 0 reverse"``."""
-        return f"layer {self.layer}" + (" reverse" if self.direction else "")
-
-    @property
-    def summary_order(self) -> str:
-        """The order the summaries follow, in words."""
-        return "t = 1..T (reverse direction)" if self.direction else "t = T..1 (forward direction)"
-
-    def position_of(self, processing_step: int) -> int:
-        """The input position ``t`` of processing step ``s`` (both 1-based, equal lengths)."""
-        steps = self.mean_grad_norm.size
-        return steps + 1 - processing_step if self.direction else processing_step
-
-
-@dataclass(frozen=True)
-class GradientProfile:
-    """Per-time-step gradients of every layer and direction of one model on one batch.
-
-    Attributes:
-        layout: the recurrent module's shape.
-        module_name: its name inside the model (``""`` for the model itself).
-        steps: ``T``; ``batch``: ``B`` (1 for unbatched input).
-        loss: ``"last"``, ``"sum"`` or ``"custom"``.
-        loss_value: the loss.
-        dtype: the model's dtype name.
-        layers: one :class:`LayerProfile` per layer and direction, in the
-            order ``(layer 0, dir 0), (layer 0, dir 1), (layer 1, dir 0), ...``.
-        lengths: ``(B,)`` each sequence's length (all ``T`` unless packed).
-    """
-
-    layout: RecurrentLayout
-    module_name: str
-    steps: int
-    batch: int
-    loss: str
-    loss_value: float
-    dtype: str
-    layers: tuple[LayerProfile, ...]
-    lengths: NDArray[np.int64]
-
-    @property
-    def packed(self) -> bool:
-        """The sequences have different lengths (or came packed)."""
-        return bool((self.lengths != self.steps).any())
-
-    @property
-    def sequences_per_step(self) -> NDArray[np.int64]:
-        """``(T,)`` how many sequences have step ``t``: the count behind each batch mean."""
-        steps = np.arange(1, self.steps + 1)
-        counts: NDArray[np.int64] = (self.lengths[None, :] >= steps[:, None]).sum(axis=1)
-        return counts
-
-    def layer(self, layer: int, direction: int = 0) -> LayerProfile:
-        """The profile of one layer and direction."""
-        return self.layers[layer * self.layout.num_directions + direction]
-
-
-def _fit_decay_rate(log_norms: FloatArray) -> float | None:
-    """Slope of a least-squares line through the finite ``ln`` norms, per step."""
-    steps = np.arange(log_norms.size, dtype=np.float64)
-    finite = np.isfinite(log_norms)
-    if finite.sum() < 2:
-        return None
-    slope, _ = np.polyfit(steps[finite], log_norms[finite], 1)
-    return float(slope)
-
-
-def _valid_steps(batch: int, steps: int, lengths: NDArray[np.int64] | None) -> NDArray[np.bool_]:
-    """``(B, T)``: ``True`` where sequence ``b`` has step ``t``."""
-    if lengths is None:
-        return np.ones((batch, steps), dtype=bool)
-    valid: NDArray[np.bool_] = np.arange(steps)[None, :] < np.asarray(lengths)[:, None]
-    return valid
-
-
-def _masked_mean(values: FloatArray, valid: NDArray[np.bool_]) -> FloatArray:
-    """The mean over the valid entries of each column (NaN and inf propagate)."""
-    total = np.where(valid, values, 0.0).sum(axis=0)
-    count = valid.sum(axis=0)
-    mean: FloatArray = total / np.maximum(count, 1)
-    return mean
-
-
-def _in_processing_order(
-    values: FloatArray, direction: int, lengths: NDArray[np.int64] | None
-) -> FloatArray:
-    """``(B, T)`` per-sequence values in the direction's processing order, padding last."""
-    if direction == 0:
-        return values
-    if lengths is None:
-        return values[:, ::-1]
-    steps = values.shape[1]
-    position = np.arange(steps)[None, :]
-    length = np.asarray(lengths)[:, None]
-    index = np.where(position < length, length - 1 - position, position)
-    ordered: FloatArray = np.take_along_axis(values, index, axis=1)
-    return ordered
-
-
-def summarise(
-    layer: int,
-    direction: int,
-    grad_norm: FloatArray,
-    saturation: float,
-    *,
-    cell_grad_norm: FloatArray | None = None,
-    lengths: NDArray[np.int64] | None = None,
-    tolerance: float = RATE_TOLERANCE,
-    grad: torch.Tensor | None = None,
-    grad_c: torch.Tensor | None = None,
-) -> LayerProfile:
-    """Summary numbers of one layer and direction from its per-sequence norms.
-
-    Args:
-        grad_norm: ``(B, T)`` in input order (padding steps ignored).
-        lengths: ``(B,)`` each sequence's length, ``None`` for all ``T``.
-    """
-    batch, steps = grad_norm.shape
-    valid = _valid_steps(batch, steps, lengths)
-    grad_norm = np.where(valid, grad_norm, np.nan)
-    mean = _masked_mean(grad_norm, valid)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        log10_mean = np.log10(mean)
-    processing = _in_processing_order(grad_norm, direction, lengths)
-    processing_mean = _masked_mean(processing, _valid_steps(batch, steps, lengths))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        log10_processing = np.log10(processing_mean)
-    nonfinite = np.flatnonzero((valid & ~np.isfinite(grad_norm)).any(axis=0))
-    first_nonfinite = int(nonfinite[0]) + 1 if nonfinite.size else None
-    usable = np.where(
-        np.isfinite(log10_processing) | np.isneginf(log10_processing), log10_processing, np.nan
-    )
-    first, last = usable[0], usable[-1]
-    log10_ratio: float | None
-    if np.isnan(first) or np.isnan(last) or np.isneginf(last):
-        log10_ratio = None
-    else:
-        log10_ratio = float(first - last)
-    decay_rate = _fit_decay_rate(np.where(np.isnan(usable), -np.inf, usable) * math.log(10.0))
-    if first_nonfinite is not None:
-        verdict = growth_verdict(math.inf, steps - 1, tolerance=tolerance)
-    elif decay_rate is not None:
-        change = -decay_rate * (steps - 1) / math.log(10.0)
-        verdict = growth_verdict(change, steps - 1, tolerance=tolerance)
-    elif log10_ratio is not None and log10_ratio == -math.inf:
-        verdict = growth_verdict(-math.inf, steps - 1, tolerance=tolerance)
-    else:  # the loss reaches at most one step of this direction: nothing to backpropagate
-        verdict = growth_verdict(0.0, 0, tolerance=tolerance)
-    horizon_input = np.where(np.isnan(log10_processing), -np.inf, log10_processing)
-    mean_cell = None
-    if cell_grad_norm is not None:
-        cell_grad_norm = np.where(valid, cell_grad_norm, np.nan)
-        mean_cell = _masked_mean(cell_grad_norm, valid)
-    return LayerProfile(
-        layer=layer,
-        direction=direction,
-        grad_norm=grad_norm,
-        mean_grad_norm=mean,
-        log10_grad_norm=log10_mean,
-        processing_mean_grad_norm=processing_mean,
-        cell_grad_norm=cell_grad_norm,
-        mean_cell_grad_norm=mean_cell,
-        log10_ratio=log10_ratio,
-        decay_rate=decay_rate,
-        horizon=gradient_horizon(horizon_input),
-        saturation=saturation,
-        verdict=verdict,
-        first_nonfinite_step=first_nonfinite,
-        grad=grad,
-        grad_c=grad_c,
-    )
 
 
 def _loss_of(
@@ -337,22 +120,7 @@ def _loss_of(
     return value.reshape(())
 
 
-def _norms(grad: torch.Tensor) -> FloatArray:
-    """``(T, B, F)`` gradients to ``(B, T)`` float64 norms.
-
-    The norm is taken in the gradient's own dtype (fast) and again in float64
-    only where that overflowed although the entries were finite.
-    """
-    norms = torch.linalg.vector_norm(grad, dim=2)
-    if grad.dtype != torch.float64 and not torch.isfinite(norms).all():
-        norms = torch.linalg.vector_norm(grad, dim=2, dtype=torch.float64)
-    result: FloatArray = norms.T.to(torch.float64).cpu().numpy()
-    return result
-
-
-def pack_inputs(
-    inputs: torch.Tensor, lengths: Any, *, batch_first: bool = False
-) -> PackedSequence:
+def pack_inputs(inputs: torch.Tensor, lengths: Any, *, batch_first: bool = False) -> PackedSequence:
     """Pack a padded batch by its lengths (any order), checking the lengths first.
 
     Raises:
@@ -377,6 +145,76 @@ def pack_inputs(
         )
     return pack_padded_sequence(
         inputs, values.to("cpu", torch.int64), batch_first=batch_first, enforce_sorted=False
+    )
+
+
+class _CalledAgain(Exception):
+    """The module was called a second time in one forward pass (a decoder)."""
+
+
+def _stepped(
+    model: nn.Module,
+    arguments: tuple[Any, ...],
+    name: str,
+    rnn: nn.Module,
+    loss: LossSpec,
+    generator: torch.Generator,
+    keep_gradients: bool,
+    tolerance: float,
+) -> GradientProfile:
+    from rnngrad.stepped import stepped_profiles
+
+    profiles = stepped_profiles(
+        model,
+        arguments,
+        [(name, rnn)],
+        loss=loss,
+        generator=generator,
+        keep_gradients=keep_gradients,
+        tolerance=tolerance,
+    )
+    return profiles[name]
+
+
+def gradient_profiles(
+    model: nn.Module,
+    inputs: Any,
+    *,
+    loss: LossSpec,
+    modules: list[str] | None = None,
+    generator: torch.Generator | None = None,
+    keep_gradients: bool = False,
+    tolerance: float = RATE_TOLERANCE,
+) -> dict[str, GradientProfile]:
+    """One profile per recurrent module of ``model`` (all of them, or the named ones),
+    from one forward pass: an encoder and its decoder in one call.
+
+    Every module is profiled through the probes of :mod:`rnngrad.stepped`
+    (exact ``dL/dh_t`` at every step of every call; ``dL/dc_t`` of an LSTM
+    where each call is one step long). ``loss`` is a callable on the model's
+    output (``"last"``/``"sum"`` only for a model with one recurrent module).
+
+    Returns:
+        ``{name: profile}`` in the order the model registers the modules.
+    """
+    found = find_recurrent_modules(model)
+    if not found:
+        find_recurrent_module(model)  # raises the usual error
+    if modules is not None:
+        chosen = [find_recurrent_module(model, name) for name in modules]
+    else:
+        chosen = found
+    from rnngrad.stepped import stepped_profiles
+
+    single = not isinstance(inputs, tuple) or isinstance(inputs, PackedSequence)
+    return stepped_profiles(
+        model,
+        (inputs,) if single else inputs,
+        chosen,
+        loss=loss,
+        generator=generator or torch.Generator().manual_seed(0),
+        keep_gradients=keep_gradients,
+        tolerance=tolerance,
     )
 
 
@@ -423,14 +261,15 @@ def gradient_profile(
     layout = describe_module(rnn)
     # A PackedSequence is a tuple too, but it is one argument.
     single = not isinstance(inputs, tuple) or isinstance(inputs, PackedSequence)
-    arguments = (inputs,) if single else inputs
+    arguments: tuple[Any, ...] = (inputs,) if single else tuple(inputs)
     if rnn is model:
         if len(arguments) == 2:
             if hx is not None:
                 raise InvalidInputError(
                     "the initial state is given twice: as inputs = (x, hx) and as hx="
                 )
-            arguments, hx = arguments[:1], arguments[1]
+            hx = arguments[-1]
+            arguments = arguments[:1]
         elif len(arguments) != 1:
             raise InvalidInputError(
                 f"a recurrent module is called with (input) or (input, hx), "
@@ -446,18 +285,16 @@ def gradient_profile(
             f"{given} applies to a bare recurrent module; {type(model).__name__} is called "
             "with inputs as they are (pass the initial state or pack the sequences in its forward)"
         )
+    gen = generator or torch.Generator().manual_seed(0)
+    if is_cell(rnn) and rnn is not model:
+        return _stepped(model, arguments, name, rnn, loss, gen, keep_gradients, tolerance)
     saved: dict[str, Any] = {}
 
     def forward(input: Any, state: Any = None) -> Any:
-        if saved:
-            raise InvalidInputError(
-                "the recurrent module was called more than once in one forward pass; "
-                "profile it on its own"
-            )
+        if saved:  # a decoder stepping the module: the probes of rnngrad.stepped take over
+            raise _CalledAgain
         x = check_input(layout, rnn, input)
         h0, c0 = initial_state(layout, x, state)
-        device = x.data.device if isinstance(x, PackedSequence) else x.device
-        gen = generator or torch.Generator(device=device).manual_seed(0)
         trajectory, out, h_n, c_n = layer_forward(rnn, layout, x, (h0, c0), gen)
         packing = trajectory.packing
         if packing is not None:
@@ -485,8 +322,15 @@ def gradient_profile(
         if rnn is model:
             model_output = forward(arguments[0], hx)
         else:
-            with replaced_forward(rnn, forward):
-                model_output = model(*arguments)
+            try:
+                with replaced_forward(rnn, forward):
+                    model_output = model(*arguments)
+            except _CalledAgain:
+                called_again = True
+            else:
+                called_again = False
+            if called_again:  # outside the except block: no chained traceback
+                return _stepped(model, arguments, name, rnn, loss, gen, keep_gradients, tolerance)
         if not saved:
             raise InvalidInputError(f"the model never called its recurrent module {name!r}")
         trajectory: Trajectory = saved["trajectory"]
@@ -608,9 +452,9 @@ def _backward(
             profiles[(layer, direction)] = summarise(
                 layer,
                 direction,
-                to_user(_norms(grad_h)),
+                to_user(gradient_norms(grad_h)),
                 result.saturated,
-                cell_grad_norm=None if grad_c is None else to_user(_norms(grad_c)),
+                cell_grad_norm=None if grad_c is None else to_user(gradient_norms(grad_c)),
                 lengths=user_lengths,
                 tolerance=tolerance,
                 grad=kept(grad_h),
@@ -701,7 +545,7 @@ def cell_gradient_profile(
     layer = summarise(
         0,
         0,
-        _norms(grad),
+        gradient_norms(grad),
         math.nan,
         tolerance=tolerance,
         grad=grad.transpose(0, 1).clone() if keep_gradients else None,

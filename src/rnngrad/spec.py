@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from rnngrad.errors import InvalidInputError, NonFiniteInputError, ShapeError, WeightFileError
+from rnngrad.errors import InvalidInputError, NonFiniteInputError, WeightFileError
 from rnngrad.io import load_npy, load_tensor_file
 
 __all__ = ["ModelSpec", "build_module", "load_input", "load_state_dict", "parse_spec"]

@@ -117,7 +117,11 @@ def _candidates(namespace: Any) -> list[str]:
         for key, value in vars(namespace).items()
         if not key.startswith("_")
         and (
-            (isinstance(value, type) and issubclass(value, nn.Module) and value.__module__ == namespace.__name__)
+            (
+                isinstance(value, type)
+                and issubclass(value, nn.Module)
+                and value.__module__ == namespace.__name__
+            )
             or isinstance(value, nn.Module)
         )
     )
@@ -176,17 +180,16 @@ def build_user_model(
     finally:
         torch.random.set_rng_state(state)
     if not isinstance(model, nn.Module):
-        raise ModelLoadError(
-            f"{name}(...) returned a {type(model).__name__}, not an nn.Module"
-        )
+        raise ModelLoadError(f"{name}(...) returned a {type(model).__name__}, not an nn.Module")
     built: nn.Module = model.to(dtype).eval()
     return built
 
 
 def _prefix_hint(expected: set[str], found: set[str]) -> str | None:
     """The fix for keys that differ from the model's by a prefix, if that is what they do."""
+
     def prefixes(keys: set[str]) -> set[str]:
-        out = set()
+        out: set[str] = set()
         for key in keys:
             parts = key.split(".")
             out.update(".".join(parts[:i]) + "." for i in range(1, len(parts)))

@@ -63,7 +63,12 @@ def load_model(
 ) -> LoadedModel:
     """Build ``--model`` (and ``--model-args``) and load ``--state-dict`` into it, strictly."""
     from rnngrad.spec import build_module, load_state_dict, parse_spec
-    from rnngrad.usermodel import build_user_model, is_user_model, load_model_state, parse_model_args
+    from rnngrad.usermodel import (
+        build_user_model,
+        is_user_model,
+        load_model_state,
+        parse_model_args,
+    )
 
     if is_user_model(text):
         model = build_user_model(text, parse_model_args(model_args), seed=seed, dtype=dtype)

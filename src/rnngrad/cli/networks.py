@@ -28,7 +28,6 @@ from rnngrad.cli._models import (
 )
 from rnngrad.errors import InvalidInputError
 
-
 _BLOCKS = "▁▂▃▄▅▆▇█"
 
 
@@ -80,9 +79,7 @@ def _random_input(text: str, spec: Any, seed: int, dtype: Any) -> Any:
 @app.command()
 def profile(
     model: Annotated[str, typer.Option("--model", help=MODEL_HELP)],
-    model_args: Annotated[
-        str | None, typer.Option("--model-args", help=MODEL_ARGS_HELP)
-    ] = None,
+    model_args: Annotated[str | None, typer.Option("--model-args", help=MODEL_ARGS_HELP)] = None,
     module: Annotated[str | None, typer.Option("--module", help=MODULE_HELP)] = None,
     state_dict: Annotated[
         Path | None,
