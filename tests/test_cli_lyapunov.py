@@ -58,7 +58,8 @@ BAD = [
     ([], "either"),
     (["--random", "10", "--gain", "1", "--k", "11"], "k must be between"),
     (["--random", "10", "--gain", "1", "--steps", "50", "--warmup", "50"], "warm-up"),
-    (["--model", "gru:input=2,hidden=3,bidirectional=true"], "causal"),
+    (["--model", "gru:input=2,hidden=3,bidirectional=true,layers=2"], "name one layer"),
+    (["--model", "gru:input=2,hidden=3", "--direction", "1"], "unidirectional"),
     (["--model", "gru:input=2,hidden=3", "--input", "noise.npy"], "no such file"),
     (["--random", "3", "--gain", "1e200"], "at most 1000"),
     (

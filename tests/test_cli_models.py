@@ -218,3 +218,36 @@ def test_several_recurrent_modules_need_module(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     payload = strict_json(done.stdout)
     assert payload["module_name"] == "encoder" and payload["steps"] == 7
+
+
+def test_lyapunov_of_a_models_submodules() -> None:
+    """--module picks the decoder cell of a seq2seq; --layer and --direction one direction
+    of the classifier's bidirectional LSTM; both as the Python API computes them."""
+    import torch as _torch
+
+    from rnngrad.lyapunov import lyapunov_spectrum
+
+    common = ["--steps", "60", "--warmup", "10", "--batch", "2", "--json"]
+    done = run(
+        "lyapunov", "--model", SEQ2SEQ, "--model-args", '{"vocab": 10, "hidden": 4}',
+        "--module", "decoder", "--input", "random", *common,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    payload = strict_json(done.stdout)
+    assert payload["module_name"] == "decoder" and payload["state_size"] == 8
+    model = build_user_model(SEQ2SEQ, {"vocab": 10, "hidden": 4}, seed=0, dtype=_torch.float64)
+    expected = lyapunov_spectrum(
+        model, module="decoder", steps=60, warmup=10, batch=2, inputs="random"
+    )
+    np.testing.assert_allclose(payload["exponents"], expected.exponents, rtol=1e-12)
+
+    done = run(
+        "lyapunov", "--model", CLASSIFIER, "--model-args", ARGS, "--layer", "1",
+        "--direction", "1", *common,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    payload = strict_json(done.stdout)
+    assert (payload["layer"], payload["direction"]) == (1, 1)
+    assert payload["source"].endswith("layer 1, reverse direction")
+    done = run("lyapunov", "--model", CLASSIFIER, "--model-args", ARGS, *common)
+    assert done.returncode == 2 and "name one layer" in done.stderr

@@ -295,9 +295,11 @@ def test_cell_with_a_tuple_state_is_refused() -> None:
         lyapunov_spectrum(cell, steps=20, warmup=2)
 
 
-def test_bidirectional_is_refused() -> None:
+def test_stacked_bidirectional_layers_at_once_are_refused() -> None:
+    with pytest.raises(InvalidInputError, match="one layer"):
+        lyapunov_spectrum(nn.GRU(2, 3, num_layers=2, bidirectional=True).double())
     with pytest.raises(InvalidInputError, match="causal"):
-        lyapunov_spectrum(nn.GRU(2, 3, bidirectional=True).double())
+        ModuleDynamics(nn.GRU(2, 3, num_layers=2, bidirectional=True).double())
 
 
 def test_dead_relu_directions_are_marked_unreliable() -> None:

@@ -91,43 +91,64 @@ class _Layer:
 
 
 class ModuleDynamics(Dynamics):
-    """A unidirectional ``nn.RNN``/``nn.LSTM``/``nn.GRU`` as ``s_t = F(s_{t-1}, x_t)``.
+    """An ``nn.RNN``/``nn.LSTM``/``nn.GRU`` (or one of their cells) as ``s_t = F(s_{t-1}, x_t)``.
 
     The parameters are the module's own tensors. ``layers`` picks a subset of
-    consecutive layers starting at 0 (default: all, the stacked state). With
-    ``only_top=True`` the tangent space is the top layer's state alone: the
-    layers below still run (they drive it) but are not perturbed, which gives
-    the spectrum of that one layer's recurrence along its real, driven
-    trajectory. (The stacked Jacobian is block lower-triangular, so the
+    consecutive layers starting at ``first`` (default: all from 0, the stacked
+    state). With ``only_top=True`` the tangent space is the top layer's state
+    alone: the layers below still run (they drive it) but are not perturbed,
+    which gives the spectrum of that one layer's recurrence along its real,
+    driven trajectory. (The stacked Jacobian is block lower-triangular, so the
     stacked spectrum is the union of these per-layer spectra.)
 
+    A bidirectional module is a causal system one layer and one direction at a
+    time: ``layers=1`` and ``direction`` 0 or 1, the reverse direction driven by
+    the input in reverse time (the caller reverses it), a layer above the first
+    by the outputs of the layers below over the whole sequence (the caller
+    computes them, :func:`rnngrad.lyapunov.lyapunov_spectrum` does).
+
     Raises:
-        InvalidInputError: a bidirectional module (its reverse direction runs
-            backwards in time and is no causal dynamical system).
+        InvalidInputError: a bidirectional module with more than one layer at
+            once (the stacked states run in opposite time directions).
     """
 
     def __init__(
-        self, module: nn.Module, *, layers: int | None = None, only_top: bool = False
+        self,
+        module: nn.Module,
+        *,
+        layers: int | None = None,
+        only_top: bool = False,
+        first: int = 0,
+        direction: int = 0,
     ) -> None:
         layout: RecurrentLayout = describe_module(module)
-        if layout.bidirectional:
+        if not 0 <= first < layout.num_layers:
+            raise InvalidInputError(f"first must be in 0..{layout.num_layers - 1}, got {first}")
+        count = layout.num_layers - first if layers is None else layers
+        if not 1 <= count <= layout.num_layers - first:
             raise InvalidInputError(
-                "Lyapunov spectra need a causal recurrence: a bidirectional module's reverse "
-                "direction runs backwards in time; analyse a unidirectional module"
+                f"layers must be in 1..{layout.num_layers - first}, got {count}"
             )
-        count = layout.num_layers if layers is None else layers
-        if not 1 <= count <= layout.num_layers:
-            raise InvalidInputError(f"layers must be in 1..{layout.num_layers}, got {count}")
+        if direction not in (0, 1) or (direction == 1 and not layout.bidirectional):
+            raise InvalidInputError(
+                f"direction must be 0{' or 1' if layout.bidirectional else ''}, got {direction}"
+            )
+        if layout.bidirectional and count > 1:
+            raise InvalidInputError(
+                "Lyapunov spectra need a causal recurrence: the layers of a bidirectional "
+                "module run in both time directions; analyse one layer and one direction "
+                "at a time (layer=L, direction=0 or 1)"
+            )
         self.layout = layout
         self.kind = layout.kind
         self.layers: list[_Layer] = []
         offset = 0
-        for index in range(count):
+        for index in range(first, first + count):
             width = layout.state_size + (layout.hidden_size if layout.kind == "lstm" else 0)
             self.layers.append(
                 _Layer(
                     kind=layout.kind,
-                    weights=layer_weights(module, index, 0),
+                    weights=layer_weights(module, index, direction),
                     state_slice=slice(offset, offset + width),
                     hidden=layout.hidden_size,
                     size=layout.state_size,
@@ -136,7 +157,7 @@ class ModuleDynamics(Dynamics):
             offset += width
         self.state_size = offset
         self.only_top = only_top
-        self.input_size = layout.input_size
+        self.input_size = layout.layer_input_size(first)
         parameter = next(module.parameters())
         self.dtype = parameter.dtype
         self.device = parameter.device

@@ -183,6 +183,12 @@ def lyapunov_json(
         "k": int(result.exponents.size),
         "state_size": result.state_size,
         "units": result.units,
+        "module_name": result.module_name,
+        "layer": result.layer,
+        "direction": result.direction,
+        "dtype": result.dtype,
+        "converted_from": result.converted_from,
+        "exact_zero": None if result.exact_zero is None else [bool(v) for v in result.exact_zero],
         "conversions": {"log10_per_step": "divide by ln 10", "bits_per_step": "divide by ln 2"},
         "running": {
             "steps": [int(s) for s in result.running_steps],

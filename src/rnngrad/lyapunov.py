@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -118,6 +118,13 @@ class LyapunovSpectrum:
         steps, warmup, reorth, batch: the run's settings; state_size: the
             dimension of the analysed tangent space.
         units: ``"nats per step"``.
+        module_name: the recurrent submodule measured (``""``: the system itself).
+        layer, direction: the one layer and direction measured, when one was.
+        dtype: the dtype the spectrum was computed in; converted_from: the
+            model's own dtype when it was computed on a converted copy.
+        exact_zero: ``(k,)``: the exponent is ``-inf`` because the Jacobian
+            products lose volume exactly in that direction (a unit whose
+            derivative is exactly zero, such as a dead relu); its interval is NaN.
     """
 
     exponents: FloatArray
@@ -135,6 +142,12 @@ class LyapunovSpectrum:
     batch: int
     state_size: int
     units: str = "nats per step"
+    module_name: str = ""
+    layer: int | None = None
+    direction: int = 0
+    dtype: str = "float64"
+    converted_from: str | None = None
+    exact_zero: NDArray[np.bool_] | None = None
 
     @property
     def exponents_log10(self) -> FloatArray:
@@ -147,10 +160,120 @@ class LyapunovSpectrum:
         return self.exponents / math.log(2.0)
 
 
+@dataclass(frozen=True)
+class _System:
+    dynamics: Dynamics
+    inputs: InputSpec
+    module_name: str = ""
+    layer: int | None = None
+    direction: int = 0
+    converted_from: str | None = None
+
+
 def _as_dynamics(system: Dynamics | nn.Module) -> Dynamics:
+    """A model's recurrent module (all layers, its own dtype) as dynamics; a Dynamics as is."""
     if isinstance(system, Dynamics):
         return system
-    return ModuleDynamics(system)
+    found = _system(
+        system, "zeros", module=None, layer=None, direction=0, dtype=None, batch=1, length=1,
+        seed=0,
+    )  # fmt: skip
+    return found.dynamics
+
+
+def _driving_sequence(
+    spec: InputSpec, size: int, batch: int, length: int, seed: int, like: torch.Tensor
+) -> torch.Tensor:
+    """The input sequence ``(length, B, D)`` as a tensor (seeded N(0, 1) for ``"random"``)."""
+    if isinstance(spec, torch.Tensor):
+        data = spec.to(device=like.device, dtype=like.dtype)
+        if data.dim() == 2:
+            data = data.unsqueeze(1).expand(-1, batch, -1)
+        if data.dim() != 3 or data.shape[1:] != (batch, size) or data.shape[0] < length:
+            raise ShapeError(
+                f"inputs must have shape (T, {size}) or (T, {batch}, {size}) with T >= {length}, "
+                f"got {tuple(spec.shape)}"
+            )
+        return data[:length]
+    if spec == "zeros":
+        return torch.zeros(length, batch, size, dtype=like.dtype, device=like.device)
+    if spec == "random":
+        generator = torch.Generator(device=like.device).manual_seed(seed + 1)
+        return torch.randn(
+            length, batch, size, generator=generator, dtype=like.dtype, device=like.device
+        )
+    raise InvalidInputError(f"inputs must be 'zeros', 'random' or a tensor, got {spec!r}")
+
+
+def _system(
+    system: Dynamics | nn.Module,
+    inputs: InputSpec,
+    *,
+    module: str | None,
+    layer: int | None,
+    direction: int,
+    dtype: torch.dtype | None,
+    batch: int,
+    length: int,
+    seed: int,
+) -> _System:
+    """The dynamics to measure and the inputs that drive them."""
+    if isinstance(system, Dynamics):
+        if module is not None or layer is not None or direction != 0:
+            raise InvalidInputError("module=, layer= and direction= apply to a PyTorch model")
+        return _System(system, inputs)
+    import copy
+
+    from rnngrad.cells import describe_module, find_recurrent_module
+    from rnngrad.fused import FUSED_KERNELS, kernel_weights
+
+    name, rnn = find_recurrent_module(system, module)
+    own = next(rnn.parameters()).dtype
+    converted = None
+    if dtype is not None and own != dtype:
+        rnn, converted = copy.deepcopy(rnn).to(dtype), str(own).removeprefix("torch.")
+    layout = describe_module(rnn)
+    if layer is not None and not 0 <= layer < layout.num_layers:
+        raise InvalidInputError(f"layer must be in 0..{layout.num_layers - 1}, got {layer}")
+    if not layout.bidirectional:
+        if direction != 0:
+            raise InvalidInputError(f"{name or 'the module'} is unidirectional: direction is 0")
+        dynamics = (
+            ModuleDynamics(rnn)
+            if layer is None
+            else ModuleDynamics(rnn, layers=layer + 1, only_top=True)
+        )
+        return _System(dynamics, inputs, name, layer, 0, converted)
+    if layer is None and layout.num_layers > 1:
+        raise InvalidInputError(
+            f"{name or 'the module'} is bidirectional with {layout.num_layers} layers: name "
+            "one layer (layer=L, --layer L) and one direction; each is a causal recurrence"
+        )
+    chosen = layer or 0
+    dynamics = ModuleDynamics(rnn, first=chosen, layers=1, direction=direction)
+    if chosen == 0 and (not isinstance(inputs, torch.Tensor) or direction == 0):
+        # zeros and i.i.d. draws look the same in either time direction
+        driving: InputSpec = inputs if not isinstance(inputs, torch.Tensor) else inputs
+    else:
+        like = next(rnn.parameters())
+        sequence = _driving_sequence(inputs, layout.input_size, batch, length, seed, like)
+        if chosen == 0:
+            driving = sequence.flip(0)
+        else:
+            with torch.no_grad():  # the layers below, over the whole sequence, both directions
+                for below in range(chosen):
+                    zeros = torch.zeros(
+                        2, batch, layout.state_size, dtype=like.dtype, device=like.device
+                    )
+                    hx: Any = zeros
+                    if layout.kind == "lstm":
+                        hx = (zeros, zeros.new_zeros(2, batch, layout.hidden_size))
+                    sequence = FUSED_KERNELS[layout.kind](
+                        sequence, hx, kernel_weights(rnn, layout, below), layout.bias, 1, 0.0,
+                        False, True, False,
+                    )[0]  # fmt: skip
+            driving = sequence.flip(0) if direction == 1 else sequence
+    return _System(dynamics, driving, name, chosen, direction, converted)
 
 
 class _Inputs:
@@ -268,12 +391,18 @@ def lyapunov_spectrum(
     seed: int = 0,
     inputs: InputSpec = "zeros",
     checkpoints: int = 100,
+    module: str | None = None,
+    layer: int | None = None,
+    direction: int = 0,
+    dtype: torch.dtype | None = torch.float64,
 ) -> LyapunovSpectrum:
     """The first ``k`` Lyapunov exponents by the QR (Benettin) method.
 
     Args:
-        system: a unidirectional ``nn.RNN``/``nn.LSTM``/``nn.GRU`` (its stacked
-            state) or any :class:`rnngrad.dynamics.Dynamics`.
+        system: an ``nn.RNN``/``nn.LSTM``/``nn.GRU``, one of their cells, a model
+            that contains one (found as :func:`rnngrad.gradient_profile` finds
+            it), or any :class:`rnngrad.dynamics.Dynamics` (a cell of your own:
+            :class:`rnngrad.CellDynamics`).
         steps: measured steps ``T`` (after the warm-up).
         warmup: steps run first and discarded, so that the trajectory reaches
             its attractor.
@@ -285,12 +414,25 @@ def lyapunov_spectrum(
             N(0, 1) per step), or a tensor ``(warmup + steps, D)`` or
             ``(warmup + steps, B, D)``.
         checkpoints: how many points of the running estimate to keep.
+        module: the recurrent submodule's name, when the model has several.
+        layer: one layer's recurrence alone, driven by the layers below (default:
+            the stacked state of all layers).
+        direction: 0, or 1 for the reverse direction of a bidirectional module
+            (driven by the input in reverse time; a bidirectional module is
+            measured one layer and one direction at a time).
+        dtype: the dtype to compute in; a model in another dtype (float32, a
+            half-precision model) is measured on a converted copy and the result
+            says so (``converted_from``). ``None`` keeps the model's own.
 
     Raises:
         InvalidInputError: ``k`` out of range, ``steps <= warmup``, and the like.
         NumericalError: the trajectory diverged (a non-finite state).
     """
-    dynamics = _as_dynamics(system)
+    chosen = _system(
+        system, inputs, module=module, layer=layer, direction=direction, dtype=dtype,
+        batch=batch, length=warmup + steps, seed=seed,
+    )  # fmt: skip
+    dynamics, inputs = chosen.dynamics, chosen.inputs
     count = _validate(dynamics, steps, warmup, k, reorth, batch)
     n = dynamics.tangent_size
     part = dynamics.tangent_slice
@@ -331,10 +473,12 @@ def lyapunov_spectrum(
     per_trajectory = (log_sums / steps).cpu().numpy()
     per_trajectory = -np.sort(-per_trajectory, axis=1)
     mean = per_trajectory.mean(axis=0)
+    exact_zero = np.isneginf(mean)
     if batch > 1:
-        spread = per_trajectory.std(axis=0, ddof=1)
-        with np.errstate(invalid="ignore"):
+        with np.errstate(invalid="ignore"):  # -inf - -inf in the spread of an exact zero
+            spread = per_trajectory.std(axis=0, ddof=1)
             ci95 = student_t_975(batch - 1) * spread / math.sqrt(batch)
+        ci95[exact_zero] = np.nan
     else:
         ci95 = np.full(count, np.nan)
     history = torch.stack(running).cpu().numpy()
@@ -358,4 +502,10 @@ def lyapunov_spectrum(
         reorth=reorth,
         batch=batch,
         state_size=n,
+        module_name=chosen.module_name,
+        layer=chosen.layer,
+        direction=chosen.direction,
+        dtype=str(dynamics.dtype).removeprefix("torch."),
+        converted_from=chosen.converted_from,
+        exact_zero=exact_zero,
     )

@@ -225,11 +225,12 @@ def profile(
 
 @app.command()
 def lyapunov(
-    model: Annotated[
-        str | None, typer.Option("--model", help="Module spec (unidirectional), as for profile.")
-    ] = None,
+    model: Annotated[str | None, typer.Option("--model", help=MODEL_HELP)] = None,
+    model_args: Annotated[str | None, typer.Option("--model-args", help=MODEL_ARGS_HELP)] = None,
+    module: Annotated[str | None, typer.Option("--module", help=MODULE_HELP)] = None,
     state_dict: Annotated[
-        Path | None, typer.Option("--state-dict", help="Weights for --model (.pt or .safetensors).")
+        Path | None,
+        typer.Option("--state-dict", help="Weights of the whole model (.pt or .safetensors)."),
     ] = None,
     random: Annotated[
         int | None, typer.Option("--random", help="A random tanh network of N units instead.")
@@ -248,11 +249,22 @@ def lyapunov(
         int | None,
         typer.Option("--layer", help="One layer's recurrence (0-based), driven by those below."),
     ] = None,
+    direction: Annotated[
+        int,
+        typer.Option(
+            "--direction", help="0, or 1: the reverse direction of a bidirectional module."
+        ),
+    ] = 0,
     reorth: Annotated[int, typer.Option("--reorth", help="Steps between QR factorisations.")] = 1,
     batch: Annotated[int, typer.Option("--batch", help="Trajectories from random states.")] = 4,
     seed: Annotated[int, typer.Option("--seed", help="Seeds weights, states and inputs.")] = 0,
     input_spec: Annotated[
-        str, typer.Option("--input", help="zeros, random, or a .pt/.npy file of shape (T, D).")
+        str,
+        typer.Option(
+            "--input",
+            help="zeros, random, or a .pt/.npy file of shape (T, D): the recurrent module's "
+            "own input features.",
+        ),
     ] = "zeros",
     dtype: Annotated[DtypeName, typer.Option("--dtype", help="float64 (default) or float32.")] = (
         DtypeName.float64
@@ -264,7 +276,7 @@ def lyapunov(
 
     from rnngrad.lyapunov import lyapunov_spectrum
     from rnngrad.meanfield import mean_field_lambda1
-    from rnngrad.spec import build_module, load_input, load_state_dict, parse_spec
+    from rnngrad.spec import load_input
 
     torch_dtype = torch.float64 if dtype == DtypeName.float64 else torch.float32
     if (model is None) == (random is None):
@@ -273,8 +285,11 @@ def lyapunov(
     if random is not None:
         if gain is None:
             raise InvalidInputError("--random N needs --gain G")
-        if state_dict is not None:
-            raise InvalidInputError("--state-dict applies to --model only")
+        for flag, value in (
+            ("--state-dict", state_dict), ("--model-args", model_args), ("--module", module),
+        ):  # fmt: skip
+            if value is not None:
+                raise InvalidInputError(f"{flag} applies to --model only")
         _finite(gain=gain)
         if random < 1 or random > 4096:
             raise InvalidInputError(f"--random N must be in 1..4096, got {random}")
@@ -282,35 +297,27 @@ def lyapunov(
         mean_field = prediction.lambda1
         from rnngrad.lyapunov import random_tanh_network
 
-        module: torch.nn.Module = random_tanh_network(random, gain, seed=seed, dtype=torch_dtype)
+        network: torch.nn.Module = random_tanh_network(random, gain, seed=seed, dtype=torch_dtype)
         label = f"random tanh network, N = {random}, g = {gain:g}"
     else:
         assert model is not None
         if gain is not None:
             raise InvalidInputError("--gain applies to --random only")
-        spec = parse_spec(model)
-        module = build_module(spec, seed=seed, dtype=torch_dtype)
-        if state_dict is not None:
-            load_state_dict(module, state_dict)
-        label = spec.text
+        loaded = load_model(model, model_args, state_dict, seed=seed, dtype=torch_dtype)
+        if module is not None and not loaded.is_user_model:
+            raise InvalidInputError("--module applies to a model of your own, not to a spec")
+        network = loaded.model
+        label = loaded.label + (f" ({module})" if module else "")
     inputs: Any = input_spec
     if input_spec not in ("zeros", "random"):
         inputs = load_input(Path(input_spec), torch_dtype)
-    from rnngrad.cells import describe_module
-    from rnngrad.dynamics import ModuleDynamics
+    from rnngrad.cells import describe_module, find_recurrent_module
 
-    layers = describe_module(module).num_layers
+    layers = describe_module(find_recurrent_module(network, module)[1]).num_layers
     if layer is not None and not 0 <= layer < layers:
         raise InvalidInputError(f"--layer must be in 0..{layers - 1}, got {layer}")
-    system = (
-        ModuleDynamics(module)
-        if layer is None
-        else ModuleDynamics(module, layers=layer + 1, only_top=True)
-    )
-    if layer is not None:
-        label += f", layer {layer}"
     result = lyapunov_spectrum(
-        system,
+        network,
         steps=steps,
         warmup=warmup,
         k=k,
@@ -318,7 +325,15 @@ def lyapunov(
         batch=batch,
         seed=seed,
         inputs=inputs,
+        module=module,
+        layer=layer,
+        direction=direction,
+        dtype=torch_dtype,
     )
+    if result.layer is not None and (layer is not None or result.direction):
+        label += f", layer {result.layer}"
+    if result.direction:
+        label += ", reverse direction"
 
     if as_json:
         from rnngrad.jsonout import dumps, lyapunov_json
@@ -341,7 +356,7 @@ def lyapunov(
         value = result.exponents[i]
         table.add_row(
             str(i + 1),
-            f"{value:.5f}" if math.isfinite(value) else "-∞ (exact zero)",
+            f"{value:.5f}" if math.isfinite(value) else "-∞ (exact zero volume)",
             "—" if not math.isfinite(result.ci95[i]) else f"{result.ci95[i]:.5f}",
             "yes" if result.reliable[i] else "no",
         )
