@@ -253,7 +253,7 @@ def _system(
     dynamics = ModuleDynamics(rnn, first=chosen, layers=1, direction=direction)
     if chosen == 0 and (not isinstance(inputs, torch.Tensor) or direction == 0):
         # zeros and i.i.d. draws look the same in either time direction
-        driving: InputSpec = inputs if not isinstance(inputs, torch.Tensor) else inputs
+        driving: InputSpec = inputs
     else:
         like = next(rnn.parameters())
         sequence = _driving_sequence(inputs, layout.input_size, batch, length, seed, like)
@@ -443,11 +443,11 @@ def lyapunov_spectrum(
         basis = _random_orthonormal(batch, n, count, state, generator)
         # The companion trajectory for the two-trajectory estimate of lambda_1.
         epsilon = 1e-8 if dynamics.dtype == torch.float64 else 1e-4
-        direction = torch.zeros_like(state)
-        direction[:, part] = torch.randn(
+        offset = torch.zeros_like(state)
+        offset[:, part] = torch.randn(
             (batch, n), generator=generator, dtype=state.dtype, device=state.device
         )
-        companion = state + epsilon * direction / direction.norm(dim=1, keepdim=True)
+        companion = state + epsilon * offset / offset.norm(dim=1, keepdim=True)
         companion_log = torch.zeros(batch, dtype=torch.float64, device=state.device)
 
         log_sums = torch.zeros(batch, count, dtype=torch.float64, device=state.device)
