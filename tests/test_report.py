@@ -60,7 +60,8 @@ def test_an_existing_folder_is_refused_and_nothing_half_written(tmp_path: Path) 
     [
         (["--model", "lstm:input=2,hidden=3", "--state-dict", "/no/file.pt"], "no such file"),
         (["--out", "/proc/forbidden/report"], "cannot be written"),
-        (["--state-dict", "x.pt"], "need --model"),
+        (["--state-dict", "x.pt"], "needs --model"),
+        (["--model", "examples/classifier.py:Classifier"], "needs its input"),
         (["--lab", "/no/sweep"], "results.parquet"),
     ],
 )
@@ -85,6 +86,43 @@ def test_report_of_a_model(tmp_path: Path) -> None:
     results = json.loads((tmp_path / "r" / "results.json").read_text())
     assert "layer 1, gate z" in results["sections"]["spectrum"]["numbers"]
     assert "page:" in done.stdout
+
+
+def test_report_of_a_model_of_ones_own(tmp_path: Path) -> None:
+    """The classifier from its file, token ids, labels and cross-entropy on its head: the
+    profile section holds the model's own numbers, each direction in its own order."""
+    import numpy as np
+
+    from rnngrad import gradient_profile
+
+    from .examples_loader import EXAMPLES, load_example
+
+    np.save(tmp_path / "tokens.npy", np.arange(60, dtype=np.int64).reshape(3, 20) % 17)
+    np.save(tmp_path / "labels.npy", np.array([0, 1, 3], dtype=np.int64))
+    args = '{"vocab": 17, "embed": 4, "hidden": 5}'
+    done = run(
+        "report", "--model", f"{EXAMPLES / 'classifier.py'}:Classifier", "--model-args", args,
+        "--input", str(tmp_path / "tokens.npy"), "--target", str(tmp_path / "labels.npy"),
+        "--loss", "cross-entropy", "--quick", "--out", str(tmp_path / "r"),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    numbers = json.loads((tmp_path / "r" / "results.json").read_text())["sections"]["profile"][
+        "numbers"
+    ]
+    import torch
+
+    torch.manual_seed(0)
+    model = load_example("classifier").Classifier(vocab=17, embed=4, hidden=5).eval()
+    labels = torch.tensor([0, 1, 3])
+    expected = gradient_profile(
+        model,
+        torch.from_numpy(np.load(tmp_path / "tokens.npy")),
+        loss=lambda logits: torch.nn.functional.cross_entropy(logits, labels),
+    )
+    entry = next(v for k, v in numbers.items() if k.endswith("layer 1 reverse"))
+    assert entry["summary_order"].startswith("t = 1..T")
+    assert entry["verdict"] == expected.layer(1, 1).verdict.label
+    np.testing.assert_allclose(entry["grad_norm"], expected.layer(1, 1).mean_grad_norm, rtol=1e-5)
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

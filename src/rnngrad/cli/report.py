@@ -3,26 +3,56 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
 from rnngrad.cli._common import DtypeName, app
+from rnngrad.cli._models import (
+    MODEL_ARGS_HELP,
+    MODEL_HELP,
+    MODULE_HELP,
+    LossName,
+    choose_loss,
+    load_model,
+)
 from rnngrad.errors import InvalidInputError
 
 
 @app.command()
 def report(
     model: Annotated[
-        str | None, typer.Option("--model", help="Module spec; without it, built-in defaults.")
+        str | None, typer.Option("--model", help=MODEL_HELP + " Without it, built-in examples.")
     ] = None,
+    model_args: Annotated[
+        str | None, typer.Option("--model-args", help=MODEL_ARGS_HELP)
+    ] = None,
+    module: Annotated[str | None, typer.Option("--module", help=MODULE_HELP)] = None,
     state_dict: Annotated[
-        Path | None, typer.Option("--state-dict", help="Weights for --model (.pt or .safetensors).")
+        Path | None,
+        typer.Option("--state-dict", help="Weights of the whole model (.pt or .safetensors)."),
     ] = None,
-    input_file: Annotated[
-        Path | None, typer.Option("--input", help="Input for the profile (.pt or .npy).")
+    input_files: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--input",
+            help="Input for the profile (.pt or .npy; int64 token ids for a model with an "
+            "embedding); repeat it for a model that takes several.",
+        ),
     ] = None,
+    target_file: Annotated[
+        Path | None,
+        typer.Option("--target", help="Targets for --loss cross-entropy or mse (.npy or .pt)."),
+    ] = None,
+    loss: Annotated[
+        LossName,
+        typer.Option(
+            "--loss",
+            help="The profile's loss: last, sum (on the recurrent module's output), "
+            "cross-entropy or mse (on the model's output, with --target).",
+        ),
+    ] = LossName.last,
     out: Annotated[Path, typer.Option("--out", help="Folder of the page.")] = Path(
         "rnngrad-report"
     ),
@@ -42,26 +72,42 @@ def report(
 
     from rnngrad.report.build import build_sections
     from rnngrad.report.page import prepare_folder, write_report
-    from rnngrad.spec import build_module, load_input, load_state_dict, parse_spec
+    from rnngrad.spec import load_input
 
     prepare_folder(out, force)
     if lab is not None and not (lab / "results.parquet").exists():
         raise InvalidInputError(f"{lab}: no results.parquet (has the sweep run?)")
-    module = None
-    inputs = None
+    network = None
+    inputs: Any = None
+    profile_loss: Any = "last"
     title = "rnngrad report: built-in examples"
     if model is not None:
         torch_dtype = torch.float64 if dtype == DtypeName.float64 else torch.float32
-        spec = parse_spec(model)
-        module = build_module(spec, seed=seed, dtype=torch_dtype)
-        if state_dict is not None:
-            load_state_dict(module, state_dict)
-        if input_file is not None:
-            inputs = load_input(input_file, torch_dtype)
-        title = f"rnngrad report: {spec.text}"
-    elif state_dict is not None or input_file is not None:
-        raise InvalidInputError("--state-dict and --input need --model")
-    stages = 7 if module is None else 5
+        loaded = load_model(model, model_args, state_dict, seed=seed, dtype=torch_dtype)
+        if module is not None and not loaded.is_user_model:
+            raise InvalidInputError("--module applies to a model of your own, not to a spec")
+        network = loaded.model
+        if input_files:
+            if len(input_files) > 1 and not loaded.is_user_model:
+                raise InvalidInputError("a spec's module takes one --input")
+            tensors = [
+                load_input(f, torch_dtype, allow_integer=loaded.is_user_model)
+                for f in input_files
+            ]
+            inputs = tuple(tensors) if len(tensors) > 1 else tensors[0]
+        elif loaded.is_user_model:
+            raise InvalidInputError("a model of your own needs its input: --input FILE")
+        profile_loss = choose_loss(loss, target_file, torch_dtype)
+        title = f"rnngrad report: {loaded.label}" + (f" ({module})" if module else "")
+    else:
+        given = {
+            "--state-dict": state_dict, "--input": input_files, "--model-args": model_args,
+            "--module": module, "--target": target_file,
+        }  # fmt: skip
+        for flag, value in given.items():
+            if value:
+                raise InvalidInputError(f"{flag} needs --model")
+    stages = 7 if network is None else 5
     console = Console(stderr=True)
     with Progress(TextColumn("[bold]report[/]"), BarColumn(), TextColumn("{task.description}"),
                   console=console, transient=True) as bar:  # fmt: skip
@@ -71,8 +117,8 @@ def report(
             bar.update(handle, advance=1, description=name)
 
         sections = build_sections(
-            module=module, name=model or "model", inputs=inputs, quick=quick, lab=lab, seed=seed,
-            progress=stage,
+            module=network, name=model or "model", inputs=inputs, loss=profile_loss,
+            recurrent=module, quick=quick, lab=lab, seed=seed, progress=stage,
         )  # fmt: skip
         page = write_report(sections, out, title)
     summary = Console()

@@ -65,8 +65,9 @@ class Section:
 class _Model:
     name: str
     module: nn.Module
-    inputs: torch.Tensor
+    inputs: Any  # a tensor, or a tuple of the model's arguments
     loss: Any
+    recurrent: str | None = None  # the recurrent submodule's name, when there are several
 
 
 def _scalar_section() -> Section:
@@ -182,7 +183,9 @@ def _profile_section(models: list[_Model]) -> tuple[Section, dict[str, float]]:
     numbers: dict[str, Any] = {}
     stories, saturation, labels = [], {}, set()
     for model in models:
-        profile = gradient_profile(model.module, model.inputs, loss=model.loss)
+        profile = gradient_profile(
+            model.module, model.inputs, loss=model.loss, module=model.recurrent
+        )
         for layer in profile.layers:
             name = f"{model.name}, {layer.name}"
             steps = list(range(1, layer.mean_grad_norm.size + 1))
@@ -236,7 +239,7 @@ def _lyapunov_section(models: list[_Model], quick: bool, seed: int) -> Section:
     steps = 150 if quick else 400
     systems: list[tuple[str, nn.Module, Any]] = []
     for model in models:
-        module = _recurrent(model.module)
+        module = _recurrent(model.module, model.recurrent)
         if getattr(module, "bidirectional", False):
             stories.append(f"{model.name}: bidirectional, no causal dynamics to measure")
             continue
@@ -316,10 +319,10 @@ def _lab_section(lab: Path | None) -> Section:
     return Section("lab", "6. The remedies lab", sentence, verdict, [figure], {"summary": rows})
 
 
-def _recurrent(module: nn.Module) -> nn.Module:
+def _recurrent(module: nn.Module, name: str | None = None) -> nn.Module:
     from rnngrad.cells import find_recurrent_module
 
-    return find_recurrent_module(module)[1]
+    return find_recurrent_module(module, name)[1]
 
 
 def _float64_copy(module: nn.Module) -> nn.Module:
@@ -372,7 +375,9 @@ def build_sections(
     *,
     module: nn.Module | None = None,
     name: str = "model",
-    inputs: torch.Tensor | None = None,
+    inputs: Any = None,
+    loss: Any = "last",
+    recurrent: str | None = None,
     quick: bool = False,
     lab: Path | None = None,
     seed: int = 0,
@@ -383,7 +388,12 @@ def build_sections(
     Args:
         module: the model to analyse (``None``: the built-in defaults).
         name: its name on the page.
-        inputs: its input for the profile (default: seeded N(0, 1), B = 8, T = 100).
+        inputs: its input for the profile, a tensor or a tuple of the model's
+            arguments (default: seeded N(0, 1), B = 8, T = 100, for a model whose
+            recurrent module reads the model's input).
+        loss: the profile's loss (``"last"``, ``"sum"`` or a callable on the
+            model's output).
+        recurrent: the recurrent submodule's name, when the model has several.
         quick: shorter runs (for tests and previews).
         lab: a sweep's folder for section 6.
         seed: seeds everything random.
@@ -404,20 +414,20 @@ def build_sections(
             "non-normal (rho 0.9)": example_matrix("nonnormal", hidden=64, radius=0.9, seed=seed),
         }
     else:
-        recurrent = _recurrent(module)
+        recurrent_module = _recurrent(module, recurrent)
         layout_inputs = inputs
         if layout_inputs is None:
             from rnngrad.cells import describe_module
 
-            layout = describe_module(recurrent)
+            layout = describe_module(recurrent_module)
             generator = torch.Generator().manual_seed(seed)
             shape = (
                 (8, 100, layout.input_size) if layout.batch_first else (100, 8, layout.input_size)
             )
-            dtype = next(recurrent.parameters()).dtype
+            dtype = next(recurrent_module.parameters()).dtype
             layout_inputs = torch.randn(shape, generator=generator, dtype=dtype)
-        models = [_Model(name, module, layout_inputs, "last")]
-        matrices = _recurrent_blocks(recurrent)
+        models = [_Model(name, module, layout_inputs, loss, recurrent)]
+        matrices = _recurrent_blocks(recurrent_module)
     report("the spectrum of W_hh")
     spectrum = _spectrum_section(matrices)
     report("the gradient profiles")
