@@ -438,7 +438,8 @@ def lyapunov_spectrum(
     part = dynamics.tangent_slice
     generator = torch.Generator(device=dynamics.device).manual_seed(seed)
     source = _Inputs(inputs, dynamics, batch, warmup + steps, generator)
-    with torch.no_grad():
+    # Autocast would round the Jacobian products; the analysis runs in the dynamics' dtype.
+    with torch.no_grad(), torch.autocast(dynamics.device.type, enabled=False):
         state = _warm_start(dynamics, batch, warmup, source, generator)
         basis = _random_orthonormal(batch, n, count, state, generator)
         # The companion trajectory for the two-trajectory estimate of lambda_1.

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -229,6 +230,7 @@ def gradient_profile(
     generator: torch.Generator | None = None,
     keep_gradients: bool = False,
     tolerance: float = RATE_TOLERANCE,
+    dtype: torch.dtype | None = None,
 ) -> GradientProfile:
     """The total gradient ``dL/dh_t`` of every layer, direction and step of a model.
 
@@ -250,6 +252,11 @@ def gradient_profile(
         keep_gradients: also return the gradient tensors, not only their norms
             (zeros at padding steps).
         tolerance: per-step tolerance of the growth rule.
+        dtype: compute in this dtype on a converted copy. By default a
+            half-precision model, or one called under ``torch.autocast``, is
+            profiled in float32 (autocast off) and anything else as it is; the
+            result's ``dtype`` is the one used, ``source_dtype`` the model's, and
+            ``precision_note`` says where the reduced dtype flushes gradients.
 
     Raises:
         UnsupportedModuleError: no recurrent module, or several without a name.
@@ -257,6 +264,38 @@ def gradient_profile(
             initial state given twice, or ``hx``/``lengths`` given for a model
             that is not itself the recurrent module.
     """
+    from rnngrad.precision import cast_floating, converted_copy, flush_note, precision_plan
+
+    precision = precision_plan(find_recurrent_module(model, module)[1], dtype)
+    if precision.compute is not None:
+        model = converted_copy(model, precision.compute)
+        inputs, hx = cast_floating(inputs, precision.compute), cast_floating(hx, precision.compute)
+    with precision.autocast_off():
+        profile = _profile(
+            model, inputs, loss=loss, module=module, hx=hx, lengths=lengths,
+            generator=generator, keep_gradients=keep_gradients, tolerance=tolerance,
+        )  # fmt: skip
+    if precision.source is None:
+        return profile
+    note = flush_note(
+        precision, [lp.name for lp in profile.layers], [lp.grad_norm for lp in profile.layers],
+        profile.steps,
+    )  # fmt: skip
+    return replace(profile, source_dtype=precision.source, precision_note=note)
+
+
+def _profile(
+    model: nn.Module,
+    inputs: torch.Tensor | PackedSequence | tuple[Any, ...],
+    *,
+    loss: LossSpec,
+    module: str | None,
+    hx: Any,
+    lengths: Any,
+    generator: torch.Generator | None,
+    keep_gradients: bool,
+    tolerance: float,
+) -> GradientProfile:
     name, rnn = find_recurrent_module(model, module)
     layout = describe_module(rnn)
     # A PackedSequence is a tuple too, but it is one argument.

@@ -115,6 +115,9 @@ class GradientProfile:
         calls: how many times the module was called in the forward pass (more
             than one for a cell in a loop or a decoder that steps a module; the
             steps ``1..T`` are then the calls' steps in call order).
+        source_dtype: what the model itself runs in when the profile was computed
+            in another dtype (``"float16"``, ``"autocast bfloat16"``), else ``None``.
+        precision_note: where that reduced dtype flushes gradients to zero, or ``None``.
     """
 
     layout: RecurrentLayout
@@ -127,6 +130,8 @@ class GradientProfile:
     layers: tuple[LayerProfile, ...]
     lengths: NDArray[np.int64]
     calls: int = 1
+    source_dtype: str | None = None
+    precision_note: str | None = None
 
     @property
     def packed(self) -> bool:

@@ -25,9 +25,7 @@ def report(
     model: Annotated[
         str | None, typer.Option("--model", help=MODEL_HELP + " Without it, built-in examples.")
     ] = None,
-    model_args: Annotated[
-        str | None, typer.Option("--model-args", help=MODEL_ARGS_HELP)
-    ] = None,
+    model_args: Annotated[str | None, typer.Option("--model-args", help=MODEL_ARGS_HELP)] = None,
     module: Annotated[str | None, typer.Option("--module", help=MODULE_HELP)] = None,
     state_dict: Annotated[
         Path | None,
@@ -91,8 +89,7 @@ def report(
             if len(input_files) > 1 and not loaded.is_user_model:
                 raise InvalidInputError("a spec's module takes one --input")
             tensors = [
-                load_input(f, torch_dtype, allow_integer=loaded.is_user_model)
-                for f in input_files
+                load_input(f, torch_dtype, allow_integer=loaded.is_user_model) for f in input_files
             ]
             inputs = tuple(tensors) if len(tensors) > 1 else tensors[0]
         elif loaded.is_user_model:
