@@ -29,8 +29,8 @@ screenshot: $(VENV)/.installed-test chromium
 	$(BIN)/python benchmarks/screenshot.py docs/report.png
 
 lint: $(VENV)/.installed-test
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/ruff format --check src tests benchmarks examples
 
 typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy
@@ -47,8 +47,8 @@ test: check chromium
 	$(BIN)/python -m pytest
 
 format: $(VENV)/.installed-test
-	$(BIN)/ruff format src tests benchmarks
-	$(BIN)/ruff check --fix src tests benchmarks
+	$(BIN)/ruff format src tests benchmarks examples
+	$(BIN)/ruff check --fix src tests benchmarks examples
 
 # The speed benchmarks (a few minutes); benchmarks/remedies.py is separate (much longer).
 bench: $(VENV)/.installed

@@ -251,3 +251,29 @@ def test_lyapunov_of_a_models_submodules() -> None:
     assert payload["source"].endswith("layer 1, reverse direction")
     done = run("lyapunov", "--model", CLASSIFIER, "--model-args", ARGS, *common)
     assert done.returncode == 2 and "name one layer" in done.stderr
+
+
+def test_the_readme_walk_through(tmp_path: Path) -> None:
+    """examples/train_classifier.py trains briefly and saves; rnngrad profile reads it."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "run"
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / "train_classifier.py"), "--out", str(out),
+         "--steps", "3", "--seq-len", "12"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    common = [
+        "--model", CLASSIFIER, "--model-args", '{"vocab": 100}',
+        "--state-dict", str(out / "classifier.pt"), "--input", str(out / "tokens.npy"),
+    ]  # fmt: skip
+    profiled = run(
+        "profile", *common, "--input", str(out / "lengths.npy"),
+        "--target", str(out / "labels.npy"), "--loss", "cross-entropy", "--json",
+    )  # fmt: skip
+    assert profiled.returncode == 0, profiled.stderr
+    payload = strict_json(profiled.stdout)
+    assert payload["lengths"] == np.load(out / "lengths.npy").tolist()
+    assert len(payload["layers"]) == 4
