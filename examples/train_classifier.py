@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from classifier import Classifier  # noqa: E402
+from classifier import Classifier
 
 VOCAB, CLASSES = 100, 4
 
