@@ -277,3 +277,32 @@ def test_the_readme_walk_through(tmp_path: Path) -> None:
     payload = strict_json(profiled.stdout)
     assert payload["lengths"] == np.load(out / "lengths.npy").tolist()
     assert len(payload["layers"]) == 4
+
+
+def test_lengths_pack_a_specs_input(tmp_path: Path) -> None:
+    """--lengths FILE packs the input of a spec's module: the API's packed profile."""
+    from torch.nn.utils.rnn import pack_padded_sequence
+
+    from rnngrad.spec import build_module, parse_spec
+
+    spec = "gru:input=3,hidden=4,layers=2,bidirectional=true"
+    x = torch.randn(9, 3, 3, generator=torch.Generator().manual_seed(0))
+    np.save(tmp_path / "x.npy", x.numpy())
+    np.save(tmp_path / "lengths.npy", np.array([4, 9, 2], dtype=np.int64))
+    np.save(tmp_path / "bad.npy", np.array([4, 10, 2], dtype=np.int64))
+    np.save(tmp_path / "float.npy", np.array([4.0, 9.0, 2.0]))
+    np.save(tmp_path / "short.npy", np.array([4, 9], dtype=np.int64))
+    common = ["profile", "--model", spec, "--input", str(tmp_path / "x.npy"), "--dtype", "float64"]
+    done = run(*common, "--lengths", str(tmp_path / "lengths.npy"), "--json")
+    assert done.returncode == 0, done.stderr
+    payload = strict_json(done.stdout)
+    assert payload["lengths"] == [4, 9, 2] and payload["sequences_per_step"][-1] == 1
+    module = build_module(parse_spec(spec), dtype=torch.float64)
+    packed = pack_padded_sequence(x.double(), torch.tensor([4, 9, 2]), enforce_sorted=False)
+    expected = gradient_profile(module, packed)
+    for entry, lp in zip(payload["layers"], expected.layers, strict=True):
+        np.testing.assert_allclose(entry["grad_norm"], lp.mean_grad_norm, rtol=1e-12)
+    for name, message in (("bad", "1..9"), ("float", "whole numbers"), ("short", "(3,)")):
+        done = run(*common, "--lengths", str(tmp_path / f"{name}.npy"))
+        assert done.returncode == 2 and message in done.stderr, done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1

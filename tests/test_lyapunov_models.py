@@ -110,3 +110,30 @@ def test_direction_of_a_unidirectional_module_is_refused() -> None:
         lyapunov_spectrum(nn.GRU(2, 3).double(), direction=1, **SETTINGS)
     with pytest.raises(InvalidInputError, match="layer must be"):
         lyapunov_spectrum(nn.GRU(2, 3).double(), layer=2, **SETTINGS)
+
+
+def test_a_float32_cell_of_ones_own_through_cell_dynamics() -> None:
+    """The public route for a cell of one's own: a float32 nn.Module cell is used through a
+    float64 copy, and the result says so."""
+    torch.manual_seed(5)
+
+    class Leaky(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = nn.Linear(4, 4, bias=False)
+            self.u = nn.Linear(2, 4)
+
+        def forward(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+            return 0.5 * h + 0.5 * torch.tanh(self.w(h) + self.u(x))
+
+    cell = Leaky()
+    result = lyapunov_spectrum(CellDynamics(cell, state_size=4, input_size=2), **SETTINGS)
+    assert result.converted_from == "float32" and result.dtype == "float64"
+    import copy
+
+    exact = lyapunov_spectrum(
+        CellDynamics(copy.deepcopy(cell).double(), state_size=4, input_size=2), **SETTINGS
+    )
+    assert exact.converted_from is None
+    np.testing.assert_array_equal(result.exponents, exact.exponents)
+    assert next(cell.parameters()).dtype == torch.float32, "the user's cell is left as it is"

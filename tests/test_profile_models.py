@@ -236,3 +236,28 @@ def test_classifier_packing_inside_its_forward_equals_the_reference() -> None:
                 full = store.setdefault(key, torch.zeros(4, 9, value.shape[-1], dtype=value.dtype))
                 full[b, :length] = value[0]
     assert_matches_packed(profile, grads_h, grads_c, lengths.tolist())
+
+
+def test_packed_sequences_with_dropout_between_layers() -> None:
+    """Train mode: the masks the profile draws (padded, in the packed batch order) replayed
+    for each sequence alone give the same gradients."""
+    module = build("lstm", layers=2, bidirectional=True, dropout=0.5).train()
+    lengths = [3, 6, 4]
+    x = torch.randn(6, 3, 4, dtype=torch.float64)
+    packed = pack_padded_sequence(x, torch.tensor(lengths), enforce_sorted=False)
+    generator = torch.Generator().manual_seed(7)
+    profile = gradient_profile(module, packed, loss="sum", keep_gradients=True, generator=generator)
+    replay = torch.Generator().manual_seed(7)
+    draw = torch.rand((6, 3, 10), generator=replay, dtype=torch.float64)
+    mask = (draw < 0.5).double() / 0.5  # (T, B) in the packed order: longest first
+    sorted_position = {int(b): j for j, b in enumerate(packed.sorted_indices)}
+    grads_h: dict[tuple[int, int], torch.Tensor] = {}
+    grads_c: dict[tuple[int, int], torch.Tensor] = {}
+    for b, length in enumerate(lengths):
+        own = mask[:length, sorted_position[b] : sorted_position[b] + 1]
+        ref_h, ref_c, _ = cell_reference(module, x[:length, b : b + 1], "sum", masks=[own])
+        for store, ref in ((grads_h, ref_h), (grads_c, ref_c)):
+            for key, value in ref.items():
+                full = store.setdefault(key, torch.zeros(3, 6, value.shape[-1], dtype=value.dtype))
+                full[b, :length] = value[0]
+    assert_matches_packed(profile, grads_h, grads_c, lengths)

@@ -76,7 +76,9 @@ _LAZY = {
     "GradientProfile": "rnngrad.profile",
     "LayerProfile": "rnngrad.profile",
     "gradient_profile": "rnngrad.profile",
+    "gradient_profiles": "rnngrad.profile",
     "cell_gradient_profile": "rnngrad.profile",
+    "find_recurrent_modules": "rnngrad.cells",
     "RecurrentLayout": "rnngrad.cells",
     "describe_module": "rnngrad.cells",
     "find_recurrent_module": "rnngrad.cells",
@@ -92,7 +94,12 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:
-    from rnngrad.cells import RecurrentLayout, describe_module, find_recurrent_module
+    from rnngrad.cells import (
+        RecurrentLayout,
+        describe_module,
+        find_recurrent_module,
+        find_recurrent_modules,
+    )
     from rnngrad.dynamics import CellDynamics, ModuleDynamics
     from rnngrad.finite_time import (
         DecayComparison,
@@ -107,6 +114,7 @@ if TYPE_CHECKING:
         LayerProfile,
         cell_gradient_profile,
         gradient_profile,
+        gradient_profiles,
     )
 
 
@@ -160,11 +168,13 @@ __all__ = [
     "elman_jacobian_products",
     "example_matrix",
     "find_recurrent_module",
+    "find_recurrent_modules",
     "finite_time_spectrum",
     "format_signed_log10",
     "get_activation",
     "gradient_horizon",
     "gradient_profile",
+    "gradient_profiles",
     "growth_labels",
     "growth_verdict",
     "load_array",

@@ -344,7 +344,10 @@ class CellDynamics(Dynamics):
 
     Args:
         cell: ``(x (B, D), h (B, n)) -> h' (B, n)``; it must be a pure function
-            of its arguments (no in-place state).
+            of its arguments (no in-place state). An ``nn.Module`` whose
+            parameters are in another dtype (a float32 or half-precision cell)
+            is used through a copy converted to ``dtype``; ``converted_from``
+            then names its own dtype.
         state_size: ``n``; ``input_size``: ``D``.
         dtype, device: of the states.
     """
@@ -358,6 +361,16 @@ class CellDynamics(Dynamics):
         dtype: torch.dtype = torch.float64,
         device: torch.device | str = "cpu",
     ) -> None:
+        self.converted_from: str | None = None
+        if isinstance(cell, nn.Module):
+            own = {p.dtype for p in cell.parameters() if torch.is_floating_point(p)}
+            if own and own != {dtype}:
+                import copy
+
+                self.converted_from = ", ".join(
+                    sorted(str(d).removeprefix("torch.") for d in own)
+                )
+                cell = copy.deepcopy(cell).to(dtype)
         self.cell = cell
         self.state_size = state_size
         self.input_size = input_size

@@ -221,7 +221,7 @@ def _system(
     if isinstance(system, Dynamics):
         if module is not None or layer is not None or direction != 0:
             raise InvalidInputError("module=, layer= and direction= apply to a PyTorch model")
-        return _System(system, inputs)
+        return _System(system, inputs, converted_from=getattr(system, "converted_from", None))
     import copy
 
     from rnngrad.cells import describe_module, find_recurrent_module
