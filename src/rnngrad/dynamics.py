@@ -367,9 +367,7 @@ class CellDynamics(Dynamics):
             if own and own != {dtype}:
                 import copy
 
-                self.converted_from = ", ".join(
-                    sorted(str(d).removeprefix("torch.") for d in own)
-                )
+                self.converted_from = ", ".join(sorted(str(d).removeprefix("torch.") for d in own))
                 cell = copy.deepcopy(cell).to(dtype)
         self.cell = cell
         self.state_size = state_size

@@ -86,6 +86,32 @@ def load_model(
     return LoadedModel(module, spec.text, spec)
 
 
+def load_model_and_check(
+    text: str,
+    model_args: str | None,
+    state_dict: Path | None,
+    module: str | None,
+    *,
+    seed: int,
+    dtype: torch.dtype,
+) -> LoadedModel:
+    """:func:`load_model`, refusing ``--module`` for a spec (it is one module)."""
+    loaded = load_model(text, model_args, state_dict, seed=seed, dtype=dtype)
+    if module is not None and not loaded.is_user_model:
+        raise InvalidInputError("--module applies to a model of your own, not to a spec")
+    return loaded
+
+
+def load_model_inputs(loaded: LoadedModel, files: list[Path], dtype: torch.dtype) -> list[Any]:
+    """The ``--input`` files: floats as ``dtype``; whole numbers (token ids) as int64 for a
+    model of one's own, which may also take several arguments."""
+    from rnngrad.spec import load_input
+
+    if len(files) > 1 and not loaded.is_user_model:
+        raise InvalidInputError("a spec's module takes one --input")
+    return [load_input(f, dtype, allow_integer=loaded.is_user_model) for f in files]
+
+
 def load_lengths(path: Path, batch: int) -> torch.Tensor:
     """``--lengths FILE``: int64 ``(B,)``."""
     import torch

@@ -24,7 +24,8 @@ from rnngrad.cli._models import (
     LossName,
     choose_loss,
     load_lengths,
-    load_model,
+    load_model_and_check,
+    load_model_inputs,
 )
 from rnngrad.errors import InvalidInputError
 
@@ -133,15 +134,14 @@ def profile(
     import torch
 
     from rnngrad.profile import gradient_profile
-    from rnngrad.spec import load_input
 
     if (not input_files) == (random_input is None):
         raise InvalidInputError("give exactly one of --input FILE and --random-input B,T")
     torch_dtype = torch.float64 if dtype == DtypeName.float64 else torch.float32
-    loaded = load_model(model, model_args, state_dict, seed=seed, dtype=torch_dtype)
+    loaded = load_model_and_check(
+        model, model_args, state_dict, module, seed=seed, dtype=torch_dtype
+    )
     loaded.model.train(train)
-    if module is not None and not loaded.is_user_model:
-        raise InvalidInputError("--module applies to a model of your own, not to a spec")
     if random_input is not None:
         if loaded.is_user_model:
             raise InvalidInputError(
@@ -151,11 +151,7 @@ def profile(
         inputs = [_random_input(random_input, loaded.spec, seed, torch_dtype)]
     else:
         assert input_files
-        if len(input_files) > 1 and not loaded.is_user_model:
-            raise InvalidInputError("a spec's module takes one --input")
-        inputs = [
-            load_input(f, torch_dtype, allow_integer=loaded.is_user_model) for f in input_files
-        ]
+        inputs = load_model_inputs(loaded, input_files, torch_dtype)
     arguments: Any = tuple(inputs) if len(inputs) > 1 else inputs[0]
     lengths = None
     if lengths_file is not None:
@@ -303,9 +299,9 @@ def lyapunov(
         assert model is not None
         if gain is not None:
             raise InvalidInputError("--gain applies to --random only")
-        loaded = load_model(model, model_args, state_dict, seed=seed, dtype=torch_dtype)
-        if module is not None and not loaded.is_user_model:
-            raise InvalidInputError("--module applies to a model of your own, not to a spec")
+        loaded = load_model_and_check(
+            model, model_args, state_dict, module, seed=seed, dtype=torch_dtype
+        )
         network = loaded.model
         label = loaded.label + (f" ({module})" if module else "")
     inputs: Any = input_spec

@@ -15,7 +15,8 @@ from rnngrad.cli._models import (
     MODULE_HELP,
     LossName,
     choose_loss,
-    load_model,
+    load_model_and_check,
+    load_model_inputs,
 )
 from rnngrad.errors import InvalidInputError
 
@@ -70,7 +71,6 @@ def report(
 
     from rnngrad.report.build import build_sections
     from rnngrad.report.page import prepare_folder, write_report
-    from rnngrad.spec import load_input
 
     prepare_folder(out, force)
     if lab is not None and not (lab / "results.parquet").exists():
@@ -81,16 +81,12 @@ def report(
     title = "rnngrad report: built-in examples"
     if model is not None:
         torch_dtype = torch.float64 if dtype == DtypeName.float64 else torch.float32
-        loaded = load_model(model, model_args, state_dict, seed=seed, dtype=torch_dtype)
-        if module is not None and not loaded.is_user_model:
-            raise InvalidInputError("--module applies to a model of your own, not to a spec")
+        loaded = load_model_and_check(
+            model, model_args, state_dict, module, seed=seed, dtype=torch_dtype
+        )
         network = loaded.model
         if input_files:
-            if len(input_files) > 1 and not loaded.is_user_model:
-                raise InvalidInputError("a spec's module takes one --input")
-            tensors = [
-                load_input(f, torch_dtype, allow_integer=loaded.is_user_model) for f in input_files
-            ]
+            tensors = load_model_inputs(loaded, input_files, torch_dtype)
             inputs = tuple(tensors) if len(tensors) > 1 else tensors[0]
         elif loaded.is_user_model:
             raise InvalidInputError("a model of your own needs its input: --input FILE")
