@@ -306,3 +306,14 @@ def test_lengths_pack_a_specs_input(tmp_path: Path) -> None:
         done = run(*common, "--lengths", str(tmp_path / f"{name}.npy"))
         assert done.returncode == 2 and message in done.stderr, done.stderr
         assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_a_model_that_fails_on_its_input_gives_one_line(
+    classifier_files: dict[str, Path], tmp_path: Path
+) -> None:
+    np.save(tmp_path / "floats.npy", np.zeros((5, 12), dtype=np.float32))
+    done = run("profile", "--model", CLASSIFIER, "--model-args", ARGS, "--input",
+               str(tmp_path / "floats.npy"))  # fmt: skip
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Classifier raised RuntimeError" in lines[0], done.stderr

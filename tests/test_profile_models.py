@@ -261,3 +261,21 @@ def test_packed_sequences_with_dropout_between_layers() -> None:
                 full = store.setdefault(key, torch.zeros(3, 6, value.shape[-1], dtype=value.dtype))
                 full[b, :length] = value[0]
     assert_matches_packed(profile, grads_h, grads_c, lengths)
+
+
+def test_errors_of_the_users_own_code_are_quoted_in_a_typed_error() -> None:
+    """A model that fails on its input, or a loss that fails on the model's output, gives a
+    ModelError (an InvalidInputError) quoting the user's exception, chained."""
+    from rnngrad.errors import ModelError
+
+    model = classifier()
+    with pytest.raises(ModelError, match="Classifier raised") as caught:
+        gradient_profile(model, torch.randn(2, 5), loss=lambda out: out.sum())
+    assert caught.value.__cause__ is not None
+    tokens = torch.zeros(2, 5, dtype=torch.int64)
+
+    def broken(out: torch.Tensor) -> torch.Tensor:
+        raise KeyError("labels")
+
+    with pytest.raises(ModelError, match="the loss raised KeyError"):
+        gradient_profile(model, tokens, loss=broken)

@@ -211,3 +211,21 @@ def test_the_monitor_follows_a_decoder() -> None:
     profile = monitor.step(torch.randn(6, 2, 4))
     assert profile is not None and profile.calls == 6
     assert monitor.history[0].log10_grad_norm.shape == (2, 6)
+
+
+@pytest.mark.parametrize("kind", ["rnn_tanh", "gru", "lstm"])
+def test_a_bare_cell_on_a_sequence_is_the_one_layer_module(kind: str) -> None:
+    """gradient_profile(cell, x (T, B, D)): the one-layer fused module with the cell's
+    weights, whose profile is checked against the cell loop elsewhere."""
+    torch.manual_seed(4)
+    cell = CELLS[kind]().double()
+    fused = {"rnn_tanh": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}[kind](3, 5).double()
+    with torch.no_grad():
+        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+            getattr(fused, f"{name}_l0").copy_(getattr(cell, name))
+    x = torch.randn(6, 2, 3, dtype=torch.float64)
+    profile = gradient_profile(cell, x, loss="sum", keep_gradients=True)
+    reference_h, _, _ = cell_reference(fused, x, "sum")
+    assert profile.layers[0].grad is not None
+    expected = reference_h[(0, 0)]
+    assert (profile.layers[0].grad - expected).abs().max() <= 1e-10 * expected.abs().max()

@@ -9,8 +9,12 @@ them as one line on stderr and exits with status 2.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 __all__ = [
     "InvalidInputError",
+    "ModelError",
     "NonFiniteInputError",
     "NumericalError",
     "RnngradError",
@@ -18,6 +22,7 @@ __all__ = [
     "UnknownActivationError",
     "UnsafeFileError",
     "WeightFileError",
+    "calling_user_code",
 ]
 
 
@@ -58,3 +63,26 @@ class UnsafeFileError(WeightFileError):
 
 class NumericalError(RnngradError, ArithmeticError):
     """A computation that left the range of floating point (NaN appeared)."""
+
+
+class ModelError(InvalidInputError):
+    """The user's model (or loss) raised an error of its own while rnngrad called it;
+    the message quotes it, and the original is chained as ``__cause__``."""
+
+
+class ControlFlow(Exception):
+    """Raised by rnngrad's own hooks inside a user's forward to change course; passes
+    through :func:`calling_user_code` untouched."""
+
+
+@contextmanager
+def calling_user_code(what: str) -> Iterator[None]:
+    """Turn an exception from the user's code into a :class:`ModelError` quoting it."""
+    try:
+        yield
+    except (RnngradError, ControlFlow):
+        raise
+    except Exception as error:
+        text = str(error).strip()
+        detail = text.splitlines()[0] if text else "(no message)"
+        raise ModelError(f"{what} raised {type(error).__name__}: {detail}") from error

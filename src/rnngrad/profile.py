@@ -59,7 +59,13 @@ from rnngrad.cells import (
     is_cell,
     layer_weights,
 )
-from rnngrad.errors import InvalidInputError, NonFiniteInputError, ShapeError
+from rnngrad.errors import (
+    ControlFlow,
+    InvalidInputError,
+    NonFiniteInputError,
+    ShapeError,
+    calling_user_code,
+)
 from rnngrad.fused import (
     Packing,
     Trajectory,
@@ -102,7 +108,8 @@ def _loss_of(
 ) -> torch.Tensor:
     """The scalar loss; ``module_output`` is the output leaf (packed data when packed)."""
     if callable(loss):
-        value = loss(model_output)
+        with calling_user_code("the loss"):
+            value = loss(model_output)
     elif loss == "last":
         if packing is not None:  # each sequence's own last step
             padded = packing.pad(module_output)
@@ -149,7 +156,7 @@ def pack_inputs(inputs: torch.Tensor, lengths: Any, *, batch_first: bool = False
     )
 
 
-class _CalledAgain(Exception):
+class _CalledAgain(ControlFlow):
     """The module was called a second time in one forward pass (a decoder)."""
 
 
@@ -235,8 +242,13 @@ def gradient_profile(
     """The total gradient ``dL/dh_t`` of every layer, direction and step of a model.
 
     Args:
-        model: an ``nn.RNN``/``nn.LSTM``/``nn.GRU``, or any module that contains
-            exactly one of them (or name it with ``module``).
+        model: an ``nn.RNN``/``nn.LSTM``/``nn.GRU`` or one of their cells, or any
+            module that contains exactly one of them (or name it with
+            ``module``). A module called more than once per forward pass (a
+            decoder stepping it, a cell in a loop) is profiled per call, steps in
+            call order (:mod:`rnngrad.stepped`); a bare cell given a whole
+            sequence ``(T, B, D)`` runs over it as the one-layer module with its
+            weights.
         inputs: what ``model`` is called with (a tuple is unpacked). For a bare
             module: the input (a tensor or a ``PackedSequence``), or
             ``(input, hx)`` as the module itself takes them.
@@ -362,7 +374,7 @@ def _profile(
             model_output = forward(arguments[0], hx)
         else:
             try:
-                with replaced_forward(rnn, forward):
+                with replaced_forward(rnn, forward), calling_user_code(f"{type(model).__name__}"):
                     model_output = model(*arguments)
             except _CalledAgain:
                 called_again = True
@@ -558,7 +570,8 @@ def cell_gradient_profile(
     states: list[torch.Tensor] = []
     with torch.random.fork_rng(devices=[]), torch.enable_grad():
         for t in range(steps):
-            state = cell(seq[t], state)
+            with calling_user_code("the cell"):
+                state = cell(seq[t], state)
             if not isinstance(state, torch.Tensor) or state.shape != h0.shape:
                 got = (
                     tuple(state.shape) if isinstance(state, torch.Tensor) else type(state).__name__
@@ -570,7 +583,8 @@ def cell_gradient_profile(
         stacked = torch.stack(states)
         shaped = stacked.transpose(0, 1) if batch_first else stacked
         if callable(loss):
-            value = loss(shaped)
+            with calling_user_code("the loss"):
+                value = loss(shaped)
         elif loss == "last":
             value = 0.5 * (stacked[-1] ** 2).sum()
         elif loss == "sum":

@@ -43,7 +43,7 @@ from torch.nn.utils.rnn import PackedSequence
 
 from rnngrad.bptt import backward_direction
 from rnngrad.cells import RecurrentLayout, describe_module, is_cell, layer_weights
-from rnngrad.errors import InvalidInputError, ShapeError
+from rnngrad.errors import InvalidInputError, ShapeError, calling_user_code
 from rnngrad.fused import (
     FUSED_KERNELS,
     check_input,
@@ -311,10 +311,15 @@ def stepped_profiles(
     devices = [a.device.index or 0 for a in arguments if isinstance(a, torch.Tensor) and a.is_cuda]
     with torch.random.fork_rng(devices=devices), torch.enable_grad():
         with recording(modules, generator) as recorders:
-            model_output = model(*arguments)
+            with calling_user_code(type(model).__name__):
+                model_output = model(*arguments)
         for recorder in recorders:
             recorder.check()
-        value = loss(model_output) if callable(loss) else recorders[0].loss(loss)
+        if callable(loss):
+            with calling_user_code("the loss"):
+                value = loss(model_output)
+        else:
+            value = recorders[0].loss(loss)
         if not isinstance(value, torch.Tensor) or value.numel() != 1:
             raise InvalidInputError("the loss must be a scalar tensor")
         value = value.reshape(())
