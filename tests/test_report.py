@@ -106,9 +106,11 @@ def test_report_of_a_model_of_ones_own(tmp_path: Path) -> None:
         "--loss", "cross-entropy", "--quick", "--out", str(tmp_path / "r"),
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    numbers = json.loads((tmp_path / "r" / "results.json").read_text())["sections"]["profile"][
-        "numbers"
-    ]
+    sections = json.loads((tmp_path / "r" / "results.json").read_text())["sections"]
+    numbers = sections["profile"]["numbers"]
+    spectra = sections["lyapunov"]["numbers"]
+    measured = [key for key in spectra if "layer" in key]
+    assert len(measured) == 4 and any(key.endswith("layer 1 reverse") for key in measured)
     import torch
 
     torch.manual_seed(0)

@@ -237,22 +237,30 @@ def _lyapunov_section(models: list[_Model], quick: bool, seed: int) -> Section:
     numbers: dict[str, Any] = {}
     stories = []
     steps = 150 if quick else 400
-    systems: list[tuple[str, nn.Module, Any]] = []
+    systems: list[tuple[str, nn.Module, Any, dict[str, int]]] = []
     for model in models:
         module = _recurrent(model.module, model.recurrent)
         if getattr(module, "bidirectional", False):
-            stories.append(f"{model.name}: bidirectional, no causal dynamics to measure")
+            # One causal recurrence per layer and direction, each driven by its real input.
+            for layer in range(int(getattr(module, "num_layers", 1))):
+                for direction, suffix in ((0, ""), (1, " reverse")):
+                    where = {"layer": layer, "direction": direction}
+                    systems.append(
+                        (f"{model.name}, layer {layer}{suffix}", module, "random", where)
+                    )
             continue
-        systems.append((model.name, module, "random"))
+        systems.append((model.name, module, "random", {}))
     gain, size = 2.0, 128
     random_network = random_tanh_network(size, gain, seed=seed)
-    systems.append((f"random tanh network (N = {size}, g = {gain:g})", random_network, "zeros"))
-    for name, module, inputs in systems:
+    reference = f"random tanh network (N = {size}, g = {gain:g})"
+    systems.append((reference, random_network, "zeros", {}))
+    for name, module, inputs, where in systems:
         copy = _float64_copy(module)
-        k = min(32, ModuleDynamics(copy).state_size)
+        k = min(32, ModuleDynamics(copy, layers=1 if where else None).state_size)
         result = lyapunov_spectrum(
-            copy, steps=steps, warmup=100, k=k, batch=2, seed=seed, inputs=inputs
-        )
+            copy, steps=steps, warmup=100, k=k, batch=2, seed=seed, inputs=inputs,
+            layer=where.get("layer"), direction=where.get("direction", 0),
+        )  # fmt: skip
         index = list(range(1, result.exponents.size + 1))
         figure.traces.append(Trace(name, index, list(result.exponents), "lines+markers"))
         numbers[name] = {
