@@ -218,6 +218,13 @@ def test_several_recurrent_modules_need_module(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     payload = strict_json(done.stdout)
     assert payload["module_name"] == "encoder" and payload["steps"] == 7
+    done = run(*common, "--module", "decoder", "--json")
+    assert done.returncode == 0, done.stderr
+    payload = strict_json(done.stdout)
+    assert (payload["module_name"], payload["steps"], payload["calls"]) == ("decoder", 4, 4)
+    assert len(payload["layers"][0]["cell_grad_norm"]) == 4
+    done = run(*common, "--module", "decoder")
+    assert done.returncode == 0 and "4 calls (step by step)" in done.stdout, done.stderr
 
 
 def test_lyapunov_of_a_models_submodules() -> None:

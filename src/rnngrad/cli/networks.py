@@ -188,7 +188,10 @@ def profile(
     table = Table(
         title=(
             f"{spec_text}{where}  T = {result.steps}, B = {result.batch}, loss = {result.loss}, "
-            f"{result.dtype}" + (packed if result.packed else "")
+            f"{result.dtype}"
+            + (packed if result.packed else "")
+            + (f", {result.calls} calls (step by step)" if result.calls > 1 else "")
+            + (f" (the model runs in {result.source_dtype})" if result.source_dtype else "")
         ),
         caption="ratio, decay, horizon: in each direction's backpropagation order (forward: "
         "from t = T back to t = 1; rev: from t = 1 to t = T); ratio: log10 |g first| / "
@@ -211,6 +214,8 @@ def profile(
             _sparkline(list(lp.log10_grad_norm), width=20),
         )
     console.print(table)
+    if result.precision_note:
+        console.print(f"Note: {result.precision_note}.")
     worst = [lp for lp in result.layers if lp.verdict.label != "neither"]
     if worst:
         names = ", ".join(f"{lp.name} ({lp.verdict.label})" for lp in worst)
