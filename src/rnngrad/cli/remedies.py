@@ -17,6 +17,17 @@ from rnngrad.cli._common import (
 from rnngrad.errors import InvalidInputError
 
 
+def _note_set_aside(path: str | None) -> None:
+    if path is not None:
+        import sys
+
+        print(
+            f"rnngrad: note: the checkpoint could not be read; it was set aside as {path} and "
+            "the run started from scratch",
+            file=sys.stderr,
+        )
+
+
 @app.command("train")
 def train_command(
     task: Annotated[str, typer.Option("--task", help="adding, copy or order.")],
@@ -67,10 +78,14 @@ def train_command(
     )
     config.validate()
     _writable(out)
+    from rnngrad.atomic import FolderLock
+
+    FolderLock.check(out, "the run")
     if as_json:
         result = train(config, out)
         from rnngrad.jsonout import dumps
 
+        _note_set_aside(result.checkpoint_set_aside)
         print(dumps(result.summary()))
         return
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
@@ -90,6 +105,7 @@ def train_command(
             bar.update(handle, completed=step, loss=f"{loss:.4g}")
 
         result = train(config, out, progress=advance)
+    _note_set_aside(result.checkpoint_set_aside)
     summary = result.summary()
     state = "[bold green]solved[/]" if result.solved else "[bold red]not solved[/]"
     console = Console()
@@ -160,6 +176,9 @@ def sweep(
         raise InvalidInputError(f"--workers must be >= 1, got {workers}")
     parsed = load_sweep(grid)
     _writable(out)
+    from rnngrad.atomic import FolderLock
+
+    FolderLock.check(out, "the sweep")
     from rnngrad.lab.sweep import new_cells
 
     changed = new_cells(parsed, out)

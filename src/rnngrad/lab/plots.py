@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from rnngrad.lab.tasks import Task
@@ -49,7 +49,7 @@ def plot_run(result: TrainResult, folder: Path, task: Task) -> None:
     axis.set_title(title, fontsize=9)
     axis.legend(fontsize=8)
     figure.tight_layout()
-    figure.savefig(folder / "learning_curve.png", dpi=110)
+    _save(figure, folder / "learning_curve.png")
     plt.close(figure)
 
     profiles = result.records["profiles"]
@@ -68,5 +68,12 @@ def plot_run(result: TrainResult, folder: Path, task: Task) -> None:
     if taken:
         axis.legend(fontsize=7, ncol=2)
     figure.tight_layout()
-    figure.savefig(folder / "gradient_profiles.png", dpi=110)
+    _save(figure, folder / "gradient_profiles.png")
     plt.close(figure)
+
+
+def _save(figure: Any, path: Path) -> None:
+    """The PNG through :mod:`rnngrad.atomic`: whole or absent."""
+    from rnngrad.atomic import atomic_write_with
+
+    atomic_write_with(path, lambda handle: figure.savefig(handle, format="png", dpi=110))

@@ -1,12 +1,14 @@
-"""Tidy tables and JSON written atomically (Parquet through pyarrow, and CSV)."""
+"""Tidy tables and JSON written atomically (Parquet through pyarrow, and CSV), each
+through :mod:`rnngrad.atomic`: whole or absent, never a mixture, one line on a full disk."""
 
 from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any
+
+from rnngrad.atomic import atomic_write_bytes, atomic_write_text
 
 __all__ = ["read_table_rows", "write_json", "write_table"]
 
@@ -25,10 +27,9 @@ def write_table(rows: list[dict[str, Any]], base: Path) -> None:
 
     table = pa.Table.from_pylist([{k: _clean(v) for k, v in row.items()} for row in rows])
     for suffix, writer in ((".parquet", pq.write_table), (".csv", pa_csv.write_csv)):
-        target = base.with_suffix(suffix)
-        temporary = target.with_name(target.name + ".tmp")
-        writer(table, temporary)
-        os.replace(temporary, target)
+        sink = pa.BufferOutputStream()
+        writer(table, sink)
+        atomic_write_bytes(base.with_suffix(suffix), sink.getvalue().to_pybytes())
 
 
 def read_table_rows(path: Path) -> list[dict[str, Any]]:
@@ -41,6 +42,4 @@ def read_table_rows(path: Path) -> list[dict[str, Any]]:
 
 def write_json(payload: dict[str, Any], path: Path) -> None:
     """Strict JSON (no NaN), written atomically."""
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(payload, indent=2, allow_nan=False) + "\n")
-    os.replace(temporary, path)
+    atomic_write_text(path, json.dumps(payload, indent=2, allow_nan=False) + "\n")

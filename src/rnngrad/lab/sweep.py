@@ -36,6 +36,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from rnngrad.atomic import FolderLock, atomic_write_text
 from rnngrad.errors import InvalidInputError, RnngradError
 from rnngrad.lab.train import TrainConfig
 
@@ -184,6 +185,33 @@ def new_cells(sweep: Sweep, out: str | Path) -> int:
     return sum(1 for c in sweep.configs if c.key() not in known)
 
 
+def _die_with_parent(parent: int) -> None:
+    """Worker initializer: end this worker as soon as the sweep's process is gone, however
+    it went (``kill -9`` included), so that a rerun never races orphans."""
+    import signal
+    import threading
+    import time
+
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL("libc.so.6", use_errno=True)
+            libc.prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:
+        os._exit(1)
+
+    def watch() -> None:  # where prctl is missing: notice the new parent within 0.5 s
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="rnngrad-parent-watch", daemon=True).start()
+
+
 def _run_cell(config: dict[str, Any], folder: str) -> dict[str, Any]:
     """Run one cell in a worker (single-threaded torch: the workers share the cores)."""
     import torch
@@ -214,7 +242,10 @@ def _write_results(sweep: Sweep, out: Path, summaries: dict[str, dict[str, Any]]
         summary = summaries.get(config.key())
         if summary is None:
             continue
-        grid_values = {k: getattr(config, k) for k in sweep.grid_keys}
+        # The grid's "steps" is the budget; the summary's "steps" is the steps taken.
+        grid_values = {
+            ("step_budget" if k == "steps" else k): getattr(config, k) for k in sweep.grid_keys
+        }
         rows.append({**grid_values, **{k: v for k, v in summary.items() if k not in grid_values}})
     if rows:
         write_table(rows, out / "results")
@@ -252,6 +283,18 @@ def run_sweep(
         raise InvalidInputError(
             f"{folder}: cannot be written ({error.strerror or error})"
         ) from None
+    with FolderLock(folder, "the sweep"):
+        return _run_sweep(sweep, folder, scheduler, workers, use_dask, on_finish)
+
+
+def _run_sweep(
+    sweep: Sweep,
+    folder: Path,
+    scheduler: str | None,
+    workers: int | None,
+    use_dask: bool,
+    on_finish: Callable[[int, int, dict[str, Any] | None], None] | None,
+) -> list[dict[str, Any]]:
     total = len(sweep.configs)
     summaries: dict[str, dict[str, Any]] = {}  # every finished cell, read from disk once
     for config in sweep.configs:
@@ -263,7 +306,8 @@ def run_sweep(
     changed = new_cells(sweep, folder)
     if changed:
         logger.info("the grid changed: %d new cells", changed)
-    (folder / "grid.json").write_text(
+    atomic_write_text(
+        folder / "grid.json",
         json.dumps(
             {
                 "source": sweep.path,
@@ -271,7 +315,7 @@ def run_sweep(
                 "cells": [c.key() for c in sweep.configs],
             },
             indent=1,
-        )
+        ),
     )
     if on_finish is not None:
         on_finish(done, total, None)
@@ -316,7 +360,12 @@ def run_sweep(
 
         context = multiprocessing.get_context("spawn")
         count = workers or os.cpu_count() or 1
-        with ProcessPoolExecutor(max_workers=count, mp_context=context) as pool:
+        with ProcessPoolExecutor(
+            max_workers=count,
+            mp_context=context,
+            initializer=_die_with_parent,
+            initargs=(os.getpid(),),
+        ) as pool:
             pool_futures = {pool.submit(_run_cell, config, path): key for key, config, path in jobs}
             try:
                 for finished in completed(pool_futures):

@@ -12,9 +12,14 @@ recorded, and the run stops once the task counts as solved. Every
 (:func:`rnngrad.gradient_profile`) is recorded.
 
 Every ``checkpoint_every`` steps the model, the optimiser, the generator and
-the records so far are written atomically (a temporary file, then
-``os.replace``) to ``DIR/checkpoint.pt``; the same call on the same ``DIR``
-resumes from it (the checkpoint is read with ``weights_only=True``). The
+the records so far are written atomically (:mod:`rnngrad.atomic`: a temporary
+file of its own, flushed, then ``os.replace``) to ``DIR/checkpoint.pt``; the
+same call on the same ``DIR`` resumes from it (the checkpoint is read with
+``weights_only=True``). One process at a time works in ``DIR`` (a lock that the
+kernel releases when its holder dies). A checkpoint that cannot be read (cut
+short by a full disk, damaged, or not a checkpoint at all) is set aside as
+``checkpoint.pt.unreadable-<time>`` and the run starts from scratch, which the
+result reports (``checkpoint_set_aside``). The
 results land in ``DIR``: ``history.parquet``/``.csv`` (one row per step),
 ``evaluations.parquet``/``.csv``, ``profiles.parquet``/``.csv`` (one row per
 profile, layer step and time step), ``summary.json`` and PNG plots.
@@ -34,6 +39,7 @@ from typing import Any
 
 import torch
 
+from rnngrad.atomic import FolderLock, atomic_write_with
 from rnngrad.errors import InvalidInputError
 from rnngrad.jsonout import finite_or_none
 from rnngrad.lab.models import CELLS, LabModel, parse_init
@@ -133,7 +139,8 @@ class TrainResult:
         baseline_loss: the task's memoryless baseline.
         solved: the task's solved rule was met.
         solved_at: the step at which it was, or ``None``.
-        steps: steps taken.
+        steps: steps taken (the budget is ``config.steps``, ``step_budget`` in
+            the summary).
         skipped_steps: steps skipped for a non-finite gradient norm.
         clipped_steps: steps at which clipping acted.
         wall_s: wall time of this process's part of the run.
@@ -151,11 +158,13 @@ class TrainResult:
     clipped_steps: int
     wall_s: float
     resumed_from: int | None = None
+    checkpoint_set_aside: str | None = None
     records: dict[str, list[dict[str, Any]]] = field(default_factory=dict, repr=False)
 
     def summary(self) -> dict[str, Any]:
         """The JSON summary: the contract's fields, then the rest of the configuration."""
         config = asdict(self.config)
+        budget = config.pop("steps")
         return {
             "task": config.pop("task"),
             "seq_len": config.pop("seq_len"),
@@ -172,20 +181,35 @@ class TrainResult:
             "solved_at": self.solved_at,
             "clipped_steps": self.clipped_steps,
             "resumed_from": self.resumed_from,
+            "step_budget": budget,
+            "checkpoint_set_aside": self.checkpoint_set_aside,
             **config,
         }
 
 
+_CHECKPOINT_KEYS = frozenset(
+    {"config", "model", "optimiser", "generator", "records", "step", "skipped", "clipped",
+     "solved_at"}
+)  # fmt: skip
+
+
 def _atomic_save(payload: Any, path: Path) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    torch.save(payload, temporary)
-    os.replace(temporary, path)
+    atomic_write_with(path, lambda handle: torch.save(payload, handle))
+
+
+def _set_aside(path: Path) -> str:
+    aside = path.with_name(f"{path.name}.unreadable-{time.strftime('%Y%m%dT%H%M%S')}")
+    os.replace(path, aside)
+    return str(aside)
 
 
 def _spectral_radius(model: LabModel) -> float:
-    """Spectral radius of ``W_hh`` (the largest over the gate blocks of LSTM/GRU)."""
+    """Spectral radius of ``W_hh`` (the largest over the gate blocks of LSTM/GRU); NaN
+    when the weights are no longer finite (LAPACK is never handed inf or NaN)."""
     weight = model.recurrent_matrix().detach().double()
     hidden = weight.shape[1]
+    if not torch.isfinite(weight).all():
+        return math.nan
     blocks = weight.reshape(-1, hidden, hidden)
     return float(torch.linalg.eigvals(blocks).abs().max())
 
@@ -208,25 +232,39 @@ def train(
         InvalidInputError: a bad configuration, or ``out`` holds another run.
         OSError: ``out`` cannot be written.
     """
-    from rnngrad.profile import gradient_profile
-
     task = config.validate()
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
+    with FolderLock(folder, "the run"):
+        return _train(config, task, folder, progress)
+
+
+def _train(config: TrainConfig, task: Task, folder: Path, progress: Progress | None) -> TrainResult:
+    from rnngrad.profile import gradient_profile
+
     started = time.perf_counter()
     checkpoint_path = folder / "checkpoint.pt"
 
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.seed)
-        model = LabModel(
-            config.cell,
-            task.input_size,
-            config.hidden,
-            task.output_size,
-            per_step=task.per_step,
-            init=config.init,
-            orthogonal_constraint=config.orthogonal_constraint,
-            forget_bias=config.forget_bias,
+    def fresh_model() -> LabModel:
+        """The initialisation drawn under ``seed``, the caller's global RNG untouched."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)
+            return LabModel(
+                config.cell,
+                task.input_size,
+                config.hidden,
+                task.output_size,
+                per_step=task.per_step,
+                init=config.init,
+                orthogonal_constraint=config.orthogonal_constraint,
+                forget_bias=config.forget_bias,
+            )
+
+    model = fresh_model()
+    if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
+        raise InvalidInputError(
+            f"init {config.init!r} gives weights that are not finite (they overflow); "
+            "choose a smaller radius"
         )
     optimiser = torch.optim.Adam(model.parameters(), lr=config.lr)
     generator = torch.Generator().manual_seed(config.seed + 1)
@@ -236,22 +274,34 @@ def train(
     start_step, skipped, clipped, solved_at = 0, 0, 0, None
     resumed_from = None
 
+    set_aside = None
     if checkpoint_path.exists():
         try:
             state = torch.load(checkpoint_path, weights_only=True)
-        except Exception as error:
-            raise InvalidInputError(f"{checkpoint_path}: cannot be resumed ({error})") from None
-        if state.get("config") != asdict(config):
+            readable = isinstance(state, dict) and _CHECKPOINT_KEYS <= set(state)
+        except Exception:  # damaged, cut short, foreign, or holding Python objects
+            state, readable = None, False
+        if readable and state["config"] != asdict(config):
             raise InvalidInputError(
                 f"{folder} holds a run of another configuration; choose another --out"
             )
-        model.load_state_dict(state["model"])
-        optimiser.load_state_dict(state["optimiser"])
-        generator.set_state(state["generator"])
-        records = state["records"]
-        start_step, skipped, clipped = state["step"], state["skipped"], state["clipped"]
-        solved_at = state["solved_at"]
-        resumed_from = start_step
+        if readable:
+            try:
+                model.load_state_dict(state["model"])
+                optimiser.load_state_dict(state["optimiser"])
+                generator.set_state(state["generator"])
+            except Exception:
+                readable = False
+        if readable:
+            records = state["records"]
+            start_step, skipped, clipped = state["step"], state["skipped"], state["clipped"]
+            solved_at = state["solved_at"]
+            resumed_from = start_step
+        else:  # start afresh from the same seeds, the unreadable file kept beside
+            set_aside = _set_aside(checkpoint_path)
+            model = fresh_model()
+            optimiser = torch.optim.Adam(model.parameters(), lr=config.lr)
+            generator = torch.Generator().manual_seed(config.seed + 1)
 
     def save(step: int) -> None:
         _atomic_save(
@@ -378,6 +428,7 @@ def train(
         clipped_steps=clipped,
         wall_s=time.perf_counter() - started,
         resumed_from=resumed_from,
+        checkpoint_set_aside=set_aside,
         records=records,
     )
     _write_outputs(result, folder, task)
