@@ -173,6 +173,8 @@ def check_input(
         steps = data.shape[0] if data.dim() == 2 or not layout.batch_first else data.shape[1]
         if steps == 0:
             raise ShapeError("the input sequence is empty (T = 0)")
+        if data.dim() == 3 and data.shape[1 if not layout.batch_first else 0] == 0:
+            raise ShapeError("the batch is empty (B = 0)")
     if not torch.isfinite(data).all():
         raise NonFiniteInputError("the input holds NaN or inf")
     return value  # type: ignore[return-value]
@@ -191,6 +193,22 @@ def kernel_weights(module: nn.Module, layout: RecurrentLayout, layer: int) -> li
     return weights
 
 
+def _check_profile_memory(layout: RecurrentLayout, x: torch.Tensor | PackedSequence) -> None:
+    """Refuse a profile whose saved trajectory and recursion would exceed the budget."""
+    from rnngrad.limits import check_memory
+
+    data = x.data if isinstance(x, PackedSequence) else x
+    steps_times_batch = data.numel() // max(layout.input_size, 1)
+    if isinstance(x, PackedSequence):
+        steps_times_batch = int(x.batch_sizes.numel()) * int(x.batch_sizes[0])
+    width = layout.num_directions * layout.state_size
+    per_layer = layout.input_size + width * (layout.gates + 4) + layout.hidden_size * 4
+    check_memory(
+        2.0 * steps_times_batch * per_layer * layout.num_layers * data.element_size(),
+        f"the profile of {steps_times_batch:,} steps x sequences",
+    )
+
+
 def layer_forward(
     module: nn.Module,
     layout: RecurrentLayout,
@@ -203,6 +221,7 @@ def layer_forward(
     For a packed ``x``, ``hx`` and the returned ``out`` (packed data), ``h_n`` and
     ``c_n`` are in the packed (sorted) batch order.
     """
+    _check_profile_memory(layout, x)
     packing = Packing.of(x) if isinstance(x, PackedSequence) else None
     unbatched = not isinstance(x, PackedSequence) and x.dim() == 2
     if isinstance(x, PackedSequence):

@@ -119,24 +119,78 @@ def load_tensor_file(path: str | Path, *, allow_single: bool = False) -> dict[st
     return {"": loaded}
 
 
+def _npy_header(file: Path) -> tuple[tuple[int, ...], np.dtype[Any], int]:
+    """Shape, dtype and data offset from a ``.npy`` header, before any data is read."""
+    with file.open("rb") as handle:
+        head = handle.read(6)
+        if head[:2] == b"PK":
+            raise WeightFileError(f"{file}: a .npz archive, not a .npy array; save one array")
+        if head != b"\x93NUMPY":
+            raise WeightFileError(f"{file}: not a .npy file (no NumPy header)")
+        handle.seek(0)
+        try:
+            version = np.lib.format.read_magic(handle)
+            reader = {
+                (1, 0): np.lib.format.read_array_header_1_0,
+                (2, 0): np.lib.format.read_array_header_2_0,
+            }.get(version)
+            if reader is None:
+                raise ValueError(f"unsupported .npy version {version}")
+            shape, _, dtype = reader(handle)
+        except ValueError as error:
+            raise WeightFileError(f"{file}: not a readable .npy file ({error})") from None
+        return tuple(int(n) for n in shape), dtype, handle.tell()
+
+
 def load_npy(path: str | Path) -> NDArray[Any]:
-    """A ``.npy`` array, read without pickle.
+    """A ``.npy`` array of real numbers, read without pickle, in native byte order.
+
+    The header is checked before the data is read: the dtype (whole or floating
+    numbers only: no Python objects, strings, dates, records or complex
+    numbers), that the file holds all the data it announces, and that it fits
+    the memory budget (:mod:`rnngrad.limits`). Big-endian data is converted.
 
     Raises:
         UnsafeFileError: the array holds Python objects (it would need unpickling).
-        WeightFileError: not a readable ``.npy`` file.
+        WeightFileError: not a readable ``.npy`` file, a ``.npz`` archive, or cut short.
+        InvalidInputError: a dtype that is not real numbers.
+        ResourceError: more data than the memory budget.
     """
+    from rnngrad.limits import check_memory
+
     file = Path(path)
+    try:
+        shape, dtype, offset = _npy_header(file)
+        size = file.stat().st_size
+    except WeightFileError:
+        raise
+    except OSError as error:
+        raise WeightFileError(f"{file}: not a readable .npy file ({error.strerror})") from None
+    if dtype.hasobject:
+        raise UnsafeFileError(f"{file}: refusing to unpickle: the array holds Python objects")
+    if dtype.kind not in "biuf" or dtype.fields is not None or dtype.subdtype is not None:
+        raise InvalidInputError(
+            f"{file}: expected a numeric array of real numbers, got dtype {dtype} "
+            "(strings, dates, records and complex numbers are not read)"
+        )
+    count = 1
+    for n in shape:
+        count *= n
+    needed = count * dtype.itemsize
+    if size - offset < needed:
+        raise WeightFileError(
+            f"{file}: cut short: the header announces {needed:,} bytes of data, the file "
+            f"holds {size - offset:,}"
+        )
+    check_memory(2.0 * needed, f"{file} ({count:,} numbers)")
     try:
         array: NDArray[Any] = np.load(file, allow_pickle=False)
     except ValueError as error:
-        if "allow_pickle" in str(error):
-            raise UnsafeFileError(
-                f"{file}: refusing to unpickle: the array holds Python objects"
-            ) from None
         raise WeightFileError(f"{file}: not a readable .npy file ({error})") from None
     except (OSError, EOFError) as error:
         raise WeightFileError(f"{file}: not a readable .npy file ({error})") from None
+    if not array.dtype.isnative:
+        array = array.astype(array.dtype.newbyteorder("="))
     return array
 
 

@@ -100,16 +100,19 @@ def spectrum_json(result: RecurrentSpectrum, source: str) -> dict[str, Any]:
         "hidden": result.size,
         "activation": result.activation,
         "gamma": result.gamma,
-        "eigenvalues": [[float(v.real), float(v.imag)] for v in result.eigenvalues],
-        "spectral_radius": result.spectral_radius,
+        "eigenvalues": [
+            [finite_or_none(v.real), finite_or_none(v.imag)] for v in result.eigenvalues
+        ],
+        "spectral_radius": finite_or_none(result.spectral_radius),
         "singular_values": _list(result.singular_values),
-        "norm2": result.norm2,
+        "norm2": finite_or_none(result.norm2),
         "diagonalizable": result.diagonalizable,
         "eigvec_condition": finite_or_none(result.eigvec_condition),
         "max_transient_growth": finite_or_none(transient.max_growth),
         "log10_max_transient_growth": finite_or_none(transient.log10_max_growth),
         "transient_peak_step": transient.peak_step,
         "transient_certified": transient.certified,
+        "transient_max_steps": transient.max_steps,
         "log10_power_norms": _list(transient.log10_norms),
         "verdict": spectrum_verdict_json(result.verdict),
     }

@@ -185,6 +185,12 @@ def _driving_sequence(
     spec: InputSpec, size: int, batch: int, length: int, seed: int, like: torch.Tensor
 ) -> torch.Tensor:
     """The input sequence ``(length, B, D)`` as a tensor (seeded N(0, 1) for ``"random"``)."""
+    from rnngrad.limits import check_memory
+
+    check_memory(
+        3.0 * length * batch * max(size, 1) * like.element_size() * 4,
+        f"the driving sequence of {length} steps",
+    )
     if isinstance(spec, torch.Tensor):
         data = spec.to(device=like.device, dtype=like.dtype)
         if data.dim() == 2:
@@ -428,12 +434,27 @@ def lyapunov_spectrum(
         InvalidInputError: ``k`` out of range, ``steps <= warmup``, and the like.
         NumericalError: the trajectory diverged (a non-finite state).
     """
+    from rnngrad.limits import MAX_LYAPUNOV_STEPS, check_seed, check_whole
+
+    check_seed(seed)
+    check_whole(steps, "steps", 1, MAX_LYAPUNOV_STEPS)
+    check_whole(batch, "batch")
+    check_whole(reorth, "reorth")
+    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
+        raise InvalidInputError(f"warmup must be a whole number >= 0, got {warmup!r}")
     chosen = _system(
         system, inputs, module=module, layer=layer, direction=direction, dtype=dtype,
         batch=batch, length=warmup + steps, seed=seed,
     )  # fmt: skip
     dynamics, inputs = chosen.dynamics, chosen.inputs
     count = _validate(dynamics, steps, warmup, k, reorth, batch)
+    from rnngrad.limits import check_memory
+
+    itemsize = torch.tensor([], dtype=dynamics.dtype).element_size()
+    check_memory(
+        float(batch) * (dynamics.state_size * (count + 4) * 6 + dynamics.input_size) * itemsize,
+        f"a Lyapunov spectrum of {count} exponents over a batch of {batch}",
+    )
     n = dynamics.tangent_size
     part = dynamics.tangent_slice
     generator = torch.Generator(device=dynamics.device).manual_seed(seed)

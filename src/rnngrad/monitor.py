@@ -112,6 +112,15 @@ class GradientMonitor:
         tolerance: float = RATE_TOLERANCE,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
+        if not isinstance(model, nn.Module):
+            raise InvalidInputError(
+                f"GradientMonitor needs the model (an nn.Module), got {type(model).__name__}"
+            )
+        from rnngrad.cells import find_recurrent_module
+
+        find_recurrent_module(model, module)  # the recurrent module is there, and only one
+        if every is not None and (isinstance(every, bool) or not isinstance(every, int)):
+            raise InvalidInputError(f"every must be a whole number, got {every!r}")
         if every is not None and every < 1:
             raise InvalidInputError(f"every must be >= 1, got {every}")
         if not 0.0 < overhead < 1.0:

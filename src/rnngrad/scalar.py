@@ -144,10 +144,17 @@ def scalar_inputs(steps: int | None = None, input_seed: int | None = None) -> Fl
     """Inputs for ``steps`` steps: N(0, 1) draws from ``input_seed``, or zeros.
 
     Raises:
-        InvalidInputError: ``steps < 1``.
+        InvalidInputError: ``steps < 1`` or not whole, a seed outside ``0..2**63-1``.
+        ResourceError: the chain rule over ``steps`` would exceed the memory budget.
     """
-    if steps is None or steps < 1:
-        raise InvalidInputError(f"the number of steps T must be >= 1, got {steps}")
+    from rnngrad.limits import SCALAR_BYTES_PER_STEP, check_memory, check_seed, check_whole
+
+    if steps is None:
+        raise InvalidInputError("the number of steps T must be >= 1, got None")
+    check_whole(steps, "the number of steps T")
+    check_memory(steps * SCALAR_BYTES_PER_STEP, f"the scalar chain rule over T = {steps} steps")
+    if input_seed is not None:
+        check_seed(input_seed, "the input seed")
     if input_seed is None:
         return np.zeros(steps)
     return np.random.default_rng(input_seed).standard_normal(steps)

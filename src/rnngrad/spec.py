@@ -28,7 +28,14 @@ from torch import nn
 from rnngrad.errors import InvalidInputError, NonFiniteInputError, WeightFileError
 from rnngrad.io import load_npy, load_tensor_file
 
-__all__ = ["ModelSpec", "build_module", "load_input", "load_state_dict", "parse_spec"]
+__all__ = [
+    "ModelSpec",
+    "build_module",
+    "load_input",
+    "load_state_dict",
+    "parameter_count",
+    "parse_spec",
+]
 
 _KINDS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 _COMMON = {"input", "hidden", "layers", "bidirectional", "batch_first", "bias", "dropout"}
@@ -125,10 +132,39 @@ def parse_spec(text: str) -> ModelSpec:
     return ModelSpec(kind, arguments, text)
 
 
+def parameter_count(spec: ModelSpec) -> int:
+    """How many numbers the module of ``spec`` holds (computed before building it)."""
+    arguments = spec.arguments
+    gates = {"rnn": 1, "lstm": 4, "gru": 3}[spec.kind]
+    hidden = arguments["hidden_size"]
+    state = arguments.get("proj_size", 0) or hidden
+    directions = 2 if arguments["bidirectional"] else 1
+    total = 0
+    for layer in range(arguments["num_layers"]):
+        width = arguments["input_size"] if layer == 0 else state * directions
+        per_direction = gates * hidden * (width + state + (2 if arguments["bias"] else 0))
+        if state != hidden:
+            per_direction += state * hidden
+        total += directions * per_direction
+    return total
+
+
 def build_module(
     spec: ModelSpec, *, seed: int = 0, dtype: torch.dtype = torch.float32
 ) -> nn.Module:
-    """The module of ``spec`` with PyTorch's own initialisation drawn from ``seed``."""
+    """The module of ``spec`` with PyTorch's own initialisation drawn from ``seed``.
+
+    Raises:
+        InvalidInputError: a seed outside ``0..2**63-1``.
+        ResourceError: its parameters would exceed the memory budget.
+    """
+    from rnngrad.limits import check_memory, check_seed
+
+    check_seed(seed)
+    check_memory(
+        parameter_count(spec) * torch.tensor([], dtype=dtype).element_size() * 2,
+        f"the parameters of {spec.text}",
+    )
     generator_state = torch.random.get_rng_state()
     try:
         torch.manual_seed(seed)

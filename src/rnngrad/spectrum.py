@@ -24,6 +24,7 @@ as ``log10``, so they never overflow.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -70,6 +71,7 @@ class TransientGrowth:
         certified: True when the maximum holds for all ``k >= 1`` (a power with
             norm below 1 was found); False when the search stopped at
             ``max_steps`` (for ``rho >= 1`` the norms do not decay).
+        max_steps: the largest power the search would examine.
     """
 
     log10_norms: FloatArray
@@ -77,6 +79,19 @@ class TransientGrowth:
     log10_max_growth: float
     peak_step: int
     certified: bool
+    max_steps: int = 2_000
+
+
+# The default search examines at most 2,000 powers, and fewer for large N so that it
+# costs about as much as 2,000 powers of a 530 x 530 matrix (tens of seconds on 2 cores):
+# ``min(2000, max(10, WORK / N^3))``. An explicit max_steps overrides it.
+DEFAULT_TRANSIENT_STEPS = 2_000
+TRANSIENT_WORK = 3e11
+
+
+def default_transient_steps(size: int) -> int:
+    """The default number of powers searched for a ``size x size`` matrix."""
+    return min(DEFAULT_TRANSIENT_STEPS, max(10, int(TRANSIENT_WORK / float(size) ** 3)))
 
 
 @dataclass(frozen=True)
@@ -149,7 +164,12 @@ def _spectral_norm(matrix: FloatArray) -> float:
     return scale * math.sqrt(max(top, 0.0))
 
 
-def transient_growth(W: ArrayLike, *, max_steps: int = 2_000) -> TransientGrowth:
+def transient_growth(
+    W: ArrayLike,
+    *,
+    max_steps: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> TransientGrowth:
     """``max_{k >= 1} ||W^k||_2`` and where it peaks, with a stopping certificate.
 
     Algorithm: form ``W^k`` by repeated multiplication, renormalising so the
@@ -161,16 +181,25 @@ def transient_growth(W: ArrayLike, *, max_steps: int = 2_000) -> TransientGrowth
 
     Args:
         W: a square matrix, shape ``(N, N)``.
-        max_steps: the largest power examined.
+        max_steps: the largest power examined, at most ``MAX_TRANSIENT_STEPS``
+            (100,000); by default :func:`default_transient_steps` (2,000, fewer
+            for ``N`` above about 530).
+        progress: called as ``progress(k, max_steps)`` after each power.
     """
+    from rnngrad.limits import MAX_TRANSIENT_STEPS, check_memory, check_whole
+
     matrix = as_square_matrix(W)
-    if max_steps < 1:
-        raise InvalidInputError(f"max_steps must be >= 1, got {max_steps}")
+    if max_steps is None:
+        max_steps = default_transient_steps(matrix.shape[0])
+    check_whole(max_steps, "max_steps", 1, MAX_TRANSIENT_STEPS)
+    check_memory(4 * matrix.nbytes, f"the powers of a {matrix.shape[0]} x {matrix.shape[0]} W")
     power = matrix.copy()
     log10_scale = 0.0
     log10_norms: list[float] = []
     certified = False
-    for _ in range(max_steps):
+    for k in range(max_steps):
+        if progress is not None and k:
+            progress(k, max_steps)
         norm = _spectral_norm(power)
         if norm == 0.0:  # nilpotent: W^k = 0 from here on
             log10_norms.append(-math.inf)
@@ -194,6 +223,7 @@ def transient_growth(W: ArrayLike, *, max_steps: int = 2_000) -> TransientGrowth
         log10_max_growth=log10_max,
         peak_step=peak + 1,
         certified=certified,
+        max_steps=max_steps,
     )
 
 
@@ -201,23 +231,30 @@ def recurrent_spectrum(
     W: ArrayLike,
     activation: str | Activation = "tanh",
     *,
-    max_steps: int = 2_000,
+    max_steps: int | None = None,
     transient_threshold: float = TRANSIENT_THRESHOLD,
+    progress: Callable[[int, int], None] | None = None,
 ) -> RecurrentSpectrum:
     """Eigenvalues, singular values, transient growth and verdict of ``W_hh``.
 
     Args:
         W: the recurrent matrix, shape ``(N, N)``.
         activation: whose ``gamma`` enters the singular-value criterion.
-        max_steps: the largest power examined for transient growth.
+        max_steps: the largest power examined for transient growth (default:
+            :func:`default_transient_steps`).
+        progress: called as ``progress(k, max_steps)`` during that search.
         transient_threshold: ``max_k ||W^k||_2`` above which a matrix with
             ``rho < 1`` is flagged.
 
     Raises:
         ShapeError, InvalidInputError, NonFiniteInputError: see :func:`as_square_matrix`.
     """
+    from rnngrad.limits import check_memory
+
     matrix = as_square_matrix(W)
     act = get_activation(activation)
+    # eig (with vectors), their condition number, the SVD and the powers: about ten copies
+    check_memory(10 * matrix.nbytes, f"the spectrum of a {matrix.shape[0]} x {matrix.shape[0]} W")
     eigenvalues, vectors = np.linalg.eig(matrix)
     order = np.lexsort((-eigenvalues.imag, -eigenvalues.real, -np.abs(eigenvalues)))
     eigenvalues = eigenvalues[order].astype(np.complex128)
@@ -227,7 +264,7 @@ def recurrent_spectrum(
     singular_values = np.linalg.svd(matrix, compute_uv=False).astype(np.float64)
     radius = float(np.max(np.abs(eigenvalues)))
     norm2 = float(singular_values[0])
-    transient = transient_growth(matrix, max_steps=max_steps)
+    transient = transient_growth(matrix, max_steps=max_steps, progress=progress)
     verdict = spectrum_verdict(
         radius,
         norm2,
@@ -273,12 +310,14 @@ def example_matrix(
     Raises:
         InvalidInputError: unknown kind, ``hidden < 1`` or a negative radius.
     """
-    if hidden < 1:
-        raise InvalidInputError(f"hidden must be >= 1, got {hidden}")
+    from rnngrad.limits import check_memory, check_seed, check_whole
+
+    check_whole(hidden, "hidden")
+    check_memory(8.0 * hidden * hidden * 4, f"a {hidden} x {hidden} example matrix")
     require_finite(float(radius), "radius")
     if radius < 0:
         raise InvalidInputError(f"radius must be >= 0, got {radius}")
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed(seed))
     if kind == "random":
         matrix = rng.standard_normal((hidden, hidden)) / math.sqrt(hidden)
         current = float(np.max(np.abs(np.linalg.eigvals(matrix))))

@@ -139,6 +139,9 @@ def build_user_model(
         ModelLoadError: the import fails (the exception's message is quoted),
             ``NAME`` is missing or not a module, or building it fails.
     """
+    from rnngrad.limits import check_seed
+
+    check_seed(seed)
     location, _, name = text.rpartition(":")
     name = name.strip()
     if not location or not name.isidentifier():

@@ -9,6 +9,7 @@ line on stderr and exit status 2, never a traceback.
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import typer
 
@@ -19,13 +20,36 @@ from rnngrad.errors import RnngradError
 __all__ = ["app", "main"]
 
 
+_INTERRUPTED = "rnngrad: interrupted; finished work is kept and a rerun resumes"
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point: one line on stderr and exit 2 for bad input."""
+    """Console-script entry point: one line on stderr and exit 2 for bad input.
+
+    Warnings raised while a command runs (by numpy, torch or rnngrad) are held
+    back: after a failure only the error line is printed; after success each
+    distinct warning is printed once as ``rnngrad: warning: ...``.
+    """
+    import warnings
+
     command = typer.main.get_command(app)
     if argv is None:
         argv = sys.argv[1:]
     if not argv:
         argv = ["--help"]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        status = _run(command, argv)
+    seen: set[str] = set()
+    for warning in caught:
+        text = " ".join(str(warning.message).split())
+        if text not in seen:
+            seen.add(text)
+            print(f"rnngrad: warning: {text}", file=sys.stderr)
+    raise SystemExit(status)
+
+
+def _run(command: Any, argv: list[str]) -> int:
     try:
         status = command.main(args=argv, prog_name="rnngrad", standalone_mode=False)
     except RnngradError as error:
@@ -33,20 +57,24 @@ def main(argv: list[str] | None = None) -> None:
     except BrokenPipeError:
         raise SystemExit(0) from None
     except KeyboardInterrupt:
-        print("rnngrad: interrupted; finished work is kept and a rerun resumes", file=sys.stderr)
+        print(_INTERRUPTED, file=sys.stderr)
         raise SystemExit(130) from None
     except Exception as error:
         # Typer's command-line parser (its own or click's, by version) raises usage
         # errors that carry format_message() and exit_code, and Exit/Abort.
         if hasattr(error, "format_message") and hasattr(error, "exit_code"):
-            _fail(str(error.format_message()).replace("\n", " "))
+            _fail(str(error.format_message()))
         if type(error).__name__ == "Exit" and hasattr(error, "exit_code"):
+            if error.exit_code == 130:  # typer's form of Ctrl-C
+                print(_INTERRUPTED, file=sys.stderr)
             raise SystemExit(error.exit_code) from None
-        if type(error).__name__ == "Abort":
-            print("rnngrad: aborted", file=sys.stderr)
+        if type(error).__name__ == "Abort":  # click's form of Ctrl-C (or end of input)
+            print(_INTERRUPTED, file=sys.stderr)
             raise SystemExit(130) from None
         raise
-    raise SystemExit(status if isinstance(status, int) else 0)
+    if status == 130:  # click and typer turn Ctrl-C into a return value of 130
+        print(_INTERRUPTED, file=sys.stderr)
+    return status if isinstance(status, int) else 0
 
 
 if __name__ == "__main__":

@@ -34,7 +34,9 @@ class ExampleName(str, Enum):
 
 
 def _fail(message: str) -> NoReturn:
-    print(f"rnngrad: error: {message}", file=sys.stderr)
+    """One line on stderr, however long the message, and exit status 2."""
+    line = " ".join(str(message).split())
+    print(f"rnngrad: error: {line}", file=sys.stderr, flush=True)
     raise SystemExit(2)
 
 
@@ -66,10 +68,22 @@ def _main_options(
     version: Annotated[
         bool, typer.Option("--version", help="Print the version and exit.", is_eager=True)
     ] = False,
+    max_memory: Annotated[
+        str | None,
+        typer.Option(
+            "--max-memory",
+            help="Memory budget, e.g. 8G: work estimated to need more is refused before it "
+            "starts (default: half the available memory, or RNNGRAD_MAX_MEMORY).",
+        ),
+    ] = None,
 ) -> None:
     if version:
         print(f"rnngrad {__version__}")
         raise typer.Exit()
+    if max_memory is not None:
+        from rnngrad.limits import parse_size, set_memory_budget
+
+        set_memory_budget(parse_size(max_memory))
 
 
 class DtypeName(str, Enum):

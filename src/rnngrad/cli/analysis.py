@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -60,10 +60,16 @@ def scalar(
         raise InvalidInputError(
             "give the inputs either with --x or with --steps/--input-seed, not both"
         )
+    inputs: Any
     if x is not None:
         inputs = parse_float_list(x, "--x")
     elif steps is not None:
-        inputs = list(scalar_inputs(steps, input_seed))
+        if as_json:
+            from rnngrad.limits import SCALAR_JSON_BYTES_PER_STEP, check_memory, check_whole
+
+            check_whole(steps, "--steps")
+            check_memory(steps * SCALAR_JSON_BYTES_PER_STEP, f"--json over T = {steps} steps")
+        inputs = scalar_inputs(steps, input_seed)
     elif input_seed is not None:
         raise InvalidInputError("--input-seed needs --steps T")
     else:
@@ -144,8 +150,13 @@ def spectrum(
         str, typer.Option("--activation", help="Whose gamma = sup|phi'| enters the verdict.")
     ] = "tanh",
     max_steps: Annotated[
-        int, typer.Option("--max-steps", help="Largest power k examined for transient growth.")
-    ] = 2_000,
+        int | None,
+        typer.Option(
+            "--max-steps",
+            help="Largest power k examined for transient growth (default 2000, fewer for "
+            "N above about 530; at most 100000).",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Eigen- and singular values of W_hh, transient growth, and both criteria's verdict."""
@@ -165,13 +176,27 @@ def spectrum(
         kind = (example or ExampleName.nonnormal).value
         if hidden < 1:
             raise InvalidInputError(f"--hidden must be >= 1, got {hidden}")
+        from rnngrad.limits import check_seed
+
+        check_seed(seed, "--seed")
         if hidden > 4096:
             raise InvalidInputError(
                 f"--hidden must be <= 4096 for a built-in example, got {hidden}"
             )
         matrix = example_matrix(kind, hidden=hidden, radius=radius, seed=seed)  # type: ignore[arg-type]
         source = f"example {kind} (hidden={hidden}, radius={radius:g}, seed={seed})"
-    result = recurrent_spectrum(matrix, activation, max_steps=max_steps)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    with Progress(
+        TextColumn("[bold]spectrum[/] powers of W"), BarColumn(), MofNCompleteColumn(),
+        console=Console(stderr=True), transient=True,
+    ) as bar:  # fmt: skip
+        handle = bar.add_task("powers", total=None)
+
+        def advance(k: int, total: int) -> None:
+            bar.update(handle, completed=k, total=total)
+
+        result = recurrent_spectrum(matrix, activation, max_steps=max_steps, progress=advance)
 
     if as_json:
         from rnngrad.jsonout import dumps, spectrum_json

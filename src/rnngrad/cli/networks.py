@@ -71,8 +71,14 @@ def _random_input(text: str, spec: Any, seed: int, dtype: Any) -> Any:
         ) from None
     if batch < 1 or steps < 1:
         raise InvalidInputError(f"--random-input needs B >= 1 and T >= 1, got {text!r}")
-    generator = torch.Generator().manual_seed(seed)
+    from rnngrad.limits import check_memory
+
     size = spec.arguments["input_size"]
+    check_memory(
+        float(batch) * steps * size * torch.tensor([], dtype=dtype).element_size(),
+        f"--random-input {text}",
+    )
+    generator = torch.Generator().manual_seed(seed)
     shape = (batch, steps, size) if spec.arguments["batch_first"] else (steps, batch, size)
     return torch.randn(shape, generator=generator, dtype=dtype)
 

@@ -135,6 +135,10 @@ def sweep(
         int | None,
         typer.Option("--workers", help="Parallel workers (a Dask LocalCluster of N workers)."),
     ] = None,
+    connect_timeout: Annotated[
+        float,
+        typer.Option("--connect-timeout", help="Seconds to wait for --scheduler to answer."),
+    ] = 10.0,
     summary: Annotated[
         Path | None, typer.Option("--summary", help="Summarise the sweep in this folder.")
     ] = None,
@@ -189,7 +193,7 @@ def sweep(
     console = Console(stderr=True)
     with Progress(
         TextColumn("[bold]sweep[/]"), BarColumn(), MofNCompleteColumn(), TextColumn("runs"),
-        console=console,
+        console=console, transient=True,
     ) as bar:  # fmt: skip
         handle = bar.add_task("sweep", total=len(parsed.configs))
 
@@ -203,6 +207,7 @@ def sweep(
             workers=workers,
             use_dask=scheduler is None and workers is not None,
             on_finish=finished,
+            connect_timeout=connect_timeout,
         )
     solved = sum(1 for r in results if r["solved"])
     Console().print(

@@ -73,8 +73,10 @@ def report(
     from rnngrad.report.page import prepare_folder, write_report
 
     prepare_folder(out, force)
-    if lab is not None and not (lab / "results.parquet").exists():
-        raise InvalidInputError(f"{lab}: no results.parquet (has the sweep run?)")
+    if lab is not None:
+        from rnngrad.lab.sweep import sweep_summary
+
+        sweep_summary(lab)  # a missing, damaged or foreign table is refused before any work
     network = None
     inputs: Any = None
     profile_loss: Any = "last"

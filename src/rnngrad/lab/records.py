@@ -32,11 +32,29 @@ def write_table(rows: list[dict[str, Any]], base: Path) -> None:
         atomic_write_bytes(base.with_suffix(suffix), sink.getvalue().to_pybytes())
 
 
-def read_table_rows(path: Path) -> list[dict[str, Any]]:
-    """Rows of a Parquet file."""
+def read_table_rows(path: Path, required: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """Rows of a Parquet file that has the ``required`` columns.
+
+    Raises:
+        WeightFileError: not a readable Parquet file.
+        InvalidInputError: a column is missing (a table of something else).
+    """
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    rows: list[dict[str, Any]] = pq.read_table(path).to_pylist()
+    from rnngrad.errors import InvalidInputError, WeightFileError
+
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowException, OSError, ValueError) as error:
+        detail = " ".join(str(error).split())[:200]
+        raise WeightFileError(f"{path}: not a readable Parquet table ({detail})") from None
+    missing = [name for name in required if name not in table.column_names]
+    if missing:
+        raise InvalidInputError(
+            f"{path}: not a table of rnngrad runs (no column {', '.join(missing)})"
+        )
+    rows: list[dict[str, Any]] = table.to_pylist()
     return rows
 
 

@@ -116,9 +116,13 @@ def load_sweep(path: str | Path) -> Sweep:
 
     file = Path(path)
     try:
-        text = file.read_text()
+        text = file.read_text(encoding="utf-8")
     except OSError as error:
         raise InvalidInputError(f"{file}: cannot be read ({error.strerror or error})") from None
+    except UnicodeDecodeError as error:
+        raise InvalidInputError(
+            f"{file}: not UTF-8 text (byte {error.start}); TOML files are UTF-8"
+        ) from None
     try:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
@@ -147,6 +151,16 @@ def load_sweep(path: str | Path) -> Sweep:
             raise InvalidInputError(f"{where}: {key} is an empty list: the grid would be empty")
         if key in fixed:
             raise InvalidInputError(f"{where}: {key} is both in [grid] and in [train]")
+    from rnngrad.limits import MAX_GRID_CELLS
+
+    cells = 1
+    for values in grid.values():
+        cells *= len(values)
+    if cells > MAX_GRID_CELLS:
+        raise InvalidInputError(
+            f"{file}: the grid has {cells:,} cells, more than the {MAX_GRID_CELLS:,} a sweep "
+            "runs; split it into several sweeps"
+        )
     missing = [k for k in ("task", "seq_len", "cell") if k not in grid and k not in fixed]
     if missing:
         raise InvalidInputError(f"{file}: {', '.join(missing)} must be given in [grid] or [train]")
@@ -165,7 +179,9 @@ def load_sweep(path: str | Path) -> Sweep:
         try:
             config.validate()
         except InvalidInputError as error:
-            culprit = next((k for k in (*keys, *coerced_fixed) if k in str(error)), None)
+            # the longest key named in the message (forget_bias before cell)
+            candidates = sorted((*keys, *coerced_fixed), key=len, reverse=True)
+            culprit = next((k for k in candidates if k in str(error)), None)
             section = "grid" if culprit in coerced_grid else "train"
             where = _where(str(file), text, culprit, section) if culprit else str(file)
             raise InvalidInputError(f"{where}: {error}") from None
@@ -260,6 +276,7 @@ def run_sweep(
     workers: int | None = None,
     use_dask: bool = False,
     on_finish: Callable[[int, int, dict[str, Any] | None], None] | None = None,
+    connect_timeout: float = 10.0,
 ) -> list[dict[str, Any]]:
     """Run the cells that have not finished; return every finished cell's summary.
 
@@ -272,6 +289,7 @@ def run_sweep(
         use_dask: start a ``dask.distributed.LocalCluster`` of ``workers``.
         on_finish: called as ``on_finish(done, total, summary)`` as runs finish
             (``summary`` is ``None`` for the already finished ones at start).
+        connect_timeout: seconds to wait for ``scheduler`` before giving up.
 
     Raises:
         InvalidInputError: ``out`` cannot be written, or Dask is not installed.
@@ -284,7 +302,7 @@ def run_sweep(
             f"{folder}: cannot be written ({error.strerror or error})"
         ) from None
     with FolderLock(folder, "the sweep"):
-        return _run_sweep(sweep, folder, scheduler, workers, use_dask, on_finish)
+        return _run_sweep(sweep, folder, scheduler, workers, use_dask, on_finish, connect_timeout)
 
 
 def _run_sweep(
@@ -294,6 +312,7 @@ def _run_sweep(
     workers: int | None,
     use_dask: bool,
     on_finish: Callable[[int, int, dict[str, Any] | None], None] | None,
+    connect_timeout: float,
 ) -> list[dict[str, Any]]:
     total = len(sweep.configs)
     summaries: dict[str, dict[str, Any]] = {}  # every finished cell, read from disk once
@@ -340,7 +359,17 @@ def _run_sweep(
         if scheduler is None:
             cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1,
                                    processes=True, dashboard_address=None)  # fmt: skip
-        client = Client(scheduler if scheduler is not None else cluster)
+        if scheduler is not None:
+            try:
+                client = Client(scheduler, timeout=connect_timeout)
+            except (OSError, TimeoutError, ValueError) as error:
+                raise InvalidInputError(
+                    f"the Dask scheduler at {scheduler} did not answer within "
+                    f"{connect_timeout:g} s ({type(error).__name__}); is it running? "
+                    "(--connect-timeout sets the wait)"
+                ) from None
+        else:
+            client = Client(cluster)
         try:
             futures = {
                 client.submit(_run_cell, config, path, pure=False): key
@@ -397,7 +426,11 @@ def sweep_summary(out: str | Path) -> list[dict[str, Any]]:
     path = Path(out) / "results.parquet"
     if not path.exists():
         raise InvalidInputError(f"{out}: no results.parquet (has the sweep run?)")
-    rows = read_table_rows(path)
+    rows = read_table_rows(
+        path, required=("task", "seq_len", "cell", "init", "clip", "solved", "final_loss")
+    )
+    if not rows:
+        raise InvalidInputError(f"{path}: holds no finished runs")
     groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     describing = ("cell", "init", "clip", "orthogonal_constraint", "hidden", "forget_bias")
     for row in rows:

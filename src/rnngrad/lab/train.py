@@ -107,19 +107,36 @@ class TrainConfig:
             )
         parse_init(self.init)
         parse_clip(self.clip)
+        from rnngrad.limits import check_memory, check_representable, check_seed, check_whole
+
         for name in ("hidden", "steps", "batch", "eval_every", "eval_batch", "checkpoint_every",
                      "profile_every"):  # fmt: skip
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise InvalidInputError(f"{name} must be a whole number >= 1, got {value!r}")
-        if not (math.isfinite(self.lr) and self.lr > 0):
+            check_whole(getattr(self, name), name)
+        check_seed(self.seed)
+        # Adam works in float32: a learning rate beyond its range overflows inside it.
+        if not (isinstance(self.lr, float | int) and math.isfinite(self.lr) and self.lr > 0):
             raise InvalidInputError(f"lr must be a positive number, got {self.lr!r}")
+        check_representable(self.lr, "lr", torch.float32)
         if not (math.isfinite(self.regularizer) and self.regularizer >= 0):
             raise InvalidInputError(f"regularizer must be >= 0, got {self.regularizer!r}")
+        check_representable(self.regularizer, "regularizer", torch.float32)
         if self.regularizer > 0 and self.cell not in ("rnn", "relu"):
             raise InvalidInputError(
                 "the regularizer (Pascanu et al. 2013) applies to the rnn and relu cells"
             )
+        if self.forget_bias is not None:
+            check_representable(self.forget_bias, "forget_bias", torch.float32)
+            if self.cell != "lstm":
+                raise InvalidInputError("forget_bias applies to the lstm cell only")
+        check_whole(self.seq_len, "seq_len")
+        gates = {"rnn": 1, "relu": 1, "lstm": 4, "gru": 3}[self.cell]
+        # Activations that autograd keeps for one batch (forward, backward, the profile),
+        # and the parameters with Adam's two moments and their gradients.
+        activations = 4.0 * max(self.batch, self.eval_batch) * self.seq_len * self.hidden
+        check_memory(
+            activations * (gates + 2) * 8 + 4.0 * gates * self.hidden * self.hidden * 4 * 4,
+            f"training {self.cell} with hidden {self.hidden} on T = {self.seq_len}",
+        )
         return make_task(self.task, self.seq_len)
 
     def key(self) -> str:

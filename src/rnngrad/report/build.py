@@ -407,6 +407,9 @@ def build_sections(
         seed: seeds everything random.
         progress: called with the name of each stage as it starts.
     """
+    from rnngrad.limits import check_seed
+
+    check_seed(seed)
     report = progress or (lambda stage: None)
     report("the scalar chain rule")
     scalar = _scalar_section()

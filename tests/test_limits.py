@@ -1,0 +1,221 @@
+"""Hostile input gets one line and exit status 2 (the API: a typed RnngradError), before any
+large allocation or endless search: seeds, sizes, values, files, services, the error line."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from rnngrad.errors import InvalidInputError, RnngradError
+from rnngrad.limits import ResourceError, check_seed, parse_size
+
+from .test_cli import EXECUTABLE, run, strict_json
+
+GRU = "gru:input=3,hidden=4"
+TRAIN = ["train", "--task", "order", "--seq-len", "10", "--cell", "gru", "--hidden", "4",
+         "--steps", "5", "--batch", "4"]  # fmt: skip
+
+
+def files(tmp_path: Path) -> dict[str, str]:
+    """Hostile files made on the fly."""
+    made: dict[str, Path] = {}
+    made["big_endian"] = tmp_path / "big_endian.npy"
+    np.save(made["big_endian"], np.ones((5, 2, 3), dtype=">f8"))
+    made["structured"] = tmp_path / "structured.npy"
+    np.save(made["structured"], np.zeros(4, dtype=[("a", "f4"), ("b", "i4")]))
+    made["strings"] = tmp_path / "strings.npy"
+    np.save(made["strings"], np.array(["a", "b"]))
+    made["dates"] = tmp_path / "dates.npy"
+    np.save(made["dates"], np.array(["2020-01-01"], dtype="datetime64[D]"))
+    made["npz"] = tmp_path / "archive.npy"
+    with open(made["npz"], "wb") as handle:
+        np.savez(handle, x=np.ones(3))
+    made["huge"] = tmp_path / "huge.npy"
+    header = {"descr": "<f8", "fortran_order": False, "shape": (10**10,)}
+    with open(made["huge"], "wb") as handle:
+        np.lib.format.write_array_header_1_0(handle, header)
+        handle.write(b"\0" * 64)
+    made["batch0"] = tmp_path / "batch0.npy"
+    np.save(made["batch0"], np.zeros((5, 0, 3), dtype=np.float32))
+    made["latin1"] = tmp_path / "latin1.toml"
+    made["latin1"].write_bytes('[grid]\ntask = ["addi\xe9"]\n'.encode("latin-1"))
+    made["huge_grid"] = tmp_path / "huge_grid.toml"
+    made["huge_grid"].write_text(
+        "[grid]\n" + "".join(f"k{i} = [{', '.join(map(str, range(40)))}]\n" for i in range(0))
+        + 'task = ["adding"]\ncell = ["rnn"]\n'
+        + f"seq_len = [{', '.join(str(n) for n in range(10, 2010))}]\n"
+        + f"seed = [{', '.join(str(n) for n in range(2000))}]\n"
+    )  # fmt: skip
+    made["nan_bias"] = tmp_path / "nan_bias.toml"
+    made["nan_bias"].write_text(
+        '[grid]\ntask = ["adding"]\nseq_len = [5]\ncell = ["lstm"]\n[train]\nforget_bias = nan\n'
+    )
+    made["rnn_bias"] = tmp_path / "rnn_bias.toml"
+    made["rnn_bias"].write_text(
+        '[grid]\ntask = ["adding"]\nseq_len = [5]\ncell = ["rnn"]\n[train]\nforget_bias = 1.0\n'
+    )
+    made["big_seed"] = tmp_path / "big_seed.toml"
+    made["big_seed"].write_text(
+        f'[grid]\ntask = ["adding"]\nseq_len = [5]\ncell = ["rnn"]\nseed = [{2**64}]\n'
+    )
+    made["foreign"] = tmp_path / "foreign"
+    made["foreign"].mkdir()
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"a": [1]}), made["foreign"] / "results.parquet")
+    made["damaged"] = tmp_path / "damaged"
+    made["damaged"].mkdir()
+    (made["damaged"] / "results.parquet").write_bytes(b"not parquet at all")
+    made["out"] = tmp_path / "out"
+    return {key: str(path) for key, path in made.items()}
+
+
+BIG = str(2**64)
+CASES = [
+    # seeds
+    (["scalar", "--steps", "5", "--input-seed", "-1"], "0..2**63-1"),
+    (["spectrum", "--example", "random", "--seed", "-1"], "0..2**63-1"),
+    (["report", "--quick", "--seed", "-1", "--out", "{out}"], "0..2**63-1"),
+    (["profile", "--model", GRU, "--random-input", "2,5", "--seed", BIG], "0..2**63-1"),
+    (["lyapunov", "--model", GRU, "--steps", "20", "--warmup", "2", "--seed", BIG], "0..2**63-1"),
+    ([*TRAIN, "--seed", BIG, "--out", "{out}"], "0..2**63-1"),
+    (["sweep", "{big_seed}", "--out", "{out}"], "0..2**63-1"),
+    # sizes
+    (["scalar", "--steps", "10000000000"], "memory"),
+    (["scalar", "--steps", str(2**70)], "memory"),
+    (["--max-memory", "100M", "scalar", "--steps", "10000000", "--json"], "memory"),
+    (["profile", "--model", "lstm:input=3,hidden=100000", "--random-input", "1,2"], "memory"),
+    (["profile", "--model", GRU, "--random-input", "100000,1000000"], "memory"),
+    ([*TRAIN[:3], "--seq-len", "100000000", *TRAIN[5:], "--out", "{out}"], "memory"),
+    ([*TRAIN, "--hidden", "1000000", "--out", "{out}"], "memory"),
+    (["lyapunov", "--model", GRU, "--batch", "10000000000", "--steps", "20", "--warmup", "2"],
+     "memory"),
+    (["lyapunov", "--model", GRU, "--steps", "1000000000"], "10_000_000"),
+    (["profile", "--model", GRU, "--input", "{huge}"], "cut short"),
+    (["sweep", "{huge_grid}", "--out", "{out}"], "4,000,000 cells"),
+    # endless work
+    (["spectrum", "--example", "orthogonal", "--radius", "1", "--max-steps", "1000000000"],
+     "max_steps"),
+    # values
+    ([*TRAIN, "--lr", "1e39", "--out", "{out}"], "float32"),
+    ([*TRAIN, "--lr", "1e300", "--out", "{out}"], "float32"),
+    (["sweep", "{nan_bias}", "--out", "{out}"], "line 6"),
+    (["sweep", "{rnn_bias}", "--out", "{out}"], "line 6"),
+    # files
+    (["profile", "--model", GRU, "--input", "{structured}"], "real numbers"),
+    (["profile", "--model", GRU, "--input", "{strings}"], "real numbers"),
+    (["profile", "--model", GRU, "--input", "{dates}"], "real numbers"),
+    (["profile", "--model", GRU, "--input", "{npz}"], ".npz archive"),
+    (["profile", "--model", GRU, "--input", "{batch0}"], "B = 0"),
+    (["sweep", "{latin1}", "--out", "{out}"], "not UTF-8"),
+    (["sweep", "--summary", "{foreign}"], "not a table of rnngrad runs"),
+    (["report", "--quick", "--lab", "{damaged}", "--out", "{out}"], "not a readable Parquet"),
+    # services
+    (["sweep", "{rnn_bias}", "--out", "{out}", "--scheduler", "tcp://127.0.0.1:1",
+      "--connect-timeout", "1"], "line 6"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"), CASES, ids=[f"{i}-{c[1]}" for i, c in enumerate(CASES)]
+)
+def test_hostile_input_gets_one_line_and_exit_2(
+    tmp_path: Path, args: list[str], fragment: str
+) -> None:
+    made = files(tmp_path)
+    resolved = []
+    for argument in args:
+        for key, value in made.items():
+            argument = argument.replace("{" + key + "}", value)
+        resolved.append(argument)
+    started = time.perf_counter()
+    done = run(*resolved)
+    assert time.perf_counter() - started < 60
+    assert done.returncode == 2, (done.stdout[-500:], done.stderr[-2000:])
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("rnngrad: error: ") and fragment in lines[0], lines[0]
+    assert done.stdout == ""
+
+
+def test_a_big_endian_input_is_read_in_native_order(tmp_path: Path) -> None:
+    made = files(tmp_path)
+    done = run("profile", "--model", GRU, "--input", made["big_endian"], "--json")
+    assert done.returncode == 0, done.stderr
+    assert strict_json(done.stdout)["steps"] == 5
+
+
+def test_an_unreachable_scheduler_is_named_in_one_line(tmp_path: Path) -> None:
+    grid = tmp_path / "grid.toml"
+    grid.write_text('[grid]\ntask = ["adding"]\nseq_len = [5]\ncell = ["rnn"]\n'
+                    "[train]\nhidden = 4\nsteps = 5\nbatch = 4\neval_batch = 8\n")  # fmt: skip
+    done = run("sweep", str(grid), "--out", str(tmp_path / "s"), "--scheduler",
+               "tcp://127.0.0.1:1", "--connect-timeout", "1")  # fmt: skip
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "tcp://127.0.0.1:1 did not answer within 1 s" in lines[0]
+
+
+def test_huge_values_never_reach_json_as_non_numbers() -> None:
+    done = run("spectrum", "--example", "random", "--radius", "1e308", "--json")
+    assert done.returncode == 0, done.stderr
+    payload = strict_json(done.stdout)
+    assert payload["spectral_radius"] is None or payload["spectral_radius"] > 1e307
+
+
+def test_ctrl_c_says_that_finished_work_is_kept(tmp_path: Path) -> None:
+    process = subprocess.Popen(
+        [str(EXECUTABLE), "train", "--task", "adding", "--seq-len", "50", "--cell", "lstm",
+         "--steps", "100000", "--out", str(tmp_path / "run")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.time() + 60
+    while not (tmp_path / "run" / ".rnngrad.lock").exists() and time.time() < deadline:
+        time.sleep(0.1)
+    time.sleep(1.0)
+    process.send_signal(signal.SIGINT)
+    _, errors = process.communicate(timeout=60)
+    assert process.returncode == 130, errors
+    assert "interrupted; finished work is kept" in errors
+    assert "Traceback" not in errors
+
+
+def test_long_messages_stay_on_one_line() -> None:
+    spec = "gru:input=3,hidden=4," + ",".join(f"k{i}=1" for i in range(60))
+    done = run("profile", "--model", spec, "--random-input", "2,5")
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_the_api_raises_typed_errors() -> None:
+    from rnngrad import GradientMonitor, lyapunov_spectrum
+    from rnngrad.lab.train import TrainConfig
+    from rnngrad.scalar import scalar_inputs
+    from rnngrad.spectrum import default_transient_steps, example_matrix, transient_growth
+
+    with pytest.raises(ResourceError):
+        scalar_inputs(10**10)
+    with pytest.raises(InvalidInputError, match=r"0\.\.2"):
+        example_matrix("random", seed=-1)
+    with pytest.raises(InvalidInputError, match=r"0\.\.2"):
+        lyapunov_spectrum(torch.nn.GRU(2, 3).double(), seed=2**64, steps=20, warmup=2)
+    with pytest.raises(InvalidInputError, match="float32"):
+        TrainConfig(task="adding", seq_len=5, cell="rnn", lr=1e39).validate()
+    with pytest.raises(InvalidInputError, match=r"nn\.Module"):
+        GradientMonitor(42)  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError, match="max_steps"):
+        transient_growth(np.eye(3), max_steps=10**9)
+    assert default_transient_steps(64) == 2000 and default_transient_steps(4096) == 10
+    with pytest.raises(RnngradError):
+        check_seed(True)
+    assert parse_size("8G") == 8 * 2**30 and parse_size("500M") == 500 * 2**20
+    with pytest.raises(InvalidInputError):
+        parse_size("lots")
+    assert json.dumps(None) == "null"
