@@ -24,6 +24,7 @@ of ``ln |det J_t|``. Memory is ``O(B n k)``: no ``n x n`` matrix is kept per ste
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -401,6 +402,7 @@ def lyapunov_spectrum(
     layer: int | None = None,
     direction: int = 0,
     dtype: torch.dtype | None = torch.float64,
+    progress: Callable[[int, int], None] | None = None,
 ) -> LyapunovSpectrum:
     """The first ``k`` Lyapunov exponents by the QR (Benettin) method.
 
@@ -429,6 +431,7 @@ def lyapunov_spectrum(
         dtype: the dtype to compute in; a model in another dtype (float32, a
             half-precision model) is measured on a converted copy and the result
             says so (``converted_from``). ``None`` keeps the model's own.
+        progress: called as ``progress(t, steps)`` every ``steps // 100`` steps.
 
     Raises:
         InvalidInputError: ``k`` out of range, ``steps <= warmup``, and the like.
@@ -477,6 +480,8 @@ def lyapunov_spectrum(
         running_steps: list[int] = []
         running: list[torch.Tensor] = []
         for t in range(steps):
+            if progress is not None and t % every == 0:
+                progress(t, steps)
             x = source(warmup + t)
             state, cache = dynamics.step(state, x)
             _check_finite(state, warmup + t + 1)

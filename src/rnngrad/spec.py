@@ -95,6 +95,8 @@ def parse_spec(text: str) -> ModelSpec:
             raise InvalidInputError(
                 f"spec {text!r}: unknown key {key!r} for {kind}; allowed: {allowed}"
             )
+        if key in pairs:
+            raise InvalidInputError(f"spec {text!r}: {key} is given twice")
         pairs[key] = value.strip()
     for required in ("input", "hidden"):
         if required not in pairs:

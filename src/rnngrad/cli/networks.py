@@ -323,20 +323,32 @@ def lyapunov(
     layers = describe_module(find_recurrent_module(network, module)[1]).num_layers
     if layer is not None and not 0 <= layer < layers:
         raise InvalidInputError(f"--layer must be in 0..{layers - 1}, got {layer}")
-    result = lyapunov_spectrum(
-        network,
-        steps=steps,
-        warmup=warmup,
-        k=k,
-        reorth=reorth,
-        batch=batch,
-        seed=seed,
-        inputs=inputs,
-        module=module,
-        layer=layer,
-        direction=direction,
-        dtype=torch_dtype,
-    )
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(
+        TextColumn("[bold]lyapunov[/]"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+        TimeRemainingColumn(), console=Console(stderr=True), transient=True,
+    ) as bar:  # fmt: skip
+        handle = bar.add_task("steps", total=steps)
+
+        def advance(t: int, total: int) -> None:
+            bar.update(handle, completed=t)
+
+        result = lyapunov_spectrum(
+            network,
+            steps=steps,
+            warmup=warmup,
+            k=k,
+            reorth=reorth,
+            batch=batch,
+            seed=seed,
+            inputs=inputs,
+            module=module,
+            layer=layer,
+            direction=direction,
+            dtype=torch_dtype,
+            progress=advance,
+        )
     if result.layer is not None and (layer is not None or result.direction):
         label += f", layer {result.layer}"
     if result.direction:
