@@ -30,6 +30,7 @@ __all__ = [
     "MAX_GRID_CELLS",
     "MAX_LYAPUNOV_STEPS",
     "MAX_SEED",
+    "MAX_TRAIN_STEPS",
     "MAX_TRANSIENT_STEPS",
     "ResourceError",
     "check_memory",
@@ -45,6 +46,7 @@ MAX_SEED = 2**63 - 1
 MAX_GRID_CELLS = 10_000
 MAX_TRANSIENT_STEPS = 100_000
 MAX_LYAPUNOV_STEPS = 10_000_000
+MAX_TRAIN_STEPS = 100_000_000
 # Memory per step of the scalar chain rule: its arrays, and their JSON form.
 SCALAR_BYTES_PER_STEP = 200
 SCALAR_JSON_BYTES_PER_STEP = 800

@@ -38,6 +38,7 @@ __all__ = [
 ]
 
 _KINDS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+MAX_LAYERS = 256  # building a module of many more layers takes minutes, whatever their size
 _COMMON = {"input", "hidden", "layers", "bidirectional", "batch_first", "bias", "dropout"}
 _EXTRA = {"rnn": {"nonlinearity"}, "lstm": {"proj_size"}, "gru": set()}
 
@@ -60,13 +61,15 @@ def _boolean(key: str, value: str) -> bool:
     raise InvalidInputError(f"spec: {key} must be true or false, got {value!r}")
 
 
-def _integer(key: str, value: str, minimum: int) -> int:
+def _integer(key: str, value: str, minimum: int, maximum: int | None = None) -> int:
     try:
         number = int(value)
     except ValueError:
         raise InvalidInputError(f"spec: {key} must be a whole number, got {value!r}") from None
     if number < minimum:
         raise InvalidInputError(f"spec: {key} must be >= {minimum}, got {number}")
+    if maximum is not None and number > maximum:
+        raise InvalidInputError(f"spec: {key} must be <= {maximum}, got {number}")
     return number
 
 
@@ -104,7 +107,7 @@ def parse_spec(text: str) -> ModelSpec:
     arguments: dict[str, Any] = {
         "input_size": _integer("input", pairs["input"], 1),
         "hidden_size": _integer("hidden", pairs["hidden"], 1),
-        "num_layers": _integer("layers", pairs.get("layers", "1"), 1),
+        "num_layers": _integer("layers", pairs.get("layers", "1"), 1, MAX_LAYERS),
         "bidirectional": _boolean("bidirectional", pairs.get("bidirectional", "false")),
         "batch_first": _boolean("batch_first", pairs.get("batch_first", "false")),
         "bias": _boolean("bias", pairs.get("bias", "true")),

@@ -107,11 +107,17 @@ class TrainConfig:
             )
         parse_init(self.init)
         parse_clip(self.clip)
-        from rnngrad.limits import check_memory, check_representable, check_seed, check_whole
+        from rnngrad.limits import (
+            MAX_TRAIN_STEPS,
+            check_memory,
+            check_representable,
+            check_seed,
+            check_whole,
+        )
 
         for name in ("hidden", "steps", "batch", "eval_every", "eval_batch", "checkpoint_every",
                      "profile_every"):  # fmt: skip
-            check_whole(getattr(self, name), name)
+            check_whole(getattr(self, name), name, 1, MAX_TRAIN_STEPS)
         check_seed(self.seed)
         # Adam works in float32: a learning rate beyond its range overflows inside it.
         if not (isinstance(self.lr, float | int) and math.isfinite(self.lr) and self.lr > 0):
