@@ -242,11 +242,17 @@ def test_an_unreadable_checkpoint_is_set_aside_and_the_run_restarts(tmp_path: Pa
     for name, content in (
         ("damaged", b"PK\x03\x04 cut short"),
         ("pickle", None),
+        ("tensor", "tensor"),
+        ("keys", "keys"),
     ):
         folder = tmp_path / name
         folder.mkdir()
         if content is None:
             torch.save({"config": threading.Lock}, folder / "checkpoint.pt")  # not weights
+        elif content == "tensor":
+            torch.save(torch.zeros(3), folder / "checkpoint.pt")  # a foreign file
+        elif content == "keys":
+            torch.save({"model": {}}, folder / "checkpoint.pt")  # keys missing
         else:
             (folder / "checkpoint.pt").write_bytes(content)
         done = run("train", *TINY_TRAIN, "--out", str(folder), "--json")

@@ -84,6 +84,7 @@ CASES = [
     (["scalar", "--steps", "5", "--input-seed", "-1"], "0..2**63-1"),
     (["spectrum", "--example", "random", "--seed", "-1"], "0..2**63-1"),
     (["report", "--quick", "--seed", "-1", "--out", "{out}"], "0..2**63-1"),
+    (["report", "--quick", "--seed", BIG, "--out", "{out}"], "0..2**63-1"),
     (["profile", "--model", GRU, "--random-input", "2,5", "--seed", BIG], "0..2**63-1"),
     (["lyapunov", "--model", GRU, "--steps", "20", "--warmup", "2", "--seed", BIG], "0..2**63-1"),
     ([*TRAIN, "--seed", BIG, "--out", "{out}"], "0..2**63-1"),
@@ -94,10 +95,16 @@ CASES = [
     (["--max-memory", "100M", "scalar", "--steps", "10000000", "--json"], "memory"),
     (["profile", "--model", "lstm:input=3,hidden=100000", "--random-input", "1,2"], "memory"),
     (["profile", "--model", GRU, "--random-input", "100000,1000000"], "memory"),
+    (["--max-memory", "1G", "profile", "--model", GRU, "--random-input", "100000,1000"],
+     "memory"),
     ([*TRAIN[:3], "--seq-len", "100000000", *TRAIN[5:], "--out", "{out}"], "memory"),
     ([*TRAIN, "--hidden", "1000000", "--out", "{out}"], "memory"),
     (["lyapunov", "--model", GRU, "--batch", "10000000000", "--steps", "20", "--warmup", "2"],
      "memory"),
+    (["--max-memory", "1G", "lyapunov", "--model", GRU, "--batch", "10000000", "--steps", "20",
+      "--warmup", "2"], "memory"),
+    (["profile", "--model", "gru:input=3,hidden=2,hidden=3", "--random-input", "2,3"],
+     "given twice"),
     (["lyapunov", "--model", GRU, "--steps", "1000000000"], "10_000_000"),
     (["profile", "--model", GRU, "--input", "{huge}"], "cut short"),
     (["sweep", "{huge_grid}", "--out", "{out}"], "4,000,000 cells"),
@@ -186,6 +193,26 @@ def test_ctrl_c_says_that_finished_work_is_kept(tmp_path: Path) -> None:
     assert process.returncode == 130, errors
     assert "interrupted; finished work is kept" in errors
     assert "Traceback" not in errors
+
+
+def test_warnings_of_a_failed_command_are_held_back(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Regression: RuntimeWarning lines came before the error line."""
+    import warnings
+
+    import rnngrad.scalar
+    from rnngrad.cli import main
+
+    def noisy(*args: object, **kwargs: object) -> None:
+        warnings.warn("overflow encountered in exp", RuntimeWarning, stacklevel=1)
+        raise InvalidInputError("the real problem")
+
+    monkeypatch.setattr(rnngrad.scalar, "scalar_chain_rule", noisy)
+    with pytest.raises(SystemExit) as exited:
+        main(["scalar"])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err == "rnngrad: error: the real problem\n"
 
 
 def test_long_messages_stay_on_one_line() -> None:
