@@ -104,6 +104,13 @@ CELLS = (nn.RNNCell, nn.LSTMCell, nn.GRUCell)
 FUSED = (nn.RNN, nn.LSTM, nn.GRU)
 
 
+def _recurrent_types() -> tuple[type[nn.Module], ...]:
+    """Fused modules, their cells and the diagonal recurrences of :mod:`rnngrad.modern`."""
+    from rnngrad.modern.base import DiagonalRecurrence
+
+    return (*FUSED, *CELLS, DiagonalRecurrence)
+
+
 def is_cell(module: nn.Module) -> bool:
     """``nn.RNNCell``, ``nn.LSTMCell`` or ``nn.GRUCell``: one step per call."""
     return isinstance(module, CELLS)
@@ -116,6 +123,20 @@ def describe_module(module: nn.Module) -> RecurrentLayout:
     Raises:
         UnsupportedModuleError: any other module.
     """
+    from rnngrad.modern.base import DiagonalRecurrence
+
+    if isinstance(module, DiagonalRecurrence):
+        return RecurrentLayout(
+            kind="custom",
+            input_size=int(module.input_size),
+            hidden_size=int(module.state_size),
+            proj_size=0,
+            num_layers=1,
+            bidirectional=False,
+            batch_first=False,
+            bias=True,
+            dropout=0.0,
+        )
     if isinstance(module, CELLS):
         cell_kind: CellKind
         if isinstance(module, nn.LSTMCell):
@@ -189,7 +210,7 @@ def find_recurrent_module(model: nn.Module, name: str | None = None) -> tuple[st
         UnsupportedModuleError: no such name, none found, or several found
             without a name to choose.
     """
-    recurrent = FUSED + CELLS
+    recurrent = _recurrent_types()
     if name is not None:
         found = dict(model.named_modules()).get(name)
         if found is None:
@@ -215,6 +236,7 @@ def find_recurrent_module(model: nn.Module, name: str | None = None) -> tuple[st
 def find_recurrent_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """Every recurrent module inside ``model`` (fused modules and cells), with its name,
     in registration order; ``[("", model)]`` when ``model`` is one itself."""
-    if isinstance(model, FUSED + CELLS):
+    recurrent = _recurrent_types()
+    if isinstance(model, recurrent):
         return [("", model)]
-    return [(n, m) for n, m in model.named_modules() if isinstance(m, FUSED + CELLS)]
+    return [(n, m) for n, m in model.named_modules() if isinstance(m, recurrent)]

@@ -171,6 +171,25 @@ class _System:
     converted_from: str | None = None
 
 
+def _diagonal_dynamics(layer: Any) -> Dynamics:
+    """A diagonal recurrence of :mod:`rnngrad.modern` as a map of a flat real state
+    (real and imaginary parts side by side for a complex one), through torch.func."""
+    from rnngrad.dynamics import CellDynamics
+
+    size = layer.state_size
+    dtype = next(layer.parameters()).dtype
+
+    def cell(x: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+        if not layer.complex_state:
+            new: torch.Tensor = layer.step(x, state)
+            return new
+        stepped = layer.step(x, torch.complex(state[..., :size], state[..., size:]))
+        return torch.cat([stepped.real, stepped.imag], dim=-1)
+
+    width = 2 * size if layer.complex_state else size
+    return CellDynamics(cell, state_size=width, input_size=layer.input_size, dtype=dtype)
+
+
 def _as_dynamics(system: Dynamics | nn.Module) -> Dynamics:
     """A model's recurrent module (all layers, its own dtype) as dynamics; a Dynamics as is."""
     if isinstance(system, Dynamics):
@@ -239,6 +258,12 @@ def _system(
     converted = None
     if dtype is not None and own != dtype:
         rnn, converted = copy.deepcopy(rnn).to(dtype), str(own).removeprefix("torch.")
+    from rnngrad.modern.base import DiagonalRecurrence
+
+    if isinstance(rnn, DiagonalRecurrence):
+        if layer is not None or direction != 0:
+            raise InvalidInputError(f"{type(rnn).__name__} has one layer and one direction")
+        return _System(_diagonal_dynamics(rnn), inputs, name, None, 0, converted)
     layout = describe_module(rnn)
     if layer is not None and not 0 <= layer < layout.num_layers:
         raise InvalidInputError(f"layer must be in 0..{layout.num_layers - 1}, got {layer}")

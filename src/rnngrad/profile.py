@@ -309,6 +309,18 @@ def _profile(
     tolerance: float,
 ) -> GradientProfile:
     name, rnn = find_recurrent_module(model, module)
+    from rnngrad.modern.base import DiagonalRecurrence
+
+    if isinstance(rnn, DiagonalRecurrence):
+        from rnngrad.modern.profile import diagonal_profile
+
+        if hx is not None or lengths is not None:
+            raise InvalidInputError("hx= and lengths= apply to nn.RNN, nn.LSTM and nn.GRU")
+        single = not isinstance(inputs, tuple) or isinstance(inputs, PackedSequence)
+        return diagonal_profile(
+            model, (inputs,) if single else tuple(inputs), name, rnn, loss=loss,
+            keep_gradients=keep_gradients, tolerance=tolerance,
+        )  # fmt: skip
     layout = describe_module(rnn)
     # A PackedSequence is a tuple too, but it is one argument.
     single = not isinstance(inputs, tuple) or isinstance(inputs, PackedSequence)

@@ -1,0 +1,109 @@
+r"""The Linear Recurrent Unit (Orvieto et al. 2023, "Resurrecting recurrent neural
+networks for long sequences").
+
+A diagonal, complex, linear recurrence whose eigenvalues are parameters:
+
+.. math:: x_t = \lambda \odot x_{t-1} + \gamma \odot (B u_t), \qquad
+          y_t = \mathrm{Re}(C x_t) + D \odot u_t,
+
+with ``lambda_j = exp(-exp(nu_j) + i exp(theta_j))`` (so ``|lambda_j| < 1``
+always), ``gamma_j = sqrt(1 - |lambda_j|^2)`` (inputs normalised so that white
+noise keeps the state's variance), and the *ring initialisation*: ``|lambda_j|``
+uniform on the ring ``r_min <= |lambda| <= r_max`` of the complex plane and the
+phase uniform in ``[0, max_phase]``. The textbook criterion is built in: each
+``|lambda_j|`` is exactly how fast the ``j``-th direction forgets, and
+``r_max`` close to 1 keeps gradients alive over ``1 / (1 - r_max)`` steps.
+Training uses the parallel scan (:func:`rnngrad.modern.scan.linear_scan`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from rnngrad.errors import InvalidInputError
+from rnngrad.modern.base import DiagonalRecurrence
+from rnngrad.modern.scan import linear_scan
+
+__all__ = ["LRU"]
+
+
+class LRU(DiagonalRecurrence):
+    """One LRU layer: ``u`` ``(T, B, D)`` to complex states ``(T, B, N)``; :meth:`read` gives ``y``.
+
+    Args:
+        input_size: ``D`` (also the size of ``y``, as in the paper).
+        state_size: ``N``.
+        r_min, r_max: the ring of ``|lambda|`` at initialisation, ``0 < r_min < r_max < 1``.
+        max_phase: the largest initial phase of ``lambda`` (radians, ``> 0``).
+        generator: draws the initialisation (the global RNG when omitted).
+
+    Raises:
+        InvalidInputError: ``r_min``/``r_max`` out of order or outside ``(0, 1)``,
+            ``max_phase <= 0``, or sizes below 1.
+    """
+
+    complex_state = True
+
+    def __init__(
+        self,
+        input_size: int,
+        state_size: int,
+        *,
+        r_min: float = 0.9,
+        r_max: float = 0.999,
+        max_phase: float = math.pi / 10,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        super().__init__()
+        if input_size < 1 or state_size < 1:
+            raise InvalidInputError(f"LRU sizes must be >= 1, got {input_size}, {state_size}")
+        if not (0.0 < r_min < r_max < 1.0):
+            raise InvalidInputError(
+                f"the LRU ring needs 0 < r_min < r_max < 1, got r_min={r_min}, r_max={r_max}"
+            )
+        if not (math.isfinite(max_phase) and max_phase > 0):
+            raise InvalidInputError(f"max_phase must be > 0, got {max_phase}")
+        self.input_size, self.state_size = input_size, state_size
+        self.r_min, self.r_max, self.max_phase = r_min, r_max, max_phase
+        u1 = torch.rand(state_size, generator=generator)
+        u2 = torch.rand(state_size, generator=generator)
+        # |lambda|^2 uniform on [r_min^2, r_max^2]: uniform on the ring's area
+        radius_squared = u1 * (r_max**2 - r_min**2) + r_min**2
+        self.nu_log = nn.Parameter(torch.log(-0.5 * torch.log(radius_squared)))
+        self.theta_log = nn.Parameter(torch.log(max_phase * u2.clamp_min(1e-12)))
+        self.gamma_log = nn.Parameter(torch.log(torch.sqrt(1.0 - radius_squared)))
+        scale_b = 1.0 / math.sqrt(2 * input_size)
+        self.B_re = nn.Parameter(torch.randn(state_size, input_size, generator=generator) * scale_b)
+        self.B_im = nn.Parameter(torch.randn(state_size, input_size, generator=generator) * scale_b)
+        scale_c = 1.0 / math.sqrt(state_size)
+        self.C_re = nn.Parameter(torch.randn(input_size, state_size, generator=generator) * scale_c)
+        self.C_im = nn.Parameter(torch.randn(input_size, state_size, generator=generator) * scale_c)
+        self.D = nn.Parameter(torch.randn(input_size, generator=generator))
+
+    def eigenvalues(self) -> torch.Tensor:
+        """``lambda`` ``(N,)``, complex: the recurrence's eigenvalues, exactly."""
+        return torch.exp(torch.complex(-torch.exp(self.nu_log), torch.exp(self.theta_log)))
+
+    def _input(self, u: torch.Tensor) -> torch.Tensor:
+        weight = torch.complex(self.B_re, self.B_im)
+        gamma = torch.exp(self.gamma_log)
+        return (u.to(weight.dtype) @ weight.T) * gamma
+
+    def forward(self, x: torch.Tensor, h0: torch.Tensor | None = None) -> torch.Tensor:
+        return linear_scan(self.eigenvalues(), self._input(x), h0)
+
+    def step(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        return self.eigenvalues() * h + self._input(x)
+
+    def state_jacobian(
+        self, x: torch.Tensor, states: torch.Tensor, h0: torch.Tensor
+    ) -> torch.Tensor:
+        return self.eigenvalues()
+
+    def read(self, states: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        """``y_t = Re(C x_t) + D u_t`` ``(T, B, D)``."""
+        weight = torch.complex(self.C_re, self.C_im)
+        return (states @ weight.T).real + u * self.D

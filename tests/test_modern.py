@@ -1,0 +1,207 @@
+"""Modern recurrences: scans against sequential loops, the cells' scans against their own
+step-by-step definitions, exact profiles against retain_grad, closed-form spectra."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from rnngrad import gradient_profile, lyapunov_spectrum
+from rnngrad.errors import InvalidInputError
+from rnngrad.modern import (
+    LRU,
+    IndRNN,
+    MinGRU,
+    MinLSTM,
+    diagonal_adjoint,
+    linear_scan,
+    log_linear_scan,
+)
+
+
+def loop(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor) -> torch.Tensor:
+    """The sequential reference of h_t = a_t h_{t-1} + b_t."""
+    h, states = h0, []
+    for t in range(b.shape[0]):
+        h = (a[t] if a.dim() == b.dim() else a) * h + b[t]
+        states.append(h)
+    return torch.stack(states)
+
+
+@pytest.mark.parametrize("steps", [1, 2, 7, 64, 100])
+@pytest.mark.parametrize("kind", ["real", "complex", "constant"])
+def test_linear_scan_equals_the_loop(steps: int, kind: str) -> None:
+    generator = torch.Generator().manual_seed(steps)
+    b = torch.randn(steps, 3, 4, dtype=torch.float64, generator=generator)
+    a = torch.rand(steps, 3, 4, dtype=torch.float64, generator=generator) * 1.2
+    h0 = torch.randn(3, 4, dtype=torch.float64, generator=generator)
+    if kind == "complex":
+        a = torch.polar(a, 6 * torch.rand(a.shape, dtype=torch.float64, generator=generator))
+        b, h0 = b.to(torch.complex128), h0.to(torch.complex128)
+    if kind == "constant":
+        a = a[0, 0]
+    np.testing.assert_allclose(linear_scan(a, b, h0).numpy(), loop(a, b, h0).numpy(), rtol=1e-10)
+    zeros = torch.zeros_like(h0)
+    np.testing.assert_allclose(linear_scan(a, b).numpy(), loop(a, b, zeros).numpy(), rtol=1e-10)
+
+
+def test_log_scan_equals_the_loop_even_where_plain_products_underflow() -> None:
+    generator = torch.Generator().manual_seed(0)
+    log_a = -5 * torch.rand(300, 2, 3, dtype=torch.float64, generator=generator)
+    log_b = torch.randn(300, 2, 3, dtype=torch.float64, generator=generator)
+    log_h0 = torch.zeros(2, 3, dtype=torch.float64)
+    expected = loop(log_a.exp(), log_b.exp(), log_h0.exp())
+    np.testing.assert_allclose(log_linear_scan(log_a, log_b, log_h0).numpy(), expected.numpy(),
+                               rtol=1e-10)  # fmt: skip
+
+
+@pytest.mark.parametrize("complex_state", [False, True])
+def test_adjoint_scan_equals_retain_grad(complex_state: bool) -> None:
+    """g_t = G_t + conj(a_{t+1}) g_{t+1} is dL/dh_t of the loop, via autograd."""
+    generator = torch.Generator().manual_seed(1)
+    a = torch.rand(30, 2, 3, dtype=torch.float64, generator=generator)
+    b = torch.randn(30, 2, 3, dtype=torch.float64, generator=generator)
+    weights = torch.randn(30, 2, 3, dtype=torch.float64, generator=generator)
+    if complex_state:
+        a = torch.polar(a, torch.rand(a.shape, dtype=torch.float64, generator=generator) * 3)
+        b = b.to(torch.complex128)
+    h = torch.zeros(2, 3, dtype=b.dtype, requires_grad=True)
+    states = []
+    for t in range(30):
+        h = a[t] * h + b[t]
+        h.retain_grad()
+        states.append(h)
+    stacked = torch.stack(states)
+    (weights * (stacked.abs() ** 2 if complex_state else stacked)).sum().backward()
+    direct = (
+        2 * weights * stacked.detach() if complex_state else weights
+    )  # dL/dh (PyTorch's convention for complex h: 2 w h)
+    total = diagonal_adjoint(direct, a)
+    expected = torch.stack([s.grad for s in states])  # type: ignore[misc]
+    np.testing.assert_allclose(total.numpy(), expected.numpy(), rtol=1e-10, atol=1e-12)
+
+
+CELLS = {
+    "lru": lambda: LRU(3, 5, generator=torch.Generator().manual_seed(2)),
+    "mingru": lambda: MinGRU(3, 5),
+    "minlstm": lambda: MinLSTM(3, 5),
+    "indrnn": lambda: IndRNN(3, 5, max_length=20),
+}
+
+
+def sequential(cell: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
+    h = cell.initial_state(x.shape[1], x)
+    states = []
+    for t in range(x.shape[0]):
+        h = cell.step(x[t], h)
+        states.append(h)
+    return states
+
+
+@pytest.mark.parametrize("kind", list(CELLS))
+def test_the_scan_equals_the_step_by_step_definition(kind: str) -> None:
+    """Forward states and every parameter's gradient, scan against loop, float64."""
+    torch.manual_seed(3)
+    cell = CELLS[kind]().double()
+    x = torch.randn(40, 2, 3, dtype=torch.float64)
+    fast = cell(x)
+    slow = torch.stack(sequential(cell, x))
+    np.testing.assert_allclose(fast.detach().numpy(), slow.detach().numpy(), rtol=1e-9, atol=1e-12)
+    weights = torch.randn(fast.shape, dtype=torch.float64)
+    parameters = list(cell.parameters())
+    grads_fast = torch.autograd.grad((weights * fast.real).sum(), parameters, allow_unused=True)
+    grads_slow = torch.autograd.grad((weights * slow.real).sum(), parameters, allow_unused=True)
+    compared = 0
+    for got, expected in zip(grads_fast, grads_slow, strict=True):
+        assert (got is None) == (expected is None)
+        if got is not None and expected is not None:
+            np.testing.assert_allclose(got.numpy(), expected.numpy(), rtol=1e-8, atol=1e-12)
+            compared += 1
+    assert compared >= 2
+
+
+class Reader(nn.Module):
+    """A model around a modern layer: a linear read-out of the last state's real part."""
+
+    def __init__(self, layer: nn.Module) -> None:
+        super().__init__()
+        self.layer = layer
+        self.head = nn.Linear(5, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.layer(x).real[-4:].mean(dim=0))
+
+
+@pytest.mark.parametrize("kind", list(CELLS))
+def test_the_profile_equals_retain_grad_on_the_definition(kind: str) -> None:
+    torch.manual_seed(4)
+    model = Reader(CELLS[kind]()).double()
+    x = torch.randn(25, 3, 3, dtype=torch.float64)
+    target = torch.randn(3, 2, dtype=torch.float64)
+
+    def loss(out: torch.Tensor) -> torch.Tensor:
+        return ((out - target) ** 2).sum()
+
+    profile = gradient_profile(model, x, loss=loss, keep_gradients=True)
+    assert profile.module_name == "layer" and profile.steps == 25
+    states = sequential(model.layer, x)
+    for state in states:
+        state.retain_grad()
+    loss(model.head(torch.stack(states).real[-4:].mean(dim=0))).backward()
+    expected = torch.stack([s.grad for s in states], dim=1)  # type: ignore[misc]
+    got = profile.layers[0].grad
+    assert got is not None and expected.abs().max() > 0
+    np.testing.assert_allclose(got.numpy(), expected.numpy(), rtol=1e-8, atol=1e-12)
+
+
+def test_lru_eigenvalues_lie_on_the_ring_and_set_its_lyapunov_spectrum() -> None:
+    """Ring initialisation; a diagonal linear recurrence's exponents are ln|lambda_j|
+    (each twice: the real and imaginary parts rotate together)."""
+    layer = LRU(2, 6, r_min=0.5, r_max=0.95, max_phase=1.0,
+                generator=torch.Generator().manual_seed(5)).double()  # fmt: skip
+    lam = layer.eigenvalues().detach()
+    assert ((lam.abs() >= 0.5 - 1e-12) & (lam.abs() <= 0.95 + 1e-12)).all()
+    assert ((lam.angle() >= 0) & (lam.angle() <= 1.0)).all()
+    gamma = torch.exp(layer.gamma_log).detach()
+    # drawn in float32, then converted: float32 accuracy
+    np.testing.assert_allclose(gamma.numpy(), torch.sqrt(1 - lam.abs() ** 2).numpy(), rtol=1e-6)
+    result = lyapunov_spectrum(layer, steps=400, warmup=10, batch=2, inputs="random")
+    expected = np.sort(np.repeat(np.log(lam.abs().numpy()), 2))[::-1]
+    np.testing.assert_allclose(result.exponents, expected, atol=1e-2)
+
+
+def test_indrnn_keeps_its_recurrent_weights_in_range() -> None:
+    layer = IndRNN(2, 4, max_length=10)
+    with torch.no_grad():
+        layer.u.mul_(10)
+    layer.constrain_()
+    assert (layer.u.abs() <= 2 ** (1 / 10) + 1e-12).all()
+
+
+@pytest.mark.parametrize(
+    ("arguments", "match"),
+    [({"r_min": 0.9, "r_max": 0.5}, "r_min < r_max"), ({"r_min": 0.0, "r_max": 0.5}, "0 < r_min"),
+     ({"r_max": 1.0}, "< 1"), ({"max_phase": 0.0}, "max_phase")],
+)  # fmt: skip
+def test_a_bad_ring_is_refused(arguments: dict[str, float], match: str) -> None:
+    with pytest.raises(InvalidInputError, match=match):
+        LRU(2, 3, **arguments)
+
+
+def test_minimal_cells_keep_positive_states_and_their_closed_form_coefficient() -> None:
+    """minGRU's coefficient is 1 - z_t, read back from the layer's own Jacobian."""
+    torch.manual_seed(6)
+    cell = MinGRU(3, 4).double()
+    x = torch.randn(10, 2, 3, dtype=torch.float64)
+    states = cell(x)
+    assert (states > 0).all()
+    k = cell.linear(x).chunk(2, dim=-1)[0]
+    np.testing.assert_allclose(
+        cell.state_jacobian(x, states, cell.initial_state(2, x)).detach().numpy(),
+        (1 - torch.sigmoid(k)).detach().numpy(), rtol=1e-12,
+    )  # fmt: skip
+    assert math.isfinite(float(states.detach().sum()))
