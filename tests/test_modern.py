@@ -4,6 +4,7 @@ step-by-step definitions, exact profiles against retain_grad, closed-form spectr
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -205,3 +206,52 @@ def test_minimal_cells_keep_positive_states_and_their_closed_form_coefficient() 
         (1 - torch.sigmoid(k)).detach().numpy(), rtol=1e-12,
     )  # fmt: skip
     assert math.isfinite(float(states.detach().sum()))
+
+
+@pytest.mark.parametrize("cell", ["lru", "mingru", "minlstm", "indrnn"])
+def test_the_lab_trains_each_modern_cell(cell: str, tmp_path: Path) -> None:
+    """A few steps of the adding problem: finite losses, a profile, the recurrence's radius
+    (the LRU's largest |lambda|, IndRNN's largest |u| within 2^(1/T))."""
+    from rnngrad.lab.train import TrainConfig, train
+
+    config = TrainConfig(task="adding", seq_len=12, cell=cell, hidden=8, steps=6, batch=8,
+                         eval_every=3, eval_batch=16, profile_every=3)  # fmt: skip
+    result = train(config, tmp_path)
+    assert result.steps == 6 and math.isfinite(result.final_loss)
+    assert result.records["profiles"], "the training run profiles the modern cell"
+    radius = result.records["evaluations"][-1]["spectral_radius"]
+    if cell == "lru":
+        assert 0.9 <= radius < 1.0
+    elif cell == "indrnn":
+        assert radius <= 2 ** (1 / 12) + 1e-6
+    else:
+        assert radius is None or math.isnan(radius)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "match"),
+    [({"cell": "lru", "init": "orthogonal"}, "has its own"),
+     ({"cell": "mingru", "orthogonal_constraint": True}, "rnn and relu"),
+     ({"cell": "indrnn", "forget_bias": 1.0}, "lstm cell only"),
+     ({"cell": "gru", "init": "chrono:50"}, "lstm cell only"),
+     ({"cell": "lstm", "init": "chrono:1"}, "T > 2")],
+)  # fmt: skip
+def test_remedies_that_do_not_apply_are_refused(overrides: dict[str, object], match: str) -> None:
+    from rnngrad.lab.train import TrainConfig
+
+    settings = {"task": "adding", "seq_len": 10, "cell": "rnn", **overrides}
+    with pytest.raises(InvalidInputError, match=match):
+        TrainConfig(**settings).validate()  # type: ignore[arg-type]
+
+
+def test_chrono_initialisation_spreads_the_forget_gate_biases() -> None:
+    """Tallec & Ollivier (2018): b_f = ln U(1, T - 1), b_i = -b_f, recurrent biases zero."""
+    from rnngrad.lab.models import LabModel
+
+    torch.manual_seed(7)
+    model = LabModel("lstm", 2, 64, 1, per_step=False, init="chrono:100")
+    bias = model.rnn.get_parameter("bias_ih_l0").detach()
+    forget, inputs = bias[64:128], bias[:64]
+    assert (forget >= 0).all() and (forget <= math.log(99) + 1e-6).all()
+    assert torch.equal(inputs, -forget)
+    assert model.rnn.get_parameter("bias_hh_l0").detach()[:128].abs().max() == 0

@@ -32,11 +32,15 @@ def _note_set_aside(path: str | None) -> None:
 def train_command(
     task: Annotated[str, typer.Option("--task", help="adding, copy or order.")],
     seq_len: Annotated[int, typer.Option("--seq-len", help="Sequence length T.")],
-    cell: Annotated[str, typer.Option("--cell", help="rnn (tanh), relu, lstm or gru.")],
+    cell: Annotated[
+        str,
+        typer.Option("--cell", help="rnn (tanh), relu, lstm, gru, lru, mingru, minlstm or indrnn."),
+    ],
     out: Annotated[Path, typer.Option("--out", help="Folder of the run (resumed if it exists).")],
     hidden: Annotated[int, typer.Option("--hidden", help="Hidden units.")] = 64,
     init: Annotated[
-        str, typer.Option("--init", help="default, orthogonal, identity or radius:R.")
+        str,
+        typer.Option("--init", help="default, orthogonal, identity, radius:R, or chrono:T (lstm)."),
     ] = "default",
     orthogonal_constraint: Annotated[
         bool, typer.Option("--orthogonal-constraint", help="Keep W_hh orthogonal (rnn, relu).")

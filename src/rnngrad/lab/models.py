@@ -1,14 +1,21 @@
 r"""Small recurrent models for the lab, with each remedy as a switch.
 
-Cells: ``rnn`` (tanh), ``relu``, ``lstm``, ``gru``, one layer and a linear
-read-out. Recurrent initialisation of ``W_hh``:
+Cells: ``rnn`` (tanh), ``relu``, ``lstm``, ``gru``, and the modern
+recurrences of :mod:`rnngrad.modern`: ``lru`` (a linear encoder, the LRU with
+ring-initialised eigenvalues, its read-out ``Re(C x) + D u`` and a GELU),
+``mingru``, ``minlstm`` and ``indrnn`` (its recurrent weights clipped to
+``2^(1/T)`` after every optimiser step); one layer and a linear read-out.
+Recurrent initialisation of ``W_hh`` (the classic cells):
 
 - ``default``: PyTorch's own, ``U(-1/sqrt(N), 1/sqrt(N))``;
 - ``orthogonal``: a Haar-orthogonal matrix (Saxe et al. 2014; per gate block
   for LSTM/GRU);
 - ``identity``: ``W_hh = I`` with zero recurrent bias (IRNN, Le et al. 2015;
   per gate block for LSTM/GRU);
-- ``radius:R``: the default matrix rescaled to spectral radius ``R``.
+- ``radius:R``: the default matrix rescaled to spectral radius ``R``;
+- ``chrono:T`` (LSTM): the chrono initialisation of Tallec & Ollivier (2018),
+  forget-gate biases ``ln U(1, T - 1)`` and input-gate biases their negatives,
+  so that the forget gates keep memories over about ``1..T`` steps.
 
 ``orthogonal_constraint`` keeps ``W_hh`` orthogonal during training through
 ``torch.nn.utils.parametrizations.orthogonal`` (plain RNN cells, whose
@@ -27,7 +34,24 @@ from rnngrad.errors import InvalidInputError
 
 __all__ = ["CELLS", "LabModel", "parse_init"]
 
-CELLS = ("rnn", "relu", "lstm", "gru")
+CELLS = ("rnn", "relu", "lstm", "gru", "lru", "mingru", "minlstm", "indrnn")
+MODERN = ("lru", "mingru", "minlstm", "indrnn")
+
+
+def check_modern_options(
+    cell: str, init: str, orthogonal_constraint: bool, forget_bias: float | None
+) -> None:
+    """The remedies that do not apply to a modern cell, refused by name."""
+    if init != "default":
+        raise InvalidInputError(
+            f"--init applies to the rnn, relu, lstm and gru cells; {cell} has its own"
+        )
+    if orthogonal_constraint:
+        raise InvalidInputError(
+            f"--orthogonal-constraint applies to the rnn and relu cells, not {cell}"
+        )
+    if forget_bias is not None:
+        raise InvalidInputError("forget_bias applies to the lstm cell only")
 
 
 def parse_init(text: str) -> tuple[str, float | None]:
@@ -38,6 +62,14 @@ def parse_init(text: str) -> tuple[str, float | None]:
     """
     if text in ("default", "orthogonal", "identity"):
         return text, None
+    if text.startswith("chrono:"):
+        try:
+            horizon = float(text.split(":", 1)[1])
+        except ValueError:
+            horizon = math.nan
+        if not (math.isfinite(horizon) and horizon > 2):
+            raise InvalidInputError(f"init chrono:T needs a number T > 2, got {text!r}")
+        return "chrono", horizon
     if text.startswith("radius:"):
         try:
             radius = float(text.split(":", 1)[1])
@@ -47,7 +79,7 @@ def parse_init(text: str) -> tuple[str, float | None]:
             raise InvalidInputError(f"init radius:R needs a positive number R, got {text!r}")
         return "radius", radius
     raise InvalidInputError(
-        f"unknown init {text!r}; expected default, orthogonal, identity or radius:R"
+        f"unknown init {text!r}; expected default, orthogonal, identity, radius:R or chrono:T"
     )
 
 
@@ -74,6 +106,7 @@ class LabModel(nn.Module):
         init: str = "default",
         orthogonal_constraint: bool = False,
         forget_bias: float | None = None,
+        max_length: int = 100,
     ) -> None:
         super().__init__()
         if cell not in CELLS:
@@ -81,6 +114,14 @@ class LabModel(nn.Module):
         if hidden < 1:
             raise InvalidInputError(f"hidden must be >= 1, got {hidden}")
         kind, radius = parse_init(init)
+        self.cell = cell
+        self.per_step = per_step
+        if cell in MODERN:
+            check_modern_options(cell, kind, orthogonal_constraint, forget_bias)
+            self._build_modern(cell, input_size, hidden, output_size, max_length)
+            return
+        if kind == "chrono" and cell != "lstm":
+            raise InvalidInputError("init chrono:T applies to the lstm cell only")
         if cell in ("rnn", "relu"):
             self.rnn: nn.Module = nn.RNN(
                 input_size, hidden, nonlinearity="tanh" if cell == "rnn" else "relu"
@@ -127,6 +168,54 @@ class LabModel(nn.Module):
                     part = weight[block * hidden : (block + 1) * hidden]
                     current = torch.linalg.eigvals(part).abs().max()
                     part.mul_(radius / current)
+            elif kind == "chrono":  # Tallec & Ollivier (2018), gate order i, f, g, o
+                assert radius is not None
+                forget = torch.log(torch.empty(hidden).uniform_(1.0, radius - 1.0))
+                self._parameter("bias_hh_l0")[: 2 * hidden].zero_()
+                self._parameter("bias_ih_l0")[hidden : 2 * hidden].copy_(forget)
+                self._parameter("bias_ih_l0")[:hidden].copy_(-forget)
+
+    def _build_modern(
+        self, cell: str, input_size: int, hidden: int, output_size: int, max_length: int
+    ) -> None:
+        from rnngrad.modern import LRU, IndRNN, MinGRU, MinLSTM
+
+        if cell == "lru":
+            self.encoder: nn.Module | None = nn.Linear(input_size, hidden)
+            self.rnn = LRU(hidden, hidden)
+        else:
+            self.encoder = None
+            if cell == "mingru":
+                self.rnn = MinGRU(input_size, hidden)
+            elif cell == "minlstm":
+                self.rnn = MinLSTM(input_size, hidden)
+            else:
+                self.rnn = IndRNN(input_size, hidden, max_length=max_length)
+        self.head = nn.Linear(hidden, output_size)
+
+    def after_step(self) -> None:
+        """What the cell needs after each optimiser step (IndRNN: clip its weights)."""
+        constrain = getattr(self.rnn, "constrain_", None)
+        if callable(constrain):
+            constrain()
+
+    def spectral_radius(self) -> float:
+        """The largest modulus of the recurrence's eigenvalues: of ``W_hh`` (the largest
+        over the gate blocks of LSTM/GRU), the LRU's ``lambda``, IndRNN's ``u``; NaN for
+        minGRU/minLSTM (their coefficient depends on the input) and for non-finite weights."""
+        with torch.no_grad():
+            if self.cell == "lru":
+                return float(self.rnn.eigenvalues().abs().max())  # type: ignore[operator]
+            if self.cell == "indrnn":
+                recurrent_weights = self.rnn.get_parameter("u")
+                return float(recurrent_weights.abs().max())
+            if self.cell in ("mingru", "minlstm"):
+                return math.nan
+            weight = self.recurrent_matrix().detach().double()
+            hidden = weight.shape[1]
+            if not torch.isfinite(weight).all():
+                return math.nan
+            return float(torch.linalg.eigvals(weight.reshape(-1, hidden, hidden)).abs().max())
 
     def recurrent_matrix(self) -> torch.Tensor:
         """``W_hh`` as used in the forward pass (after any parametrization)."""
@@ -139,6 +228,15 @@ class LabModel(nn.Module):
 
     def forward_with_states(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The prediction and the recurrent module's outputs ``h_1..h_T`` ``(T, B, H)``."""
+        if self.cell in MODERN:
+            if self.encoder is not None:  # the LRU: encoder, scan, read-out, GELU
+                encoded = self.encoder(x)
+                states = self.rnn(encoded)
+                output = nn.functional.gelu(self.rnn.read(states, encoded))  # type: ignore[operator]
+            else:
+                output = states = self.rnn(x)
+            prediction: torch.Tensor = self.head(output if self.per_step else output[-1])
+            return prediction, states
         output, _ = self.rnn(x)
         result: torch.Tensor = self.head(output if self.per_step else output[-1])
         return result, output

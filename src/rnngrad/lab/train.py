@@ -42,7 +42,7 @@ import torch
 from rnngrad.atomic import FolderLock, atomic_write_with
 from rnngrad.errors import InvalidInputError
 from rnngrad.jsonout import finite_or_none
-from rnngrad.lab.models import CELLS, LabModel, parse_init
+from rnngrad.lab.models import CELLS, MODERN, LabModel, check_modern_options, parse_init
 from rnngrad.lab.tasks import TASKS, Task, make_task
 
 __all__ = ["TrainConfig", "TrainResult", "parse_clip", "train"]
@@ -105,7 +105,15 @@ class TrainConfig:
             raise InvalidInputError(
                 f"unknown cell {self.cell!r}; expected one of: {', '.join(CELLS)}"
             )
-        parse_init(self.init)
+        kind, _ = parse_init(self.init)
+        if self.cell in MODERN:
+            check_modern_options(self.cell, kind, self.orthogonal_constraint, self.forget_bias)
+        if kind == "chrono" and self.cell != "lstm":
+            raise InvalidInputError("init chrono:T applies to the lstm cell only")
+        if self.orthogonal_constraint and self.cell not in ("rnn", "relu"):
+            raise InvalidInputError(
+                "the orthogonal constraint needs a square W_hh: use the rnn or relu cell"
+            )
         parse_clip(self.clip)
         from rnngrad.limits import (
             MAX_TRAIN_STEPS,
@@ -135,7 +143,8 @@ class TrainConfig:
             if self.cell != "lstm":
                 raise InvalidInputError("forget_bias applies to the lstm cell only")
         check_whole(self.seq_len, "seq_len")
-        gates = {"rnn": 1, "relu": 1, "lstm": 4, "gru": 3}[self.cell]
+        gates = {"rnn": 1, "relu": 1, "lstm": 4, "gru": 3, "lru": 6, "mingru": 3,
+                 "minlstm": 4, "indrnn": 1}[self.cell]  # fmt: skip
         # Activations that autograd keeps for one batch (forward, backward, the profile),
         # and the parameters with Adam's two moments and their gradients.
         activations = 4.0 * max(self.batch, self.eval_batch) * self.seq_len * self.hidden
@@ -227,14 +236,8 @@ def _set_aside(path: Path) -> str:
 
 
 def _spectral_radius(model: LabModel) -> float:
-    """Spectral radius of ``W_hh`` (the largest over the gate blocks of LSTM/GRU); NaN
-    when the weights are no longer finite (LAPACK is never handed inf or NaN)."""
-    weight = model.recurrent_matrix().detach().double()
-    hidden = weight.shape[1]
-    if not torch.isfinite(weight).all():
-        return math.nan
-    blocks = weight.reshape(-1, hidden, hidden)
-    return float(torch.linalg.eigvals(blocks).abs().max())
+    """:meth:`LabModel.spectral_radius` (LAPACK is never handed inf or NaN)."""
+    return model.spectral_radius()
 
 
 def train(
@@ -281,6 +284,7 @@ def _train(config: TrainConfig, task: Task, folder: Path, progress: Progress | N
                 init=config.init,
                 orthogonal_constraint=config.orthogonal_constraint,
                 forget_bias=config.forget_bias,
+                max_length=config.seq_len,
             )
 
     model = fresh_model()
@@ -402,6 +406,7 @@ def _train(config: TrainConfig, task: Task, folder: Path, progress: Progress | N
                     torch.nn.utils.clip_grad_value_(parameters, clip_value)
                 clipped += int(did_clip)
                 optimiser.step()
+                model.after_step()
             step += 1
             records["history"].append(
                 {
