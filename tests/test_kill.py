@@ -1,9 +1,9 @@
 """kill -9 at random moments: a rerun of the same command finishes with the tables of an
 uninterrupted run, for a training run and for a sweep (its workers die with it).
 
-The moments are drawn as fractions of the uninterrupted run's own working time (from the
-moment it holds its folder's lock to its exit), so that they fall inside the work on a
-fast machine and a slow one alike."""
+Each kill strikes a random moment shortly after the run has written something new (a
+checkpoint, a row of results), so that it always falls inside the work, on a fast machine
+and a loaded one alike."""
 
 from __future__ import annotations
 
@@ -16,10 +16,12 @@ import pyarrow.parquet as pq
 
 from .test_cli import EXECUTABLE
 
+# 2000 steps, a checkpoint every 500 (the default): each kill lands after a new checkpoint
+# with at least 500 steps still to go.
 TRAIN = ["train", "--task", "adding", "--seq-len", "20", "--cell", "rnn", "--hidden", "16",
          "--steps", "2000", "--batch", "16"]  # fmt: skip
-GRID = ('[grid]\ntask = ["adding"]\nseq_len = [6]\ncell = ["rnn", "gru", "lstm"]\n'
-        "[train]\nhidden = 8\nsteps = 300\nbatch = 8\neval_batch = 32\neval_every = 50\n"
+GRID = ('[grid]\ntask = ["adding"]\nseq_len = [6]\ncell = ["rnn", "gru", "lstm", "relu"]\n'
+        "[train]\nhidden = 8\nsteps = 400\nbatch = 8\neval_batch = 32\neval_every = 50\n"
         "checkpoint_every = 50\n")  # fmt: skip
 VOLATILE = {"wall_s", "resumed_from"}
 
@@ -29,32 +31,27 @@ def table(path: Path) -> list[dict[str, object]]:
     return [{k: v for k, v in row.items() if k not in VOLATILE} for row in rows]
 
 
-def start(args: list[str], lock: Path) -> tuple[subprocess.Popen[bytes], float]:
-    """The command started, once it holds its lock; and the time it did."""
-    process = subprocess.Popen([str(EXECUTABLE), *args], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)  # fmt: skip
-    deadline = time.time() + 120
-    while time.time() < deadline and process.poll() is None:
-        if lock.exists():
-            break
-        time.sleep(0.02)
-    return process, time.perf_counter()
+def stamp(path: Path) -> float:
+    try:
+        return path.stat().st_mtime_ns
+    except FileNotFoundError:
+        return -1.0
 
 
-def working_time(args: list[str], lock: Path) -> float:
-    process, began = start(args, lock)
-    assert process.wait(timeout=600) == 0
-    return time.perf_counter() - began
-
-
-def run_killed(args: list[str], lock: Path, done: Path, work: float, kills: int, seed: int) -> int:
-    """SIGKILL the command at random fractions of ``work``, ``kills`` times, then let it
-    finish; return how many kills struck before the work was done."""
+def run_killed(args: list[str], watched: Path, done: Path, kills: int, seed: int) -> int:
+    """Start the command; each time ``watched`` changes, SIGKILL it after a random moment
+    (0 to 0.2 s), ``kills`` times; then let it finish. Return the kills that struck before
+    the work was done."""
     chooser = random.Random(seed)
     struck = 0
     for _ in range(kills):
-        process, began = start(args, lock)
-        time.sleep(max(0.0, began + chooser.uniform(0.15, 0.6) * work - time.perf_counter()))
+        before = stamp(watched)
+        process = subprocess.Popen([str(EXECUTABLE), *args], stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)  # fmt: skip
+        deadline = time.time() + 300
+        while stamp(watched) == before and process.poll() is None and time.time() < deadline:
+            time.sleep(0.01)
+        time.sleep(chooser.uniform(0.0, 0.2))
         process.kill()
         process.wait()
         if done.exists():
@@ -68,10 +65,12 @@ def run_killed(args: list[str], lock: Path, done: Path, work: float, kills: int,
 
 def test_a_killed_training_run_resumes_to_the_same_tables(tmp_path: Path) -> None:
     reference = tmp_path / "reference"
-    work = working_time([*TRAIN, "--out", str(reference)], reference / ".rnngrad.lock")
+    plain = subprocess.run([str(EXECUTABLE), *TRAIN, "--out", str(reference)],
+                           capture_output=True, text=True, timeout=600, check=False)  # fmt: skip
+    assert plain.returncode == 0, plain.stderr
     killed = tmp_path / "killed"
-    struck = run_killed([*TRAIN, "--out", str(killed)], killed / ".rnngrad.lock",
-                        killed / "summary.json", work, kills=3, seed=1)  # fmt: skip
+    struck = run_killed([*TRAIN, "--out", str(killed)], killed / "checkpoint.pt",
+                        killed / "summary.json", kills=3, seed=1)  # fmt: skip
     assert struck >= 1, "no kill struck before the run finished: the test proved nothing"
     for name in ("history", "evaluations", "profiles"):
         assert table(killed / f"{name}.parquet") == table(reference / f"{name}.parquet"), name
@@ -82,9 +81,12 @@ def test_a_killed_sweep_resumes_to_the_same_results(tmp_path: Path) -> None:
     grid.write_text(GRID)
     reference = tmp_path / "reference"
     common = ["sweep", str(grid), "--workers", "2", "--out"]
-    work = working_time([*common, str(reference)], reference / ".rnngrad.lock")
+    plain = subprocess.run([str(EXECUTABLE), *common, str(reference)], capture_output=True,
+                           text=True, timeout=600, check=False)  # fmt: skip
+    assert plain.returncode == 0, plain.stderr
     killed = tmp_path / "killed"
-    struck = run_killed([*common, str(killed)], killed / ".rnngrad.lock",
-                        killed / "results.parquet.done", work, kills=2, seed=2)  # fmt: skip
+    struck = run_killed([*common, str(killed)], killed / "results.parquet",
+                        killed / "never", kills=2, seed=2)  # fmt: skip
     assert struck == 2
+    assert pq.read_table(killed / "results.parquet").num_rows == 4
     assert table(killed / "results.parquet") == table(reference / "results.parquet")

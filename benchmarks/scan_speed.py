@@ -1,0 +1,77 @@
+"""Training speed of the modern cells: the parallel scan against their own sequential loop.
+
+For ``lru``, ``mingru`` and ``minlstm`` (T 1000, batch 32, hidden 64, float32) it times,
+interleaved in one run, one training step's forward and backward through
+
+- scan: the layer's ``forward`` (the parallel scan of :mod:`rnngrad.modern.scan`);
+- loop: the same layer's ``step`` called ``T`` times (its definition, as one would write it);
+
+at 1 thread and at torch's default thread count, and prints the medians and ratios; the
+last line is ``min scan speed-up = R``. Goal: R >= 3.
+
+Run: ``.venv/bin/python benchmarks/scan_speed.py [--repeats N]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+
+from rnngrad.modern import LRU, MinGRU, MinLSTM
+
+
+def timed(work: Callable[[], None]) -> float:
+    started = time.perf_counter()
+    work()
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=1000)
+    args = parser.parse_args()
+    default_threads = torch.get_num_threads()
+    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}")
+    print(f"T {args.steps}, batch 32, hidden 64, float32, {args.repeats} interleaved repetitions")
+    speedups = []
+    for threads in sorted({1, default_threads}):
+        torch.set_num_threads(threads)
+        for name, make in (("lru", lambda: LRU(64, 64)), ("mingru", lambda: MinGRU(64, 64)),
+                           ("minlstm", lambda: MinLSTM(64, 64))):  # fmt: skip
+            torch.manual_seed(0)
+            layer = make()
+            x = torch.randn(args.steps, 32, 64)
+
+            def scan(layer: torch.nn.Module = layer, x: torch.Tensor = x) -> None:
+                layer(x).real.sum().backward()
+
+            def loop(layer: torch.nn.Module = layer, x: torch.Tensor = x) -> None:
+                h = layer.initial_state(x.shape[1], x)
+                total = torch.zeros(())
+                for t in range(x.shape[0]):
+                    h = layer.step(x[t], h)
+                    total = total + h.real.sum()
+                total.backward()
+
+            scan()  # warm up
+            loop()
+            times: dict[str, list[float]] = {"scan": [], "loop": []}
+            for _ in range(args.repeats):
+                times["scan"].append(timed(scan))
+                times["loop"].append(timed(loop))
+            fast, slow = statistics.median(times["scan"]), statistics.median(times["loop"])
+            speedups.append(slow / fast)
+            print(f"threads {threads}  {name:8s} scan {fast:.4f} s  loop {slow:.4f} s  "
+                  f"speed-up {slow / fast:.1f}x")  # fmt: skip
+    print(f"min scan speed-up = {min(speedups):.1f}")
+
+
+if __name__ == "__main__":
+    main()
