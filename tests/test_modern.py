@@ -255,3 +255,19 @@ def test_chrono_initialisation_spreads_the_forget_gate_biases() -> None:
     assert (forget >= 0).all() and (forget <= math.log(99) + 1e-6).all()
     assert torch.equal(inputs, -forget)
     assert model.rnn.get_parameter("bias_hh_l0").detach()[:128].abs().max() == 0
+
+
+@pytest.mark.parametrize("kind", ["real", "complex", "constant", "constant-complex"])
+def test_the_scans_own_backward_passes_gradcheck(kind: str) -> None:
+    """The adjoint-scan backward against finite differences (torch.autograd.gradcheck)."""
+    generator = torch.Generator().manual_seed(8)
+    shape = (11, 2, 3)
+    dtype = torch.complex128 if "complex" in kind else torch.float64
+    a = torch.rand(shape[1:] if "constant" in kind else shape, dtype=torch.float64,
+                   generator=generator)  # fmt: skip
+    if "complex" in kind:
+        a = torch.polar(a, torch.rand(a.shape, dtype=torch.float64, generator=generator))
+    b = torch.randn(shape, dtype=dtype, generator=generator)
+    h0 = torch.randn(shape[1:], dtype=dtype, generator=generator)
+    inputs = tuple(t.clone().requires_grad_(True) for t in (a, b, h0))
+    assert torch.autograd.gradcheck(linear_scan, inputs)

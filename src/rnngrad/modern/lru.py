@@ -88,9 +88,9 @@ class LRU(DiagonalRecurrence):
         return torch.exp(torch.complex(-torch.exp(self.nu_log), torch.exp(self.theta_log)))
 
     def _input(self, u: torch.Tensor) -> torch.Tensor:
-        weight = torch.complex(self.B_re, self.B_im)
+        """``gamma * (B u)``: two real products, then one complex tensor."""
         gamma = torch.exp(self.gamma_log)
-        return (u.to(weight.dtype) @ weight.T) * gamma
+        return torch.complex((u @ self.B_re.T) * gamma, (u @ self.B_im.T) * gamma)
 
     def forward(self, x: torch.Tensor, h0: torch.Tensor | None = None) -> torch.Tensor:
         return linear_scan(self.eigenvalues(), self._input(x), h0)
@@ -105,5 +105,5 @@ class LRU(DiagonalRecurrence):
 
     def read(self, states: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         """``y_t = Re(C x_t) + D u_t`` ``(T, B, D)``."""
-        weight = torch.complex(self.C_re, self.C_im)
-        return (states @ weight.T).real + u * self.D
+        # Re(C x) = C_re Re(x) - C_im Im(x): real products only
+        return states.real @ self.C_re.T - states.imag @ self.C_im.T + u * self.D

@@ -10,11 +10,13 @@ in ``h`` and its coefficients are known for all steps before the first:
   ``h~_t = g(W_h x_t + b_h)``, ``h_t = f'_t h_{t-1} + i'_t h~_t``;
 
 with ``g(v) = v + 1/2`` for ``v >= 0`` and ``sigma(v)`` below, which keeps the
-states positive, so that the scan runs in log space
-(:func:`rnngrad.modern.scan.log_linear_scan`): ``ln(1 - z) = -softplus(k)``,
-``ln z = -softplus(-k)``, ``ln g(v)`` in closed form. ``h0`` defaults to
-``g(0) = 1/2`` per unit, as in the paper's code, so that the log scan never
-sees a zero.
+states positive. The paper scans in log space because its scan is a cumulative
+sum, whose ``exp(-A_t)`` overflows on long sequences; the pairwise scan of
+:func:`rnngrad.modern.scan.linear_scan` only ever multiplies coefficients in
+``(0, 1)`` (a product that underflows goes to its true limit, 0) and adds
+positive terms, so it runs in linear space, stable and faster on the CPU
+(:func:`rnngrad.modern.scan.log_linear_scan` remains for cumulative-sum scans).
+``h0`` defaults to ``g(0) = 1/2`` per unit, as in the paper's code.
 """
 
 from __future__ import annotations
@@ -24,17 +26,13 @@ from torch import nn
 from torch.nn import functional
 
 from rnngrad.modern.base import DiagonalRecurrence
-from rnngrad.modern.scan import log_linear_scan
+from rnngrad.modern.scan import linear_scan
 
 __all__ = ["MinGRU", "MinLSTM"]
 
 
 def _g(v: torch.Tensor) -> torch.Tensor:
     return torch.where(v >= 0, v + 0.5, torch.sigmoid(v))
-
-
-def _log_g(v: torch.Tensor) -> torch.Tensor:
-    return torch.where(v >= 0, torch.log(functional.relu(v) + 0.5), -functional.softplus(-v))
 
 
 class _Minimal(DiagonalRecurrence):
@@ -49,24 +47,24 @@ class _Minimal(DiagonalRecurrence):
     def initial_state(self, batch: int, like: torch.Tensor) -> torch.Tensor:
         return torch.full((batch, self.state_size), 0.5, dtype=like.dtype, device=like.device)
 
-    def _log_coefficients(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``ln a_t`` and ``ln b_t`` of ``h_t = a_t h_{t-1} + b_t``."""
+    def _coefficients(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``a_t`` and ``b_t`` of ``h_t = a_t h_{t-1} + b_t``."""
         raise NotImplementedError
 
     def forward(self, x: torch.Tensor, h0: torch.Tensor | None = None) -> torch.Tensor:
         if h0 is None:
             h0 = self.initial_state(x.shape[1], x)
-        log_a, log_b = self._log_coefficients(x)
-        return log_linear_scan(log_a, log_b, torch.log(h0))
+        a, b = self._coefficients(x)
+        return linear_scan(a, b, h0)
 
     def step(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-        log_a, log_b = self._log_coefficients(x.unsqueeze(0))
-        return torch.exp(log_a[0]) * h + torch.exp(log_b[0])
+        a, b = self._coefficients(x.unsqueeze(0))
+        return a[0] * h + b[0]
 
     def state_jacobian(
         self, x: torch.Tensor, states: torch.Tensor, h0: torch.Tensor
     ) -> torch.Tensor:
-        return torch.exp(self._log_coefficients(x)[0])
+        return self._coefficients(x)[0]
 
 
 class MinGRU(_Minimal):
@@ -76,9 +74,9 @@ class MinGRU(_Minimal):
         input_size: ``D``; hidden_size: ``N``.
     """
 
-    def _log_coefficients(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _coefficients(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         k, v = self.linear(x).chunk(2, dim=-1)
-        return -functional.softplus(k), -functional.softplus(-k) + _log_g(v)
+        return torch.sigmoid(-k), torch.sigmoid(k) * _g(v)
 
 
 class MinLSTM(_Minimal):
@@ -90,9 +88,9 @@ class MinLSTM(_Minimal):
 
     gates = 3
 
-    def _log_coefficients(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _coefficients(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         k_f, k_i, v = self.linear(x).chunk(3, dim=-1)
-        # ln f' = ln f - ln(f + i) = -softplus(d), ln i' = -softplus(-d),
-        # d = ln i - ln f = softplus(-k_f) - softplus(-k_i).
+        # f' = f / (f + i) = sigmoid(-d) and i' = sigmoid(d), d = ln i - ln f, in closed
+        # form without dividing: d = softplus(-k_f) - softplus(-k_i).
         difference = functional.softplus(-k_f) - functional.softplus(-k_i)
-        return -functional.softplus(difference), -functional.softplus(-difference) + _log_g(v)
+        return torch.sigmoid(-difference), torch.sigmoid(difference) * _g(v)
