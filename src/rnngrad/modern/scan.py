@@ -47,7 +47,7 @@ def linear_scan(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor | None = None
         ``(T, ...)``, differentiable in ``a``, ``b`` and ``h0`` (once; not twice).
     """
     start = torch.zeros_like(b[0]) if h0 is None else h0.expand_as(b[0]).to(b.dtype)
-    result: torch.Tensor = _LinearScan.apply(a, b, start)
+    result: torch.Tensor = _LinearScan.apply(a, b, start)  # type: ignore[no-untyped-call]
     return result
 
 
