@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
+from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -341,3 +344,61 @@ def test_training_with_the_regularizer(tmp_path: Path) -> None:
     assert all(p is not None and p >= 0 for p in penalties)
     with pytest.raises(InvalidInputError, match="rnn and relu"):
         train(TrainConfig(**{**TINY, "regularizer": 0.5}), tmp_path / "gru")
+
+
+def test_data_sets_are_generated_offline_and_reproducibly() -> None:
+    """MNIST-1D from its own generator (4000/1000, 40 steps, 10 classes), digits from
+    scikit-learn (64 steps), the shuffled and permuted variants one fixed permutation."""
+    from rnngrad.lab.datasets import load_dataset
+
+    mnist = load_dataset("mnist1d")
+    assert mnist.train_x.shape == (4000, 40, 1) and mnist.test_x.shape == (1000, 40, 1)
+    assert set(mnist.train_y.tolist()) == set(range(10))
+    load_dataset.cache_clear()
+    again = load_dataset("mnist1d")
+    assert torch.equal(again.train_x, mnist.train_x), "generated from the same seed"
+    shuffled = load_dataset("mnist1d_shuffled")
+    order = np.random.default_rng(0).permutation(40)
+    assert torch.equal(shuffled.train_x, mnist.train_x[:, order])
+    digits = load_dataset("digits")
+    assert (
+        digits.train_x.shape[1:] == (64, 1)
+        and digits.train_x.shape[0] + digits.test_x.shape[0] == 1797
+    )
+    assert 0.0 <= float(digits.train_x.min()) and float(digits.train_x.max()) <= 1.0
+
+
+def test_a_data_set_task_trains_to_its_target_accuracy(tmp_path: Path) -> None:
+    """digits with a GRU: the length comes from the data, the held-out batch is the whole
+    test split, and the run stops at the target accuracy (a low one, so that it is met)."""
+    config = TrainConfig(task="digits", seq_len=0, cell="gru", hidden=32, steps=400, batch=64,
+                         lr=1e-2, eval_every=20, target_accuracy=0.3)  # fmt: skip
+    result = train(config, tmp_path)
+    assert result.solved and result.solved_at is not None and result.steps < 400
+    assert result.final_accuracy is not None and result.final_accuracy >= 0.3
+    summary = result.summary()
+    assert summary["seq_len"] == 64 and summary["target_accuracy"] == 0.3
+
+
+@pytest.mark.parametrize(
+    ("overrides", "match"),
+    [({"task": "digits", "seq_len": 10}, "64 steps"),
+     ({"task": "adding", "seq_len": 0}, "--seq-len"),
+     ({"task": "adding", "seq_len": 10, "target_accuracy": 0.5}, "data-set tasks"),
+     ({"task": "mnist1d", "seq_len": 0, "target_accuracy": 1.5}, r"\(0, 1\]")],
+)  # fmt: skip
+def test_data_set_options_are_checked(overrides: dict[str, object], match: str) -> None:
+    settings = {"cell": "gru", **overrides}
+    with pytest.raises(InvalidInputError, match=match):
+        TrainConfig(**settings).validate()  # type: ignore[arg-type]
+
+
+def test_later_fields_keep_the_keys_of_earlier_runs() -> None:
+    """A field added later (target_accuracy) counts in the run's key only when it is set."""
+    config = TrainConfig(task="adding", seq_len=10, cell="rnn")
+    text = json.dumps({k: v for k, v in asdict(config).items() if k != "target_accuracy"},
+                      sort_keys=True)  # fmt: skip
+    assert config.key() == hashlib.sha1(text.encode()).hexdigest()[:12]
+    assert TrainConfig(task="digits", seq_len=0, cell="rnn", target_accuracy=0.9).key() != (
+        TrainConfig(task="digits", seq_len=0, cell="rnn").key()
+    )

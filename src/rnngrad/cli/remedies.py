@@ -30,13 +30,27 @@ def _note_set_aside(path: str | None) -> None:
 
 @app.command("train")
 def train_command(
-    task: Annotated[str, typer.Option("--task", help="adding, copy or order.")],
-    seq_len: Annotated[int, typer.Option("--seq-len", help="Sequence length T.")],
+    task: Annotated[
+        str,
+        typer.Option(
+            "--task",
+            help="adding, copy, order, or a data set: mnist1d, mnist1d_shuffled, digits, "
+            "digits_permuted.",
+        ),
+    ],
     cell: Annotated[
         str,
         typer.Option("--cell", help="rnn (tanh), relu, lstm, gru, lru, mingru, minlstm or indrnn."),
     ],
     out: Annotated[Path, typer.Option("--out", help="Folder of the run (resumed if it exists).")],
+    seq_len: Annotated[
+        int,
+        typer.Option("--seq-len", help="Sequence length T (a data set's own when left out)."),
+    ] = 0,
+    target_accuracy: Annotated[
+        float | None,
+        typer.Option("--target-accuracy", help="A data set's test accuracy that counts as solved."),
+    ] = None,
     hidden: Annotated[int, typer.Option("--hidden", help="Hidden units.")] = 64,
     init: Annotated[
         str,
@@ -63,6 +77,8 @@ def train_command(
     from rnngrad.lab.train import TrainConfig, train
 
     _finite(lr=lr, regularizer=regularizer)
+    if target_accuracy is not None:
+        _finite(target_accuracy=target_accuracy)
     if forget_bias is not None:
         _finite(forget_bias=forget_bias)
     config = TrainConfig(
@@ -79,8 +95,9 @@ def train_command(
         batch=batch,
         lr=lr,
         seed=seed,
+        target_accuracy=target_accuracy,
     )
-    config.validate()
+    task_info = config.validate()
     _writable(out)
     from rnngrad.atomic import FolderLock
 
@@ -114,8 +131,8 @@ def train_command(
     state = "[bold green]solved[/]" if result.solved else "[bold red]not solved[/]"
     console = Console()
     console.print(
-        f"{config.task} T={config.seq_len}, {config.cell}, init {config.init}, clip {config.clip}: "
-        f"{state}"
+        f"{config.task} T={task_info.seq_len}, {config.cell}, init {config.init}, "
+        f"clip {config.clip}: {state}"
         + (f" at step {result.solved_at}" if result.solved_at else f" in {result.steps} steps")
     )
     console.print(

@@ -161,7 +161,7 @@ def load_sweep(path: str | Path) -> Sweep:
             f"{file}: the grid has {cells:,} cells, more than the {MAX_GRID_CELLS:,} a sweep "
             "runs; split it into several sweeps"
         )
-    missing = [k for k in ("task", "seq_len", "cell") if k not in grid and k not in fixed]
+    missing = [k for k in ("task", "cell") if k not in grid and k not in fixed]
     if missing:
         raise InvalidInputError(f"{file}: {', '.join(missing)} must be given in [grid] or [train]")
     coerced_grid = {
@@ -175,7 +175,9 @@ def load_sweep(path: str | Path) -> Sweep:
     keys = tuple(coerced_grid)
     configs = []
     for combination in itertools.product(*(coerced_grid[k] for k in keys)):
-        config = TrainConfig(**coerced_fixed, **dict(zip(keys, combination, strict=True)))
+        given = {**coerced_fixed, **dict(zip(keys, combination, strict=True))}
+        given.setdefault("seq_len", 0)  # a data set's own length; generated tasks need one
+        config = TrainConfig(**given)
         try:
             config.validate()
         except InvalidInputError as error:

@@ -16,13 +16,19 @@ Each task states its memoryless baseline loss and its "solved" rule.
   and an end symbol, with ``X`` or ``Y`` at one step in ``[0.1T, 0.2T)`` and
   at one in ``[0.5T, 0.6T)``; the class (XX, XY, YX, YY) is read at the last
   step. Cross-entropy; chance scores ``ln 4``. Solved at 99% accuracy.
+- **mnist1d**, **mnist1d_shuffled**, **digits**, **digits_permuted**: real data
+  sets read one number per step (:mod:`rnngrad.lab.datasets`); their length comes
+  from the data. Training draws minibatches uniformly, with replacement, from the
+  training split; the held-out batch is the whole test split. Cross-entropy at
+  the last step; chance scores ``ln 10``. Solved at the accuracy given as
+  ``target_accuracy``, and never without one (the run uses its budget).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -32,7 +38,10 @@ from rnngrad.errors import InvalidInputError
 __all__ = ["TASKS", "Batch", "Task", "make_task"]
 
 TaskName = Literal["adding", "copy", "order"]
-TASKS: tuple[str, ...] = ("adding", "copy", "order")
+TASKS: tuple[str, ...] = (
+    "adding", "copy", "order", "mnist1d", "mnist1d_shuffled", "digits", "digits_permuted",
+)  # fmt: skip
+GENERATED = ("adding", "copy", "order")
 
 
 @dataclass(frozen=True)
@@ -63,9 +72,20 @@ class Task:
     per_step: bool
     baseline_loss: float
     solved_rule: str
+    data: Any = field(default=None, repr=False)  # a DatasetSplit for the data-set tasks
+    target_accuracy: float | None = None
+
+    def held_out(self, batch: int, generator: torch.Generator) -> Batch:
+        """The held-out batch: the whole test split of a data set, else a fresh sample."""
+        if self.data is not None:
+            return Batch(self.data.test_x.transpose(0, 1), self.data.test_y)
+        return self.sample(batch, generator)
 
     def sample(self, batch: int, generator: torch.Generator) -> Batch:
         """A batch drawn from ``generator`` (CPU, float32)."""
+        if self.data is not None:
+            rows = torch.randint(0, self.data.train_x.shape[0], (batch,), generator=generator)
+            return Batch(self.data.train_x[rows].transpose(0, 1), self.data.train_y[rows])
         if self.name == "adding":
             return _adding(self.seq_len, batch, generator)
         if self.name == "copy":
@@ -98,17 +118,40 @@ class Task:
             return loss <= 0.01
         if self.name == "copy":
             return loss <= 0.1 * self.baseline_loss
+        if self.data is not None:
+            target = self.target_accuracy
+            return target is not None and accuracy is not None and accuracy >= target
         return accuracy is not None and accuracy >= 0.99
 
 
-def make_task(name: str, seq_len: int) -> Task:
-    """The task ``name`` with length parameter ``seq_len``.
+def make_task(name: str, seq_len: int, *, target_accuracy: float | None = None) -> Task:
+    """The task ``name`` with length parameter ``seq_len`` (0: a data set's own length).
 
     Raises:
-        InvalidInputError: an unknown task, or a length too short for it.
+        InvalidInputError: an unknown task, a length too short for it or (for a
+            data set) not its own, a missing data package.
     """
     if name not in TASKS:
         raise InvalidInputError(f"unknown task {name!r}; expected one of: {', '.join(TASKS)}")
+    if name not in GENERATED:
+        from rnngrad.lab.datasets import load_dataset
+
+        data = load_dataset(name)
+        if seq_len not in (0, data.steps):
+            raise InvalidInputError(
+                f"the {name} task has sequences of {data.steps} steps; leave out --seq-len "
+                f"or give {data.steps}, got {seq_len}"
+            )
+        rule = (
+            f"test accuracy >= {target_accuracy:g}"
+            if target_accuracy is not None
+            else "none: no target accuracy given, the run uses its budget"
+        )
+        return Task(name, data.steps, 1, 10, False, math.log(10.0), rule, data, target_accuracy)
+    if target_accuracy is not None:
+        raise InvalidInputError("--target-accuracy applies to the data-set tasks")
+    if seq_len == 0:
+        raise InvalidInputError(f"the {name} task needs a sequence length: --seq-len T")
     minimum = {"adding": 2, "copy": 1, "order": 10}[name]
     if seq_len < minimum:
         raise InvalidInputError(

@@ -69,6 +69,14 @@ def parse_clip(text: str) -> tuple[str, float | None]:
     raise InvalidInputError(f"clip must be none, norm:V or value:V with V > 0, got {text!r}")
 
 
+_LATER_FIELDS = ("target_accuracy",)
+
+
+def _identity(config: dict[str, Any]) -> dict[str, Any]:
+    """A configuration without the later fields that are unset (how older runs saved it)."""
+    return {k: v for k, v in config.items() if not (k in _LATER_FIELDS and v is None)}
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything that defines a run (and its checkpoint's identity)."""
@@ -90,6 +98,7 @@ class TrainConfig:
     checkpoint_every: int = 500
     profile_every: int = 500
     regularizer: float = 0.0
+    target_accuracy: float | None = None
 
     def validate(self) -> Task:
         """Check every field; return the task.
@@ -142,21 +151,30 @@ class TrainConfig:
             check_representable(self.forget_bias, "forget_bias", torch.float32)
             if self.cell != "lstm":
                 raise InvalidInputError("forget_bias applies to the lstm cell only")
-        check_whole(self.seq_len, "seq_len")
+        check_whole(self.seq_len, "seq_len", 0)
+        if self.target_accuracy is not None and not (
+            isinstance(self.target_accuracy, float | int) and 0 < self.target_accuracy <= 1
+        ):
+            raise InvalidInputError(
+                f"target_accuracy must be in (0, 1], got {self.target_accuracy!r}"
+            )
+        task = make_task(self.task, self.seq_len, target_accuracy=self.target_accuracy)
         gates = {"rnn": 1, "relu": 1, "lstm": 4, "gru": 3, "lru": 6, "mingru": 3,
                  "minlstm": 4, "indrnn": 1}[self.cell]  # fmt: skip
         # Activations that autograd keeps for one batch (forward, backward, the profile),
         # and the parameters with Adam's two moments and their gradients.
-        activations = 4.0 * max(self.batch, self.eval_batch) * self.seq_len * self.hidden
+        held = task.data.test_x.shape[0] if task.data is not None else self.eval_batch
+        activations = 4.0 * max(self.batch, held) * task.seq_len * self.hidden
         check_memory(
             activations * (gates + 2) * 8 + 4.0 * gates * self.hidden * self.hidden * 4 * 4,
-            f"training {self.cell} with hidden {self.hidden} on T = {self.seq_len}",
+            f"training {self.cell} with hidden {self.hidden} on T = {task.seq_len}",
         )
-        return make_task(self.task, self.seq_len)
+        return task
 
     def key(self) -> str:
-        """A short hash of the configuration (names run folders and checkpoints)."""
-        text = json.dumps(asdict(self), sort_keys=True)
+        """A short hash of the configuration (names run folders and checkpoints). Fields
+        added after the first release count only when set, so older runs keep their keys."""
+        text = json.dumps(_identity(asdict(self)), sort_keys=True)
         return hashlib.sha1(text.encode()).hexdigest()[:12]
 
 
@@ -191,15 +209,17 @@ class TrainResult:
     wall_s: float
     resumed_from: int | None = None
     checkpoint_set_aside: str | None = None
+    task_seq_len: int | None = None
     records: dict[str, list[dict[str, Any]]] = field(default_factory=dict, repr=False)
 
     def summary(self) -> dict[str, Any]:
         """The JSON summary: the contract's fields, then the rest of the configuration."""
         config = asdict(self.config)
         budget = config.pop("steps")
+        configured_length = config.pop("seq_len")
         return {
             "task": config.pop("task"),
-            "seq_len": config.pop("seq_len"),
+            "seq_len": self.task_seq_len or configured_length,
             "cell": config.pop("cell"),
             "init": config.pop("init"),
             "clip": config.pop("clip"),
@@ -284,7 +304,7 @@ def _train(config: TrainConfig, task: Task, folder: Path, progress: Progress | N
                 init=config.init,
                 orthogonal_constraint=config.orthogonal_constraint,
                 forget_bias=config.forget_bias,
-                max_length=config.seq_len,
+                max_length=task.seq_len,
             )
 
     model = fresh_model()
@@ -295,7 +315,7 @@ def _train(config: TrainConfig, task: Task, folder: Path, progress: Progress | N
         )
     optimiser = torch.optim.Adam(model.parameters(), lr=config.lr)
     generator = torch.Generator().manual_seed(config.seed + 1)
-    held_out = task.sample(config.eval_batch, torch.Generator().manual_seed(config.seed + 2))
+    held_out = task.held_out(config.eval_batch, torch.Generator().manual_seed(config.seed + 2))
     clip_kind, clip_value = parse_clip(config.clip)
     records: dict[str, list[dict[str, Any]]] = {"history": [], "evaluations": [], "profiles": []}
     start_step, skipped, clipped, solved_at = 0, 0, 0, None
@@ -308,7 +328,7 @@ def _train(config: TrainConfig, task: Task, folder: Path, progress: Progress | N
             readable = isinstance(state, dict) and _CHECKPOINT_KEYS <= set(state)
         except Exception:  # damaged, cut short, foreign, or holding Python objects
             state, readable = None, False
-        if readable and state["config"] != asdict(config):
+        if readable and _identity(state["config"]) != _identity(asdict(config)):
             raise InvalidInputError(
                 f"{folder} holds a run of another configuration; choose another --out"
             )
@@ -457,6 +477,7 @@ def _train(config: TrainConfig, task: Task, folder: Path, progress: Progress | N
         wall_s=time.perf_counter() - started,
         resumed_from=resumed_from,
         checkpoint_set_aside=set_aside,
+        task_seq_len=task.seq_len,
         records=records,
     )
     _write_outputs(result, folder, task)
