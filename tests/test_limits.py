@@ -246,3 +246,27 @@ def test_the_api_raises_typed_errors() -> None:
     with pytest.raises(InvalidInputError):
         parse_size("lots")
     assert json.dumps(None) == "null"
+
+
+def test_devices_resolve_or_are_refused_in_one_line(tmp_path: Path) -> None:
+    """--device cpu|auto work everywhere; an absent CUDA device is one line, exit 2; the
+    training summary records the device."""
+    from rnngrad.devices import resolve_device
+
+    assert resolve_device("cpu").type == "cpu" and resolve_device(None).type == "cpu"
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(InvalidInputError, match="unknown device"):
+        resolve_device("tpu:x")
+    done = run(*TRAIN, "--device", "auto", "--json", "--out", str(tmp_path / "a"))
+    assert done.returncode == 0, done.stderr
+    assert strict_json(done.stdout)["device"] in ("cpu", "cuda")
+    if not torch.cuda.is_available():
+        for command in (
+            [*TRAIN, "--device", "cuda", "--out", str(tmp_path / "b")],
+            ["profile", "--model", GRU, "--random-input", "2,3", "--device", "cuda"],
+            ["lyapunov", "--model", GRU, "--steps", "20", "--warmup", "2", "--device", "cuda:1"],
+        ):
+            done = run(*command)
+            assert done.returncode == 2
+            lines = done.stderr.strip().splitlines()
+            assert len(lines) == 1 and "no CUDA device" in lines[0], done.stderr

@@ -265,7 +265,10 @@ def layer_forward(
             if module.training and layout.dropout > 0 and not last:
                 keep = 1.0 - layout.dropout
                 shape = outputs[-1].shape
-                draw = torch.rand(shape, generator=generator, dtype=out.dtype, device=out.device)
+                # drawn where the generator lives (the CPU by default), used where out is
+                draw = torch.rand(
+                    shape, generator=generator, dtype=out.dtype, device=generator.device
+                ).to(out.device)
                 mask = (draw < keep).to(out.dtype) / keep
                 seq = out * (mask if packing is None else packing.pack(mask))
             else:

@@ -185,9 +185,10 @@ class StepRecorder:
             last = layer == layout.num_layers - 1
             if module.training and layout.dropout > 0 and not last:
                 keep = 1.0 - layout.dropout
+                source = self.generator.device if self.generator is not None else out.device
                 draw = torch.rand(
-                    out.shape, generator=self.generator, dtype=out.dtype, device=out.device
-                )
+                    out.shape, generator=self.generator, dtype=out.dtype, device=source
+                ).to(out.device)
                 seq = out * ((draw < keep).to(out.dtype) / keep)
             else:
                 seq = out

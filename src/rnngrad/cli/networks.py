@@ -134,6 +134,9 @@ def profile(
     train: Annotated[
         bool, typer.Option("--train", help="Train mode: dropout between layers is on.")
     ] = False,
+    device: Annotated[
+        str, typer.Option("--device", help="cpu, cuda, cuda:N or auto (cuda when there is one).")
+    ] = "cpu",
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Per-time-step gradients ||dL/dh_t|| of every layer and direction of a recurrent model."""
@@ -170,6 +173,13 @@ def profile(
         if inputs[0].dim() != 3:
             raise InvalidInputError("--lengths needs a batched input (three axes)")
         lengths = load_lengths(lengths_file, int(inputs[0].shape[batch_axis]))
+    from rnngrad.devices import resolve_device
+
+    target_device = resolve_device(device)
+    if target_device.type != "cpu":
+        loaded.model.to(target_device)
+        moved = [t.to(target_device) for t in inputs]
+        arguments = tuple(moved) if len(moved) > 1 else moved[0]
     result = gradient_profile(
         loaded.model,
         arguments,
@@ -276,6 +286,9 @@ def lyapunov(
     dtype: Annotated[DtypeName, typer.Option("--dtype", help="float64 (default) or float32.")] = (
         DtypeName.float64
     ),
+    device: Annotated[
+        str, typer.Option("--device", help="cpu, cuda, cuda:N or auto (cuda when there is one).")
+    ] = "cpu",
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Lyapunov spectrum of a recurrent network along its trajectories (QR method)."""
@@ -318,6 +331,10 @@ def lyapunov(
     inputs: Any = input_spec
     if input_spec not in ("zeros", "random"):
         inputs = load_input(Path(input_spec), torch_dtype)
+    from rnngrad.devices import resolve_device
+
+    where = resolve_device(device)
+    network.to(where)  # the inputs follow the network's device
     from rnngrad.cells import describe_module, find_recurrent_module
 
     layers = describe_module(find_recurrent_module(network, module)[1]).num_layers

@@ -71,6 +71,9 @@ def train_command(
     batch: Annotated[int, typer.Option("--batch", help="Batch size.")] = 50,
     lr: Annotated[float, typer.Option("--lr", help="Adam learning rate.")] = 1e-3,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the model and the data.")] = 0,
+    device: Annotated[
+        str, typer.Option("--device", help="cpu, cuda, cuda:N or auto (cuda when there is one).")
+    ] = "cpu",
     as_json: Annotated[bool, typer.Option("--json", help="Print the JSON summary.")] = False,
 ) -> None:
     """Train a model on a long-memory task, with or without each remedy."""
@@ -98,12 +101,15 @@ def train_command(
         target_accuracy=target_accuracy,
     )
     task_info = config.validate()
+    from rnngrad.devices import resolve_device
+
+    resolve_device(device)  # an absent device is refused before any work
     _writable(out)
     from rnngrad.atomic import FolderLock
 
     FolderLock.check(out, "the run")
     if as_json:
-        result = train(config, out)
+        result = train(config, out, device=device)
         from rnngrad.jsonout import dumps
 
         _note_set_aside(result.checkpoint_set_aside)
@@ -125,7 +131,7 @@ def train_command(
         def advance(step: int, total: int, loss: float) -> None:
             bar.update(handle, completed=step, loss=f"{loss:.4g}")
 
-        result = train(config, out, progress=advance)
+        result = train(config, out, progress=advance, device=device)
     _note_set_aside(result.checkpoint_set_aside)
     summary = result.summary()
     state = "[bold green]solved[/]" if result.solved else "[bold red]not solved[/]"
@@ -160,6 +166,10 @@ def sweep(
         float,
         typer.Option("--connect-timeout", help="Seconds to wait for --scheduler to answer."),
     ] = 10.0,
+    device: Annotated[
+        str,
+        typer.Option("--device", help="cpu, cuda or auto (each worker's own GPU when it has one)."),
+    ] = "cpu",
     summary: Annotated[
         Path | None, typer.Option("--summary", help="Summarise the sweep in this folder.")
     ] = None,
@@ -200,6 +210,10 @@ def sweep(
     if workers is not None and workers < 1:
         raise InvalidInputError(f"--workers must be >= 1, got {workers}")
     parsed = load_sweep(grid)
+    if device != "auto":  # auto is resolved on each worker
+        from rnngrad.devices import resolve_device
+
+        resolve_device(device)
     _writable(out)
     from rnngrad.atomic import FolderLock
 
@@ -229,6 +243,7 @@ def sweep(
             use_dask=scheduler is None and workers is not None,
             on_finish=finished,
             connect_timeout=connect_timeout,
+            device=device,
         )
     solved = sum(1 for r in results if r["solved"])
     Console().print(

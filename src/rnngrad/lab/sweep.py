@@ -230,14 +230,15 @@ def _die_with_parent(parent: int) -> None:
     threading.Thread(target=watch, name="rnngrad-parent-watch", daemon=True).start()
 
 
-def _run_cell(config: dict[str, Any], folder: str) -> dict[str, Any]:
-    """Run one cell in a worker (single-threaded torch: the workers share the cores)."""
+def _run_cell(config: dict[str, Any], folder: str, device: str = "cpu") -> dict[str, Any]:
+    """Run one cell in a worker (single-threaded torch: the workers share the cores; with
+    ``device="auto"`` each worker takes its own machine's GPU when it has one)."""
     import torch
 
     from rnngrad.lab.train import TrainConfig, train
 
     torch.set_num_threads(1)
-    return train(TrainConfig(**config), folder).summary()
+    return train(TrainConfig(**config), folder, device=device).summary()
 
 
 def _finished(folder: Path) -> dict[str, Any] | None:
@@ -279,6 +280,7 @@ def run_sweep(
     use_dask: bool = False,
     on_finish: Callable[[int, int, dict[str, Any] | None], None] | None = None,
     connect_timeout: float = 10.0,
+    device: str = "cpu",
 ) -> list[dict[str, Any]]:
     """Run the cells that have not finished; return every finished cell's summary.
 
@@ -292,6 +294,7 @@ def run_sweep(
         on_finish: called as ``on_finish(done, total, summary)`` as runs finish
             (``summary`` is ``None`` for the already finished ones at start).
         connect_timeout: seconds to wait for ``scheduler`` before giving up.
+        device: for every run (``"auto"``: each worker's own GPU when it has one).
 
     Raises:
         InvalidInputError: ``out`` cannot be written, or Dask is not installed.
@@ -304,7 +307,9 @@ def run_sweep(
             f"{folder}: cannot be written ({error.strerror or error})"
         ) from None
     with FolderLock(folder, "the sweep"):
-        return _run_sweep(sweep, folder, scheduler, workers, use_dask, on_finish, connect_timeout)
+        return _run_sweep(
+            sweep, folder, scheduler, workers, use_dask, on_finish, connect_timeout, device
+        )
 
 
 def _run_sweep(
@@ -315,6 +320,7 @@ def _run_sweep(
     use_dask: bool,
     on_finish: Callable[[int, int, dict[str, Any] | None], None] | None,
     connect_timeout: float,
+    device: str,
 ) -> list[dict[str, Any]]:
     total = len(sweep.configs)
     summaries: dict[str, dict[str, Any]] = {}  # every finished cell, read from disk once
@@ -374,7 +380,7 @@ def _run_sweep(
             client = Client(cluster)
         try:
             futures = {
-                client.submit(_run_cell, config, path, pure=False): key
+                client.submit(_run_cell, config, path, device, pure=False): key
                 for key, config, path in jobs
             }
             for future in as_completed(futures):
@@ -397,7 +403,9 @@ def _run_sweep(
             initializer=_die_with_parent,
             initargs=(os.getpid(),),
         ) as pool:
-            pool_futures = {pool.submit(_run_cell, config, path): key for key, config, path in jobs}
+            pool_futures = {
+                pool.submit(_run_cell, config, path, device): key for key, config, path in jobs
+            }
             try:
                 for finished in completed(pool_futures):
                     try:

@@ -43,7 +43,7 @@ from rnngrad.atomic import FolderLock, atomic_write_with
 from rnngrad.errors import InvalidInputError
 from rnngrad.jsonout import finite_or_none
 from rnngrad.lab.models import CELLS, MODERN, LabModel, check_modern_options, parse_init
-from rnngrad.lab.tasks import TASKS, Task, make_task
+from rnngrad.lab.tasks import TASKS, Batch, Task, make_task
 
 __all__ = ["TrainConfig", "TrainResult", "parse_clip", "train"]
 
@@ -210,6 +210,7 @@ class TrainResult:
     resumed_from: int | None = None
     checkpoint_set_aside: str | None = None
     task_seq_len: int | None = None
+    device: str = "cpu"
     records: dict[str, list[dict[str, Any]]] = field(default_factory=dict, repr=False)
 
     def summary(self) -> dict[str, Any]:
@@ -235,6 +236,7 @@ class TrainResult:
             "resumed_from": self.resumed_from,
             "step_budget": budget,
             "checkpoint_set_aside": self.checkpoint_set_aside,
+            "device": self.device,
             **config,
         }
 
@@ -265,6 +267,7 @@ def train(
     out: str | Path,
     *,
     progress: Progress | None = None,
+    device: str | torch.device | None = None,
 ) -> TrainResult:
     """Train one model; write its records, summary and plots into ``out``.
 
@@ -273,19 +276,32 @@ def train(
         out: the run's folder; a checkpoint there of the same configuration is
             resumed, one of another configuration is an error.
         progress: called as ``progress(step, steps, loss)`` after each step.
+        device: ``"cpu"`` (default), ``"cuda"``, ``"cuda:N"`` or ``"auto"``
+            (:func:`rnngrad.devices.resolve_device`); the data and the
+            initialisation are drawn on the CPU either way, and the summary
+            records the device.
 
     Raises:
         InvalidInputError: a bad configuration, or ``out`` holds another run.
         OSError: ``out`` cannot be written.
     """
+    from rnngrad.devices import resolve_device
+
     task = config.validate()
+    where = resolve_device(device)
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     with FolderLock(folder, "the run"):
-        return _train(config, task, folder, progress)
+        return _train(config, task, folder, progress, where)
 
 
-def _train(config: TrainConfig, task: Task, folder: Path, progress: Progress | None) -> TrainResult:
+def _train(
+    config: TrainConfig,
+    task: Task,
+    folder: Path,
+    progress: Progress | None,
+    device: torch.device,
+) -> TrainResult:
     from rnngrad.profile import gradient_profile
 
     started = time.perf_counter()
@@ -305,7 +321,7 @@ def _train(config: TrainConfig, task: Task, folder: Path, progress: Progress | N
                 orthogonal_constraint=config.orthogonal_constraint,
                 forget_bias=config.forget_bias,
                 max_length=task.seq_len,
-            )
+            ).to(device)
 
     model = fresh_model()
     if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
@@ -316,6 +332,7 @@ def _train(config: TrainConfig, task: Task, folder: Path, progress: Progress | N
     optimiser = torch.optim.Adam(model.parameters(), lr=config.lr)
     generator = torch.Generator().manual_seed(config.seed + 1)
     held_out = task.held_out(config.eval_batch, torch.Generator().manual_seed(config.seed + 2))
+    held_out = Batch(held_out.inputs.to(device), held_out.targets.to(device))
     clip_kind, clip_value = parse_clip(config.clip)
     records: dict[str, list[dict[str, Any]]] = {"history": [], "evaluations": [], "profiles": []}
     start_step, skipped, clipped, solved_at = 0, 0, 0, None
@@ -324,7 +341,7 @@ def _train(config: TrainConfig, task: Task, folder: Path, progress: Progress | N
     set_aside = None
     if checkpoint_path.exists():
         try:
-            state = torch.load(checkpoint_path, weights_only=True)
+            state = torch.load(checkpoint_path, weights_only=True, map_location="cpu")
             readable = isinstance(state, dict) and _CHECKPOINT_KEYS <= set(state)
         except Exception:  # damaged, cut short, foreign, or holding Python objects
             state, readable = None, False
@@ -385,7 +402,8 @@ def _train(config: TrainConfig, task: Task, folder: Path, progress: Progress | N
     parameters = [p for p in model.parameters() if p.requires_grad]
     if solved_at is None:
         while step < config.steps:
-            batch = task.sample(config.batch, generator)
+            drawn = task.sample(config.batch, generator)  # drawn on the CPU, then moved
+            batch = Batch(drawn.inputs.to(device), drawn.targets.to(device))
             output, states = model.forward_with_states(batch.inputs)
             loss = task.loss(output, batch.targets)
             task_loss = float(loss.detach())
@@ -478,6 +496,7 @@ def _train(config: TrainConfig, task: Task, folder: Path, progress: Progress | N
         resumed_from=resumed_from,
         checkpoint_set_aside=set_aside,
         task_seq_len=task.seq_len,
+        device=str(device),
         records=records,
     )
     _write_outputs(result, folder, task)
