@@ -271,3 +271,26 @@ def test_the_scans_own_backward_passes_gradcheck(kind: str) -> None:
     h0 = torch.randn(shape[1:], dtype=dtype, generator=generator)
     inputs = tuple(t.clone().requires_grad_(True) for t in (a, b, h0))
     assert torch.autograd.gradcheck(linear_scan, inputs)
+
+
+@pytest.mark.parametrize("cell", ["lru", "mingru"])
+def test_the_report_explains_a_modern_cell(cell: str) -> None:
+    """The LRU's spectrum section shows its lambda_j exactly (as 2 x 2 real blocks, whose
+    eigenvalues are lambda and its conjugate); minGRU has no fixed matrix and says so; both
+    get the model's own profile and Lyapunov spectrum."""
+    from rnngrad.lab.models import LabModel
+    from rnngrad.report.build import build_sections
+
+    torch.manual_seed(9)
+    model = LabModel(cell, 2, 6, 1, per_step=False)
+    x = torch.randn(30, 4, 2)
+    sections = {s.key: s for s in build_sections(module=model, inputs=x, quick=True)}
+    spectrum = sections["spectrum"]
+    if cell == "lru":
+        numbers = spectrum.numbers["lambda (real form)"]
+        lam = model.rnn.eigenvalues().detach().abs().max().item()  # type: ignore[operator]
+        assert numbers["spectral_radius"] == pytest.approx(lam, rel=1e-6)
+    else:
+        assert "no fixed recurrent matrix" in spectrum.sentence
+    assert sections["profile"].numbers
+    assert any("model" in key for key in sections["lyapunov"].numbers)

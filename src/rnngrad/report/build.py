@@ -125,6 +125,15 @@ def _activation_section(saturation: dict[str, float]) -> Section:
 
 
 def _spectrum_section(matrices: dict[str, np.ndarray]) -> Section:
+    if not matrices:
+        return Section(
+            "spectrum",
+            "3. The recurrent matrix W_hh",
+            "This recurrence has no fixed recurrent matrix: its coefficient dh_t/dh_(t-1) "
+            "depends on the input at every step (minGRU, minLSTM); the gradient profile and "
+            "the Lyapunov spectrum below measure it along the real trajectory.",
+            None,
+        )
     eigen = Figure(
         "eigenvalues", "eigenvalues of W_hh and the unit circle", "Re", "Im", equal_axes=True
     )
@@ -256,7 +265,7 @@ def _lyapunov_section(models: list[_Model], quick: bool, seed: int) -> Section:
     systems.append((reference, random_network, "zeros", {}))
     for name, module, inputs, where in systems:
         copy = _float64_copy(module)
-        k = min(32, ModuleDynamics(copy, layers=1 if where else None).state_size)
+        k = min(32, _state_size(copy, bool(where)))
         result = lyapunov_spectrum(
             copy, steps=steps, warmup=100, k=k, batch=2, seed=seed, inputs=inputs,
             layer=where.get("layer"), direction=where.get("direction", 0),
@@ -451,9 +460,45 @@ def build_sections(
     return [scalar, activations, spectrum, profile, lyapunov, remedies]
 
 
+def _state_size(module: nn.Module, one_layer: bool) -> int:
+    """The dimension of the state whose exponents the section measures."""
+    from rnngrad.modern.base import DiagonalRecurrence
+
+    if isinstance(module, DiagonalRecurrence):
+        return module.state_size * (2 if module.complex_state else 1)
+    return ModuleDynamics(module, layers=1 if one_layer else None).state_size
+
+
+def _diagonal_blocks(module: nn.Module) -> dict[str, np.ndarray]:
+    """A diagonal recurrence's fixed recurrence matrix, where it has one: the LRU's
+    ``lambda`` as 2 x 2 blocks ``[[Re, -Im], [Im, Re]]`` acting on ``(Re h, Im h)`` (its
+    eigenvalues are ``lambda`` and its conjugate, exactly), IndRNN's ``diag(u)``. minGRU
+    and minLSTM have none: their coefficient ``1 - z_t`` depends on the input."""
+    with torch.no_grad():
+        from rnngrad.modern import LRU
+
+        if isinstance(module, LRU):
+            lam = module.eigenvalues().detach().to(torch.complex128).cpu().numpy()
+            size = lam.size
+            matrix = np.zeros((2 * size, 2 * size))
+            matrix[:size, :size] = np.diag(lam.real)
+            matrix[:size, size:] = -np.diag(lam.imag)
+            matrix[size:, :size] = np.diag(lam.imag)
+            matrix[size:, size:] = np.diag(lam.real)
+            return {"lambda (real form)": matrix}
+        weights = getattr(module, "u", None)
+        if isinstance(weights, torch.Tensor):
+            return {"diag(u)": np.diag(weights.detach().double().cpu().numpy())}
+    return {}
+
+
 def _recurrent_blocks(module: nn.Module) -> dict[str, np.ndarray]:
     """The square recurrent blocks of every layer (one per gate for LSTM and GRU)."""
     from rnngrad.cells import describe_module, layer_weights
+    from rnngrad.modern.base import DiagonalRecurrence
+
+    if isinstance(module, DiagonalRecurrence):
+        return _diagonal_blocks(module)
 
     layout = describe_module(module)
     gates = {"lstm": "ifgo", "gru": "rzn"}.get(layout.kind, "")
