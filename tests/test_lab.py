@@ -402,3 +402,23 @@ def test_later_fields_keep_the_keys_of_earlier_runs() -> None:
     assert TrainConfig(task="digits", seq_len=0, cell="rnn", target_accuracy=0.9).key() != (
         TrainConfig(task="digits", seq_len=0, cell="rnn").key()
     )
+
+
+def test_mnist1d_benchmark_on_a_tiny_budget(tmp_path: Path) -> None:
+    """The MNIST-1D table comes from this code; here on a tiny budget."""
+    import importlib.util
+    import sys
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "mnist1d.py"
+    spec = importlib.util.spec_from_file_location("mnist1d_benchmark", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["mnist1d_benchmark"] = module
+    spec.loader.exec_module(module)
+    table = module.main(["--out", str(tmp_path), "--cells", "gru,lru", "--seeds", "1",
+                         "--steps", "3", "--hidden", "4", "--batch", "8",
+                         "--workers", "2"])  # fmt: skip
+    assert table.count("\n") == 2 + 2 + 1
+    assert re.search(r"\| lru \| \d+\.\d% \(", table)
+    assert (tmp_path / "mnist1d.png").stat().st_size > 0
+    assert len(read_table_rows(tmp_path / "results.parquet")) == 4
