@@ -422,3 +422,23 @@ def test_mnist1d_benchmark_on_a_tiny_budget(tmp_path: Path) -> None:
     assert re.search(r"\| lru \| \d+\.\d% \(", table)
     assert (tmp_path / "mnist1d.png").stat().st_size > 0
     assert len(read_table_rows(tmp_path / "results.parquet")) == 4
+
+
+def test_long_memory_benchmark_on_a_tiny_budget(tmp_path: Path) -> None:
+    """The long-memory table comes from this code; here on a tiny budget."""
+    import importlib.util
+    import sys
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "long_memory.py"
+    spec = importlib.util.spec_from_file_location("long_memory_benchmark", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["long_memory_benchmark"] = module
+    spec.loader.exec_module(module)
+    table = module.main(["--out", str(tmp_path), "--lengths", "6", "--seeds", "1",
+                         "--steps", "3", "--hidden", "4", "--batch", "4",
+                         "--workers", "2"])  # fmt: skip
+    assert table.count("\n") == 2 + 7
+    assert re.search(r"\| LSTM \(chrono\) \| [01]/1", table)
+    assert re.search(r"\| LRU \| [01]/1", table)
+    assert len(read_table_rows(tmp_path / "results.parquet")) == 7

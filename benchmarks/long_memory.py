@@ -1,0 +1,137 @@
+"""The classic and the modern recurrences on long adding problems: T = 200, 1000, 2000.
+
+The same step budget and seeds for all: a tanh RNN, an IRNN (relu, identity init; Le et
+al. 2015), an LSTM with the chrono initialisation (Tallec & Ollivier 2018), a GRU, an
+IndRNN (Li et al. 2018), minGRU (Feng et al. 2024) and the LRU (Orvieto et al. 2023),
+each clipped by norm 1. A fixed sweep through the lab (resumable), written into --out:
+results.parquet/.csv, long_memory.md (solved runs and median solve step per cell and T)
+and long_memory.png.
+
+Run: ``.venv/bin/python benchmarks/long_memory.py --out benchmarks/out/long_memory
+[--workers N]`` (defaults: hidden 64, 6000 Adam steps of batch 50, lr 1e-3, 3 seeds;
+hours on 2 cores, meant for a machine with many). The test suite runs it on a tiny budget.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+from rnngrad.lab.sweep import Sweep, run_sweep, sweep_summary
+from rnngrad.lab.train import TrainConfig
+
+MODELS: dict[str, dict[str, Any]] = {
+    "tanh RNN": {"cell": "rnn", "init": "default"},
+    "IRNN": {"cell": "relu", "init": "identity"},
+    "LSTM (chrono)": {"cell": "lstm", "init": "chrono:{T}"},
+    "GRU": {"cell": "gru", "init": "default"},
+    "IndRNN": {"cell": "indrnn", "init": "default"},
+    "minGRU": {"cell": "mingru", "init": "default"},
+    "LRU": {"cell": "lru", "init": "default"},
+}
+
+
+def _model(model: dict[str, Any], length: int) -> dict[str, Any]:
+    return {**model, "init": str(model["init"]).replace("{T}", str(length))}
+
+
+def build(lengths: list[int], seeds: int, steps: int, hidden: int, batch: int, lr: float) -> Sweep:
+    configs = [
+        TrainConfig(
+            task="adding",
+            seq_len=length,
+            clip="norm:1.0",
+            hidden=hidden,
+            steps=steps,
+            batch=batch,
+            lr=lr,
+            seed=seed,
+            eval_every=100,
+            eval_batch=1000,
+            checkpoint_every=500,
+            profile_every=2000,
+            **_model(model, length),
+        )
+        for length in lengths
+        for model in MODELS.values()
+        for seed in range(seeds)
+    ]
+    return Sweep(("seq_len", "cell", "init", "seed"), tuple(configs), "benchmarks/long_memory.py")
+
+
+def report(out: Path, lengths: list[int]) -> str:
+    rows = sweep_summary(out)
+    lines = ["| model | " + " | ".join(f"T = {t}" for t in lengths) + " |",
+             "| --- | " + " | ".join("---" for _ in lengths) + " |"]  # fmt: skip
+    shares: dict[str, list[float]] = {}
+    for name, model in MODELS.items():
+        cells = []
+        for length in lengths:
+            wanted = _model(model, length)
+            match = [r for r in rows if r["seq_len"] == length and r["cell"] == wanted["cell"]
+                     and r["init"] == wanted["init"]]  # fmt: skip
+            if not match:
+                cells.append("—")
+                shares.setdefault(name, []).append(float("nan"))
+                continue
+            row = match[0]
+            steps = row["median_steps_to_solve"]
+            cells.append(
+                f"{row['solved']}/{row['runs']}" + (f" (median {steps} steps)" if steps else "")
+            )
+            shares.setdefault(name, []).append(row["solved"] / row["runs"])
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    table = "\n".join(lines) + "\n"
+    (out / "long_memory.md").write_text(table)
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(6, 3.6))
+    for name, values in shares.items():
+        axis.plot(lengths, values, "o-", label=name)
+    axis.set_xscale("log")
+    axis.set_xlabel("sequence length T")
+    axis.set_ylabel("share of seeds solved")
+    axis.set_ylim(-0.05, 1.05)
+    axis.set_title("adding problem, same budget for all", fontsize=10)
+    axis.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(out / "long_memory.png", dpi=110)
+    plt.close(figure)
+    return table
+
+
+def main(argv: list[str] | None = None) -> str:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/out/long_memory"))
+    parser.add_argument("--lengths", default="200,1000,2000")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=6000)
+    parser.add_argument("--hidden", type=int, default=64)
+    parser.add_argument("--batch", type=int, default=50)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--report-only", action="store_true", help="tabulate the finished runs")
+    args = parser.parse_args(argv)
+    lengths = [int(v) for v in args.lengths.split(",")]
+    sweep = build(lengths, args.seeds, args.steps, args.hidden, args.batch, args.lr)
+    started = time.perf_counter()
+    if not args.report_only:
+        run_sweep(sweep, args.out, workers=args.workers)
+    table = report(args.out, lengths)
+    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs; {len(sweep.configs)} runs, "
+          f"hidden {args.hidden}, {args.steps} steps of batch {args.batch}, lr {args.lr}, "
+          f"{time.perf_counter() - started:.0f} s")  # fmt: skip
+    print(table)
+    return table
+
+
+if __name__ == "__main__":
+    main()
