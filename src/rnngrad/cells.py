@@ -79,6 +79,29 @@ class RecurrentLayout:
         """Gate blocks stacked in ``weight_hh``: 1 (RNN), 4 (LSTM), 3 (GRU)."""
         return {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3, "custom": 1}[self.kind]
 
+    @classmethod
+    def single(
+        cls,
+        kind: CellKind,
+        input_size: int,
+        hidden_size: int,
+        *,
+        bias: bool = True,
+        batch_first: bool = False,
+    ) -> RecurrentLayout:
+        """One layer, one direction: a cell, a diagonal recurrence, a cell of one's own."""
+        return cls(
+            kind=kind,
+            input_size=int(input_size),
+            hidden_size=int(hidden_size),
+            proj_size=0,
+            num_layers=1,
+            bidirectional=False,
+            batch_first=batch_first,
+            bias=bias,
+            dropout=0.0,
+        )
+
     def layer_input_size(self, layer: int) -> int:
         """Feature size of layer ``layer``'s input."""
         return self.input_size if layer == 0 else self.state_size * self.num_directions
@@ -126,17 +149,7 @@ def describe_module(module: nn.Module) -> RecurrentLayout:
     from rnngrad.modern.base import DiagonalRecurrence
 
     if isinstance(module, DiagonalRecurrence):
-        return RecurrentLayout(
-            kind="custom",
-            input_size=int(module.input_size),
-            hidden_size=int(module.state_size),
-            proj_size=0,
-            num_layers=1,
-            bidirectional=False,
-            batch_first=False,
-            bias=True,
-            dropout=0.0,
-        )
+        return RecurrentLayout.single("custom", module.input_size, module.state_size)
     if isinstance(module, CELLS):
         cell_kind: CellKind
         if isinstance(module, nn.LSTMCell):
@@ -145,16 +158,8 @@ def describe_module(module: nn.Module) -> RecurrentLayout:
             cell_kind = "gru"
         else:
             cell_kind = "rnn_relu" if module.nonlinearity == "relu" else "rnn_tanh"
-        return RecurrentLayout(
-            kind=cell_kind,
-            input_size=int(module.input_size),
-            hidden_size=int(module.hidden_size),
-            proj_size=0,
-            num_layers=1,
-            bidirectional=False,
-            batch_first=False,
-            bias=bool(module.bias),
-            dropout=0.0,
+        return RecurrentLayout.single(
+            cell_kind, module.input_size, module.hidden_size, bias=bool(module.bias)
         )
     if isinstance(module, nn.LSTM):
         kind: CellKind = "lstm"

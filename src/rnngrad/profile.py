@@ -615,17 +615,7 @@ def cell_gradient_profile(
         tolerance=tolerance,
         grad=grad.transpose(0, 1).clone() if keep_gradients else None,
     )
-    layout = RecurrentLayout(
-        kind="custom",
-        input_size=int(seq.shape[2]),
-        hidden_size=int(h0.shape[1]),
-        proj_size=0,
-        num_layers=1,
-        bidirectional=False,
-        batch_first=batch_first,
-        bias=True,
-        dropout=0.0,
-    )
+    layout = RecurrentLayout.single("custom", seq.shape[2], h0.shape[1], batch_first=batch_first)
     return GradientProfile(
         layout=layout,
         module_name=type(cell).__name__,

@@ -88,17 +88,7 @@ def diagonal_profile(
         grad=total.transpose(0, 1).clone() if keep_gradients else None,
     )
     steps, batch = (int(n) for n in states.shape[:2])
-    layout = RecurrentLayout(
-        kind="custom",
-        input_size=layer.input_size,
-        hidden_size=layer.state_size,
-        proj_size=0,
-        num_layers=1,
-        bidirectional=False,
-        batch_first=False,
-        bias=True,
-        dropout=0.0,
-    )
+    layout = RecurrentLayout.single("custom", layer.input_size, layer.state_size)
     return GradientProfile(
         layout=layout,
         module_name=name or type(layer).__name__,
