@@ -33,6 +33,7 @@ __all__ = [
     "Packing",
     "Trajectory",
     "check_input",
+    "forked_rng",
     "from_time_major",
     "initial_state",
     "kernel_weights",
@@ -324,6 +325,19 @@ def initial_state(
         h0 = h0.index_select(1, order)
         c0 = c0.index_select(1, order) if c0 is not None else None
     return h0, c0
+
+
+@contextmanager
+def forked_rng(arguments: tuple[Any, ...]) -> Iterator[None]:
+    """The global RNGs restored afterwards: the CPU's and those of the CUDA devices the
+    arguments (tensors or packed sequences) live on; autograd on inside."""
+    devices = set()
+    for argument in arguments:
+        data = argument.data if isinstance(argument, PackedSequence) else argument
+        if isinstance(data, torch.Tensor) and data.is_cuda:
+            devices.add(data.device.index or 0)
+    with torch.random.fork_rng(devices=sorted(devices)), torch.enable_grad():
+        yield
 
 
 @contextmanager

@@ -372,23 +372,20 @@ def _random_orthonormal(
     return q
 
 
-def _validate(
-    dynamics: Dynamics, steps: int, warmup: int, k: int | None, reorth: int, batch: int
-) -> int:
-    if steps < 1:
-        raise InvalidInputError(f"steps must be >= 1, got {steps}")
-    if warmup < 0:
-        raise InvalidInputError(f"warmup must be >= 0, got {warmup}")
+def _validate_run(steps: int, warmup: int, reorth: int, batch: int, seed: int) -> None:
+    """The run's settings, checked before anything is built or drawn."""
+    from rnngrad.limits import MAX_LYAPUNOV_STEPS, check_seed, check_whole
+
+    check_seed(seed)
+    check_whole(steps, "steps", 1, MAX_LYAPUNOV_STEPS)
+    check_whole(warmup, "warmup", 0)
+    check_whole(reorth, "reorth")
+    check_whole(batch, "batch")
     if steps <= warmup:
         raise InvalidInputError(
             f"steps ({steps}) must be larger than the warm-up ({warmup}): the estimate "
             "would rest on fewer steps than were thrown away"
         )
-    if reorth < 1:
-        raise InvalidInputError(f"reorth must be >= 1, got {reorth}")
-    if batch < 1:
-        raise InvalidInputError(f"batch must be >= 1, got {batch}")
-    return _exponent_count(dynamics, k)
 
 
 def _exponent_count(dynamics: Dynamics, k: int | None) -> int:
@@ -462,20 +459,13 @@ def lyapunov_spectrum(
         InvalidInputError: ``k`` out of range, ``steps <= warmup``, and the like.
         NumericalError: the trajectory diverged (a non-finite state).
     """
-    from rnngrad.limits import MAX_LYAPUNOV_STEPS, check_seed, check_whole
-
-    check_seed(seed)
-    check_whole(steps, "steps", 1, MAX_LYAPUNOV_STEPS)
-    check_whole(batch, "batch")
-    check_whole(reorth, "reorth")
-    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
-        raise InvalidInputError(f"warmup must be a whole number >= 0, got {warmup!r}")
+    _validate_run(steps, warmup, reorth, batch, seed)
     chosen = _system(
         system, inputs, module=module, layer=layer, direction=direction, dtype=dtype,
         batch=batch, length=warmup + steps, seed=seed,
     )  # fmt: skip
     dynamics, inputs = chosen.dynamics, chosen.inputs
-    count = _validate(dynamics, steps, warmup, k, reorth, batch)
+    count = _exponent_count(dynamics, k)
     from rnngrad.limits import check_memory
 
     itemsize = torch.tensor([], dtype=dynamics.dtype).element_size()

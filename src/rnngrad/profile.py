@@ -70,6 +70,7 @@ from rnngrad.fused import (
     Packing,
     Trajectory,
     check_input,
+    forked_rng,
     from_time_major,
     initial_state,
     layer_forward,
@@ -156,6 +157,14 @@ def pack_inputs(inputs: torch.Tensor, lengths: Any, *, batch_first: bool = False
     )
 
 
+def _as_arguments(inputs: Any) -> tuple[Any, ...]:
+    """What the model is called with: a tuple is unpacked, anything else (a tensor, and a
+    ``PackedSequence``, which is a tuple too) is one argument."""
+    if isinstance(inputs, tuple) and not isinstance(inputs, PackedSequence):
+        return tuple(inputs)
+    return (inputs,)
+
+
 class _CalledAgain(ControlFlow):
     """The module was called a second time in one forward pass (a decoder)."""
 
@@ -214,10 +223,9 @@ def gradient_profiles(
         chosen = found
     from rnngrad.stepped import stepped_profiles
 
-    single = not isinstance(inputs, tuple) or isinstance(inputs, PackedSequence)
     return stepped_profiles(
         model,
-        (inputs,) if single else inputs,
+        _as_arguments(inputs),
         chosen,
         loss=loss,
         generator=generator or torch.Generator().manual_seed(0),
@@ -316,15 +324,12 @@ def _profile(
 
         if hx is not None or lengths is not None:
             raise InvalidInputError("hx= and lengths= apply to nn.RNN, nn.LSTM and nn.GRU")
-        single = not isinstance(inputs, tuple) or isinstance(inputs, PackedSequence)
         return diagonal_profile(
-            model, (inputs,) if single else tuple(inputs), name, rnn, loss=loss,
+            model, _as_arguments(inputs), name, rnn, loss=loss,
             keep_gradients=keep_gradients, tolerance=tolerance,
         )  # fmt: skip
     layout = describe_module(rnn)
-    # A PackedSequence is a tuple too, but it is one argument.
-    single = not isinstance(inputs, tuple) or isinstance(inputs, PackedSequence)
-    arguments: tuple[Any, ...] = (inputs,) if single else tuple(inputs)
+    arguments = _as_arguments(inputs)
     if rnn is model:
         if len(arguments) == 2:
             if hx is not None:
@@ -380,8 +385,7 @@ def _profile(
         saved["c"] = leaf_c
         return output, (leaf_h, leaf_c)
 
-    devices = [a.device.index or 0 for a in arguments if isinstance(a, torch.Tensor) and a.is_cuda]
-    with torch.random.fork_rng(devices=devices), torch.enable_grad():
+    with forked_rng(arguments):
         if rnn is model:
             model_output = forward(arguments[0], hx)
         else:

@@ -47,6 +47,7 @@ from rnngrad.errors import InvalidInputError, ShapeError, calling_user_code
 from rnngrad.fused import (
     FUSED_KERNELS,
     check_input,
+    forked_rng,
     from_time_major,
     initial_state,
     kernel_weights,
@@ -309,8 +310,7 @@ def stepped_profiles(
             f"loss={loss!r} reads one recurrent module's output; with several modules "
             "give a callable on the model's output"
         )
-    devices = [a.device.index or 0 for a in arguments if isinstance(a, torch.Tensor) and a.is_cuda]
-    with torch.random.fork_rng(devices=devices), torch.enable_grad():
+    with forked_rng(arguments):
         with recording(modules, generator) as recorders:
             with calling_user_code(type(model).__name__):
                 model_output = model(*arguments)

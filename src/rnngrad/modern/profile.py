@@ -18,7 +18,7 @@ from torch import nn
 
 from rnngrad.cells import RecurrentLayout
 from rnngrad.errors import InvalidInputError, calling_user_code
-from rnngrad.fused import replaced_forward
+from rnngrad.fused import forked_rng, replaced_forward
 from rnngrad.modern.base import DiagonalRecurrence
 from rnngrad.modern.scan import diagonal_adjoint
 from rnngrad.profile_result import GradientProfile, LossSpec, gradient_norms, summarise
@@ -55,7 +55,7 @@ def diagonal_profile(
         saved.update(x=x.detach(), h0=start.detach(), states=states.detach(), probe=probe)
         return states + probe
 
-    with torch.random.fork_rng(devices=[]), torch.enable_grad():
+    with forked_rng(arguments):
         with replaced_forward(layer, forward), calling_user_code(type(model).__name__):
             output = model(*arguments)
         if not saved:
