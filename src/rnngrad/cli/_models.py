@@ -57,11 +57,13 @@ def load_model(
     text: str,
     model_args: str | None,
     state_dict: Path | None,
+    module: str | None,
     *,
     seed: int,
     dtype: torch.dtype,
 ) -> LoadedModel:
-    """Build ``--model`` (and ``--model-args``) and load ``--state-dict`` into it, strictly."""
+    """Build ``--model`` (and ``--model-args``) and load ``--state-dict`` into it, strictly;
+    ``--model-args`` and ``--module`` are refused for a spec (it is one module)."""
     from rnngrad.spec import build_module, load_state_dict, parse_spec
     from rnngrad.usermodel import (
         build_user_model,
@@ -79,27 +81,13 @@ def load_model(
         raise InvalidInputError(
             "--model-args applies to a model of your own (file.py:NAME), not to a spec"
         )
-    spec = parse_spec(text)
-    module = build_module(spec, seed=seed, dtype=dtype)
-    if state_dict is not None:
-        load_state_dict(module, state_dict)
-    return LoadedModel(module, spec.text, spec)
-
-
-def load_model_and_check(
-    text: str,
-    model_args: str | None,
-    state_dict: Path | None,
-    module: str | None,
-    *,
-    seed: int,
-    dtype: torch.dtype,
-) -> LoadedModel:
-    """:func:`load_model`, refusing ``--module`` for a spec (it is one module)."""
-    loaded = load_model(text, model_args, state_dict, seed=seed, dtype=dtype)
-    if module is not None and not loaded.is_user_model:
+    if module is not None:
         raise InvalidInputError("--module applies to a model of your own, not to a spec")
-    return loaded
+    spec = parse_spec(text)
+    fused = build_module(spec, seed=seed, dtype=dtype)
+    if state_dict is not None:
+        load_state_dict(fused, state_dict)
+    return LoadedModel(fused, spec.text, spec)
 
 
 def load_model_inputs(loaded: LoadedModel, files: list[Path], dtype: torch.dtype) -> list[Any]:

@@ -24,7 +24,7 @@ from rnngrad.cli._models import (
     LossName,
     choose_loss,
     load_lengths,
-    load_model_and_check,
+    load_model,
     load_model_inputs,
 )
 from rnngrad.errors import InvalidInputError
@@ -147,9 +147,7 @@ def profile(
     if (not input_files) == (random_input is None):
         raise InvalidInputError("give exactly one of --input FILE and --random-input B,T")
     torch_dtype = torch.float64 if dtype == DtypeName.float64 else torch.float32
-    loaded = load_model_and_check(
-        model, model_args, state_dict, module, seed=seed, dtype=torch_dtype
-    )
+    loaded = load_model(model, model_args, state_dict, module, seed=seed, dtype=torch_dtype)
     loaded.model.train(train)
     if random_input is not None:
         if loaded.is_user_model:
@@ -323,9 +321,7 @@ def lyapunov(
         assert model is not None
         if gain is not None:
             raise InvalidInputError("--gain applies to --random only")
-        loaded = load_model_and_check(
-            model, model_args, state_dict, module, seed=seed, dtype=torch_dtype
-        )
+        loaded = load_model(model, model_args, state_dict, module, seed=seed, dtype=torch_dtype)
         network = loaded.model
         label = loaded.label + (f" ({module})" if module else "")
     inputs: Any = input_spec

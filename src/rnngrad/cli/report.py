@@ -15,7 +15,7 @@ from rnngrad.cli._models import (
     MODULE_HELP,
     LossName,
     choose_loss,
-    load_model_and_check,
+    load_model,
     load_model_inputs,
 )
 from rnngrad.errors import InvalidInputError
@@ -83,9 +83,7 @@ def report(
     title = "rnngrad report: built-in examples"
     if model is not None:
         torch_dtype = torch.float64 if dtype == DtypeName.float64 else torch.float32
-        loaded = load_model_and_check(
-            model, model_args, state_dict, module, seed=seed, dtype=torch_dtype
-        )
+        loaded = load_model(model, model_args, state_dict, module, seed=seed, dtype=torch_dtype)
         network = loaded.model
         if input_files:
             tensors = load_model_inputs(loaded, input_files, torch_dtype)
