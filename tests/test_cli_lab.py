@@ -23,6 +23,16 @@ def test_train_json_contract(tmp_path: Path) -> None:
     assert (tmp_path / "run" / "history.parquet").exists()
 
 
+def test_train_a_stacked_lru_on_its_own_ring(tmp_path: Path) -> None:
+    done = run("train", *TINY[:4], "--cell", "lru", "--layers", "2", "--r-min", "0.5",
+               "--r-max", "0.8", "--hidden", "8", "--steps", "4", "--batch", "8",
+               "--out", str(tmp_path / "run"), "--json")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    payload = strict_json(done.stdout)
+    assert (payload["cell"], payload["layers"], payload["r_min"], payload["r_max"]) == (
+        "lru", 2, 0.5, 0.8)  # fmt: skip
+
+
 def test_train_text_output(tmp_path: Path) -> None:
     done = run(
         "train", *TINY, "--clip", "value:0.5", "--init", "orthogonal", "--out", str(tmp_path)
@@ -53,10 +63,28 @@ def test_sweep_and_summary(tmp_path: Path) -> None:
         (["sweep", "{tmp}/missing.toml", "--out", "{tmp}/out"], "cannot be read"),
         (["sweep", "--summary", "{tmp}"], "no results.parquet"),
         (["sweep", "{tmp}/bad.toml", "--out", "{tmp}/out"], "line 2: unknown key"),
+        (["train", *TINY, "--layers", "2", "--out", "{tmp}"], "lru cell only, not lstm"),
+        (
+            [
+                "train",
+                *TINY[:4],
+                "--cell",
+                "lru",
+                "--r-min",
+                "0.99",
+                "--r-max",
+                "0.9",
+                "--out",
+                "{tmp}",
+            ],
+            "0 < r_min < r_max < 1",
+        ),
+        (["train", *TINY[:4], "--cell", "lru", "--r-max", "nan", "--out", "{tmp}"], "finite"),
+        (["train", *TINY[:4], "--cell", "lru", "--layers", "0", "--out", "{tmp}"], "1..64"),
     ],
 )
 def test_bad_input(tmp_path: Path, args: list[str], message: str) -> None:
-    (tmp_path / "bad.toml").write_text("[grid]\nlayers = [1]\n")
+    (tmp_path / "bad.toml").write_text("[grid]\ndepth = [1]\n")
     done = run(*[a.replace("{tmp}", str(tmp_path)) for a in args])
     assert done.returncode == 2, (done.stdout, done.stderr)
     lines = done.stderr.strip().splitlines()

@@ -394,14 +394,19 @@ def test_data_set_options_are_checked(overrides: dict[str, object], match: str) 
 
 
 def test_later_fields_keep_the_keys_of_earlier_runs() -> None:
-    """A field added later (target_accuracy) counts in the run's key only when it is set."""
+    """Fields added later (target_accuracy; layers, r_min, r_max) count in the run's key
+    only when they are set."""
     config = TrainConfig(task="adding", seq_len=10, cell="rnn")
-    text = json.dumps({k: v for k, v in asdict(config).items() if k != "target_accuracy"},
+    later = ("target_accuracy", "layers", "r_min", "r_max")
+    text = json.dumps({k: v for k, v in asdict(config).items() if k not in later},
                       sort_keys=True)  # fmt: skip
     assert config.key() == hashlib.sha1(text.encode()).hexdigest()[:12]
     assert TrainConfig(task="digits", seq_len=0, cell="rnn", target_accuracy=0.9).key() != (
         TrainConfig(task="digits", seq_len=0, cell="rnn").key()
     )
+    lru = TrainConfig(task="adding", seq_len=10, cell="lru")
+    assert lru.key() != TrainConfig(task="adding", seq_len=10, cell="lru", layers=2).key()
+    assert lru.key() != TrainConfig(task="adding", seq_len=10, cell="lru", r_max=0.99).key()
 
 
 def test_mnist1d_benchmark_on_a_tiny_budget(tmp_path: Path) -> None:
@@ -409,17 +414,17 @@ def test_mnist1d_benchmark_on_a_tiny_budget(tmp_path: Path) -> None:
     import importlib.util
     import sys
 
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "mnist1d.py"
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "mnist1d_accuracy.py"
     spec = importlib.util.spec_from_file_location("mnist1d_benchmark", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules["mnist1d_benchmark"] = module
     spec.loader.exec_module(module)
-    table = module.main(["--out", str(tmp_path), "--cells", "gru,lru", "--seeds", "1",
+    table = module.main(["--out", str(tmp_path), "--models", "gru,lru4", "--seeds", "1",
                          "--steps", "3", "--hidden", "4", "--batch", "8",
                          "--workers", "2"])  # fmt: skip
     assert table.count("\n") == 2 + 2 + 1
-    assert re.search(r"\| lru \| \d+\.\d% \(", table)
+    assert re.search(r"\| lru4 \| \d+\.\d% \(", table)
     assert (tmp_path / "mnist1d.png").stat().st_size > 0
     assert len(read_table_rows(tmp_path / "results.parquet")) == 4
 
@@ -442,3 +447,29 @@ def test_long_memory_benchmark_on_a_tiny_budget(tmp_path: Path) -> None:
     assert re.search(r"\| LSTM \(chrono\) \| [01]/1", table)
     assert re.search(r"\| LRU \| [01]/1", table)
     assert len(read_table_rows(tmp_path / "results.parquet")) == 7
+
+
+@pytest.mark.parametrize(("task_name", "cell"), [("copy", "gru"), ("adding", "lru")])
+def test_evaluation_in_chunks_equals_one_pass_over_the_held_out_set(
+    task_name: str, cell: str, tmp_path: Path
+) -> None:
+    """The held-out set (250 sequences) is evaluated in chunks of 100; the recorded loss
+    and accuracy equal one pass of the final model over the whole set."""
+    config = TrainConfig(task=task_name, seq_len=12, cell=cell, hidden=8, steps=3, batch=8,
+                         eval_every=3, eval_batch=250, profile_every=3)  # fmt: skip
+    result = train(config, tmp_path)
+    task = make_task(task_name, 12)
+    held_out = task.held_out(250, torch.Generator().manual_seed(config.seed + 2))
+    model = LabModel(cell, task.input_size, 8, task.output_size, per_step=task.per_step,
+                     max_length=12)  # fmt: skip
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    model.load_state_dict(state["model"])
+    with torch.no_grad():
+        output = model(held_out.inputs)
+    last = result.records["evaluations"][-1]
+    assert last["loss"] == pytest.approx(float(task.loss(output, held_out.targets)), rel=1e-5)
+    expected_accuracy = task.accuracy(output, held_out.targets)
+    if expected_accuracy is None:
+        assert last["accuracy"] is None
+    else:
+        assert last["accuracy"] == pytest.approx(expected_accuracy, abs=1e-7)

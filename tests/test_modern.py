@@ -294,3 +294,79 @@ def test_the_report_explains_a_modern_cell(cell: str) -> None:
         assert "no fixed recurrent matrix" in spectrum.sentence
     assert sections["profile"].numbers
     assert any("model" in key for key in sections["lyapunov"].numbers)
+
+
+def test_a_stacked_lru_profiles_its_first_layer_exactly() -> None:
+    """The lab's stacked LRU (residual blocks, GLUs between): the profile of its first
+    layer equals retain_grad on that layer's step-by-step states, float64, with every
+    upper layer between the states and the loss."""
+    from rnngrad.lab.models import LabModel
+
+    torch.manual_seed(8)
+    model = LabModel("lru", 2, 6, 3, per_step=False, layers=3).double()
+    x = torch.randn(20, 4, 2, dtype=torch.float64)
+    target = torch.randn(4, 3, dtype=torch.float64)
+
+    def loss(out: torch.Tensor) -> torch.Tensor:
+        return ((out - target) ** 2).sum()
+
+    profile = gradient_profile(model, x, loss=loss, module="rnn", keep_gradients=True)
+    encoded = model.encoder(x)
+    first = model.lru_layers()[0]
+    z = model.norms[0](encoded)
+    states = sequential(first, z)
+    for state in states:
+        state.retain_grad()
+    stacked = torch.stack(states)
+    u = encoded + nn.functional.glu(model.mixers[0](nn.functional.gelu(first.read(stacked, z))), -1)
+    for layer, norm, mixer in zip(model.lru_layers()[1:], model.norms[1:], model.mixers[1:],
+                                  strict=True):  # fmt: skip
+        zz = norm(u)
+        u = u + nn.functional.glu(mixer(nn.functional.gelu(layer.read(layer(zz), zz))), -1)
+    loss(model.head(u[-1])).backward()
+    expected = torch.stack([s.grad for s in states], dim=1)  # type: ignore[misc]
+    got = profile.layers[0].grad
+    assert got is not None and expected.abs().max() > 0
+    np.testing.assert_allclose(got.numpy(), expected.numpy(), rtol=1e-8, atol=1e-12)
+    np.testing.assert_allclose(model(x).detach().numpy(), model.head(u[-1]).detach().numpy(),
+                               rtol=1e-10, atol=1e-12)  # fmt: skip
+
+
+def test_a_stacked_lru_reports_the_largest_eigenvalue_of_all_its_layers(tmp_path: Path) -> None:
+    """The spectral radius of a stacked LRU is max_l max_j |lambda_j^(l)| over the layers,
+    and each layer's eigenvalues start on the ring the run asks for."""
+    from rnngrad.lab.models import LabModel
+    from rnngrad.lab.train import TrainConfig, train
+
+    torch.manual_seed(9)
+    model = LabModel("lru", 1, 16, 1, per_step=False, layers=3, r_min=0.2, r_max=0.6)
+    moduli = [layer.eigenvalues().detach().abs() for layer in model.lru_layers()]
+    assert len(moduli) == 3 and all(((m >= 0.2 - 1e-6) & (m <= 0.6 + 1e-6)).all() for m in moduli)
+    assert model.spectral_radius() == pytest.approx(float(torch.cat(moduli).max()), rel=1e-12)
+    config = TrainConfig(task="adding", seq_len=10, cell="lru", hidden=8, steps=4, batch=8,
+                         eval_every=2, eval_batch=16, profile_every=2, layers=2, r_min=0.5,
+                         r_max=0.7)  # fmt: skip
+    result = train(config, tmp_path)
+    assert result.steps == 4 and math.isfinite(result.final_loss) and result.records["profiles"]
+    assert result.summary()["layers"] == 2
+    assert 0.5 - 0.05 <= result.records["evaluations"][0]["spectral_radius"] <= 0.7 + 0.05
+
+
+@pytest.mark.parametrize(
+    ("overrides", "match"),
+    [({"cell": "gru", "layers": 2}, "lru cell only"),
+     ({"cell": "rnn", "r_min": 0.5}, "lru cell only"),
+     ({"cell": "lru", "r_min": 0.99, "r_max": 0.9}, "r_min < r_max"),
+     ({"cell": "lru", "r_min": 0.0}, "0 < r_min"),
+     ({"cell": "lru", "r_max": 1.0}, "< 1"),
+     ({"cell": "lru", "r_max": 0.5}, r"r_min=0\.9, r_max=0\.5"),
+     ({"cell": "lru", "layers": 0}, "1..64")],
+)  # fmt: skip
+def test_lru_options_out_of_range_or_for_another_cell_are_refused(
+    overrides: dict[str, object], match: str
+) -> None:
+    from rnngrad.lab.train import TrainConfig
+
+    settings = {"task": "adding", "seq_len": 10, "cell": "rnn", **overrides}
+    with pytest.raises(InvalidInputError, match=match):
+        TrainConfig(**settings).validate()  # type: ignore[arg-type]

@@ -62,6 +62,18 @@ def train_command(
     forget_bias: Annotated[
         float | None, typer.Option("--forget-bias", help="LSTM forget-gate bias.")
     ] = None,
+    layers: Annotated[
+        int | None,
+        typer.Option("--layers", help="Stacked LRU layers, GLUs between them (lru) [default: 1]."),
+    ] = None,
+    r_min: Annotated[
+        float | None,
+        typer.Option("--r-min", help="Inner radius of the LRU's eigenvalue ring [default: 0.9]."),
+    ] = None,
+    r_max: Annotated[
+        float | None,
+        typer.Option("--r-max", help="Outer radius of the LRU's eigenvalue ring [default: 0.999]."),
+    ] = None,
     clip: Annotated[str, typer.Option("--clip", help="none, norm:V or value:V.")] = "norm:1.0",
     regularizer: Annotated[
         float,
@@ -84,6 +96,9 @@ def train_command(
         _finite(target_accuracy=target_accuracy)
     if forget_bias is not None:
         _finite(forget_bias=forget_bias)
+    for name, value in (("r_min", r_min), ("r_max", r_max)):
+        if value is not None:
+            _finite(**{name: value})
     config = TrainConfig(
         task=task,
         seq_len=seq_len,
@@ -99,6 +114,9 @@ def train_command(
         lr=lr,
         seed=seed,
         target_accuracy=target_accuracy,
+        layers=layers,
+        r_min=r_min,
+        r_max=r_max,
     )
     task_info = config.validate()
     from rnngrad.devices import resolve_device
@@ -196,7 +214,9 @@ def sweep(
             table.add_row(
                 str(row["task"]),
                 str(row["seq_len"]),
-                str(row["cell"]) + (" +orth" if row.get("orthogonal_constraint") else ""),
+                str(row["cell"])
+                + (f" x{row['layers']}" if row.get("layers") else "")
+                + (" +orth" if row.get("orthogonal_constraint") else ""),
                 str(row["init"]),
                 str(row["clip"]),
                 f"{row['solved']}/{row['runs']}",

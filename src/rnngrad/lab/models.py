@@ -5,6 +5,10 @@ recurrences of :mod:`rnngrad.modern`: ``lru`` (a linear encoder, the LRU with
 ring-initialised eigenvalues, its read-out ``Re(C x) + D u`` and a GELU),
 ``mingru``, ``minlstm`` and ``indrnn`` (its recurrent weights clipped to
 ``2^(1/T)`` after every optimiser step); one layer and a linear read-out.
+The LRU can be stacked (``layers``): then each layer is the pre-norm residual
+block of Orvieto et al. (2023), ``u <- u + GLU(GELU(LRU(LayerNorm(u))))``, with
+a position-wise gated linear unit ``GLU(y) = (W_a y) * sigmoid(W_b y)`` between
+the recurrences; ``r_min``/``r_max`` set its ring.
 Recurrent initialisation of ``W_hh`` (the classic cells):
 
 - ``default``: PyTorch's own, ``U(-1/sqrt(N), 1/sqrt(N))``;
@@ -31,8 +35,9 @@ import torch
 from torch import nn
 
 from rnngrad.errors import InvalidInputError
+from rnngrad.modern.lru import LRU
 
-__all__ = ["CELLS", "LabModel", "parse_init"]
+__all__ = ["CELLS", "LabModel", "check_lru_options", "parse_init"]
 
 CELLS = ("rnn", "relu", "lstm", "gru", "lru", "mingru", "minlstm", "indrnn")
 MODERN = ("lru", "mingru", "minlstm", "indrnn")
@@ -52,6 +57,36 @@ def check_modern_options(
         )
     if forget_bias is not None:
         raise InvalidInputError("forget_bias applies to the lstm cell only")
+
+
+MAX_LRU_LAYERS = 64
+
+
+def check_lru_options(
+    cell: str, layers: int | None, r_min: float | None, r_max: float | None
+) -> None:
+    """``layers``, ``r_min`` and ``r_max`` are the LRU's: in range, and refused elsewhere."""
+    given = [name for name, value in (("layers", layers), ("r_min", r_min), ("r_max", r_max))
+             if value is not None]  # fmt: skip
+    if given and cell != "lru":
+        raise InvalidInputError(f"{' and '.join(given)} apply to the lru cell only, not {cell}")
+    if layers is not None and (
+        isinstance(layers, bool) or not isinstance(layers, int) or not 1 <= layers <= MAX_LRU_LAYERS
+    ):
+        raise InvalidInputError(
+            f"layers must be a whole number in 1..{MAX_LRU_LAYERS}, got {layers!r}"
+        )
+    low = 0.9 if r_min is None else r_min
+    high = 0.999 if r_max is None else r_max
+    for name, value in (("r_min", low), ("r_max", high)):
+        if not (isinstance(value, int | float) and not isinstance(value, bool)) or not (
+            math.isfinite(value)
+        ):
+            raise InvalidInputError(f"{name} must be a number in (0, 1), got {value!r}")
+    if not 0.0 < low < high < 1.0:
+        raise InvalidInputError(
+            f"the LRU ring needs 0 < r_min < r_max < 1, got r_min={low}, r_max={high}"
+        )
 
 
 def parse_init(text: str) -> tuple[str, float | None]:
@@ -107,6 +142,9 @@ class LabModel(nn.Module):
         orthogonal_constraint: bool = False,
         forget_bias: float | None = None,
         max_length: int = 100,
+        layers: int = 1,
+        r_min: float | None = None,
+        r_max: float | None = None,
     ) -> None:
         super().__init__()
         if cell not in CELLS:
@@ -116,9 +154,12 @@ class LabModel(nn.Module):
         kind, radius = parse_init(init)
         self.cell = cell
         self.per_step = per_step
+        check_lru_options(cell, None if layers == 1 else layers, r_min, r_max)
+        self.layers = layers
         if cell in MODERN:
             check_modern_options(cell, kind, orthogonal_constraint, forget_bias)
-            self._build_modern(cell, input_size, hidden, output_size, max_length)
+            ring = (0.9 if r_min is None else r_min, 0.999 if r_max is None else r_max)
+            self._build_modern(cell, input_size, hidden, output_size, max_length, ring)
             return
         if kind == "chrono" and cell != "lstm":
             raise InvalidInputError("init chrono:T applies to the lstm cell only")
@@ -176,13 +217,28 @@ class LabModel(nn.Module):
                 self._parameter("bias_ih_l0")[:hidden].copy_(-forget)
 
     def _build_modern(
-        self, cell: str, input_size: int, hidden: int, output_size: int, max_length: int
+        self,
+        cell: str,
+        input_size: int,
+        hidden: int,
+        output_size: int,
+        max_length: int,
+        ring: tuple[float, float],
     ) -> None:
         from rnngrad.modern import LRU, IndRNN, MinGRU, MinLSTM
 
         if cell == "lru":
             self.encoder: nn.Module | None = nn.Linear(input_size, hidden)
-            self.rnn = LRU(hidden, hidden)
+            self.rnn = LRU(hidden, hidden, r_min=ring[0], r_max=ring[1])
+            if self.layers > 1:  # the residual blocks; self.rnn is the first one's LRU
+                self.upper = nn.ModuleList(
+                    LRU(hidden, hidden, r_min=ring[0], r_max=ring[1])
+                    for _ in range(self.layers - 1)
+                )
+                self.norms = nn.ModuleList(nn.LayerNorm(hidden) for _ in range(self.layers))
+                self.mixers = nn.ModuleList(
+                    nn.Linear(hidden, 2 * hidden) for _ in range(self.layers)
+                )
         else:
             self.encoder = None
             if cell == "mingru":
@@ -205,7 +261,7 @@ class LabModel(nn.Module):
         minGRU/minLSTM (their coefficient depends on the input) and for non-finite weights."""
         with torch.no_grad():
             if self.cell == "lru":
-                return float(self.rnn.eigenvalues().abs().max())  # type: ignore[operator]
+                return max(float(layer.eigenvalues().abs().max()) for layer in self.lru_layers())
             if self.cell == "indrnn":
                 recurrent_weights = self.rnn.get_parameter("u")
                 return float(recurrent_weights.abs().max())
@@ -216,6 +272,12 @@ class LabModel(nn.Module):
             if not torch.isfinite(weight).all():
                 return math.nan
             return float(torch.linalg.eigvals(weight.reshape(-1, hidden, hidden)).abs().max())
+
+    def lru_layers(self) -> list[LRU]:
+        """The LRU layers, bottom first (one unless stacked)."""
+        layers = [self.rnn, *getattr(self, "upper", ())]
+        assert all(isinstance(layer, LRU) for layer in layers)
+        return layers
 
     def recurrent_matrix(self) -> torch.Tensor:
         """``W_hh`` as used in the forward pass (after any parametrization)."""
@@ -229,7 +291,9 @@ class LabModel(nn.Module):
     def forward_with_states(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The prediction and the recurrent module's outputs ``h_1..h_T`` ``(T, B, H)``."""
         if self.cell in MODERN:
-            if self.encoder is not None:  # the LRU: encoder, scan, read-out, GELU
+            if self.encoder is not None and self.layers > 1:
+                output, states = self._stacked_lru(self.encoder(x))
+            elif self.encoder is not None:  # the LRU: encoder, scan, read-out, GELU
                 encoded = self.encoder(x)
                 states = self.rnn(encoded)
                 output = nn.functional.gelu(self.rnn.read(states, encoded))  # type: ignore[operator]
@@ -245,3 +309,16 @@ class LabModel(nn.Module):
         """The prediction from the recurrent outputs (the head at every or the last step)."""
         result: torch.Tensor = self.head(states if self.per_step else states[-1])
         return result
+
+    def _stacked_lru(self, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The residual LRU blocks; returns the last block's output and the first's states."""
+        first_states: torch.Tensor | None = None
+        for layer, norm, mixer in zip(self.lru_layers(), self.norms, self.mixers, strict=True):
+            z = norm(u)
+            states = layer(z)
+            if first_states is None:
+                first_states = states
+            y = nn.functional.gelu(layer.read(states, z))
+            u = u + nn.functional.glu(mixer(y), dim=-1)
+        assert first_states is not None
+        return u, first_states

@@ -42,7 +42,14 @@ import torch
 from rnngrad.atomic import FolderLock, atomic_write_with
 from rnngrad.errors import InvalidInputError
 from rnngrad.jsonout import finite_or_none
-from rnngrad.lab.models import CELLS, MODERN, LabModel, check_modern_options, parse_init
+from rnngrad.lab.models import (
+    CELLS,
+    MODERN,
+    LabModel,
+    check_lru_options,
+    check_modern_options,
+    parse_init,
+)
 from rnngrad.lab.tasks import TASKS, Batch, Task, make_task
 
 __all__ = ["TrainConfig", "TrainResult", "parse_clip", "train"]
@@ -69,7 +76,7 @@ def parse_clip(text: str) -> tuple[str, float | None]:
     raise InvalidInputError(f"clip must be none, norm:V or value:V with V > 0, got {text!r}")
 
 
-_LATER_FIELDS = ("target_accuracy",)
+_LATER_FIELDS = ("target_accuracy", "layers", "r_min", "r_max")
 
 
 def _identity(config: dict[str, Any]) -> dict[str, Any]:
@@ -99,6 +106,9 @@ class TrainConfig:
     profile_every: int = 500
     regularizer: float = 0.0
     target_accuracy: float | None = None
+    layers: int | None = None
+    r_min: float | None = None
+    r_max: float | None = None
 
     def validate(self) -> Task:
         """Check every field; return the task.
@@ -147,6 +157,7 @@ class TrainConfig:
             raise InvalidInputError(
                 "the regularizer (Pascanu et al. 2013) applies to the rnn and relu cells"
             )
+        check_lru_options(self.cell, self.layers, self.r_min, self.r_max)
         if self.forget_bias is not None:
             check_representable(self.forget_bias, "forget_bias", torch.float32)
             if self.cell != "lstm":
@@ -159,14 +170,8 @@ class TrainConfig:
                 f"target_accuracy must be in (0, 1], got {self.target_accuracy!r}"
             )
         task = make_task(self.task, self.seq_len, target_accuracy=self.target_accuracy)
-        gates = {"rnn": 1, "relu": 1, "lstm": 4, "gru": 3, "lru": 6, "mingru": 3,
-                 "minlstm": 4, "indrnn": 1}[self.cell]  # fmt: skip
-        # Activations that autograd keeps for one batch (forward, backward, the profile),
-        # and the parameters with Adam's two moments and their gradients.
-        held = task.data.test_x.shape[0] if task.data is not None else self.eval_batch
-        activations = 4.0 * max(self.batch, held) * task.seq_len * self.hidden
         check_memory(
-            activations * (gates + 2) * 8 + 4.0 * gates * self.hidden * self.hidden * 4 * 4,
+            training_memory(self, task.seq_len),
             f"training {self.cell} with hidden {self.hidden} on T = {task.seq_len}",
         )
         return task
@@ -176,6 +181,35 @@ class TrainConfig:
         added after the first release count only when set, so older runs keep their keys."""
         text = json.dumps(_identity(asdict(self)), sort_keys=True)
         return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+# Bytes per float32 activation number ``batch * T * hidden`` that a training step holds
+# at its peak (forward activations kept for the backward pass, their gradients, the
+# gradient profile's probes and adjoint), measured with the peak resident memory of
+# runs at T = 1000 and 2000 (benchmarks/training_memory.py) and rounded up.
+_BYTES_PER_ACTIVATION = {"rnn": 80, "relu": 80, "lstm": 80, "gru": 100, "indrnn": 90,
+                         "mingru": 140, "minlstm": 140, "lru": 210}  # fmt: skip
+_FIXED_BYTES = 200e6  # the allocator's slack, the data and the records
+# Sequences per evaluation chunk beyond the batch size (no autograd graph is kept).
+_EVAL_CHUNK = 100
+
+
+def eval_chunk(config: TrainConfig) -> int:
+    """How many held-out sequences are run through the model at once."""
+    return max(config.batch, _EVAL_CHUNK)
+
+
+def training_memory(config: TrainConfig, seq_len: int) -> float:
+    """An upper estimate, in bytes, of what a run of ``config`` on ``seq_len`` steps
+    needs beyond the interpreter: one training step at its peak, one evaluation chunk
+    (without an autograd graph: a quarter of a step's per-sequence cost), and the
+    parameters with their gradients and Adam's two moments."""
+    per_number = _BYTES_PER_ACTIVATION[config.cell] * (config.layers or 1)
+    numbers = seq_len * config.hidden
+    step = per_number * numbers * (config.batch + eval_chunk(config) / 4)
+    gates = {"lstm": 4, "gru": 3, "lru": 6, "mingru": 3, "minlstm": 4}.get(config.cell, 1)
+    parameters = 4.0 * gates * config.hidden * config.hidden * (config.layers or 1)
+    return _FIXED_BYTES + step + 4 * parameters
 
 
 @dataclass(frozen=True)
@@ -321,6 +355,9 @@ def _train(
                 orthogonal_constraint=config.orthogonal_constraint,
                 forget_bias=config.forget_bias,
                 max_length=task.seq_len,
+                layers=config.layers or 1,
+                r_min=config.r_min,
+                r_max=config.r_max,
             ).to(device)
 
     model = fresh_model()
@@ -383,9 +420,17 @@ def _train(
             checkpoint_path,
         )
 
+    def predict(inputs: torch.Tensor) -> torch.Tensor:
+        """The model's output on the held-out set, in chunks of at most ``eval_chunk``
+        sequences (so that evaluation never needs more memory than a training step)."""
+        size = eval_chunk(config)
+        parts = [model(inputs[:, start : start + size])
+                 for start in range(0, inputs.shape[1], size)]  # fmt: skip
+        return torch.cat(parts, dim=1 if task.per_step else 0)
+
     def evaluate(step: int) -> tuple[float, float | None]:
         with torch.no_grad():
-            output = model(held_out.inputs)
+            output = predict(held_out.inputs)
             loss = float(task.loss(output, held_out.targets))
             accuracy = task.accuracy(output, held_out.targets)
         records["evaluations"].append(
@@ -464,7 +509,7 @@ def _train(
                 ) -> torch.Tensor:
                     return task.loss(out, targets)
 
-                profile = gradient_profile(model, batch.inputs, loss=profile_loss)
+                profile = gradient_profile(model, batch.inputs, loss=profile_loss, module="rnn")
                 for t, value in enumerate(profile.layers[0].log10_grad_norm, start=1):
                     records["profiles"].append(
                         {"step": step, "t": t, "log10_grad_norm": finite_or_none(float(value))}
