@@ -265,8 +265,10 @@ def test_devices_resolve_or_are_refused_in_one_line(tmp_path: Path) -> None:
             [*TRAIN, "--device", "cuda", "--out", str(tmp_path / "b")],
             ["profile", "--model", GRU, "--random-input", "2,3", "--device", "cuda"],
             ["lyapunov", "--model", GRU, "--steps", "20", "--warmup", "2", "--device", "cuda:1"],
+            ["report", "--quick", "--device", "cuda", "--out", str(tmp_path / "page")],
         ):
             done = run(*command)
             assert done.returncode == 2
             lines = done.stderr.strip().splitlines()
             assert len(lines) == 1 and "no CUDA device" in lines[0], done.stderr
+        assert not (tmp_path / "page").exists(), "refused before any work"

@@ -141,7 +141,7 @@ def target_loss(kind: LossName, target: torch.Tensor) -> Any:
                     f"--target for mse must be floating point and shaped like the output "
                     f"{shape}, got {wanted} {str(target.dtype).removeprefix('torch.')}"
                 )
-            return functional.mse_loss(output, target.to(output.dtype))
+            return functional.mse_loss(output, target.to(output.device, output.dtype))
         if torch.is_floating_point(target):
             if shape != wanted:
                 raise ShapeError(
@@ -149,7 +149,7 @@ def target_loss(kind: LossName, target: torch.Tensor) -> Any:
                     f"got {wanted}"
                 )
             return functional.cross_entropy(
-                output.movedim(-1, 1), target.to(output.dtype).movedim(-1, 1)
+                output.movedim(-1, 1), target.to(output.device, output.dtype).movedim(-1, 1)
             )
         if output.dim() < 2 or shape[:-1] != wanted:
             raise ShapeError(
@@ -162,7 +162,7 @@ def target_loss(kind: LossName, target: torch.Tensor) -> Any:
                 f"--target class indices must be in 0..{classes - 1}, got "
                 f"{int(target.min())}..{int(target.max())}"
             )
-        return functional.cross_entropy(output.movedim(-1, 1), target)
+        return functional.cross_entropy(output.movedim(-1, 1), target.to(output.device))
 
     return loss
 

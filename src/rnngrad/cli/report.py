@@ -64,14 +64,19 @@ def report(
     dtype: Annotated[DtypeName, typer.Option("--dtype", help="Of the model.")] = (
         DtypeName.float32
     ),
+    device: Annotated[
+        str, typer.Option("--device", help="cpu, cuda, cuda:N or auto (cuda when there is one).")
+    ] = "cpu",
 ) -> None:
     """Explain a network's gradients on one self-contained page (DIR/index.html)."""
     import torch
     from rich.progress import BarColumn, Progress, TextColumn
 
+    from rnngrad.devices import resolve_device
     from rnngrad.report.build import build_sections
     from rnngrad.report.page import prepare_folder, write_report
 
+    resolve_device(device)  # an absent device is refused before any work
     prepare_folder(out, force)
     if lab is not None:
         from rnngrad.lab.sweep import sweep_summary
@@ -111,7 +116,7 @@ def report(
 
         sections = build_sections(
             module=network, name=model or "model", inputs=inputs, loss=profile_loss,
-            recurrent=module, quick=quick, lab=lab, seed=seed, progress=stage,
+            recurrent=module, quick=quick, lab=lab, seed=seed, progress=stage, device=device,
         )  # fmt: skip
         page = write_report(sections, out, title)
     summary = Console()

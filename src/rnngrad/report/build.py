@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -185,6 +185,23 @@ def _spectrum_section(matrices: dict[str, np.ndarray]) -> Section:
     )
 
 
+def _on_device(model: _Model, device: torch.device) -> _Model:
+    """``model`` with its module (a copy) and its input tensors on ``device``."""
+    if device.type == "cpu":
+        return model
+    import copy
+
+    def move(value: Any) -> Any:
+        if isinstance(value, torch.Tensor):
+            return value.to(device)
+        if isinstance(value, tuple | list):
+            return type(value)(move(v) for v in value)
+        return value
+
+    module = copy.deepcopy(model.module).to(device)
+    return replace(model, module=module, inputs=move(model.inputs))
+
+
 def _profile_section(models: list[_Model]) -> tuple[Section, dict[str, float]]:
     figure = Figure(
         "gradient_profile", "per-time-step gradient ||dL/dh_t||", "t", "||dL/dh_t||", log_y=True
@@ -241,7 +258,9 @@ def _profile_section(models: list[_Model]) -> tuple[Section, dict[str, float]]:
     return section, saturation
 
 
-def _lyapunov_section(models: list[_Model], quick: bool, seed: int) -> Section:
+def _lyapunov_section(
+    models: list[_Model], quick: bool, seed: int, device: torch.device
+) -> Section:
     figure = Figure("lyapunov_spectrum", "Lyapunov spectrum", "i", "lambda_i (nats per step)")
     numbers: dict[str, Any] = {}
     stories = []
@@ -264,7 +283,7 @@ def _lyapunov_section(models: list[_Model], quick: bool, seed: int) -> Section:
     reference = f"random tanh network (N = {size}, g = {gain:g})"
     systems.append((reference, random_network, "zeros", {}))
     for name, module, inputs, where in systems:
-        copy = _float64_copy(module)
+        copy = _float64_copy(module).to(device)
         k = min(32, _state_size(copy, bool(where)))
         result = lyapunov_spectrum(
             copy, steps=steps, warmup=100, k=k, batch=2, seed=seed, inputs=inputs,
@@ -348,8 +367,11 @@ def _float64_copy(module: nn.Module) -> nn.Module:
     return copy.deepcopy(module).double()
 
 
-def _default_models(quick: bool, seed: int, progress: Callable[[str], None]) -> list[_Model]:
-    """A tanh RNN and an LSTM trained briefly by the lab on the adding problem (T = 50)."""
+def _default_models(
+    quick: bool, seed: int, progress: Callable[[str], None], device: torch.device
+) -> list[_Model]:
+    """A tanh RNN and an LSTM trained briefly by the lab on the adding problem (T = 50),
+    on ``device`` (returned there, with their batch)."""
     from rnngrad.lab.tasks import make_task
     from rnngrad.lab.train import TrainConfig, train
 
@@ -375,16 +397,19 @@ def _default_models(quick: bool, seed: int, progress: Callable[[str], None]) -> 
         with tempfile.TemporaryDirectory() as folder:
             from rnngrad.lab.models import LabModel
 
-            train(config, folder)
-            state = torch.load(Path(folder) / "checkpoint.pt", weights_only=True)["model"]
+            train(config, folder, device=device)
+            checkpoint = Path(folder) / "checkpoint.pt"
+            state = torch.load(checkpoint, weights_only=True, map_location="cpu")["model"]
         model = LabModel(cell, task.input_size, 32, task.output_size, per_step=False)
         model.load_state_dict(state)
-        targets = batch.targets
+        model.to(device)
+        targets = batch.targets.to(device)
 
         def loss(output: torch.Tensor, targets: torch.Tensor = targets) -> torch.Tensor:
             return task.loss(output, targets)
 
-        models.append(_Model(f"{label} (adding, {config.steps} steps)", model, batch.inputs, loss))
+        name = f"{label} (adding, {config.steps} steps)"
+        models.append(_Model(name, model, batch.inputs.to(device), loss))
     return models
 
 
@@ -399,6 +424,7 @@ def build_sections(
     lab: Path | None = None,
     seed: int = 0,
     progress: Callable[[str], None] | None = None,
+    device: str | torch.device | None = None,
 ) -> list[Section]:
     """Every section's sentence, verdict, figures and numbers.
 
@@ -415,15 +441,21 @@ def build_sections(
         lab: a sweep's folder for section 6.
         seed: seeds everything random.
         progress: called with the name of each stage as it starts.
+        device: where the profiles and Lyapunov spectra run (``"cpu"`` by
+            default, ``"cuda"``, ``"cuda:N"`` or ``"auto"``); the model is copied
+            there, the built-in examples train there, the spectra of ``W_hh``
+            are computed on the CPU.
     """
+    from rnngrad.devices import resolve_device
     from rnngrad.limits import check_seed
 
     check_seed(seed)
+    where = resolve_device(device)
     report = progress or (lambda stage: None)
     report("the scalar chain rule")
     scalar = _scalar_section()
     if module is None:
-        models = _default_models(quick, seed, report)
+        models = _default_models(quick, seed, report, where)
         matrices = {
             "contracting (random, rho 0.8)": example_matrix(
                 "random", hidden=64, radius=0.8, seed=seed
@@ -451,10 +483,11 @@ def build_sections(
     report("the spectrum of W_hh")
     spectrum = _spectrum_section(matrices)
     report("the gradient profiles")
+    models = [_on_device(model, where) for model in models]
     profile, saturation = _profile_section(models)
     activations = _activation_section(saturation)
     report("the Lyapunov spectra")
-    lyapunov = _lyapunov_section(models, quick, seed)
+    lyapunov = _lyapunov_section(models, quick, seed, where)
     report("the remedies lab")
     remedies = _lab_section(lab)
     return [scalar, activations, spectrum, profile, lyapunov, remedies]
