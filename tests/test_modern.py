@@ -33,9 +33,14 @@ def loop(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor) -> torch.Tensor:
     return torch.stack(states)
 
 
-@pytest.mark.parametrize("steps", [1, 2, 7, 64, 100])
-@pytest.mark.parametrize("kind", ["real", "complex", "constant"])
+@pytest.mark.parametrize("steps", [1, 2, 3, 7, 64, 97, 100, 1000])
+@pytest.mark.parametrize(
+    "kind", ["real", "complex", "constant", "per-channel", "broadcast", "real-a-complex-b"]
+)
 def test_linear_scan_equals_the_loop(steps: int, kind: str) -> None:
+    """Every chunking (T prime: padded; T with a divisor near sqrt(T): not), every shape
+    of coefficient (per step, constant, constant per channel, broadcast over the batch),
+    real and complex, float64."""
     generator = torch.Generator().manual_seed(steps)
     b = torch.randn(steps, 3, 4, dtype=torch.float64, generator=generator)
     a = torch.rand(steps, 3, 4, dtype=torch.float64, generator=generator) * 1.2
@@ -45,6 +50,13 @@ def test_linear_scan_equals_the_loop(steps: int, kind: str) -> None:
         b, h0 = b.to(torch.complex128), h0.to(torch.complex128)
     if kind == "constant":
         a = a[0, 0]
+    if kind == "per-channel":
+        a = a[0, 0].to(torch.complex128) * torch.exp(1j * torch.arange(4.0, dtype=torch.float64))
+        b, h0 = b.to(torch.complex128), h0.to(torch.complex128)
+    if kind == "broadcast":
+        a = a[:, :1]
+    if kind == "real-a-complex-b":
+        b, h0 = b * (1 + 0.5j), h0.to(torch.complex128)
     np.testing.assert_allclose(linear_scan(a, b, h0).numpy(), loop(a, b, h0).numpy(), rtol=1e-10)
     zeros = torch.zeros_like(h0)
     np.testing.assert_allclose(linear_scan(a, b).numpy(), loop(a, b, zeros).numpy(), rtol=1e-10)

@@ -87,6 +87,16 @@ class _LinearScan(torch.autograd.Function):
         return grad_a, total if ctx.needs_input_grad[1] else None, grad_h0
 
 
+def _chunk_size(steps: int) -> int:
+    """A chunk length near ``sqrt(T)``: a divisor of ``T`` when one lies within a factor
+    of two of it (no padding), else ``ceil(sqrt(T))``."""
+    root = math.isqrt(steps)
+    for size in sorted(range(max(1, root // 2), 2 * root + 1), key=lambda n: abs(n - root)):
+        if steps % size == 0:
+            return size
+    return root + (root * root < steps)
+
+
 def _blocked_scan(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor) -> torch.Tensor:
     """``h_t = a_t h_{t-1} + b_t`` as a blocked scan (no autograd needed).
 
@@ -96,40 +106,45 @@ def _blocked_scan(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor) -> torch.T
     ``K`` chunk boundaries, carrying the true state from chunk to chunk; (3) one
     correction ``h = local + (product of a) * carry`` for all steps. ``O(T)`` work
     in ``C + K ~ 2 sqrt(T)`` sequential steps instead of ``T`` (a two-level parallel
-    scan; Blelloch 1990).
-
+    scan; Blelloch 1990). Every pass writes into one output laid out chunk by chunk,
+    which is the time order itself, so no step's values are copied twice; a
+    coefficient constant in time keeps its powers ``a^1..a^C`` small.
     """
     steps = b.shape[0]
-    size = max(1, math.isqrt(steps - 1) + 1) if steps > 1 else 1
+    size = _chunk_size(steps) if steps > 1 else 1
     chunks = -(-steps // size)
     padding = chunks * size - steps
     constant = a.dim() < b.dim()
+    shape = torch.broadcast_shapes(b.shape[1:], a.shape if constant else a.shape[1:])
+    dtype = torch.promote_types(a.dtype, b.dtype)
     if padding:
         b = torch.cat([b, b.new_zeros((padding, *b.shape[1:]))])
         if not constant:
             a = torch.cat([a, a.new_ones((padding, *a.shape[1:]))])
-    # (chunks, C, ...) -> (C, chunks, ...): the step within a chunk first
-    local_b = b.reshape(chunks, size, *b.shape[1:]).transpose(0, 1)
-    local_a = a if constant else a.reshape(chunks, size, *a.shape[1:]).transpose(0, 1)
-    state = torch.zeros_like(local_b[0])
-    product: torch.Tensor | None = None
-    states, products = [], []
-    for i in range(size):  # pass 1: every chunk's steps at once, from zero
-        step_a = local_a if constant else local_a[i]
-        state = step_a * state + local_b[i]
-        product = step_a if product is None else product * step_a
-        states.append(state)
-        products.append(product)
-    local = torch.stack(states)
-    running = torch.stack([torch.broadcast_to(p, local_b[0].shape) for p in products])
-    carry = h0
-    carries = []
-    for k in range(chunks):  # pass 2: the true state entering each chunk
-        carries.append(carry)
-        carry = running[-1, k] * carry + local[-1, k]
-    entering = torch.stack(carries)
-    full = local + running * entering.unsqueeze(0)  # pass 3
-    return full.transpose(0, 1).reshape(chunks * size, *b.shape[1:])[:steps]
+    blocks_b = b.reshape(chunks, size, *b.shape[1:])
+    out = torch.empty((chunks, size, *shape), dtype=dtype, device=b.device)
+    out[:, 0] = blocks_b[:, 0]
+    if constant:  # a^1 .. a^C, shaped to broadcast against (chunks, C, *shape)
+        running = torch.cumprod(a.expand(size, *a.shape).to(dtype), dim=0)
+        running = running.reshape(1, size, *([1] * (len(shape) - a.dim())), *a.shape)
+        for i in range(1, size):  # pass 1
+            torch.addcmul(blocks_b[:, i], a, out[:, i - 1], out=out[:, i])
+        last = running[0, -1]
+    else:
+        blocks_a = a.reshape(chunks, size, *a.shape[1:])
+        running = torch.empty_like(out)
+        running[:, 0] = blocks_a[:, 0]
+        for i in range(1, size):  # pass 1
+            torch.addcmul(blocks_b[:, i], blocks_a[:, i], out[:, i - 1], out=out[:, i])
+            torch.mul(blocks_a[:, i], running[:, i - 1], out=running[:, i])
+        last = running[:, -1]
+    entering = torch.empty((chunks, *shape), dtype=dtype, device=b.device)
+    entering[0] = h0
+    for k in range(1, chunks):  # pass 2: the true state entering each chunk
+        factor = last if constant else last[k - 1]
+        torch.addcmul(out[k - 1, -1], factor, entering[k - 1], out=entering[k])
+    out.addcmul_(running, entering.unsqueeze(1))  # pass 3
+    return out.reshape(chunks * size, *shape)[:steps]
 
 
 def log_linear_scan(
@@ -166,10 +181,11 @@ def diagonal_adjoint(direct: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
 
 
 def _adjoint(direct: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
-    coefficients = torch.broadcast_to(a, direct.shape) if a.dim() < direct.dim() else a
-    coefficients = coefficients.conj() if coefficients.is_complex() else coefficients
-    # Backwards in time, step t takes the coefficient of step t + 1 (none for the last).
-    shifted = torch.cat([coefficients[1:], torch.zeros_like(coefficients[:1])]).flip(0)
+    coefficients = a.conj() if a.is_complex() else a
     reversed_direct = direct.flip(0)
     start = torch.zeros_like(reversed_direct[0])
+    if a.dim() < direct.dim():  # constant in time: the same coefficient at every step
+        return _blocked_scan(coefficients.to(direct.dtype), reversed_direct, start).flip(0)
+    # Backwards in time, step t takes the coefficient of step t + 1 (none for the last).
+    shifted = torch.cat([coefficients[1:], torch.zeros_like(coefficients[:1])]).flip(0)
     return _blocked_scan(shifted.to(direct.dtype), reversed_direct, start).flip(0)
