@@ -115,7 +115,7 @@ def _blocked_scan(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor) -> torch.T
     chunks = -(-steps // size)
     padding = chunks * size - steps
     constant = a.dim() < b.dim()
-    shape = torch.broadcast_shapes(b.shape[1:], a.shape if constant else a.shape[1:])
+    shape = torch.broadcast_shapes(b.shape[1:], a.shape if constant else a.shape[1:])  # type: ignore[no-untyped-call]
     dtype = torch.promote_types(a.dtype, b.dtype)
     if padding:
         b = torch.cat([b, b.new_zeros((padding, *b.shape[1:]))])
