@@ -106,11 +106,27 @@ def test_report_of_a_model_of_ones_own(tmp_path: Path) -> None:
         "--loss", "cross-entropy", "--quick", "--out", str(tmp_path / "r"),
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    sections = json.loads((tmp_path / "r" / "results.json").read_text())["sections"]
+    results = json.loads((tmp_path / "r" / "results.json").read_text())
+    sections = results["sections"]
+    # The reader's model first, the textbook example last, as an appendix.
+    assert list(sections) == ["profile", "spectrum", "lyapunov", "activations", "lab", "scalar"]
+    assert sections["profile"]["title"] == "1. The gradient profile"
+    assert sections["scalar"]["title"].startswith("Appendix: the scalar chain rule")
     numbers = sections["profile"]["numbers"]
     spectra = sections["lyapunov"]["numbers"]
     measured = [key for key in spectra if "layer" in key]
-    assert len(measured) == 4 and any(key.endswith("layer 1 reverse") for key in measured)
+    assert sorted(measured) == ["layer 0", "layer 0 reverse", "layer 1", "layer 1 reverse"]
+    # The verdict is the model's own: chaotic only if one of its directions has lambda_1 > 0,
+    # whatever the random reference network does.
+    largest = max(spectra[key]["lambda1"] for key in measured)
+    assert sections["lyapunov"]["verdict"] == ("chaotic" if largest > 0 else "contracting")
+    # Legends name layers and directions; the model's file and class are in the header only.
+    for spec in results["figures"].values():
+        for trace in spec["data"]:
+            assert "classifier.py" not in trace["name"] and len(trace["name"]) <= 45, trace["name"]
+        if spec["layout"]["yaxis"].get("type") == "log":
+            assert spec["layout"]["yaxis"]["exponentformat"] == "power"
+    assert "classifier.py:Classifier" in results["title"]
     import torch
 
     torch.manual_seed(0)
@@ -181,3 +197,33 @@ def test_page_renders_in_chromium_and_the_explorer_matches_python(
     np.testing.assert_allclose(bound, expected.log10_bound, rtol=1e-9, atol=1e-9)
     assert errors == []
     assert (tmp_path / "report.png").stat().st_size > 10_000
+
+
+def test_a_model_whose_exponents_are_not_numbers_gets_no_borrowed_verdict() -> None:
+    """A relu RNN whose state is exactly zero has exponents -inf: the Lyapunov section says
+    it gives no verdict instead of taking the random reference network's."""
+    import torch
+
+    rnn = torch.nn.RNN(2, 3, nonlinearity="relu")
+    with torch.no_grad():
+        for parameter in rnn.parameters():
+            parameter.zero_()
+        rnn.bias_ih_l0.fill_(-1.0)
+    sections = {s.key: s for s in build_sections(module=rnn, quick=True)}
+    lyapunov = sections["lyapunov"]
+    assert lyapunov.verdict is None and "no verdict" in lyapunov.sentence
+    assert lyapunov.numbers["the recurrence"]["lambda1"] is None
+    reference = next(v for k, v in lyapunov.numbers.items() if k.startswith("random"))
+    assert reference["lambda1"] is not None
+
+
+def test_long_titles_wrap_and_log_axes_use_powers_of_ten() -> None:
+    from rnngrad.report.figures import Figure, plotly_spec, wrap_title
+
+    title = "per-time-step gradient ||dL/dh_t|| of every layer and direction of the model"
+    lines = wrap_title(title, 30).split("<br>")
+    assert len(lines) > 1 and all(len(line) <= 30 for line in lines)
+    assert " ".join(lines) == title
+    layout = plotly_spec(Figure("f", title, "t", "g", log_y=True))["layout"]
+    assert layout["yaxis"]["type"] == "log" and layout["yaxis"]["exponentformat"] == "power"
+    assert "<br>" in layout["title"]["text"]

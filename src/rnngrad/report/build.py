@@ -9,7 +9,10 @@ Sections follow the reasoning of the textbook argument and go past it:
 5. the Lyapunov spectrum, with the mean-field value for a random network;
 6. the lab's comparison of remedies, when a sweep's results are given.
 
-Without a model the report runs on built-in defaults: the textbook example,
+For the reader's model its own sections come first (the profile, the spectrum,
+the Lyapunov spectrum, saturation, the lab) and the textbook example is the
+appendix; legends then name layers and directions only (the model's name is in
+the page's header). Without a model the report runs on built-in defaults: the textbook example,
 three ``W_hh`` (contracting, expanding, non-normal), and a tanh RNN and an
 LSTM trained briefly by the lab on the adding problem.
 """
@@ -98,7 +101,7 @@ def _scalar_section() -> Section:
     )
     numbers = {"textbook": scalar_json(result), "explorer_inputs": explorer_inputs()}
     return Section(
-        "scalar", "1. The scalar chain rule", sentence, result.verdict.label, [figure], numbers
+        "scalar", "The scalar chain rule", sentence, result.verdict.label, [figure], numbers
     )
 
 
@@ -120,7 +123,7 @@ def _activation_section(saturation: dict[str, float]) -> Section:
         )
     else:
         sentence = "tanh' is at most 1 (at z = 0) and falls below 0.1 once |z| > 1.82."
-    return Section("activations", "2. tanh and saturation", sentence, None, [figure],
+    return Section("activations", "tanh and saturation", sentence, None, [figure],
                    {"gamma": tanh.gamma, "saturation": saturation})  # fmt: skip
 
 
@@ -128,7 +131,7 @@ def _spectrum_section(matrices: dict[str, np.ndarray]) -> Section:
     if not matrices:
         return Section(
             "spectrum",
-            "3. The recurrent matrix W_hh",
+            "The recurrent matrix W_hh",
             "This recurrence has no fixed recurrent matrix: its coefficient dh_t/dh_(t-1) "
             "depends on the input at every step (minGRU, minLSTM); the gradient profile and "
             "the Lyapunov spectrum below measure it along the real trajectory.",
@@ -177,7 +180,7 @@ def _spectrum_section(matrices: dict[str, np.ndarray]) -> Section:
     sentence = "; ".join(stories) + "."
     return Section(
         "spectrum",
-        "3. The recurrent matrix W_hh",
+        "The recurrent matrix W_hh",
         sentence,
         verdict,
         [eigen, singular, growth],
@@ -202,6 +205,12 @@ def _on_device(model: _Model, device: torch.device) -> _Model:
     return replace(model, module=module, inputs=move(model.inputs))
 
 
+def _label(model: _Model, part: str, models: list[_Model]) -> str:
+    """A legend entry: the part alone for the reader's one model (its name is in the page's
+    header), prefixed with the model's name when the page compares several."""
+    return part if len(models) == 1 else f"{model.name}, {part}"
+
+
 def _profile_section(models: list[_Model]) -> tuple[Section, dict[str, float]]:
     figure = Figure(
         "gradient_profile", "per-time-step gradient ||dL/dh_t||", "t", "||dL/dh_t||", log_y=True
@@ -213,7 +222,7 @@ def _profile_section(models: list[_Model]) -> tuple[Section, dict[str, float]]:
             model.module, model.inputs, loss=model.loss, module=model.recurrent
         )
         for layer in profile.layers:
-            name = f"{model.name}, {layer.name}"
+            name = _label(model, layer.name, models)
             steps = list(range(1, layer.mean_grad_norm.size + 1))
             figure.traces.append(Trace(name, steps, list(layer.mean_grad_norm)))
             norms = layer.mean_grad_norm
@@ -254,7 +263,7 @@ def _profile_section(models: list[_Model]) -> tuple[Section, dict[str, float]]:
             }
     verdict = labels.pop() if len(labels) == 1 else "mixed"
     sentence = "; ".join(stories) + "."
-    section = Section("profile", "4. The gradient profile", sentence, verdict, [figure], numbers)
+    section = Section("profile", "The gradient profile", sentence, verdict, [figure], numbers)
     return section, saturation
 
 
@@ -273,11 +282,10 @@ def _lyapunov_section(
             for layer in range(int(getattr(module, "num_layers", 1))):
                 for direction, suffix in ((0, ""), (1, " reverse")):
                     where = {"layer": layer, "direction": direction}
-                    systems.append(
-                        (f"{model.name}, layer {layer}{suffix}", module, "random", where)
-                    )
+                    label = _label(model, f"layer {layer}{suffix}", models)
+                    systems.append((label, module, "random", where))
             continue
-        systems.append((model.name, module, "random", {}))
+        systems.append((_label(model, "the recurrence", models), module, "random", {}))
     gain, size = 2.0, 128
     random_network = random_tanh_network(size, gain, seed=seed)
     reference = f"random tanh network (N = {size}, g = {gain:g})"
@@ -316,16 +324,20 @@ def _lyapunov_section(
         for key, v in numbers.items()
         if isinstance(v, dict) and not key.startswith("random") and v["lambda1"] is not None
     ]
-    if not measured:
-        measured = [numbers[systems[-1][0]]["lambda1"]]
+    if not measured:  # never the reference network's verdict in the model's place
+        sentence += (
+            " The models' own largest exponents are not finite numbers (a state that "
+            "collapses to exactly zero), so this section gives no verdict about them."
+        )
+        return Section("lyapunov", "The Lyapunov spectrum", sentence, None, [figure], numbers)
     verdict = "chaotic" if max(measured) > 0 else "contracting"
-    return Section("lyapunov", "5. The Lyapunov spectrum", sentence, verdict, [figure], numbers)
+    return Section("lyapunov", "The Lyapunov spectrum", sentence, verdict, [figure], numbers)
 
 
 def _lab_section(lab: Path | None) -> Section:
     if lab is None:
         return Section(
-            "lab", "6. The remedies lab",
+            "lab", "The remedies lab",
             "No lab results were given: run `rnngrad sweep GRID.toml --out DIR` and pass "
             "`--lab DIR` to compare the remedies here.", None,
         )  # fmt: skip
@@ -352,7 +364,7 @@ def _lab_section(lab: Path | None) -> Section:
         else "no configuration solved the task."
     )
     verdict = "solved" if solved else "unsolved"
-    return Section("lab", "6. The remedies lab", sentence, verdict, [figure], {"summary": rows})
+    return Section("lab", "The remedies lab", sentence, verdict, [figure], {"summary": rows})
 
 
 def _recurrent(module: nn.Module, name: str | None = None) -> nn.Module:
@@ -490,7 +502,18 @@ def build_sections(
     lyapunov = _lyapunov_section(models, quick, seed, where)
     report("the remedies lab")
     remedies = _lab_section(lab)
-    return [scalar, activations, spectrum, profile, lyapunov, remedies]
+    if module is None:  # the textbook's order
+        return _numbered([scalar, activations, spectrum, profile, lyapunov, remedies])
+    # The reader's model first; the textbook example is the appendix.
+    sections = _numbered([profile, spectrum, lyapunov, activations, remedies])
+    scalar.title = f"Appendix: {scalar.title.lower()} (the textbook example)"
+    return [*sections, scalar]
+
+
+def _numbered(sections: list[Section]) -> list[Section]:
+    for number, section in enumerate(sections, start=1):
+        section.title = f"{number}. {section.title}"
+    return sections
 
 
 def _state_size(module: nn.Module, one_layer: bool) -> int:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Figure", "Trace", "plotly_spec", "save_static"]
+__all__ = ["Figure", "Trace", "plotly_spec", "save_static", "wrap_title"]
 
 
 @dataclass
@@ -48,6 +48,18 @@ def _clean(values: Sequence[Any]) -> list[float | None]:
     return out
 
 
+#: The longest title line, in characters, before it wraps onto the next line.
+TITLE_WIDTH = 60
+
+
+def wrap_title(title: str, width: int = TITLE_WIDTH) -> str:
+    """``title`` broken into lines of at most ``width`` characters at spaces (``<br>``
+    between them, which Plotly draws as line breaks)."""
+    import textwrap
+
+    return "<br>".join(textwrap.wrap(title, width)) or title
+
+
 def plotly_spec(figure: Figure) -> dict[str, Any]:
     """``{"data": [...], "layout": {...}}`` for ``Plotly.newPlot``."""
     data = [
@@ -61,12 +73,16 @@ def plotly_spec(figure: Figure) -> dict[str, Any]:
         }
         for trace in figure.traces
     ]
+    yaxis: dict[str, Any] = {"title": {"text": figure.y_label}}
+    if figure.log_y:
+        # Powers of ten (10^-6), never SI prefixes (1µ): a gradient is not a length.
+        yaxis.update(type="log", exponentformat="power", showexponent="all")
     layout: dict[str, Any] = {
-        "title": {"text": figure.title, "font": {"size": 14}},
+        "title": {"text": wrap_title(figure.title), "font": {"size": 14}},
         "xaxis": {"title": {"text": figure.x_label}},
-        "yaxis": {"title": {"text": figure.y_label}, "type": "log" if figure.log_y else "linear"},
-        "margin": {"l": 60, "r": 20, "t": 40, "b": 50},
-        "height": 360,
+        "yaxis": yaxis,
+        "margin": {"l": 70, "r": 20, "t": 60, "b": 50},
+        "height": 380,
         "legend": {"font": {"size": 10}},
     }
     if figure.equal_axes:
@@ -92,7 +108,7 @@ def save_static(figure: Figure, folder: Path) -> None:
         axis.set_yscale("log")
     if figure.equal_axes:
         axis.set_aspect("equal", adjustable="datalim")
-    axis.set_title(figure.title, fontsize=10)
+    axis.set_title(wrap_title(figure.title).replace("<br>", "\n"), fontsize=10)
     axis.set_xlabel(figure.x_label)
     axis.set_ylabel(figure.y_label)
     if len(figure.traces) > 1:
