@@ -137,3 +137,26 @@ def test_a_float32_cell_of_ones_own_through_cell_dynamics() -> None:
     assert exact.converted_from is None
     np.testing.assert_array_equal(result.exponents, exact.exponents)
     assert next(cell.parameters()).dtype == torch.float32, "the user's cell is left as it is"
+
+
+def test_finite_time_spectrum_of_one_direction_equals_that_direction_as_its_own_module() -> None:
+    """The reverse direction of a bidirectional LSTM's first layer, driven by i.i.d. inputs,
+    is the unidirectional LSTM with the reverse weights: the same finite-time singular
+    values of dh_T/dh_k for every k."""
+    from rnngrad.finite_time import finite_time_spectrum
+
+    torch.manual_seed(11)
+    both = torch.nn.LSTM(3, 4, num_layers=2, bidirectional=True).double()
+    alone = torch.nn.LSTM(3, 4).double()
+    with torch.no_grad():
+        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+            getattr(alone, f"{name}_l0").copy_(getattr(both, f"{name}_l0_reverse"))
+    settings = {"steps": 30, "warmup": 5, "seed": 3, "inputs": "random"}
+    reverse = finite_time_spectrum(both, layer=0, direction=1, **settings)  # type: ignore[arg-type]
+    expected = finite_time_spectrum(alone, **settings)  # type: ignore[arg-type]
+    assert reverse.log_singular_values is not None and expected.log_singular_values is not None
+    np.testing.assert_allclose(reverse.log_singular_values, expected.log_singular_values,
+                               rtol=1e-10, atol=1e-10)  # fmt: skip
+    upper = finite_time_spectrum(both, layer=1, direction=0, **settings)  # type: ignore[arg-type]
+    assert upper.log_singular_values is not None and upper.log_singular_values.shape == (30, 8)
+    assert np.isfinite(upper.log_singular_values[:, 0]).all()

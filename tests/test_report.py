@@ -84,7 +84,9 @@ def test_report_of_a_model(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     results = json.loads((tmp_path / "r" / "results.json").read_text())
-    assert "layer 1, gate z" in results["sections"]["spectrum"]["numbers"]
+    spectrum = results["sections"]["spectrum"]["numbers"]
+    assert "W_hh block layer 1, gate z" in spectrum
+    assert spectrum["all layers"]["verdict"] == results["sections"]["spectrum"]["verdict"]
     assert "page:" in done.stdout
 
 
@@ -227,3 +229,67 @@ def test_long_titles_wrap_and_log_axes_use_powers_of_ten() -> None:
     layout = plotly_spec(Figure("f", title, "t", "g", log_y=True))["layout"]
     assert layout["yaxis"]["type"] == "log" and layout["yaxis"]["exponentformat"] == "power"
     assert "<br>" in layout["title"]["text"]
+
+
+def _launch(playwright: object) -> object:
+    return playwright.chromium.launch(  # type: ignore[attr-defined]
+        executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-quic",
+                                        "--no-first-run", "--disable-background-networking"],
+    )  # fmt: skip
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (make test installs it)")
+def test_the_page_of_a_bidirectional_classifier_in_chromium(tmp_path: Path) -> None:
+    """The model page of a 2-layer bidirectional LSTM classifier: the state Jacobian's
+    singular values per layer and direction head the spectrum section, its verdict is
+    theirs, the W_hh selector shows one gate block at a time (and the unit circle), and no
+    log axis reads with an SI prefix."""
+    from playwright.sync_api import sync_playwright
+
+    from .examples_loader import load_example
+
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    model = load_example("classifier").Classifier(vocab=17, embed=4, hidden=5).eval()
+    tokens = torch.arange(60).reshape(3, 20) % 17
+    out = tmp_path / "page"
+    sections = build_sections(module=model, name="Classifier", inputs=tokens, quick=True)
+    write_report(sections, out, "rnngrad report: Classifier")
+    spectrum = next(s for s in sections if s.key == "spectrum")
+    systems = ["layer 0", "layer 0 reverse", "layer 1", "layer 1 reverse"]
+    assert [t.name for t in spectrum.figures[0].traces] == systems
+    verdicts = {spectrum.numbers[name]["verdict"] for name in systems}
+    assert spectrum.verdict == (verdicts.pop() if len(verdicts) == 1 else "mixed")
+    for name in systems:  # the growth rule applied to the stored number, by hand
+        log10 = spectrum.numbers[name]["log10_sigma1_full_span"]
+        rate = 10 ** (log10 / 59)
+        expected = "vanishing" if rate < 1 / 1.01 else "exploding" if rate > 1.01 else "neither"
+        assert spectrum.numbers[name]["verdict"] == expected
+    errors: list[str] = []
+    with sync_playwright() as playwright:
+        browser = _launch(playwright)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})  # type: ignore[attr-defined]
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto((out / "index.html").as_uri())
+        count = len(json.loads((out / "results.json").read_text())["figures"])
+        page.wait_for_function(
+            f"document.querySelectorAll('.js-plotly-plot').length >= {count}", timeout=30000
+        )
+        shown = "Array.from(document.querySelectorAll('div[data-selectable]')).map(d => " \
+                "d.data.filter(t => t.visible !== false).map(t => t.name))"  # fmt: skip
+        assert page.evaluate(shown)[0] == ["unit circle", "layer 0, gate i"]
+        page.select_option("select.block-selector", "layer 1 reverse, gate f")
+        page.wait_for_timeout(200)
+        assert page.evaluate(shown) == [["unit circle", "layer 1 reverse, gate f"],
+                                        ["layer 1 reverse, gate f"],
+                                        ["layer 1 reverse, gate f"]]  # fmt: skip
+        ticks = page.evaluate(
+            "Array.from(document.querySelectorAll('.ytick text')).map(t => t.textContent)"
+        )
+        assert ticks and not [t for t in ticks if any(c in t for c in "µnpfam")], ticks
+        headings = page.evaluate(
+            "Array.from(document.querySelectorAll('section h2')).map(h => h.textContent)"
+        )
+        assert headings[0] == "1. The gradient profile" and headings[-1].startswith("Appendix")
+        browser.close()  # type: ignore[attr-defined]
+    assert errors == []

@@ -25,6 +25,7 @@ from rnngrad.lyapunov import (
     _check_finite,
     _exponent_count,
     _Inputs,
+    _system,
     _warm_start,
     lyapunov_spectrum,
 )
@@ -75,6 +76,9 @@ def finite_time_spectrum(
     seed: int = 0,
     inputs: InputSpec = "zeros",
     singular_values: bool = True,
+    module: str | None = None,
+    layer: int | None = None,
+    direction: int = 0,
 ) -> FiniteTimeSpectrum:
     """Stretching factors and singular values of ``dh_T/dh_k`` for every ``k`` (one trajectory).
 
@@ -83,12 +87,24 @@ def finite_time_spectrum(
     basis with one QR per step, and (``singular_values=True``) to the whole
     ``n x n`` product with one SVD per step, ``O(T n^3)``.
 
+    ``module``, ``layer`` and ``direction`` choose the recurrence of a model as
+    :func:`~rnngrad.lyapunov.lyapunov_spectrum` does: a bidirectional module
+    one layer and one direction at a time (each a causal recurrence, the
+    reverse one run in reverse time, an upper layer driven by the layers below).
+
     Raises:
         InvalidInputError, NumericalError: as :func:`lyapunov_spectrum`.
     """
     from torch.func import vjp, vmap
 
-    dynamics = _as_dynamics(system)
+    if module is None and layer is None and direction == 0:
+        dynamics = _as_dynamics(system)
+    else:  # one layer and direction of a model, driven as lyapunov_spectrum drives it
+        chosen = _system(
+            system, inputs, module=module, layer=layer, direction=direction, dtype=None,
+            batch=1, length=warmup + steps, seed=seed,
+        )  # fmt: skip
+        dynamics, inputs = chosen.dynamics, chosen.inputs
     if dynamics.tangent_size != dynamics.state_size:
         raise InvalidInputError("finite-time spectra are computed for the whole (stacked) state")
     if steps < 2:

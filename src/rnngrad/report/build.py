@@ -127,6 +127,92 @@ def _activation_section(saturation: dict[str, float]) -> Section:
                    {"gamma": tanh.gamma, "saturation": saturation})  # fmt: skip
 
 
+def _trajectory_systems(module: nn.Module) -> list[tuple[str, dict[str, int]]]:
+    """The recurrences whose state Jacobians the spectrum section follows: each layer
+    and direction of a bidirectional module, else the whole (stacked) state."""
+    from rnngrad.cells import describe_module
+
+    layout = describe_module(module)
+    if layout.bidirectional:
+        return [(f"layer {layer}{suffix}", {"layer": layer, "direction": direction})
+                for layer in range(layout.num_layers)
+                for direction, suffix in ((0, ""), (1, " reverse"))]  # fmt: skip
+    return [("all layers" if layout.num_layers > 1 else "the recurrence", {})]
+
+
+def _model_spectrum_section(
+    model: _Model, matrices: dict[str, np.ndarray], quick: bool, seed: int, device: torch.device
+) -> Section:
+    """The spectrum section for the reader's model: the singular values of the product of
+    its real state Jacobians ``dh_T/dh_k`` along a trajectory as the headline, and the
+    fixed blocks of ``W_hh`` (one per gate) behind a selector."""
+    from rnngrad.finite_time import finite_time_spectrum
+    from rnngrad.modern.base import DiagonalRecurrence
+    from rnngrad.verdict import growth_verdict
+
+    module = _recurrent(model.module, model.recurrent)
+    blocks = _spectrum_section(matrices)
+    if isinstance(module, DiagonalRecurrence):  # its eigenvalues are the recurrence, exactly
+        return blocks
+    steps = 60 if quick else 150
+    figure = Figure(
+        "jacobian_singular_values",
+        "largest singular value of dh_T/dh_k, the product of the real Jacobians",
+        "T - k (steps back)", "sigma_1(dh_T/dh_k)", log_y=True,
+    )  # fmt: skip
+    numbers: dict[str, Any] = {}
+    stories, labels = [], set()
+    for label, where in _trajectory_systems(module):
+        copy = _float64_copy(module).to(device)
+        result = finite_time_spectrum(
+            copy, steps=steps, warmup=50, k=min(4, _state_size(copy, bool(where))), seed=seed,
+            inputs="random", **where,  # type: ignore[arg-type]
+        )  # fmt: skip
+        assert result.log_singular_values is not None
+        logs = result.log_singular_values[::-1]  # row j: j steps back
+        log10_top = logs[:, 0] / np.log(10.0)
+        back = list(range(steps))
+        figure.traces.append(Trace(label, back, [10.0**v for v in log10_top]))
+        verdict = growth_verdict(float(log10_top[-1]), steps - 1)
+        labels.add(verdict.label)
+        numbers[label] = {
+            "log10_sigma": [[finite_or_none(v / np.log(10.0)) for v in row] for row in logs],
+            "log10_sigma1_full_span": finite_or_none(float(log10_top[-1])),
+            "verdict": verdict.label,
+        }
+        stories.append(
+            f"{label}: sigma_1 of dh_T/dh_1 over {steps - 1} steps is "
+            f"{_power_of_ten(float(log10_top[-1]))}, {verdict.label}"
+        )
+    for name, entry in blocks.numbers.items():
+        numbers[f"W_hh block {name}"] = entry
+    for block_figure in blocks.figures:
+        block_figure.selectable = True
+    verdict_label = labels.pop() if len(labels) == 1 else "mixed"
+    sentence = (
+        "Along the model's own trajectory (driven by N(0, 1) inputs), the gradient is "
+        "multiplied by the product of the state Jacobians dh_T/dh_k, and its largest singular "
+        "value says how far it can grow or shrink: " + "; ".join(stories) + ". The blocks of "
+        "W_hh below (one per gate for an LSTM or GRU) are not the recurrence by themselves, "
+        "since the gates' derivatives mix them into each step's Jacobian; choose one to see "
+        "its eigenvalues, singular values and powers."
+    )
+    return Section(
+        "spectrum",
+        "The state Jacobian and the blocks of W_hh",
+        sentence,
+        verdict_label,
+        [figure, *blocks.figures],
+        numbers,
+    )
+
+
+def _power_of_ten(log10_value: float) -> str:
+    if not np.isfinite(log10_value):
+        return "exactly 0" if log10_value < 0 else "not finite"
+    return f"10^{log10_value:.1f}"
+
+
 def _spectrum_section(matrices: dict[str, np.ndarray]) -> Section:
     if not matrices:
         return Section(
@@ -141,7 +227,8 @@ def _spectrum_section(matrices: dict[str, np.ndarray]) -> Section:
         "eigenvalues", "eigenvalues of W_hh and the unit circle", "Re", "Im", equal_axes=True
     )
     angle = np.linspace(0, 2 * np.pi, 181)
-    eigen.traces.append(Trace("unit circle", list(np.cos(angle)), list(np.sin(angle)), dash=True))
+    circle = Trace("unit circle", list(np.cos(angle)), list(np.sin(angle)), dash=True, fixed=True)
+    eigen.traces.append(circle)
     singular = Figure("singular_values", "singular values of W_hh", "i", "sigma_i", log_y=True)
     growth = Figure("transient_growth", "transient growth ||W^k||_2", "k", "||W^k||_2", log_y=True)
     numbers: dict[str, Any] = {}
@@ -493,9 +580,12 @@ def build_sections(
         models = [_Model(name, module, layout_inputs, loss, recurrent)]
         matrices = _recurrent_blocks(recurrent_module)
     report("the spectrum of W_hh")
-    spectrum = _spectrum_section(matrices)
-    report("the gradient profiles")
     models = [_on_device(model, where) for model in models]
+    if module is None:
+        spectrum = _spectrum_section(matrices)
+    else:
+        spectrum = _model_spectrum_section(models[0], matrices, quick, seed, where)
+    report("the gradient profiles")
     profile, saturation = _profile_section(models)
     activations = _activation_section(saturation)
     report("the Lyapunov spectra")

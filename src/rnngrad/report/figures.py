@@ -25,6 +25,7 @@ class Trace:
     y: Sequence[float | None]
     mode: str = "lines"  # "lines", "markers" or "lines+markers"
     dash: bool = False
+    fixed: bool = False  # shown whatever the page's selector picks (a unit circle)
 
 
 @dataclass
@@ -38,6 +39,8 @@ class Figure:
     traces: list[Trace] = field(default_factory=list)
     log_y: bool = False
     equal_axes: bool = False
+    #: The page shows one trace name at a time, chosen by the section's selector.
+    selectable: bool = False
 
 
 def _clean(values: Sequence[Any]) -> list[float | None]:
@@ -70,6 +73,7 @@ def plotly_spec(figure: Figure) -> dict[str, Any]:
             "y": _clean(trace.y),
             "mode": trace.mode,
             "line": {"dash": "dash"} if trace.dash else {},
+            **({"meta": "fixed"} if trace.fixed else {}),
         }
         for trace in figure.traces
     ]
@@ -87,7 +91,10 @@ def plotly_spec(figure: Figure) -> dict[str, Any]:
     }
     if figure.equal_axes:
         layout["yaxis"]["scaleanchor"] = "x"
-    return {"data": data, "layout": layout}
+    spec: dict[str, Any] = {"data": data, "layout": layout}
+    if figure.selectable:
+        spec["selectable"] = True
+    return spec
 
 
 def save_static(figure: Figure, folder: Path) -> None:

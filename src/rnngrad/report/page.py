@@ -85,6 +85,22 @@ _EXPLORER = """
 """
 
 
+# The selector shows one block's traces at a time in a section's selectable figures
+# (traces marked fixed, such as the unit circle, stay).
+_SELECTOR = """
+for (const select of document.querySelectorAll('select.block-selector')) {
+  const section = document.getElementById(select.dataset.section);
+  function show() {
+    for (const div of section.querySelectorAll('div[data-selectable]')) {
+      Plotly.restyle(div, { visible: div.data.map(t => t.meta === 'fixed' || t.name === select.value) });
+    }
+  }
+  select.addEventListener('change', show);
+  show();
+}
+"""
+
+
 def _controls() -> str:
     sliders = [("a", -2, 2, 0.01, 0.5), ("b", -2, 2, 0.01, 1.0), ("c", -2, 2, 0.01, 0.0),
                ("d", -2, 2, 0.01, 1.0), ("T", 2, 100, 1, 3)]  # fmt: skip
@@ -217,10 +233,24 @@ def write_report(sections: list[Section], out: Path, title: str) -> Path:
             )
             if section.key == "scalar":
                 body.append(_controls() + '<div class="figure" id="explorer"></div>')
-            for figure in section.figures:
+            choices = [t.name for f in section.figures if f.selectable for t in f.traces
+                       if not t.fixed]  # fmt: skip
+            if choices:
+                options = "".join(
+                    f'<option value="{html.escape(name)}">{html.escape(name)}</option>'
+                    for name in dict.fromkeys(choices)
+                )
+                first = next(i for i, f in enumerate(section.figures) if f.selectable)
+            for index, figure in enumerate(section.figures):
+                if choices and index == first:
+                    body.append(
+                        f'<p class="selector"><label>W_hh block: <select class="block-selector" '
+                        f'data-section="{section.key}">{options}</select></label></p>'
+                    )
                 specs[figure.id] = plotly_spec(figure)
                 save_static(figure, staging / "figures")
-                body.append(f'<div class="figure plot" id="fig-{figure.id}"></div>')
+                selectable = ' data-selectable="1"' if figure.selectable else ""
+                body.append(f'<div class="figure plot" id="fig-{figure.id}"{selectable}></div>')
             body.append("</section>")
         results = {
             "title": title,
@@ -247,6 +277,7 @@ def write_report(sections: list[Section], out: Path, title: str) -> Path:
             f"<script>const REPORT = {payload};\n"
             "for (const [id, spec] of Object.entries(REPORT.figures)) {"
             " Plotly.newPlot('fig-' + id, spec.data, spec.layout, {responsive: true}); }\n"
+            f"{_SELECTOR}\n"
             f"REPORT.explorer_inputs = REPORT.sections.scalar.numbers.explorer_inputs;\n{_EXPLORER}</script>"
             "</body></html>"
         )
