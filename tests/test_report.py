@@ -293,3 +293,68 @@ def test_the_page_of_a_bidirectional_classifier_in_chromium(tmp_path: Path) -> N
         assert headings[0] == "1. The gradient profile" and headings[-1].startswith("Appendix")
         browser.close()  # type: ignore[attr-defined]
     assert errors == []
+
+
+def _tiny_sweep(folder: Path, lengths: list[int]) -> Path:
+    from rnngrad.lab.sweep import Sweep, run_sweep
+    from rnngrad.lab.train import TrainConfig
+
+    configs = tuple(
+        TrainConfig(task="adding", seq_len=length, cell=cell, init=init, hidden=4, batch=8,
+                    steps=steps, eval_every=5, eval_batch=16, profile_every=100, seed=seed)
+        for length in lengths
+        for cell, init, steps in (("rnn", "default", 15), ("relu", "identity", 10))
+        for seed in (0, 1, 2)
+    )  # fmt: skip
+    run_sweep(Sweep(("seq_len", "cell", "seed"), configs, "test"), folder, workers=2)
+    return folder
+
+
+def test_the_remedies_section_draws_median_curves_bands_and_shares(tmp_path: Path) -> None:
+    """Learning curves at the longest T are the median over seeds of each run's held-out
+    loss (read here from the runs' CSV records), the range shaded; one T gives bars of the
+    solved share, several T give lines against T; the spectral radius over training too."""
+    import csv
+
+    from rnngrad.report.lab import _Run, _series, lab_section
+
+    folder = _tiny_sweep(tmp_path / "one", [6])
+    section = lab_section(folder)
+    curves, share, radius = section.figures
+    names = [t.name for t in curves.traces if not t.fill]
+    assert names == ["rnn (3 seeds)", "relu (identity) (3 seeds)"]
+    assert [t.fill for t in curves.traces[:3]] == ["edge", "band", ""]
+    losses: dict[str, list[list[float]]] = {"rnn": [], "relu": []}
+    for run_folder in sorted((folder / "runs").iterdir()):
+        summary = json.loads((run_folder / "summary.json").read_text())
+        with open(run_folder / "evaluations.csv", newline="") as handle:
+            losses[summary["cell"]].append([float(r["loss"]) for r in csv.DictReader(handle)])
+    rnn = np.array(losses["rnn"])  # 15 steps, evaluated at 5, 10, 15
+    np.testing.assert_allclose(curves.traces[2].y, np.median(rnn, axis=0), rtol=1e-12)
+    np.testing.assert_allclose(curves.traces[0].y, rnn.min(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(curves.traces[1].y, rnn.max(axis=0), rtol=1e-12)
+    relu = np.array(losses["relu"])
+    np.testing.assert_allclose(curves.traces[5].y, np.median(relu, axis=0), rtol=1e-12)
+    # A seed that stopped early (solved) keeps its last loss in the median.
+    early = _Run({}, [{"step": 5, "loss": 1.0}])
+    late = _Run({}, [{"step": 5, "loss": 3.0}, {"step": 10, "loss": 2.0}])
+    steps, table = _series([early, late], "loss")
+    assert steps == [5, 10] and table.tolist() == [[1.0, 1.0], [3.0, 2.0]]
+    assert share.traces[0].kind == "bar"
+    assert sorted(share.traces[0].x) == ["relu (identity)", "rnn"]
+    assert [t.name for t in radius.traces] == ["rnn", "relu (identity)"]
+    assert all(r is not None and r > 0 for r in section.numbers["curves"]["rnn"]
+               ["median_spectral_radius"])  # fmt: skip
+    several = lab_section(_tiny_sweep(tmp_path / "two", [4, 6]))
+    lines = several.figures[1]
+    assert [t.kind for t in lines.traces] == ["scatter", "scatter"]
+    assert [list(t.x) for t in lines.traces] == [[4, 6], [4, 6]]
+    assert "T = 6" in several.figures[0].title
+
+
+def test_the_built_in_page_runs_its_own_labelled_sweep(report: Path) -> None:
+    results = json.loads((report / "results.json").read_text())
+    lab = results["sections"]["lab"]
+    assert lab["verdict"] in ("solved", "unsolved") and "own quick sweep" in lab["sentence"]
+    assert len(lab["numbers"]["curves"]) == 4
+    assert {"lab_learning_curves", "remedies", "lab_spectral_radius"} <= set(results["figures"])

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,8 @@ from rnngrad.lyapunov import lyapunov_spectrum, random_tanh_network
 from rnngrad.meanfield import mean_field_lambda1
 from rnngrad.profile import gradient_profile
 from rnngrad.report.figures import Figure, Trace
+from rnngrad.report.lab import built_in_sweep, lab_section
+from rnngrad.report.section import Section
 from rnngrad.scalar import TEXTBOOK_EXAMPLE, scalar_chain_rule, scalar_inputs
 from rnngrad.spectrum import example_matrix, recurrent_spectrum
 
@@ -50,18 +52,6 @@ def explorer_inputs() -> list[float]:
     textbook = [float(v) for v in TEXTBOOK_EXAMPLE["x"]]  # type: ignore[union-attr]
     rest = scalar_inputs(EXPLORER_STEPS - len(textbook), 0)
     return textbook + [float(v) for v in rest]
-
-
-@dataclass
-class Section:
-    """One section of the page: a plain sentence, its verdict, figures and numbers."""
-
-    key: str
-    title: str
-    sentence: str
-    verdict: str | None
-    figures: list[Figure] = field(default_factory=list)
-    numbers: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -421,39 +411,6 @@ def _lyapunov_section(
     return Section("lyapunov", "The Lyapunov spectrum", sentence, verdict, [figure], numbers)
 
 
-def _lab_section(lab: Path | None) -> Section:
-    if lab is None:
-        return Section(
-            "lab", "The remedies lab",
-            "No lab results were given: run `rnngrad sweep GRID.toml --out DIR` and pass "
-            "`--lab DIR` to compare the remedies here.", None,
-        )  # fmt: skip
-    from rnngrad.lab.sweep import sweep_summary
-
-    rows = sweep_summary(lab)
-    figure = Figure("remedies", "share of runs solved against T", "T", "solved share")
-    groups: dict[str, list[tuple[int, float]]] = {}
-    for row in rows:
-        name = f"{row['task']}: {row['cell']}, init {row['init']}, clip {row['clip']}"
-        groups.setdefault(name, []).append((row["seq_len"], row["solved"] / row["runs"]))
-    for name, points in groups.items():
-        points.sort()
-        figure.traces.append(
-            Trace(name, [p[0] for p in points], [p[1] for p in points], "lines+markers")
-        )
-    longest = max(row["seq_len"] for row in rows)
-    solved = sorted(
-        {f"{r['cell']} ({r['init']})" for r in rows if r["seq_len"] == longest and r["solved"]}
-    )
-    sentence = f"At the longest sequence, T = {longest}, " + (
-        f"these solved the task: {', '.join(solved)}."
-        if solved
-        else "no configuration solved the task."
-    )
-    verdict = "solved" if solved else "unsolved"
-    return Section("lab", "The remedies lab", sentence, verdict, [figure], {"summary": rows})
-
-
 def _recurrent(module: nn.Module, name: str | None = None) -> nn.Module:
     from rnngrad.cells import find_recurrent_module
 
@@ -537,7 +494,8 @@ def build_sections(
             model's output).
         recurrent: the recurrent submodule's name, when the model has several.
         quick: shorter runs (for tests and previews).
-        lab: a sweep's folder for section 6.
+        lab: a sweep's folder for the remedies section (without it and without a
+            model, the report runs its own quick sweep of the classic cells).
         seed: seeds everything random.
         progress: called with the name of each stage as it starts.
         device: where the profiles and Lyapunov spectra run (``"cpu"`` by
@@ -591,7 +549,12 @@ def build_sections(
     report("the Lyapunov spectra")
     lyapunov = _lyapunov_section(models, quick, seed, where)
     report("the remedies lab")
-    remedies = _lab_section(lab)
+    if lab is None and module is None:  # the built-in page runs its own quick sweep
+        with tempfile.TemporaryDirectory() as folder:
+            sweep = built_in_sweep(Path(folder) / "sweep", quick=quick, seed=seed)
+            remedies = lab_section(sweep, built_in=True)
+    else:
+        remedies = lab_section(lab)
     if module is None:  # the textbook's order
         return _numbered([scalar, activations, spectrum, profile, lyapunov, remedies])
     # The reader's model first; the textbook example is the appendix.

@@ -21,11 +21,15 @@ class Trace:
     """One line or set of markers."""
 
     name: str
-    x: Sequence[float]
+    x: Sequence[Any]  # numbers, or category names for bars
     y: Sequence[float | None]
     mode: str = "lines"  # "lines", "markers" or "lines+markers"
     dash: bool = False
     fixed: bool = False  # shown whatever the page's selector picks (a unit circle)
+    kind: str = "scatter"  # "scatter" or "bar"
+    #: A band (over seeds, say) is two traces: its lower ``"edge"`` and then its upper
+    #: edge ``"band"``, shaded down to the edge; neither has a line or a legend entry.
+    fill: str = ""
 
 
 @dataclass
@@ -63,20 +67,29 @@ def wrap_title(title: str, width: int = TITLE_WIDTH) -> str:
     return "<br>".join(textwrap.wrap(title, width)) or title
 
 
+def _plotly_trace(trace: Trace) -> dict[str, Any]:
+    if trace.kind == "bar":
+        return {"type": "bar", "name": trace.name, "x": list(trace.x), "y": _clean(trace.y)}
+    spec: dict[str, Any] = {
+        "type": "scatter",
+        "name": trace.name,
+        "x": _clean(trace.x),
+        "y": _clean(trace.y),
+        "mode": trace.mode,
+        "line": {"dash": "dash"} if trace.dash else {},
+    }
+    if trace.fixed:
+        spec["meta"] = "fixed"
+    if trace.fill:
+        spec.update(line={"width": 0}, showlegend=False, hoverinfo="skip")
+    if trace.fill == "band":
+        spec.update(fill="tonexty", fillcolor="rgba(100, 110, 130, 0.18)")
+    return spec
+
+
 def plotly_spec(figure: Figure) -> dict[str, Any]:
     """``{"data": [...], "layout": {...}}`` for ``Plotly.newPlot``."""
-    data = [
-        {
-            "type": "scatter",
-            "name": trace.name,
-            "x": _clean(trace.x),
-            "y": _clean(trace.y),
-            "mode": trace.mode,
-            "line": {"dash": "dash"} if trace.dash else {},
-            **({"meta": "fixed"} if trace.fixed else {}),
-        }
-        for trace in figure.traces
-    ]
+    data = [_plotly_trace(trace) for trace in figure.traces]
     yaxis: dict[str, Any] = {"title": {"text": figure.y_label}}
     if figure.log_y:
         # Powers of ten (10^-6), never SI prefixes (1µ): a gradient is not a length.
@@ -105,9 +118,22 @@ def save_static(figure: Figure, folder: Path) -> None:
     import matplotlib.pyplot as plt
 
     drawing, axis = plt.subplots(figsize=(6.4, 3.8))
+    previous: tuple[list[float], list[float]] | None = None
     for trace in figure.traces:
+        if trace.kind == "bar":
+            heights = [math.nan if v is None else float(v) for v in _clean(trace.y)]
+            axis.bar([str(v) for v in trace.x], heights, label=trace.name)
+            axis.tick_params(axis="x", labelrotation=30, labelsize=7)
+            continue
         x = [math.nan if v is None else float(v) for v in _clean(trace.x)]
         y = [math.nan if v is None else float(v) for v in _clean(trace.y)]
+        if trace.fill == "edge":
+            previous = (x, y)
+            continue
+        if trace.fill == "band":
+            if previous is not None and previous[0] == x:
+                axis.fill_between(x, previous[1], y, color="gray", alpha=0.18, linewidth=0)
+            continue
         marker = "o" if "markers" in trace.mode else None
         line = ("--" if trace.dash else "-") if "lines" in trace.mode else "none"
         axis.plot(x, y, marker=marker, linestyle=line, ms=3, lw=1.2, label=trace.name)
