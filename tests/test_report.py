@@ -189,6 +189,10 @@ def test_page_renders_in_chromium_and_the_explorer_matches_python(
                  slider.value = value; slider.dispatchEvent(new Event('input')); } }""",
             values,
         )
+        # Every formula rendered by KaTeX, no TeX left as text.
+        assert page.evaluate("document.querySelectorAll('.katex').length") >= 20
+        text = page.evaluate("document.body.innerText")
+        assert not [m for m in ("\\(", "\\[", "\\frac", "\\prod") if m in text], text[:300]
         curve = page.evaluate("document.getElementById('explorer').data[0].y")
         bound = page.evaluate("document.getElementById('explorer').data[1].y")
         page.screenshot(path=str(tmp_path / "report.png"), full_page=False)
@@ -358,3 +362,24 @@ def test_the_built_in_page_runs_its_own_labelled_sweep(report: Path) -> None:
     assert lab["verdict"] in ("solved", "unsolved") and "own quick sweep" in lab["sentence"]
     assert len(lab["numbers"]["curves"]) == 4
     assert {"lab_learning_curves", "remedies", "lab_spectral_radius"} <= set(results["figures"])
+
+
+def test_the_derivation_carries_the_examples_own_numbers(report: Path) -> None:
+    """The scalar section's displayed equation substitutes tanh'(z_t) = 1 - tanh(z_t)^2 of
+    the textbook example, recomputed here by hand, and its product dy/dh_1."""
+    import math
+
+    from rnngrad.scalar import TEXTBOOK_EXAMPLE
+
+    results = json.loads((report / "results.json").read_text())
+    text = results["sections"]["scalar"]["explanation"]
+    a, b, c, d = (float(TEXTBOOK_EXAMPLE[k]) for k in "abcd")  # type: ignore[arg-type]
+    h, derivatives = 0.0, []
+    for x in TEXTBOOK_EXAMPLE["x"]:  # type: ignore[union-attr]
+        h = math.tanh(a * h + b * x + c)
+        derivatives.append(1 - h * h)
+    for value in derivatives[1:]:
+        assert f"({a:.4f} \\times {value:.4f})" in text
+    assert f"= {d * math.prod(a * v for v in derivatives[1:]):.4f}," in text
+    for key in ("activations", "spectrum", "profile", "lyapunov", "lab"):
+        assert "\\[" in results["sections"][key]["explanation"] or key in ("activations", "lab")

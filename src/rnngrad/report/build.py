@@ -38,6 +38,14 @@ from rnngrad.profile import gradient_profile
 from rnngrad.report.figures import Figure, Trace
 from rnngrad.report.lab import built_in_sweep, lab_section
 from rnngrad.report.section import Section
+from rnngrad.report.teaching import (
+    activation_explanation,
+    lab_explanation,
+    lyapunov_explanation,
+    profile_explanation,
+    scalar_explanation,
+    spectrum_explanation,
+)
 from rnngrad.scalar import TEXTBOOK_EXAMPLE, scalar_chain_rule, scalar_inputs
 from rnngrad.spectrum import example_matrix, recurrent_spectrum
 
@@ -91,8 +99,9 @@ def _scalar_section() -> Section:
     )
     numbers = {"textbook": scalar_json(result), "explorer_inputs": explorer_inputs()}
     return Section(
-        "scalar", "The scalar chain rule", sentence, result.verdict.label, [figure], numbers
-    )
+        "scalar", "The scalar chain rule", sentence, result.verdict.label, [figure], numbers,
+        explanation=scalar_explanation(result),
+    )  # fmt: skip
 
 
 def _activation_section(saturation: dict[str, float]) -> Section:
@@ -555,6 +564,12 @@ def build_sections(
             remedies = lab_section(sweep, built_in=True)
     else:
         remedies = lab_section(lab)
+    activations.explanation = activation_explanation()
+    spectrum.explanation = spectrum_explanation(model=module is not None)
+    profile.explanation = profile_explanation()
+    lyapunov.explanation = lyapunov_explanation()
+    if remedies.figures:
+        remedies.explanation = lab_explanation()
     if module is None:  # the textbook's order
         return _numbered([scalar, activations, spectrum, profile, lyapunov, remedies])
     # The reader's model first; the textbook example is the appendix.

@@ -24,6 +24,7 @@ from rnngrad.atomic import disk_full_error
 from rnngrad.errors import InvalidInputError
 from rnngrad.report.build import Section
 from rnngrad.report.figures import plotly_spec, save_static
+from rnngrad.report.math import RENDER_MATH, katex_head
 
 # About what a report takes on disk (plotly.js inlined, PNG and SVG figures).
 _REPORT_BYTES = 12_000_000
@@ -44,6 +45,7 @@ p.verdict.chaotic { border-color: #c33; } p.verdict.mixed { border-color: #c90; 
 .controls input { width: 100%; }
 nav a { margin-right: 1em; }
 footer { margin-top: 3em; font-size: 0.85em; color: #666; }
+.explanation { margin: 0.8em 0; } .explanation .katex-display { margin: 0.6em 0; }
 """
 
 _EXPLORER = """
@@ -231,6 +233,8 @@ def write_report(sections: list[Section], out: Path, title: str) -> Path:
             body.append(
                 f'<p class="verdict {html.escape(verdict)}">{html.escape(section.sentence)}</p>'
             )
+            if section.explanation:
+                body.append(f'<div class="explanation">{section.explanation}</div>')
             if section.key == "scalar":
                 body.append(_controls() + '<div class="figure" id="explorer"></div>')
             choices = [t.name for f in section.figures if f.selectable for t in f.traces
@@ -260,6 +264,7 @@ def write_report(sections: list[Section], out: Path, title: str) -> Path:
                     "sentence": s.sentence,
                     "verdict": s.verdict,
                     "numbers": s.numbers,
+                    "explanation": s.explanation,
                 }
                 for s in sections
             },
@@ -269,7 +274,7 @@ def write_report(sections: list[Section], out: Path, title: str) -> Path:
         nav = " ".join(f'<a href="#{s.key}">{html.escape(s.title)}</a>' for s in sections)
         page = (
             "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
-            f"<title>{html.escape(title)}</title><style>{_STYLE}</style>"
+            f"<title>{html.escape(title)}</title><style>{_STYLE}</style>{katex_head()}"
             f"<script>{plotly.offline.get_plotlyjs()}</script></head><body>"
             f"<h1>{html.escape(title)}</h1><nav>{nav}</nav>{''.join(body)}"
             "<footer>Made by rnngrad. Every number on this page is in results.json; "
@@ -278,7 +283,8 @@ def write_report(sections: list[Section], out: Path, title: str) -> Path:
             "for (const [id, spec] of Object.entries(REPORT.figures)) {"
             " Plotly.newPlot('fig-' + id, spec.data, spec.layout, {responsive: true}); }\n"
             f"{_SELECTOR}\n"
-            f"REPORT.explorer_inputs = REPORT.sections.scalar.numbers.explorer_inputs;\n{_EXPLORER}</script>"
+            f"REPORT.explorer_inputs = REPORT.sections.scalar.numbers.explorer_inputs;\n{_EXPLORER}\n"
+            f"{RENDER_MATH}</script>"
             "</body></html>"
         )
         (staging / "index.html").write_text(page)

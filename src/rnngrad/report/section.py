@@ -20,3 +20,6 @@ class Section:
     verdict: str | None
     figures: list[Figure] = field(default_factory=list)
     numbers: dict[str, Any] = field(default_factory=dict)
+    #: The derivation behind the section, for the page: HTML paragraphs with the
+    #: mathematics between ``\\( \\)`` and ``\\[ \\]`` (rendered by KaTeX).
+    explanation: str = ""
