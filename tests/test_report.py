@@ -172,7 +172,8 @@ def test_page_renders_in_chromium_and_the_explorer_matches_python(
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.goto((report / "index.html").as_uri())
-        figure_count = len(json.loads((report / "results.json").read_text())["figures"]) + 1
+        # the figures, the scalar explorer and the matrix explorer's two plots
+        figure_count = len(json.loads((report / "results.json").read_text())["figures"]) + 3
         page.wait_for_function(
             f"document.querySelectorAll('.js-plotly-plot').length >= {figure_count}", timeout=30000
         )
@@ -193,6 +194,16 @@ def test_page_renders_in_chromium_and_the_explorer_matches_python(
         assert page.evaluate("document.querySelectorAll('.katex').length") >= 20
         text = page.evaluate("document.body.innerText")
         assert not [m for m in ("\\(", "\\[", "\\frac", "\\prod") if m in text], text[:300]
+        matrix_values = {"theta": 0.7, "s": 0.97, "k": 6.0, "T": 80}
+        page.evaluate(
+            """values => { for (const [key, value] of Object.entries(values)) {
+                 const slider = document.getElementById('mx-' + key);
+                 slider.value = value; slider.dispatchEvent(new Event('input')); } }""",
+            matrix_values,
+        )
+        plotted_eigen = page.evaluate("document.getElementById('mx-eigen').data[1]")
+        growth = page.evaluate("document.getElementById('mx-growth').data.map(d => d.y)")
+        shown = page.evaluate("document.getElementById('mx-numbers').textContent")
         curve = page.evaluate("document.getElementById('explorer').data[0].y")
         bound = page.evaluate("document.getElementById('explorer').data[1].y")
         page.screenshot(path=str(tmp_path / "report.png"), full_page=False)
@@ -201,6 +212,30 @@ def test_page_renders_in_chromium_and_the_explorer_matches_python(
     expected = scalar_chain_rule(x, a=1.3, b=0.7, c=-0.2, d=1.5)
     np.testing.assert_allclose(curve, expected.log10_abs_dy_dh, rtol=1e-9, atol=1e-9)
     np.testing.assert_allclose(bound, expected.log10_bound, rtol=1e-9, atol=1e-9)
+    # The matrix explorer against rnngrad: eigenvalues, ||W^j|| and ||dh_T/dh_k|| of the
+    # linear and the tanh network on the page's inputs.
+    from rnngrad.jacobians import elman_jacobian_products
+    from rnngrad.report.build import explorer_matrix, matrix_explorer_inputs
+    from rnngrad.spectrum import recurrent_spectrum, transient_growth
+
+    W = explorer_matrix(0.7, 0.97, 6.0)
+    eigenvalues = recurrent_spectrum(W).eigenvalues
+    assert abs(abs(eigenvalues[0]) - 0.97) < 1e-12  # s e^(+-i theta) whatever the shear
+    order = lambda z: (z.real, z.imag)  # noqa: E731
+    page_eigen = sorted(
+        (complex(x, y) for x, y in zip(plotted_eigen["x"], plotted_eigen["y"], strict=True)),
+        key=order,
+    )
+    np.testing.assert_allclose(page_eigen, sorted(eigenvalues, key=order), atol=1e-9)
+    powers = transient_growth(W, max_steps=80).log10_norms
+    np.testing.assert_allclose(growth[0][: powers.size], powers[:80], atol=1e-9)
+    direct = [np.log10(np.linalg.norm(np.linalg.matrix_power(W, j), 2)) for j in range(1, 81)]
+    np.testing.assert_allclose(growth[0], direct, atol=1e-9)
+    inputs = np.array(matrix_explorer_inputs())[:80]
+    for index, activation in ((1, "identity"), (2, "tanh")):
+        reference = elman_jacobian_products(W, inputs, activation=activation).log10_norm
+        np.testing.assert_allclose(growth[index], reference, atol=1e-9)
+    assert "rho = 0.970" in shown
     assert errors == []
     assert (tmp_path / "report.png").stat().st_size > 10_000
 

@@ -49,7 +49,14 @@ from rnngrad.report.teaching import (
 from rnngrad.scalar import TEXTBOOK_EXAMPLE, scalar_chain_rule, scalar_inputs
 from rnngrad.spectrum import example_matrix, recurrent_spectrum
 
-__all__ = ["EXPLORER_STEPS", "Section", "build_sections", "explorer_inputs"]
+__all__ = [
+    "EXPLORER_STEPS",
+    "Section",
+    "build_sections",
+    "explorer_inputs",
+    "explorer_matrix",
+    "matrix_explorer_inputs",
+]
 
 #: The explorer's longest sequence; its inputs are the textbook's, then N(0, 1) draws.
 EXPLORER_STEPS = 100
@@ -60,6 +67,24 @@ def explorer_inputs() -> list[float]:
     textbook = [float(v) for v in TEXTBOOK_EXAMPLE["x"]]  # type: ignore[union-attr]
     rest = scalar_inputs(EXPLORER_STEPS - len(textbook), 0)
     return textbook + [float(v) for v in rest]
+
+
+def matrix_explorer_inputs() -> list[list[float]]:
+    """``u_1..u_100`` of the matrix explorer's tanh network, ``(100, 2)``: seeded
+    ``0.5 N(0, 1)`` draws."""
+    draws = np.random.default_rng(1).standard_normal((EXPLORER_STEPS, 2)) * 0.5
+    return [[float(v) for v in row] for row in draws]
+
+
+def explorer_matrix(rotation: float, scale: float, shear: float) -> np.ndarray:
+    """The matrix explorer's ``W = V (scale R(rotation)) V^{-1}`` with ``V = [[1, shear],
+    [0, 1]]``: its eigenvalues are ``scale * exp(+-i rotation)`` whatever the shear, which
+    only tilts the eigenvectors towards each other (a non-normal ``W`` for ``shear != 0``)."""
+    cos, sin = np.cos(rotation), np.sin(rotation)
+    result: np.ndarray = scale * np.array(
+        [[cos + shear * sin, -sin * (1 + shear**2)], [sin, cos - shear * sin]]
+    )
+    return result
 
 
 @dataclass
@@ -550,6 +575,7 @@ def build_sections(
     models = [_on_device(model, where) for model in models]
     if module is None:
         spectrum = _spectrum_section(matrices)
+        spectrum.numbers["matrix_explorer_inputs"] = matrix_explorer_inputs()
     else:
         spectrum = _model_spectrum_section(models[0], matrices, quick, seed, where)
     report("the gradient profiles")
