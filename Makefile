@@ -26,7 +26,7 @@ demo: $(VENV)/.installed
 
 # The README's screenshot of the page (needs Chromium and the test tools).
 screenshot: $(VENV)/.installed-test chromium
-	$(BIN)/python benchmarks/screenshot.py docs/report.png
+	$(BIN)/python benchmarks/screenshot.py docs
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check src tests benchmarks examples
