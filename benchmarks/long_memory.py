@@ -7,9 +7,12 @@ each clipped by norm 1. A fixed sweep through the lab (resumable), written into 
 results.parquet/.csv, long_memory.md (solved runs and median solve step per cell and T)
 and long_memory.png.
 
-Run: ``.venv/bin/python benchmarks/long_memory.py --out benchmarks/out/long_memory
-[--workers N]`` (defaults: hidden 64, 6000 Adam steps of batch 50, lr 1e-3, 3 seeds;
-hours on 2 cores, meant for a machine with many). The test suite runs it on a tiny budget.
+Run: ``.venv/bin/python benchmarks/long_memory.py [--workers N]`` (defaults: hidden 64,
+6000 Adam steps of batch 50, lr 1e-3, 3 seeds; hours on 2 cores). It writes into
+benchmarks/results/long_memory, whose runs' summaries and evaluations are committed:
+rerunning the same command on any machine resumes where the last one stopped (a run
+cut short starts again), and ``--report-only`` tabulates what has finished. The test
+suite runs it on a tiny budget.
 """
 
 from __future__ import annotations
@@ -110,7 +113,7 @@ def report(out: Path, lengths: list[int]) -> str:
 
 def main(argv: list[str] | None = None) -> str:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/out/long_memory"))
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/long_memory"))
     parser.add_argument("--lengths", default="200,1000,2000")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=6000)

@@ -13,8 +13,10 @@ small machine). Every model reads out its last state only. Writes into --out
 results.parquet/.csv, mnist1d.md (median and range of the test accuracy per model)
 and mnist1d.png.
 
-Run: ``.venv/bin/python benchmarks/mnist1d_accuracy.py --out benchmarks/out/mnist1d [--workers N]``
-(defaults: hidden 128, 4000 Adam steps of batch 100, lr 2e-3, clipping by norm 1).
+Run: ``.venv/bin/python benchmarks/mnist1d_accuracy.py [--workers N]`` (defaults: hidden
+128, 4000 Adam steps of batch 100, lr 2e-3, clipping by norm 1), into
+benchmarks/results/mnist1d, whose runs' summaries and evaluations are committed
+(``--report-only`` tabulates them again).
 The test suite runs the same code on a tiny budget.
 """
 
@@ -123,7 +125,7 @@ def report(out: Path, cells: list[str]) -> str:
 
 def main(argv: list[str] | None = None) -> str:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/out/mnist1d"))
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/mnist1d"))
     parser.add_argument("--models", default=",".join(MODELS), help=", ".join(MODELS))
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=4000)

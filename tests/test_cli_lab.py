@@ -81,6 +81,11 @@ def test_sweep_and_summary(tmp_path: Path) -> None:
         ),
         (["train", *TINY[:4], "--cell", "lru", "--r-max", "nan", "--out", "{tmp}"], "finite"),
         (["train", *TINY[:4], "--cell", "lru", "--layers", "0", "--out", "{tmp}"], "1..64"),
+        (["train", *TINY, "--shuffle", "--out", "{tmp}"], "--shuffle applies to --task mnist1d"),
+        (
+            ["train", "--task", "mnist1d", "--cell", "gru", "--permute", "--out", "{tmp}"],
+            "--permute applies to --task digits, not mnist1d",
+        ),
     ],
 )
 def test_bad_input(tmp_path: Path, args: list[str], message: str) -> None:
@@ -90,3 +95,12 @@ def test_bad_input(tmp_path: Path, args: list[str], message: str) -> None:
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
     assert message in lines[0]
+
+
+def test_permute_and_shuffle_pick_the_variant(tmp_path: Path) -> None:
+    out = str(tmp_path / "run")
+    done = run("train", "--task", "digits", "--permute", "--cell", "gru", "--hidden", "4",
+               "--steps", "2", "--batch", "8", "--out", out, "--json")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    payload = strict_json(done.stdout)
+    assert payload["task"] == "digits_permuted" and payload["seq_len"] == 64

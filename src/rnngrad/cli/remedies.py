@@ -51,6 +51,13 @@ def train_command(
         float | None,
         typer.Option("--target-accuracy", help="A data set's test accuracy that counts as solved."),
     ] = None,
+    shuffle: Annotated[
+        bool,
+        typer.Option("--shuffle", help="mnist1d: the time axis in one fixed random order."),
+    ] = False,
+    permute: Annotated[
+        bool, typer.Option("--permute", help="digits: the pixels in one fixed random order.")
+    ] = False,
     hidden: Annotated[int, typer.Option("--hidden", help="Hidden units.")] = 64,
     init: Annotated[
         str,
@@ -92,6 +99,11 @@ def train_command(
     from rnngrad.lab.train import TrainConfig, train
 
     _finite(lr=lr, regularizer=regularizer)
+    for flag, given, base in (("--shuffle", shuffle, "mnist1d"), ("--permute", permute, "digits")):
+        if given:  # the variant is a task of its own (mnist1d_shuffled, digits_permuted)
+            if task != base:
+                raise InvalidInputError(f"{flag} applies to --task {base}, not {task}")
+            task = f"{base}_{'shuffled' if flag == '--shuffle' else 'permuted'}"
     if target_accuracy is not None:
         _finite(target_accuracy=target_accuracy)
     if forget_bias is not None:
