@@ -32,7 +32,10 @@ __all__ = ["MinGRU", "MinLSTM"]
 
 
 def _g(v: torch.Tensor) -> torch.Tensor:
-    return torch.where(v >= 0, v + 0.5, torch.sigmoid(v))
+    """``g(v) = v + 1/2`` for ``v >= 0``, ``sigmoid(v)`` below: as ``relu(v) +
+    sigmoid(min(v, 0))``, the same values without ``torch.where`` (whose forward and
+    backward cost a third of a minGRU training step on the CPU)."""
+    return functional.relu(v) + torch.sigmoid(v.clamp(max=0.0))
 
 
 class _Minimal(DiagonalRecurrence):

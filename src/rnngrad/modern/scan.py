@@ -25,6 +25,7 @@ PyTorch's convention (the conjugate Wirtinger derivative).
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any
 
@@ -76,9 +77,17 @@ class _LinearScan(torch.autograd.Function):
         total = _adjoint(grad, a)
         grad_a = grad_h0 = None
         if ctx.needs_input_grad[0]:
-            previous = torch.cat([h0.unsqueeze(0), h[:-1]])
-            product = total * (previous.conj() if previous.is_complex() else previous)
-            grad_a = _reduce_to(product, a.shape)
+
+            def conj(value: torch.Tensor) -> torch.Tensor:
+                return value.conj() if value.is_complex() else value
+
+            if a.dim() < total.dim():  # constant: sum over the steps, without a shifted copy
+                grad_a = _reduce_to(total[1:] * conj(h[:-1]), a.shape) + _reduce_to(
+                    total[0] * conj(h0), a.shape
+                )
+            else:
+                previous = torch.cat([h0.unsqueeze(0), h[:-1]])
+                grad_a = _reduce_to(total * conj(previous), a.shape)
             if not a.is_complex() and grad_a.is_complex():
                 grad_a = grad_a.real
         if ctx.needs_input_grad[2]:
@@ -97,8 +106,12 @@ def _chunk_size(steps: int) -> int:
     return root + (root * root < steps)
 
 
-def _blocked_scan(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor) -> torch.Tensor:
-    """``h_t = a_t h_{t-1} + b_t`` as a blocked scan (no autograd needed).
+def _blocked_scan(
+    a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor, reverse: bool = False
+) -> torch.Tensor:
+    """``h_t = a_t h_{t-1} + b_t`` for ``t = 1..T`` as a blocked scan (no autograd needed);
+    with ``reverse``, ``h_t = a_t h_{t+1} + b_t`` for ``t = T..1`` (``h0`` enters after
+    step ``T``), the adjoint's direction, without flipping any tensor.
 
     The sequence is cut into ``K ~ sqrt(T)`` chunks of ``C`` steps. Three passes,
     each a short loop of large vectorised operations: (1) the ``C`` steps of every
@@ -117,34 +130,46 @@ def _blocked_scan(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor) -> torch.T
     constant = a.dim() < b.dim()
     shape = torch.broadcast_shapes(b.shape[1:], a.shape if constant else a.shape[1:])  # type: ignore[no-untyped-call]
     dtype = torch.promote_types(a.dtype, b.dtype)
-    if padding:
-        b = torch.cat([b, b.new_zeros((padding, *b.shape[1:]))])
+    if padding:  # zero steps after the real ones (before them in reverse): no effect on them
+        zeros, ones = b.new_zeros((padding, *b.shape[1:])), a.new_ones((padding, *a.shape[1:]))
+        b = torch.cat([zeros, b] if reverse else [b, zeros])
         if not constant:
-            a = torch.cat([a, a.new_ones((padding, *a.shape[1:]))])
+            a = torch.cat([ones, a] if reverse else [a, ones])
     blocks_b = b.reshape(chunks, size, *b.shape[1:])
     out = torch.empty((chunks, size, *shape), dtype=dtype, device=b.device)
-    out[:, 0] = blocks_b[:, 0]
+    # the order of steps within a chunk, and of the chunks, in the direction of the scan
+    order = range(size - 1, -1, -1) if reverse else range(size)
+    first, *rest = order
+    out[:, first] = blocks_b[:, first]
     if constant:  # a^1 .. a^C, shaped to broadcast against (chunks, C, *shape)
         running = torch.cumprod(a.expand(size, *a.shape).to(dtype), dim=0)
+        if reverse:
+            running = running.flip(0)  # C small vectors
         running = running.reshape(1, size, *([1] * (len(shape) - a.dim())), *a.shape)
-        for i in range(1, size):  # pass 1
-            torch.addcmul(blocks_b[:, i], a, out[:, i - 1], out=out[:, i])
-        last = running[0, -1]
+        previous = first
+        for i in rest:  # pass 1
+            torch.addcmul(blocks_b[:, i], a, out[:, previous], out=out[:, i])
+            previous = i
+        last = running[0, previous]
     else:
         blocks_a = a.reshape(chunks, size, *a.shape[1:])
         running = torch.empty_like(out)
-        running[:, 0] = blocks_a[:, 0]
-        for i in range(1, size):  # pass 1
-            torch.addcmul(blocks_b[:, i], blocks_a[:, i], out[:, i - 1], out=out[:, i])
-            torch.mul(blocks_a[:, i], running[:, i - 1], out=running[:, i])
-        last = running[:, -1]
+        running[:, first] = blocks_a[:, first]
+        previous = first
+        for i in rest:  # pass 1
+            torch.addcmul(blocks_b[:, i], blocks_a[:, i], out[:, previous], out=out[:, i])
+            torch.mul(blocks_a[:, i], running[:, previous], out=running[:, i])
+            previous = i
+        last = running[:, previous]
     entering = torch.empty((chunks, *shape), dtype=dtype, device=b.device)
-    entering[0] = h0
-    for k in range(1, chunks):  # pass 2: the true state entering each chunk
-        factor = last if constant else last[k - 1]
-        torch.addcmul(out[k - 1, -1], factor, entering[k - 1], out=entering[k])
+    chunk_order = list(range(chunks - 1, -1, -1) if reverse else range(chunks))
+    entering[chunk_order[0]] = h0
+    for before, k in itertools.pairwise(chunk_order):  # pass 2
+        factor = last if constant else last[before]
+        torch.addcmul(out[before, previous], factor, entering[before], out=entering[k])
     out.addcmul_(running, entering.unsqueeze(1))  # pass 3
-    return out.reshape(chunks * size, *shape)[:steps]
+    flat = out.reshape(chunks * size, *shape)
+    return flat[padding:] if reverse else flat[:steps]
 
 
 def log_linear_scan(
@@ -182,10 +207,9 @@ def diagonal_adjoint(direct: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
 
 def _adjoint(direct: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
     coefficients = a.conj() if a.is_complex() else a
-    reversed_direct = direct.flip(0)
-    start = torch.zeros_like(reversed_direct[0])
+    start = torch.zeros_like(direct[0])
     if a.dim() < direct.dim():  # constant in time: the same coefficient at every step
-        return _blocked_scan(coefficients.to(direct.dtype), reversed_direct, start).flip(0)
+        return _blocked_scan(coefficients.to(direct.dtype), direct, start, reverse=True)
     # Backwards in time, step t takes the coefficient of step t + 1 (none for the last).
-    shifted = torch.cat([coefficients[1:], torch.zeros_like(coefficients[:1])]).flip(0)
-    return _blocked_scan(shifted.to(direct.dtype), reversed_direct, start).flip(0)
+    shifted = torch.cat([coefficients[1:], torch.zeros_like(coefficients[:1])])
+    return _blocked_scan(shifted.to(direct.dtype), direct, start, reverse=True)
