@@ -326,6 +326,16 @@ def test_the_page_of_a_bidirectional_classifier_in_chromium(tmp_path: Path) -> N
             "Array.from(document.querySelectorAll('.ytick text')).map(t => t.textContent)"
         )
         assert ticks and not [t for t in ticks if any(c in t for c in "µnpfam")], ticks
+        # Nothing runs off a 1280 px page; every legend is at most a third of its plot.
+        assert page.evaluate("document.documentElement.scrollWidth") <= 1280
+        widths = page.evaluate(
+            """Array.from(document.querySelectorAll('.js-plotly-plot')).map(d => {
+                 const legend = d.querySelector('g.legend');
+                 return [legend ? legend.getBBox().width : 0, d.getBoundingClientRect().width];
+               })"""
+        )
+        assert any(legend > 50 for legend, _ in widths), widths  # legends are measured
+        assert all(legend <= plot / 3 for legend, plot in widths), widths
         headings = page.evaluate(
             "Array.from(document.querySelectorAll('section h2')).map(h => h.textContent)"
         )
