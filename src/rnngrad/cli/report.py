@@ -67,6 +67,9 @@ def report(
     device: Annotated[
         str, typer.Option("--device", help="cpu, cuda, cuda:N or auto (cuda when there is one).")
     ] = "cpu",
+    lang: Annotated[
+        str, typer.Option("--lang", help="The page's language: en, or ko (Korean).")
+    ] = "en",
 ) -> None:
     """Explain a network's gradients on one self-contained page (DIR/index.html)."""
     import torch
@@ -74,9 +77,13 @@ def report(
 
     from rnngrad.devices import resolve_device
     from rnngrad.report.build import build_sections
-    from rnngrad.report.page import prepare_folder, write_report
+    from rnngrad.report.i18n import verdict_word
+    from rnngrad.report.page import page_title, prepare_folder, write_report
 
     resolve_device(device)  # an absent device is refused before any work
+    from rnngrad.report.i18n import catalog
+
+    catalog(lang)  # an unknown language too
     prepare_folder(out, force)
     if lab is not None:
         from rnngrad.lab.sweep import sweep_summary
@@ -85,7 +92,7 @@ def report(
     network = None
     inputs: Any = None
     profile_loss: Any = "last"
-    title = "rnngrad report: built-in examples"
+    title = page_title(None, lang)
     if model is not None:
         torch_dtype = torch.float64 if dtype == DtypeName.float64 else torch.float32
         loaded = load_model(model, model_args, state_dict, module, seed=seed, dtype=torch_dtype)
@@ -96,7 +103,7 @@ def report(
         elif loaded.is_user_model:
             raise InvalidInputError("a model of your own needs its input: --input FILE")
         profile_loss = choose_loss(loss, target_file, torch_dtype)
-        title = f"rnngrad report: {loaded.label}" + (f" ({module})" if module else "")
+        title = page_title(loaded.label + (f" ({module})" if module else ""), lang)
     else:
         given = {
             "--state-dict": state_dict, "--input": input_files, "--model-args": model_args,
@@ -117,10 +124,11 @@ def report(
         sections = build_sections(
             module=network, name=model or "model", inputs=inputs, loss=profile_loss,
             recurrent=module, quick=quick, lab=lab, seed=seed, progress=stage, device=device,
+            lang=lang,
         )  # fmt: skip
-        page = write_report(sections, out, title)
+        page = write_report(sections, out, title, lang=lang)
     summary = Console()
     for section in sections:
-        verdict = section.verdict or "—"
+        verdict = "—" if section.verdict is None else verdict_word(section.verdict, lang)
         summary.print(f"[bold]{section.title}[/] ({verdict}): {section.sentence}")
     summary.print(f"page: {page}")

@@ -36,6 +36,7 @@ from rnngrad.lyapunov import lyapunov_spectrum, random_tanh_network
 from rnngrad.meanfield import mean_field_lambda1
 from rnngrad.profile import gradient_profile
 from rnngrad.report.figures import Figure, Trace
+from rnngrad.report.i18n import growth_sentence, language, shown, t, verdict_word
 from rnngrad.report.lab import built_in_sweep, lab_section
 from rnngrad.report.section import Section
 from rnngrad.report.teaching import (
@@ -101,13 +102,13 @@ def _scalar_section() -> Section:
     steps = list(range(1, result.steps + 1))
     figure = Figure(
         "scalar_chain_rule",
-        "dy/dh_k against its bound, textbook example",
+        t("dy/dh_k against its bound, textbook example"),
         "k",
         "|dy/dh_k|",
         [
             Trace("|dy/dh_k|", steps, [10.0**v for v in result.log10_abs_dy_dh], "lines+markers"),
             Trace(
-                "bound |d|(|a|gamma)^(T-k)",
+                t("bound |d|(|a|gamma)^(T-k)"),
                 steps,
                 [10.0**v for v in result.log10_bound],
                 "lines+markers",
@@ -118,13 +119,16 @@ def _scalar_section() -> Section:
     )
     factors = ", ".join(f"{v:.4f}" for v in result.factors)
     sentence = (
-        f"{result.verdict.sentence} With a = {result.a:g}, the chain factors "
-        f"dh_(k+1)/dh_k are {factors}, each below |a| = {abs(result.a):g}, "
-        f"so dy/dh_1 = {result.dy_dh[0]:.4f} against the bound {result.bound[0]:.4f}."
-    )
+        growth_sentence(result.verdict)
+        + " "
+        + t("With a = {a}, the chain factors dh_(k+1)/dh_k are {factors}, each below "
+            "|a| = {abs_a}, so dy/dh_1 = {gradient} against the bound {bound}.",
+            a=f"{result.a:g}", factors=factors, abs_a=f"{abs(result.a):g}",
+            gradient=f"{result.dy_dh[0]:.4f}", bound=f"{result.bound[0]:.4f}")
+    )  # fmt: skip
     numbers = {"textbook": scalar_json(result), "explorer_inputs": explorer_inputs()}
     return Section(
-        "scalar", "The scalar chain rule", sentence, result.verdict.label, [figure], numbers,
+        "scalar", t("The scalar chain rule"), sentence, result.verdict.label, [figure], numbers,
         explanation=scalar_explanation(result),
     )  # fmt: skip
 
@@ -133,21 +137,21 @@ def _activation_section(saturation: dict[str, float]) -> Section:
     tanh = get_activation("tanh")
     z = np.linspace(-4, 4, 161)
     figure = Figure(
-        "tanh_and_derivative", "tanh and its derivative", "z", "value",
+        "tanh_and_derivative", t("tanh and its derivative"), "z", t("value"),
         [Trace("tanh(z)", list(z), list(tanh.function(z))),
          Trace("tanh'(z) = 1 - tanh(z)^2", list(z), list(tanh.derivative(z)))],
     )  # fmt: skip
     if saturation:
         worst = max(saturation, key=lambda k: saturation[k])
         detail = "; ".join(f"{name}: {share:.1%}" for name, share in saturation.items())
-        sentence = (
-            f"tanh' is at most 1 (at z = 0) and falls below 0.1 once |z| > 1.82; the most "
-            f"saturated is {worst}, where {saturation[worst]:.1%} of the derivatives are below "
-            f"10% of their maximum ({detail})."
-        )
+        sentence = t(
+            "tanh' is at most 1 (at z = 0) and falls below 0.1 once |z| > 1.82; the most "
+            "saturated is {worst}, where {share} of the derivatives are below 10% of their "
+            "maximum ({detail}).", worst=worst, share=f"{saturation[worst]:.1%}", detail=detail,
+        )  # fmt: skip
     else:
-        sentence = "tanh' is at most 1 (at z = 0) and falls below 0.1 once |z| > 1.82."
-    return Section("activations", "tanh and saturation", sentence, None, [figure],
+        sentence = t("tanh' is at most 1 (at z = 0) and falls below 0.1 once |z| > 1.82.")
+    return Section("activations", t("tanh and saturation"), sentence, None, [figure],
                    {"gamma": tanh.gamma, "saturation": saturation})  # fmt: skip
 
 
@@ -181,8 +185,8 @@ def _model_spectrum_section(
     steps = 60 if quick else 150
     figure = Figure(
         "jacobian_singular_values",
-        "largest singular value of dh_T/dh_k, the product of the real Jacobians",
-        "T - k (steps back)", "sigma_1(dh_T/dh_k)", log_y=True,
+        t("largest singular value of dh_T/dh_k, the product of the real Jacobians"),
+        t("T - k (steps back)"), "sigma_1(dh_T/dh_k)", log_y=True,
     )  # fmt: skip
     numbers: dict[str, Any] = {}
     stories, labels = [], set()
@@ -205,25 +209,26 @@ def _model_spectrum_section(
             "verdict": verdict.label,
         }
         stories.append(
-            f"{label}: sigma_1 of dh_T/dh_1 over {steps - 1} steps is "
-            f"{_power_of_ten(float(log10_top[-1]))}, {verdict.label}"
-        )
+            t("{name}: sigma_1 of dh_T/dh_1 over {steps} steps is {value}, {verdict}",
+              name=shown(label), steps=steps - 1, value=_power_of_ten(float(log10_top[-1])),
+              verdict=verdict_word(verdict.label))
+        )  # fmt: skip
     for name, entry in blocks.numbers.items():
         numbers[f"W_hh block {name}"] = entry
     for block_figure in blocks.figures:
         block_figure.selectable = True
     verdict_label = labels.pop() if len(labels) == 1 else "mixed"
-    sentence = (
+    sentence = t(
         "Along the model's own trajectory (driven by N(0, 1) inputs), the gradient is "
         "multiplied by the product of the state Jacobians dh_T/dh_k, and its largest singular "
-        "value says how far it can grow or shrink: " + "; ".join(stories) + ". The blocks of "
-        "W_hh below (one per gate for an LSTM or GRU) are not the recurrence by themselves, "
-        "since the gates' derivatives mix them into each step's Jacobian; choose one to see "
-        "its eigenvalues, singular values and powers."
-    )
+        "value says how far it can grow or shrink: {stories}. The blocks of W_hh below (one "
+        "per gate for an LSTM or GRU) are not the recurrence by themselves, since the gates' "
+        "derivatives mix them into each step's Jacobian; choose one to see its eigenvalues, "
+        "singular values and powers.", stories="; ".join(stories),
+    )  # fmt: skip
     return Section(
         "spectrum",
-        "The state Jacobian and the blocks of W_hh",
+        t("The state Jacobian and the blocks of W_hh"),
         sentence,
         verdict_label,
         [figure, *blocks.figures],
@@ -233,7 +238,7 @@ def _model_spectrum_section(
 
 def _power_of_ten(log10_value: float) -> str:
     if not np.isfinite(log10_value):
-        return "exactly 0" if log10_value < 0 else "not finite"
+        return t("exactly 0") if log10_value < 0 else t("not finite")
     return f"10^{log10_value:.1f}"
 
 
@@ -241,35 +246,45 @@ def _spectrum_section(matrices: dict[str, np.ndarray]) -> Section:
     if not matrices:
         return Section(
             "spectrum",
-            "The recurrent matrix W_hh",
-            "This recurrence has no fixed recurrent matrix: its coefficient dh_t/dh_(t-1) "
-            "depends on the input at every step (minGRU, minLSTM); the gradient profile and "
-            "the Lyapunov spectrum below measure it along the real trajectory.",
+            t("The recurrent matrix W_hh"),
+            t(
+                "This recurrence has no fixed recurrent matrix: its coefficient dh_t/dh_(t-1) "
+                "depends on the input at every step (minGRU, minLSTM); the gradient profile and "
+                "the Lyapunov spectrum below measure it along the real trajectory."
+            ),
             None,
         )
     eigen = Figure(
-        "eigenvalues", "eigenvalues of W_hh and the unit circle", "Re", "Im", equal_axes=True
+        "eigenvalues", t("eigenvalues of W_hh and the unit circle"), "Re", "Im", equal_axes=True
     )
     angle = np.linspace(0, 2 * np.pi, 181)
-    circle = Trace("unit circle", list(np.cos(angle)), list(np.sin(angle)), dash=True, fixed=True)
+    circle = Trace(
+        t("unit circle"), list(np.cos(angle)), list(np.sin(angle)), dash=True, fixed=True
+    )
     eigen.traces.append(circle)
-    singular = Figure("singular_values", "singular values of W_hh", "i", "sigma_i", log_y=True)
-    growth = Figure("transient_growth", "transient growth ||W^k||_2", "k", "||W^k||_2", log_y=True)
+    singular = Figure("singular_values", t("singular values of W_hh"), "i", "sigma_i", log_y=True)
+    growth = Figure(
+        "transient_growth", t("transient growth ||W^k||_2"), "k", "||W^k||_2", log_y=True
+    )
     numbers: dict[str, Any] = {}
     stories = []
     for name, matrix in matrices.items():
         result = recurrent_spectrum(matrix)
+        label = shown(name)
         eigen.traces.append(
-            Trace(name, list(result.eigenvalues.real), list(result.eigenvalues.imag), "markers")
+            Trace(label, list(result.eigenvalues.real), list(result.eigenvalues.imag), "markers")
         )
         singular.traces.append(
             Trace(
-                name, list(range(1, result.size + 1)), list(result.singular_values), "lines+markers"
+                label,
+                list(range(1, result.size + 1)),
+                list(result.singular_values),
+                "lines+markers",
             )
         )
         # Powers of a matrix with rho > 1 grow without end: show the first 200 at most.
         norms = 10.0 ** result.transient.log10_norms[:200]
-        growth.traces.append(Trace(name, list(range(1, norms.size + 1)), list(norms)))
+        growth.traces.append(Trace(label, list(range(1, norms.size + 1)), list(norms)))
         numbers[name] = {
             "spectral_radius": result.spectral_radius,
             "norm2": result.norm2,
@@ -279,19 +294,25 @@ def _spectrum_section(matrices: dict[str, np.ndarray]) -> Section:
             "verdict": result.verdict.label,
             "sentence": result.verdict.sentence,
         }  # fmt: skip
-        story = f"{name}: rho = {result.spectral_radius:.3g}, {result.verdict.label}"
+        story = t(
+            "{name}: rho = {rho}, {verdict}",
+            name=label,
+            rho=f"{result.spectral_radius:.3g}",
+            verdict=verdict_word(result.verdict.label),
+        )
         if result.verdict.transient_flag:
-            story += (
-                f", yet ||W^k|| reaches {result.transient.max_growth:.3g} at k = "
-                f"{result.transient.peak_step} before it decays, which the eigenvalues miss"
-            )
+            story += t(
+                ", yet ||W^k|| reaches {peak} at k = {step} before it decays, which the "
+                "eigenvalues miss", peak=f"{result.transient.max_growth:.3g}",
+                step=result.transient.peak_step,
+            )  # fmt: skip
         stories.append(story)
     labels = {v["verdict"] for v in numbers.values()}
     verdict = labels.pop() if len(labels) == 1 else "mixed"
     sentence = "; ".join(stories) + "."
     return Section(
         "spectrum",
-        "The recurrent matrix W_hh",
+        t("The recurrent matrix W_hh"),
         sentence,
         verdict,
         [eigen, singular, growth],
@@ -324,7 +345,11 @@ def _label(model: _Model, part: str, models: list[_Model]) -> str:
 
 def _profile_section(models: list[_Model]) -> tuple[Section, dict[str, float]]:
     figure = Figure(
-        "gradient_profile", "per-time-step gradient ||dL/dh_t||", "t", "||dL/dh_t||", log_y=True
+        "gradient_profile",
+        t("per-time-step gradient ||dL/dh_t||"),
+        "t",
+        "||dL/dh_t||",
+        log_y=True,
     )
     numbers: dict[str, Any] = {}
     stories, saturation, labels = [], {}, set()
@@ -334,8 +359,9 @@ def _profile_section(models: list[_Model]) -> tuple[Section, dict[str, float]]:
         )
         for layer in profile.layers:
             name = _label(model, layer.name, models)
+            label = shown(name)
             steps = list(range(1, layer.mean_grad_norm.size + 1))
-            figure.traces.append(Trace(name, steps, list(layer.mean_grad_norm)))
+            figure.traces.append(Trace(label, steps, list(layer.mean_grad_norm)))
             norms = layer.mean_grad_norm
             # Fit and horizon follow the direction's own processing order (t = T..1 forward,
             # t = 1..T reverse); they are drawn at the input positions they belong to.
@@ -347,20 +373,29 @@ def _profile_section(models: list[_Model]) -> tuple[Section, dict[str, float]]:
             if layer.decay_rate is not None and finite.sum() >= 2:
                 slope, intercept = np.polyfit(np.array(steps)[finite], logs[finite], 1)
                 fitted = np.exp(intercept + slope * np.array(steps, dtype=float))
-                label = f"{name}: fit, {layer.decay_rate:.3g} nats/step"
-                figure.traces.append(Trace(label, positions, list(fitted), dash=True))
+                fit = t("{name}: fit, {rate} nats/step", name=label, rate=f"{layer.decay_rate:.3g}")
+                figure.traces.append(Trace(fit, positions, list(fitted), dash=True))
             if layer.horizon is not None:
                 at = layer.position_of(norms.size - layer.horizon)
-                label = f"{name}: horizon ({layer.horizon} steps back)"
-                figure.traces.append(Trace(label, [at], [float(norms[at - 1])], "markers"))
+                mark = t("{name}: horizon ({steps} steps back)", name=label, steps=layer.horizon)
+                figure.traces.append(Trace(mark, [at], [float(norms[at - 1])], "markers"))
             start = "t = 1" if layer.direction else "t = T"
-            horizon = "beyond T" if layer.horizon is None else f"{layer.horizon} steps from {start}"
-            decay = (
-                "undefined" if layer.decay_rate is None else f"{layer.decay_rate:.3g} nats per step"
+            horizon = (
+                t("beyond T")
+                if layer.horizon is None
+                else t("{steps} steps from {start}", steps=layer.horizon, start=start)
             )
-            stories.append(f"{name}: {layer.verdict.label}, decay {decay}, horizon {horizon}")
+            decay = (
+                t("undefined")
+                if layer.decay_rate is None
+                else t("{rate} nats per step", rate=f"{layer.decay_rate:.3g}")
+            )
+            stories.append(
+                t("{name}: {verdict}, decay {decay}, horizon {horizon}", name=label,
+                  verdict=verdict_word(layer.verdict.label), decay=decay, horizon=horizon)
+            )  # fmt: skip
             labels.add(layer.verdict.label)
-            saturation[name] = layer.saturation
+            saturation[label] = layer.saturation
             numbers[name] = {
                 "grad_norm": [finite_or_none(v) for v in layer.mean_grad_norm],
                 "log10_ratio": None
@@ -374,14 +409,14 @@ def _profile_section(models: list[_Model]) -> tuple[Section, dict[str, float]]:
             }
     verdict = labels.pop() if len(labels) == 1 else "mixed"
     sentence = "; ".join(stories) + "."
-    section = Section("profile", "The gradient profile", sentence, verdict, [figure], numbers)
+    section = Section("profile", t("The gradient profile"), sentence, verdict, [figure], numbers)
     return section, saturation
 
 
 def _lyapunov_section(
     models: list[_Model], quick: bool, seed: int, device: torch.device
 ) -> Section:
-    figure = Figure("lyapunov_spectrum", "Lyapunov spectrum", "i", "lambda_i (nats per step)")
+    figure = Figure("lyapunov_spectrum", t("Lyapunov spectrum"), "i", t("lambda_i (nats per step)"))
     numbers: dict[str, Any] = {}
     stories = []
     steps = 150 if quick else 400
@@ -409,26 +444,34 @@ def _lyapunov_section(
             layer=where.get("layer"), direction=where.get("direction", 0),
         )  # fmt: skip
         index = list(range(1, result.exponents.size + 1))
-        figure.traces.append(Trace(name, index, list(result.exponents), "lines+markers"))
+        label = shown(name)
+        figure.traces.append(Trace(label, index, list(result.exponents), "lines+markers"))
         numbers[name] = {
             "exponents": [finite_or_none(v) for v in result.exponents],
             "lambda1": finite_or_none(result.exponents[0]),
             "kaplan_yorke_dim": result.kaplan_yorke_dim,
         }
-        stories.append(f"{name}: lambda_1 = {result.exponents[0]:.3g} nats per step")
+        stories.append(
+            t("{name}: lambda_1 = {value} nats per step", name=label,
+              value=f"{result.exponents[0]:.3g}")
+        )  # fmt: skip
     prediction = mean_field_lambda1(gain)
     numbers["mean_field_lambda1"] = prediction.lambda1
     largest = len(figure.traces[-1].x) if figure.traces else 1
     figure.traces.append(
-        Trace(f"mean field, g = {gain:g}", [1, largest], [prediction.lambda1] * 2, dash=True)
+        Trace(
+            t("mean field, g = {gain}", gain=f"{gain:g}"),
+            [1, largest],
+            [prediction.lambda1] * 2,
+            dash=True,
+        )
     )
-    sentence = (
-        "; ".join(stories)
-        + f". Mean-field theory predicts lambda_1 = {prediction.lambda1:.3g} for the random "
-        "network "
-        "(N -> infinity); negative exponents mean gradients over long spans vanish, positive ones "
-        "that they can explode."
-    )
+    sentence = t(
+        "{stories}. Mean-field theory predicts lambda_1 = {value} for the random network "
+        "(N -> infinity); negative exponents mean gradients over long spans vanish, positive "
+        "ones that they can explode.", stories="; ".join(stories),
+        value=f"{prediction.lambda1:.3g}",
+    )  # fmt: skip
     # The models' own exponents decide the verdict; the random network is the reference.
     measured = [
         v["lambda1"]
@@ -436,13 +479,13 @@ def _lyapunov_section(
         if isinstance(v, dict) and not key.startswith("random") and v["lambda1"] is not None
     ]
     if not measured:  # never the reference network's verdict in the model's place
-        sentence += (
-            " The models' own largest exponents are not finite numbers (a state that "
+        sentence += " " + t(
+            "The models' own largest exponents are not finite numbers (a state that "
             "collapses to exactly zero), so this section gives no verdict about them."
         )
-        return Section("lyapunov", "The Lyapunov spectrum", sentence, None, [figure], numbers)
+        return Section("lyapunov", t("The Lyapunov spectrum"), sentence, None, [figure], numbers)
     verdict = "chaotic" if max(measured) > 0 else "contracting"
-    return Section("lyapunov", "The Lyapunov spectrum", sentence, verdict, [figure], numbers)
+    return Section("lyapunov", t("The Lyapunov spectrum"), sentence, verdict, [figure], numbers)
 
 
 def _recurrent(module: nn.Module, name: str | None = None) -> nn.Module:
@@ -515,6 +558,7 @@ def build_sections(
     seed: int = 0,
     progress: Callable[[str], None] | None = None,
     device: str | torch.device | None = None,
+    lang: str = "en",
 ) -> list[Section]:
     """Every section's sentence, verdict, figures and numbers.
 
@@ -536,7 +580,29 @@ def build_sections(
             default, ``"cuda"``, ``"cuda:N"`` or ``"auto"``); the model is copied
             there, the built-in examples train there, the spectra of ``W_hh``
             are computed on the CPU.
+        lang: the language of the titles, sentences, figures and explanations
+            (``"en"`` or ``"ko"``); the numbers are the same in every language.
     """
+    with language(lang):
+        return _build_sections(
+            module=module, name=name, inputs=inputs, loss=loss, recurrent=recurrent,
+            quick=quick, lab=lab, seed=seed, progress=progress, device=device,
+        )  # fmt: skip
+
+
+def _build_sections(
+    *,
+    module: nn.Module | None,
+    name: str,
+    inputs: Any,
+    loss: Any,
+    recurrent: str | None,
+    quick: bool,
+    lab: Path | None,
+    seed: int,
+    progress: Callable[[str], None] | None,
+    device: str | torch.device | None,
+) -> list[Section]:
     from rnngrad.devices import resolve_device
     from rnngrad.limits import check_seed
 
@@ -600,7 +666,7 @@ def build_sections(
         return _numbered([scalar, activations, spectrum, profile, lyapunov, remedies])
     # The reader's model first; the textbook example is the appendix.
     sections = _numbered([profile, spectrum, lyapunov, activations, remedies])
-    scalar.title = f"Appendix: {scalar.title.lower()} (the textbook example)"
+    scalar.title = t("Appendix: the scalar chain rule (the textbook example)")
     return [*sections, scalar]
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -110,13 +111,49 @@ def plotly_spec(figure: Figure) -> dict[str, Any]:
     return spec
 
 
+#: Fonts with Hangul that Matplotlib falls back to for a Korean page's static figures.
+HANGUL_FONTS = ("NanumGothic", "NanumBarunGothic", "Noto Sans CJK KR", "Noto Sans KR",
+                "Malgun Gothic", "AppleGothic", "UnDotum")  # fmt: skip
+
+
+def _needs_hangul(figure: Figure) -> bool:
+    texts = [figure.title, figure.x_label, figure.y_label, *(t.name for t in figure.traces)]
+    return any("\uac00" <= c <= "\ud7a3" for text in texts for c in text)
+
+
+@lru_cache(maxsize=1)
+def hangul_fonts() -> list[str]:
+    """The installed fonts of :data:`HANGUL_FONTS` (Matplotlib's font list is rebuilt once
+    when its cache knows none: a font installed after the cache was written)."""
+    from matplotlib import font_manager
+
+    def found() -> list[str]:
+        installed = {entry.name for entry in font_manager.fontManager.ttflist}
+        return [name for name in HANGUL_FONTS if name in installed]
+
+    if not found():
+        font_manager.fontManager = font_manager._load_fontmanager(try_read_cache=False)  # type: ignore[attr-defined]
+    return found()
+
+
 def save_static(figure: Figure, folder: Path) -> None:
-    """``folder/<id>.png`` and ``folder/<id>.svg`` drawn with Matplotlib."""
+    """``folder/<id>.png`` and ``folder/<id>.svg`` drawn with Matplotlib (Korean text in
+    the first installed font of :data:`HANGUL_FONTS`)."""
+    import warnings
+
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    families = ["DejaVu Sans", *hangul_fonts()] if _needs_hangul(figure) else ["DejaVu Sans"]
+    with matplotlib.rc_context({"font.family": families}), warnings.catch_warnings():
+        # Without a Hangul font the page says so once (page.py); no warning per glyph.
+        warnings.filterwarnings("ignore", message="Glyph .* missing from font")
+        _draw(figure, folder, plt)
+
+
+def _draw(figure: Figure, folder: Path, plt: Any) -> None:
     drawing, axis = plt.subplots(figsize=(6.4, 3.8))
     previous: tuple[list[float], list[float]] | None = None
     for trace in figure.traces:

@@ -26,6 +26,7 @@ import numpy as np
 
 from rnngrad.jsonout import finite_or_none
 from rnngrad.report.figures import Figure, Trace
+from rnngrad.report.i18n import t
 from rnngrad.report.section import Section
 
 __all__ = ["BUILT_IN_SWEEP", "built_in_sweep", "lab_section"]
@@ -136,9 +137,9 @@ def lab_section(lab: Path | None, *, built_in: bool = False) -> Section:
     quick sweep, said so on the page)."""
     if lab is None:
         return Section(
-            "lab", "The remedies lab",
-            "No lab results were given: run `rnngrad sweep GRID.toml --out DIR` and pass "
-            "`--lab DIR` to compare the remedies here.", None,
+            "lab", t("The remedies lab"),
+            t("No lab results were given: run `rnngrad sweep GRID.toml --out DIR` and pass "
+              "`--lab DIR` to compare the remedies here."), None,
         )  # fmt: skip
     from rnngrad.lab.sweep import sweep_summary
 
@@ -153,12 +154,14 @@ def lab_section(lab: Path | None, *, built_in: bool = False) -> Section:
     members = list(groups.values())
     names = _labels([group[0].summary for group in members])
     curves = Figure(
-        "lab_learning_curves", f"held-out loss during training, T = {longest} "
-        "(median over seeds, range shaded)", "step", "held-out loss", log_y=True,
+        "lab_learning_curves",
+        t("held-out loss during training, T = {length} (median over seeds, range shaded)",
+          length=longest), t("step"), t("held-out loss"), log_y=True,
     )  # fmt: skip
     radius = Figure(
-        "lab_spectral_radius", f"spectral radius of the recurrence during training, T = {longest}",
-        "step", "rho (median over seeds)",
+        "lab_spectral_radius",
+        t("spectral radius of the recurrence during training, T = {length}", length=longest),
+        t("step"), t("rho (median over seeds)"),
     )  # fmt: skip
     numbers: dict[str, Any] = {"summary": rows, "curves": {}}
     for index, group in enumerate(members):
@@ -170,9 +173,12 @@ def lab_section(lab: Path | None, *, built_in: bool = False) -> Section:
             median = np.nanmedian(losses, axis=0)
             low, high = np.nanmin(losses, axis=0), np.nanmax(losses, axis=0)
         if len(group) > 1:
-            curves.traces.append(Trace(f"{name} range", steps, list(low), fill="edge"))
-            curves.traces.append(Trace(f"{name} range", steps, list(high), fill="band"))
-        curves.traces.append(Trace(f"{name} ({len(group)} seeds)", steps, list(median)))
+            band = t("{name} range", name=name)
+            curves.traces.append(Trace(band, steps, list(low), fill="edge"))
+            curves.traces.append(Trace(band, steps, list(high), fill="band"))
+        curves.traces.append(
+            Trace(t("{name} ({seeds} seeds)", name=name, seeds=len(group)), steps, list(median))
+        )
         _, radii = _series(group, "spectral_radius")
         with np.errstate(all="ignore"):
             radius_median = np.nanmedian(radii, axis=0)
@@ -187,20 +193,27 @@ def lab_section(lab: Path | None, *, built_in: bool = False) -> Section:
     share = _share_figure(rows)
     solved = sorted({names[i] for i, group in enumerate(members)
                      if any(run.summary.get("solved") for run in group)})  # fmt: skip
-    where = (
-        "In the report's own quick sweep (the classic cells on the adding problem, two seeds, "
-        "a few hundred steps; `benchmarks/remedies.py` is the full comparison), at "
-        if built_in
-        else "At "
-    )
-    sentence = f"{where}the longest sequence, T = {longest}, " + (
-        f"these solved the task in at least one seed: {', '.join(solved)}."
+    outcome = (
+        t("these solved the task in at least one seed: {names}.", names=", ".join(solved))
         if solved
-        else "no configuration solved the task within its budget."
+        else t("no configuration solved the task within its budget.")
     )
+    sentence = (
+        t("In the report's own quick sweep (the classic cells on the adding problem, two "
+          "seeds, a few hundred steps; `benchmarks/remedies.py` is the full comparison), at "
+          "the longest sequence, T = {length}, {outcome}", length=longest, outcome=outcome)
+        if built_in
+        else t("At the longest sequence, T = {length}, {outcome}", length=longest,
+               outcome=outcome)
+    )  # fmt: skip
     figures = [curves, share] + ([radius] if radius.traces else [])
     return Section(
-        "lab", "The remedies lab", sentence, "solved" if solved else "unsolved", figures, numbers
+        "lab",
+        t("The remedies lab"),
+        sentence,
+        "solved" if solved else "unsolved",
+        figures,
+        numbers,
     )
 
 
@@ -208,18 +221,21 @@ def _share_figure(rows: list[dict[str, Any]]) -> Figure:
     lengths = sorted({row["seq_len"] for row in rows})
     names = _labels(rows)
     if len(lengths) == 1:
-        figure = Figure("remedies", f"share of seeds that solved it, T = {lengths[0]}",
-                        "configuration", "solved share")  # fmt: skip
+        figure = Figure("remedies", t("share of seeds that solved it, T = {length}",
+                                      length=lengths[0]),
+                        t("configuration"), t("solved share"))  # fmt: skip
         figure.traces.append(
             Trace(
-                "solved share",
+                t("solved share"),
                 [names[i] for i in range(len(rows))],
                 [row["solved"] / row["runs"] for row in rows],
                 kind="bar",
             )
         )
         return figure
-    figure = Figure("remedies", "share of seeds that solved it against T", "T", "solved share")
+    figure = Figure(
+        "remedies", t("share of seeds that solved it against T"), "T", t("solved share")
+    )
     groups: dict[str, list[tuple[int, float]]] = {}
     for index, row in enumerate(rows):
         several_tasks = len({r["task"] for r in rows}) > 1

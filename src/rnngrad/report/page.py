@@ -23,13 +23,14 @@ from typing import Any
 from rnngrad.atomic import disk_full_error
 from rnngrad.errors import InvalidInputError
 from rnngrad.report.build import Section
-from rnngrad.report.figures import plotly_spec, save_static
+from rnngrad.report.figures import hangul_fonts, plotly_spec, save_static
+from rnngrad.report.i18n import current_language, language, t
 from rnngrad.report.math import RENDER_MATH, katex_head
 
 # About what a report takes on disk (plotly.js inlined, PNG and SVG figures).
 _REPORT_BYTES = 12_000_000
 
-__all__ = ["prepare_folder", "write_report"]
+__all__ = ["page_title", "prepare_folder", "write_report"]
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 980px; margin: 2em auto; padding: 0 1em;
@@ -75,10 +76,10 @@ _EXPLORER = """
     for (const key of ['a', 'b', 'c', 'd', 'T']) document.getElementById('ex-' + key + '-value').textContent = p[key];
     const r = compute(p);
     const data = [
-      { type: 'scatter', mode: 'lines+markers', name: 'log10 |dy/dh_k|', x: r.k, y: r.grad },
-      { type: 'scatter', mode: 'lines', name: 'log10 bound', x: r.k, y: r.bound, line: { dash: 'dash' } }
+      { type: 'scatter', mode: 'lines+markers', name: TEXT.gradient, x: r.k, y: r.grad },
+      { type: 'scatter', mode: 'lines', name: TEXT.bound, x: r.k, y: r.bound, line: { dash: 'dash' } }
     ];
-    Plotly.react('explorer', data, { title: { text: 'explorer: log10 |dy/dh_k| and its bound' },
+    Plotly.react('explorer', data, { title: { text: TEXT.explorer_title },
       xaxis: { title: { text: 'k' } }, yaxis: { title: { text: 'log10' } }, height: 360,
       margin: { l: 60, r: 20, t: 40, b: 50 } });
   }
@@ -182,22 +183,22 @@ _MATRIX_EXPLORER = """
     const rho = Math.max(...r.eigenvalues.map(e => Math.hypot(e[0], e[1])));
     const peak = Math.max(...r.powers);
     document.getElementById('mx-numbers').textContent =
-      'eigenvalues ' + r.eigenvalues.map(e => e[0].toFixed(3) + (e[1] >= 0 ? '+' : '') + e[1].toFixed(3) + 'i').join(', ') +
-      '; rho = ' + rho.toFixed(3) + '; singular values ' + r.singular.map(v => v.toFixed(3)).join(', ') +
-      '; largest ||W^j|| = 10^' + peak.toFixed(2);
+      TEXT.eigenvalues + ' ' + r.eigenvalues.map(e => e[0].toFixed(3) + (e[1] >= 0 ? '+' : '') + e[1].toFixed(3) + 'i').join(', ') +
+      '; rho = ' + rho.toFixed(3) + '; ' + TEXT.singular_values + ' ' + r.singular.map(v => v.toFixed(3)).join(', ') +
+      '; ' + TEXT.largest_power + ' = 10^' + peak.toFixed(2);
     const angle = []; for (let i = 0; i <= 180; i++) angle.push(2 * Math.PI * i / 180);
     Plotly.react('mx-eigen', [
-      { type: 'scatter', mode: 'lines', name: 'unit circle', x: angle.map(Math.cos), y: angle.map(Math.sin), line: { dash: 'dash' } },
-      { type: 'scatter', mode: 'markers', name: 'eigenvalues', x: r.eigenvalues.map(e => e[0]), y: r.eigenvalues.map(e => e[1]), marker: { size: 10 } }
-    ], { title: { text: 'eigenvalues of W' }, xaxis: { title: { text: 'Re' } }, yaxis: { title: { text: 'Im' }, scaleanchor: 'x' },
+      { type: 'scatter', mode: 'lines', name: TEXT.unit_circle, x: angle.map(Math.cos), y: angle.map(Math.sin), line: { dash: 'dash' } },
+      { type: 'scatter', mode: 'markers', name: TEXT.eigenvalues, x: r.eigenvalues.map(e => e[0]), y: r.eigenvalues.map(e => e[1]), marker: { size: 10 } }
+    ], { title: { text: TEXT.eigenvalues_of_w }, xaxis: { title: { text: 'Re' } }, yaxis: { title: { text: 'Im' }, scaleanchor: 'x' },
          height: 340, margin: { l: 50, r: 20, t: 40, b: 40 }, showlegend: false });
     const steps = []; for (let j = 1; j <= p.T; j++) steps.push(j);
     const back = steps.map(j => p.T - j);
     Plotly.react('mx-growth', [
       { type: 'scatter', mode: 'lines', name: '||W^j||', x: steps, y: r.powers },
-      { type: 'scatter', mode: 'lines', name: 'linear ||dh_T/dh_k||', x: back, y: r.linear, line: { dash: 'dash' } },
-      { type: 'scatter', mode: 'lines', name: 'tanh ||dh_T/dh_k||', x: back, y: r.tanh }
-    ], { title: { text: 'log10 of the norms against the number of steps' }, xaxis: { title: { text: 'j = T - k (steps)' } },
+      { type: 'scatter', mode: 'lines', name: TEXT.linear, x: back, y: r.linear, line: { dash: 'dash' } },
+      { type: 'scatter', mode: 'lines', name: TEXT.tanh, x: back, y: r.tanh }
+    ], { title: { text: TEXT.norms_title }, xaxis: { title: { text: TEXT.steps_axis } },
          yaxis: { title: { text: 'log10' } }, height: 340, margin: { l: 60, r: 20, t: 40, b: 40 } });
   }
   for (const key of ['theta', 's', 'k', 'T']) document.getElementById('mx-' + key).addEventListener('input', draw);
@@ -207,10 +208,32 @@ _MATRIX_EXPLORER = """
 """
 
 
+def _footer() -> str:
+    return t(
+        "Made by rnngrad. Every number on this page is in results.json; figures/ holds a PNG "
+        "and an SVG of each figure."
+    )
+
+
+def _explorer_text() -> str:
+    """The explorers' words in the page's language, as a JSON object for their scripts."""
+    text = {
+        "gradient": t("log10 |dy/dh_k|"), "bound": t("log10 bound"),
+        "explorer_title": t("explorer: log10 |dy/dh_k| and its bound"),
+        "eigenvalues": t("eigenvalues"), "singular_values": t("singular values"),
+        "largest_power": t("largest ||W^j||"), "unit_circle": t("unit circle"),
+        "eigenvalues_of_w": t("eigenvalues of W"), "linear": t("linear ||dh_T/dh_k||"),
+        "tanh": t("tanh ||dh_T/dh_k||"),
+        "norms_title": t("log10 of the norms against the number of steps"),
+        "steps_axis": t("j = T - k (steps)"),
+    }  # fmt: skip
+    return json.dumps(text, ensure_ascii=False).replace("</", "<\\/")
+
+
 def _matrix_controls() -> str:
     sliders = [("theta", 0, 3.14, 0.01, 0.3), ("s", 0.5, 1.5, 0.01, 0.95),
                ("k", 0, 10, 0.1, 4.0), ("T", 2, 100, 1, 60)]  # fmt: skip
-    names = {"theta": "rotation θ", "s": "scale s", "k": "shear k", "T": "T"}
+    names = {"theta": t("rotation θ"), "s": t("scale s"), "k": t("shear k"), "T": "T"}
     parts = [
         f'<label>{names[key]} = <span id="mx-{key}-value">{value}</span>'
         f'<input type="range" id="mx-{key}" min="{low}" max="{high}" step="{step}" '
@@ -218,10 +241,15 @@ def _matrix_controls() -> str:
         for key, low, high, step, value in sliders
     ]
     return (
-        "<h3>Explorer: a 2 x 2 matrix W = V (s R(θ)) V<sup>-1</sup>, V = [[1, k], [0, 1]]</h3>"
-        "<p>Its eigenvalues are s e<sup>±iθ</sup> whatever the shear k; k tilts the "
-        "eigenvectors towards each other. With s below 1 the eigenvalues say the gradient "
-        "vanishes; raise k and watch ||W<sup>j</sup>|| grow for a while first.</p>"
+        "<h3>"
+        + t("Explorer: a 2 x 2 matrix W = V (s R(θ)) V<sup>-1</sup>, V = [[1, k], [0, 1]]")
+        + "</h3><p>"
+        + t(
+            "Its eigenvalues are s e<sup>±iθ</sup> whatever the shear k; k tilts the "
+            "eigenvectors towards each other. With s below 1 the eigenvalues say the gradient "
+            "vanishes; raise k and watch ||W<sup>j</sup>|| grow for a while first."
+        )
+        + "</p>"
         '<div class="controls matrix">' + "".join(parts) + '</div><p id="mx-numbers"></p>'
         '<div class="pair"><div class="figure" id="mx-eigen"></div>'
         '<div class="figure" id="mx-growth"></div></div>'
@@ -341,8 +369,22 @@ def _swap_into_place(staging: Path, out: Path) -> None:
         shutil.rmtree(retired, ignore_errors=True)
 
 
-def write_report(sections: list[Section], out: Path, title: str) -> Path:
-    """Write ``index.html``, ``results.json`` and ``figures/`` into ``out``; return the page."""
+def page_title(model: str | None, lang: str = "en") -> str:
+    """The page's title: the built-in examples, or the model's name (spec or file:class)."""
+    with language(lang):
+        if model is None:
+            return t("rnngrad report: built-in examples")
+        return t("rnngrad report: {model}", model=model)
+
+
+def write_report(sections: list[Section], out: Path, title: str, lang: str = "en") -> Path:
+    """Write ``index.html``, ``results.json`` and ``figures/`` into ``out``; return the page.
+    ``lang`` is the language of the page's own words (the sections come translated)."""
+    with language(lang):
+        return _write_report(sections, out, title)
+
+
+def _write_report(sections: list[Section], out: Path, title: str) -> Path:
     import plotly.offline
 
     parent = out.resolve().parent
@@ -352,6 +394,15 @@ def write_report(sections: list[Section], out: Path, title: str) -> Path:
         (staging / "figures").mkdir()
         specs: dict[str, Any] = {}
         body = []
+        if current_language() == "ko" and not hangul_fonts():
+            import warnings
+
+            warnings.warn(
+                "no font with Hangul is installed, so the PNG and SVG files in figures/ show "
+                "boxes for Korean text (install one, e.g. apt install fonts-nanum); the page "
+                "itself uses the browser's fonts",
+                stacklevel=2,
+            )
         for section in sections:
             verdict = section.verdict or "none"
             body.append(f'<section id="{section.key}"><h2>{html.escape(section.title)}</h2>')
@@ -375,7 +426,8 @@ def write_report(sections: list[Section], out: Path, title: str) -> Path:
             for index, figure in enumerate(section.figures):
                 if choices and index == first:
                     body.append(
-                        f'<p class="selector"><label>W_hh block: <select class="block-selector" '
+                        f'<p class="selector"><label>{html.escape(t("W_hh block:"))} '
+                        f'<select class="block-selector" '
                         f'data-section="{section.key}">{options}</select></label></p>'
                     )
                 specs[figure.id] = plotly_spec(figure)
@@ -400,13 +452,12 @@ def write_report(sections: list[Section], out: Path, title: str) -> Path:
         payload = json.dumps(results, allow_nan=False).replace("</", "<\\/")
         nav = " ".join(f'<a href="#{s.key}">{html.escape(s.title)}</a>' for s in sections)
         page = (
-            "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+            f"<!DOCTYPE html><html lang='{current_language()}'><head><meta charset='utf-8'>"
             f"<title>{html.escape(title)}</title><style>{_STYLE}</style>{katex_head()}"
             f"<script>{plotly.offline.get_plotlyjs()}</script></head><body>"
             f"<h1>{html.escape(title)}</h1><nav>{nav}</nav>{''.join(body)}"
-            "<footer>Made by rnngrad. Every number on this page is in results.json; "
-            "figures/ holds a PNG and an SVG of each figure.</footer>"
-            f"<script>const REPORT = {payload};\n"
+            f"<footer>{html.escape(_footer())}</footer>"
+            f"<script>const REPORT = {payload};\nconst TEXT = {_explorer_text()};\n"
             "for (const [id, spec] of Object.entries(REPORT.figures)) {"
             " Plotly.newPlot('fig-' + id, spec.data, spec.layout, {responsive: true}); }\n"
             f"{_SELECTOR}\n"
