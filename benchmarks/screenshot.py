@@ -1,9 +1,10 @@
 """The README's screenshots of the report: the first screen of the built-in page and of
-the page about a model (the example classifier, a 2-layer bidirectional LSTM).
+the page about a model (the example classifier, a 2-layer bidirectional LSTM), and the
+built-in page in Korean.
 
 Run: ``make screenshot`` (or ``.venv/bin/python benchmarks/screenshot.py docs``); needs
 Chromium (Debian's package) and Playwright (a test dependency). Writes
-``report.png`` and ``report-model.png`` into the folder.
+``report.png``, ``report-model.png`` and ``report-ko.png`` into the folder.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 import torch
 
 from rnngrad.report.build import build_sections
-from rnngrad.report.page import write_report
+from rnngrad.report.page import page_title, write_report
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -62,7 +63,8 @@ def main(folder: str) -> None:
         return torch.nn.functional.cross_entropy(logits, labels)
 
     pages = {
-        "report.png": (build_sections(quick=True), "rnngrad report: built-in examples"),
+        "report.png": (build_sections(quick=True), page_title(None)),
+        "report-ko.png": (build_sections(quick=True, lang="ko"), page_title(None, "ko")),
         "report-model.png": (
             build_sections(module=_classifier(), name="examples/classifier.py:Classifier",
                            inputs=tokens, loss=loss, quick=True),
@@ -71,7 +73,9 @@ def main(folder: str) -> None:
     }  # fmt: skip
     with tempfile.TemporaryDirectory() as scratch:
         for name, (sections, title) in pages.items():
-            page_path = write_report(sections, Path(scratch) / name.removesuffix(".png"), title)
+            lang = "ko" if name.endswith("-ko.png") else "en"
+            folder_of_page = Path(scratch) / name.removesuffix(".png")
+            page_path = write_report(sections, folder_of_page, title, lang=lang)
             _photograph(page_path, out / name, chromium)
 
 

@@ -428,3 +428,52 @@ def test_the_derivation_carries_the_examples_own_numbers(report: Path) -> None:
     assert f"= {d * math.prod(a * v for v in derivatives[1:]):.4f}," in text
     for key in ("activations", "spectrum", "profile", "lyapunov", "lab"):
         assert "\\[" in results["sections"][key]["explanation"] or key in ("activations", "lab")
+
+
+@pytest.fixture(scope="module")
+def korean_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from rnngrad.report.page import page_title
+
+    out = tmp_path_factory.mktemp("report-ko") / "page"
+    write_report(build_sections(quick=True, lang="ko"), out, page_title(None, "ko"), lang="ko")
+    return out
+
+
+def test_the_korean_page_has_the_same_numbers(report: Path, korean_report: Path) -> None:
+    """--lang ko changes the words, never the numbers: every section's numbers equal the
+    English page's."""
+    english = json.loads((report / "results.json").read_text())["sections"]
+    korean = json.loads((korean_report / "results.json").read_text(encoding="utf-8"))["sections"]
+    assert list(korean) == list(english)
+    for key in english:
+        assert korean[key]["numbers"] == english[key]["numbers"], key
+        assert korean[key]["verdict"] == english[key]["verdict"]
+        assert korean[key]["title"] != english[key]["title"]
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (make test installs it)")
+def test_the_korean_page_in_chromium(korean_report: Path, tmp_path: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    errors: list[str] = []
+    with sync_playwright() as playwright:
+        browser = _launch(playwright)
+        page = browser.new_page(viewport={"width": 1100, "height": 900})  # type: ignore[attr-defined]
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto((korean_report / "index.html").as_uri())
+        page.wait_for_function("document.querySelectorAll('.katex').length > 20", timeout=30000)
+        assert page.evaluate("document.documentElement.lang") == "ko"
+        headings = page.evaluate(
+            "Array.from(document.querySelectorAll('h1, h2, h3')).map(h => h.textContent)"
+        )
+        hangul = [h for h in headings if any("\uac00" <= c <= "\ud7a3" for c in h)]
+        assert len(hangul) == len(headings), headings
+        text = page.evaluate("document.body.innerText")
+        for english in ("The scalar chain rule", "The gradient profile", "unit circle",
+                        "Backpropagation through time", "W_hh block:"):  # fmt: skip
+            assert english not in text
+        legend = page.evaluate("document.getElementById('mx-eigen').data[0].name")
+        assert legend == "단위원"
+        page.screenshot(path=str(tmp_path / "ko.png"))
+        browser.close()  # type: ignore[attr-defined]
+    assert errors == []

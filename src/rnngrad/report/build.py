@@ -143,11 +143,12 @@ def _activation_section(saturation: dict[str, float]) -> Section:
     )  # fmt: skip
     if saturation:
         worst = max(saturation, key=lambda k: saturation[k])
-        detail = "; ".join(f"{name}: {share:.1%}" for name, share in saturation.items())
+        detail = "; ".join(f"{shown(name)}: {share:.1%}" for name, share in saturation.items())
         sentence = t(
             "tanh' is at most 1 (at z = 0) and falls below 0.1 once |z| > 1.82; the most "
             "saturated is {worst}, where {share} of the derivatives are below 10% of their "
-            "maximum ({detail}).", worst=worst, share=f"{saturation[worst]:.1%}", detail=detail,
+            "maximum ({detail}).", worst=shown(worst), share=f"{saturation[worst]:.1%}",
+            detail=detail,
         )  # fmt: skip
     else:
         sentence = t("tanh' is at most 1 (at z = 0) and falls below 0.1 once |z| > 1.82.")
@@ -395,7 +396,7 @@ def _profile_section(models: list[_Model]) -> tuple[Section, dict[str, float]]:
                   verdict=verdict_word(layer.verdict.label), decay=decay, horizon=horizon)
             )  # fmt: skip
             labels.add(layer.verdict.label)
-            saturation[label] = layer.saturation
+            saturation[name] = layer.saturation
             numbers[name] = {
                 "grad_norm": [finite_or_none(v) for v in layer.mean_grad_norm],
                 "log10_ratio": None
