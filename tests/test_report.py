@@ -190,6 +190,13 @@ def test_page_renders_in_chromium_and_the_explorer_matches_python(
                  slider.value = value; slider.dispatchEvent(new Event('input')); } }""",
             values,
         )
+        widths = page.evaluate(
+            """Array.from(document.querySelectorAll('.js-plotly-plot')).map(d => {
+                 const legend = d.querySelector('g.legend');
+                 return [legend ? legend.getBBox().width : 0, d.getBoundingClientRect().width];
+               })"""
+        )
+        assert all(legend <= plot / 3 for legend, plot in widths), widths
         # Every formula rendered by KaTeX, no TeX left as text.
         assert page.evaluate("document.querySelectorAll('.katex').length") >= 20
         text = page.evaluate("document.body.innerText")
