@@ -445,7 +445,7 @@ def test_long_memory_benchmark_on_a_tiny_budget(tmp_path: Path) -> None:
                          "--workers", "2"])  # fmt: skip
     assert table.count("\n") == 2 + 7
     assert re.search(r"\| LSTM \(chrono\) \| [01]/1", table)
-    assert re.search(r"\| LRU \| [01]/1", table)
+    assert re.search(r"\| LRU \(2 layers\) \| [01]/1", table)
     assert len(read_table_rows(tmp_path / "results.parquet")) == 7
 
 
