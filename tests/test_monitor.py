@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from rnngrad import GradientMonitor
-from rnngrad.monitor import GradientWarning, heat_map
+from rnngrad.monitor import GradientWarning, MonitorEvent, default_color_range, heat_map
 
 
 class Model(nn.Module):
@@ -152,6 +152,9 @@ def test_tensorboard_scalars_and_heat_map(tmp_path: Path) -> None:
     tags = events.Tags()
     assert "rnngrad/layer_1_reverse/saturation" in tags["scalars"]
     assert "rnngrad/log10_grad_norm" in tags["images"]
+    image = events.Images("rnngrad/log10_grad_norm")[0]
+    assert image.step == 100 and image.width > 300 and image.height > 100
+    assert monitor.color_range == default_color_range(monitor.history[0].log10_grad_norm)
     saturation = events.Scalars("rnngrad/layer_1_reverse/saturation")[0]
     assert saturation.step == 100
     assert saturation.value == pytest.approx(profile.layer(1, 1).saturation, rel=1e-6)
@@ -159,8 +162,153 @@ def test_tensorboard_scalars_and_heat_map(tmp_path: Path) -> None:
     assert decay.value == pytest.approx(profile.layer(0, 0).decay_rate, rel=1e-6)
 
 
-def test_heat_map() -> None:
-    image = heat_map(np.array([[0.0, -2.0, -np.inf], [1.0, 0.5, -1.0]]), row_height=2)
-    assert image.shape == (4, 3)
-    assert image.max().item() == 1.0 and image.min().item() == 0.0
-    assert image[0, 2].item() == 0.0  # an exact zero gradient is black
+def test_heat_map_keeps_one_colour_scale() -> None:
+    """The heat map's colours come from the fixed range, not from each map's own span: a
+    map of one constant value at the range's low end is viridis(0), at the high end
+    viridis(1), whatever else happens; beyond the range the end colours hold, and a
+    non-finite value is grey."""
+    import matplotlib
+
+    viridis = matplotlib.colormaps["viridis"]
+
+    def dominant(values: np.ndarray) -> tuple[int, ...]:
+        image = heat_map(values, ["layer 0", "layer 1"], (-4.0, 2.0))
+        assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3
+        colours, counts = np.unique(image.reshape(-1, 3), axis=0, return_counts=True)
+        ranked = colours[np.argsort(counts)[::-1]]
+        # the most common colour is the page's white; the next is the map itself
+        return tuple(int(c) for c in ranked[1])
+
+    def rgb(fraction: float) -> tuple[int, ...]:
+        return tuple(round(255 * c) for c in viridis(fraction)[:3])
+
+    def close(a: tuple[int, ...], b: tuple[int, ...]) -> bool:
+        return max(abs(x - y) for x, y in zip(a, b, strict=True)) <= 2
+
+    assert close(dominant(np.full((2, 30), -4.0)), rgb(0.0))
+    assert close(dominant(np.full((2, 30), 2.0)), rgb(1.0))
+    assert close(dominant(np.full((2, 30), -9.0)), rgb(0.0))  # below: the low end
+    assert close(dominant(np.full((2, 30), -1.0)), rgb(0.5))
+    assert close(dominant(np.full((2, 30), -np.inf)), (153, 153, 153))
+
+
+def test_default_colour_range_is_whole_decades_widened() -> None:
+    assert default_color_range(np.array([[-3.2, 0.4], [np.nan, -np.inf]])) == (-6.0, 3.0)
+    assert default_color_range(np.array([[np.nan]])) == (-1.0, 1.0)
+
+
+class Classifier(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.rnn = nn.GRU(3, 8, batch_first=True)
+        self.head = nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.rnn(x)[0][:, -1])
+
+
+def test_step_passes_targets_to_the_loss() -> None:
+    """``step(x, y)`` calls ``loss(output, y)``: the profile equals one taken with the
+    targets bound in a closure."""
+    from rnngrad import gradient_profile
+
+    torch.manual_seed(0)
+    model = Classifier()
+    x, y = torch.randn(5, 12, 3), torch.tensor([0, 3, 1, 2, 0])
+    monitor = GradientMonitor(model, every=1, loss=nn.functional.cross_entropy)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", GradientWarning)
+        profile = monitor.step(x, y)
+        expected = gradient_profile(model, x, loss=lambda out: nn.functional.cross_entropy(out, y))
+    assert profile is not None
+    assert profile.loss_value == pytest.approx(expected.loss_value, rel=1e-12)
+    np.testing.assert_array_equal(
+        profile.layers[0].log10_grad_norm, expected.layers[0].log10_grad_norm
+    )
+
+
+def test_targets_need_a_callable_loss() -> None:
+    from rnngrad.errors import InvalidInputError
+
+    monitor = GradientMonitor(Classifier(), every=1)
+    with pytest.raises(InvalidInputError, match="targets y were given but the loss is 'last'"):
+        monitor.step(torch.randn(2, 5, 3), torch.tensor([0, 1]))
+
+
+def vanishing_rnn() -> nn.RNN:
+    torch.manual_seed(0)
+    model = nn.RNN(3, 16)
+    with torch.no_grad():
+        model.weight_hh_l0.mul_(0.1)
+    return model
+
+
+def test_warning_points_at_the_callers_line_and_shows_once(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The warning's location is the line that called ``monitor.step`` (not monitor.py);
+    one event gives one warning, and nothing reaches stderr through logging unless the
+    program configured it."""
+    import inspect
+
+    events: list[MonitorEvent] = []
+    monitor = GradientMonitor(vanishing_rnn(), every=1, on_warning=events.append)
+    x = torch.randn(50, 2, 3)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        line = inspect.currentframe().f_lineno + 1  # type: ignore[union-attr]
+        monitor.step(x)
+        monitor.step(x)  # still vanishing: the same event, not warned again
+    gradient_warnings = [w for w in caught if issubclass(w.category, GradientWarning)]
+    assert len(gradient_warnings) == 1
+    assert gradient_warnings[0].filename == __file__
+    assert gradient_warnings[0].lineno == line
+    assert [(e.step, e.layer, e.kind) for e in events] == [(1, "layer 0", "vanishing")]
+    assert events[0].message == str(gradient_warnings[0].message)
+    assert monitor.events == events
+    assert capsys.readouterr().err == ""
+
+
+def test_non_finite_is_one_event_until_it_clears() -> None:
+    model = nn.RNN(2, 2, nonlinearity="relu", bias=False)
+    with torch.no_grad():
+        model.weight_hh_l0.copy_(torch.eye(2) * 1e6)
+        model.weight_ih_l0.copy_(torch.eye(2))
+    events: list[MonitorEvent] = []
+    monitor = GradientMonitor(model, every=1, on_warning=events.append)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", GradientWarning)
+        for _ in range(3):
+            monitor.step(torch.ones(12, 1, 2))
+    assert [e.kind for e in events] == ["non-finite"]
+    assert events[0].time_step is not None
+
+
+def test_a_writer_of_another_kind_is_refused() -> None:
+    from rnngrad.errors import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match="writer must be a TensorBoard SummaryWriter"):
+        GradientMonitor(nn.GRU(3, 4), writer=object())
+
+
+def test_wandb_writer_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A W&B run (offline: nothing leaves the machine) as the writer gets the same scalars
+    as TensorBoard, the heat map as an image and the training step."""
+    wandb = pytest.importorskip("wandb")
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    torch.manual_seed(2)
+    model = nn.GRU(3, 6, num_layers=2)
+    run = wandb.init(project="rnngrad-test", dir=str(tmp_path), mode="offline")
+    try:
+        monitor = GradientMonitor(model, every=1, writer=run, loss="sum")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", GradientWarning)
+            profile = monitor.step(torch.randn(20, 2, 3), step=7)
+        summary = dict(run.summary)
+    finally:
+        run.finish()
+    assert profile is not None
+    assert summary["rnngrad/step"] == 7
+    assert summary["rnngrad/layer_1/saturation"] == pytest.approx(profile.layer(1).saturation)
+    assert summary["rnngrad/log10_grad_norm"]["_type"] == "image-file"

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 
 __all__ = [
     "InvalidInputError",
+    "MissingExtraError",
     "ModelError",
     "NonFiniteInputError",
     "NumericalError",
@@ -63,6 +64,11 @@ class UnsafeFileError(WeightFileError):
 
 class NumericalError(RnngradError, ArithmeticError):
     """A computation that left the range of floating point (NaN appeared)."""
+
+
+class MissingExtraError(RnngradError, ImportError):
+    """An optional dependency that is not installed; the message names the
+    ``pip install 'rnngrad[...]'`` that brings it."""
 
 
 class ModelError(InvalidInputError):

@@ -187,3 +187,44 @@ def _draw(figure: Figure, folder: Path, plt: Any) -> None:
     for suffix in ("png", "svg"):
         drawing.savefig(folder / f"{figure.id}.{suffix}", dpi=110)
     plt.close(drawing)
+
+
+def heat_map_rgb(
+    values: Any, row_names: list[str], color_range: tuple[float, float], title: str
+) -> Any:
+    """An RGB ``uint8`` array ``(H, W, 3)``: ``values`` ``(rows, T)`` as a labelled heat map
+    (rows named, time steps ``1..T`` across) on the fixed scale ``color_range`` with a
+    colour bar; values beyond the scale take its end colours, non-finite ones are grey.
+    Drawn with Matplotlib's object interface (no pyplot state), for TensorBoard and W&B."""
+    import numpy as np
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.colors import Normalize
+    from matplotlib.figure import Figure as MatplotlibFigure
+
+    data = np.ma.masked_invalid(np.asarray(values, dtype=np.float64))
+    rows, steps = data.shape
+    drawing = MatplotlibFigure(figsize=(6.4, 1.4 + 0.32 * rows), dpi=100)
+    canvas = FigureCanvasAgg(drawing)
+    axis = drawing.add_subplot()
+    colours = matplotlib_colormap("viridis").with_extremes(bad="0.6")
+    low, high = color_range
+    extent = (0.5, steps + 0.5, rows - 0.5, -0.5)
+    image = axis.imshow(data, aspect="auto", cmap=colours, norm=Normalize(low, high),
+                        interpolation="nearest", extent=extent)  # fmt: skip
+    axis.set_yticks(range(rows), row_names, fontsize=8)
+    axis.set_xlabel("time step t", fontsize=9)
+    axis.set_title(title, fontsize=9)
+    bar = drawing.colorbar(image, ax=axis, extend="both", pad=0.02)
+    bar.set_label("log10 ||dL/dh_t||", fontsize=8)
+    bar.ax.tick_params(labelsize=7)
+    drawing.tight_layout()
+    canvas.draw()  # type: ignore[no-untyped-call]
+    rgba = np.asarray(canvas.buffer_rgba())  # type: ignore[no-untyped-call]
+    return np.ascontiguousarray(rgba[..., :3])
+
+
+def matplotlib_colormap(name: str) -> Any:
+    """A registered Matplotlib colour map by name."""
+    import matplotlib
+
+    return matplotlib.colormaps[name]
