@@ -86,10 +86,10 @@ def report(out: Path, lengths: list[int]) -> str:
                 shares.setdefault(name, []).append(float("nan"))
                 continue
             row = match[0]
-            steps = row["median_steps_to_solve"]
-            cells.append(
-                f"{row['solved']}/{row['runs']}" + (f" (median {steps} steps)" if steps else "")
-            )
+            steps, loss = row["median_steps_to_solve"], row["median_final_loss"]
+            detail = f"median {steps} steps" if steps else (
+                f"final loss {loss:.3f}" if loss is not None else "diverged")  # fmt: skip
+            cells.append(f"{row['solved']}/{row['runs']} ({detail})")
             shares.setdefault(name, []).append(row["solved"] / row["runs"])
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     table = "\n".join(lines) + "\n"

@@ -91,7 +91,7 @@ def main() -> None:
     for name, (module, weights, rows, state) in cases.items():
         runs: dict[str, Callable[[], None]] = {
             "ours": lambda module=module: lyapunov_spectrum(
-                module, steps=args.steps, warmup=0, batch=1, reorth=1
+                module, steps=args.steps, warmup=0, batch=1, reorth=1, progress=False
             ),
             "floor": lambda w=weights, r=rows, s=state: floor(w, r, s, args.steps),
         }

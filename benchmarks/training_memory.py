@@ -33,7 +33,7 @@ config = TrainConfig(**json.loads(sys.argv[1]))
 config.validate()
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 with tempfile.TemporaryDirectory() as folder:
-    train(config, folder)
+    train(config, folder, progress=False)
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 numbers = config.seq_len * config.hidden * (config.batch + eval_chunk(config) / 4)
 print(json.dumps({"needed": peak - before, "estimate": training_memory(config, config.seq_len),

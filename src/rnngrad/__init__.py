@@ -27,6 +27,7 @@ from rnngrad.activations import (
 )
 from rnngrad.errors import (
     InvalidInputError,
+    MissingExtraError,
     NonFiniteInputError,
     NumericalError,
     RnngradError,
@@ -118,6 +119,11 @@ if TYPE_CHECKING:
     )
 
 
+def __dir__() -> list[str]:
+    """Every public name, the lazily loaded ones included (for tab completion)."""
+    return sorted(set(globals()) | set(__all__))
+
+
 def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
@@ -144,6 +150,7 @@ __all__ = [
     "LayerProfile",
     "LyapunovSpectrum",
     "MeanFieldPrediction",
+    "MissingExtraError",
     "ModuleDynamics",
     "NonFiniteInputError",
     "NumericalError",

@@ -228,6 +228,7 @@ def decay_beside_lyapunov(
             k=1,
             batch=batch,
             seed=seed,
+            progress=False,
             inputs=sequence,
         )
         lambdas.append(float(spectrum.exponents[0]))

@@ -32,12 +32,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from rnngrad._checks import require_finite
 from rnngrad.activations import Activation, Saturation, get_activation, saturation
+from rnngrad.display import Displayable, Summary, number
 from rnngrad.errors import NumericalError, ShapeError
 from rnngrad.logspace import to_float
 from rnngrad.spectrum import as_square_matrix
@@ -47,6 +49,9 @@ from rnngrad.verdict import (
     gradient_horizon,
     growth_verdict,
 )
+
+if TYPE_CHECKING:
+    from rnngrad.report.figures import Figure
 
 __all__ = ["ElmanTrajectory", "JacobianProducts", "elman_forward", "elman_jacobian_products"]
 
@@ -141,8 +146,8 @@ def elman_forward(
     return ElmanTrajectory(pre_activations=z, h=h, h0=state)
 
 
-@dataclass(frozen=True)
-class JacobianProducts:
+@dataclass(frozen=True, repr=False)
+class JacobianProducts(Displayable):
     """The exact products ``dh_T/dh_k`` and gradients ``dL/dh_k`` of one trajectory.
 
     Index ``k - 1`` refers to step ``k``.
@@ -179,6 +184,37 @@ class JacobianProducts:
             return None
         scale = to_float(np.ones_like(self.log10_grad_norm), self.log10_grad_norm)
         return self.grad_direction * scale[:, None]
+
+    def _summary(self) -> Summary:
+        steps = self.log10_norm.size
+        horizon = "beyond T" if self.horizon is None else f"{self.horizon} steps"
+        numbers = [
+            ("||dh_T/dh_1||_2", "10^" + number(self.log10_norm[0])),
+            ("saturated derivatives", f"{self.saturation.share:.0%}"),
+            ("horizon", horizon),
+        ]
+        if self.log10_grad_norm is not None:
+            numbers.insert(1, ("||dL/dh_1||_2", "10^" + number(self.log10_grad_norm[0])))
+        return Summary(
+            what=f"exact Jacobian products, {self.activation}, T = {steps}",
+            verdict=self.verdict.label,
+            sentence=self.verdict.sentence,
+            numbers=tuple(numbers),
+        )
+
+    def _columns(self) -> dict[str, Any]:
+        """One row per step ``k``."""
+        grad = self.log10_grad_norm
+        return {
+            "k": np.arange(1, self.log10_norm.size + 1),
+            "log10_norm_dhT_dhk": self.log10_norm,
+            "log10_grad_norm": [None] * self.log10_norm.size if grad is None else grad,
+        }
+
+    def _figure(self, which: str | None = None) -> Figure:
+        from rnngrad.report.result_figures import jacobian_figure
+
+        return jacobian_figure(self)
 
 
 def _scaled_derivative(log_derivative: FloatArray) -> tuple[FloatArray, float]:

@@ -26,15 +26,20 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
 from numpy.typing import NDArray
 from torch import nn
 
+from rnngrad.display import Displayable, Summary, number
 from rnngrad.dynamics import Dynamics, ModuleDynamics
 from rnngrad.errors import InvalidInputError, NumericalError, ShapeError
+from rnngrad.progress import ProgressSpec, progress_callback
+
+if TYPE_CHECKING:
+    from rnngrad.report.figures import Figure
 
 __all__ = [
     "LyapunovSpectrum",
@@ -99,8 +104,8 @@ def kaplan_yorke_dimension(exponents: FloatArray, complete: bool) -> float | Non
     return float(j + sums[j - 1] / abs(following))
 
 
-@dataclass(frozen=True)
-class LyapunovSpectrum:
+@dataclass(frozen=True, repr=False)
+class LyapunovSpectrum(Displayable):
     """The first ``k`` Lyapunov exponents of a recurrent map, in nats per step.
 
     Attributes:
@@ -159,6 +164,51 @@ class LyapunovSpectrum:
     def exponents_bits(self) -> FloatArray:
         """The exponents in bits per step: ``lambda / ln 2``."""
         return self.exponents / math.log(2.0)
+
+    def _summary(self) -> Summary:
+        top = float(self.exponents[0])
+        if not math.isfinite(top):
+            verdict, sentence = None, "The largest exponent is not a finite number."
+        elif top > 0:
+            verdict = "chaotic"
+            sentence = (f"lambda_1 = {top:.4g} nats per step > 0: nearby trajectories part, "
+                        "and gradients over long spans can explode.")  # fmt: skip
+        else:
+            verdict = "contracting"
+            sentence = (f"lambda_1 = {top:.4g} nats per step <= 0: perturbations die out, "
+                        "and gradients over long spans vanish.")  # fmt: skip
+        if not bool(np.all(self.reliable)):
+            sentence += " Some exponents have not settled: see `reliable` and `running`."
+        ci = float(self.ci95[0])
+        interval = f" +- {number(ci, 2)}" if math.isfinite(ci) else ""
+        settings = f"{self.steps}, {self.warmup}, {self.reorth}"
+        return Summary(
+            what=f"Lyapunov spectrum, {self.exponents.size} of {self.state_size} exponents, "
+            f"{self.steps} steps x {self.batch} trajectories",
+            verdict=verdict,
+            sentence=sentence,
+            numbers=(
+                ("lambda_1 (nats per step)", number(top) + interval),
+                ("lambda_1 from two trajectories", number(self.lambda1_two_trajectories)),
+                ("sum of exponents", number(self.total)),
+                ("Kaplan-Yorke dimension", number(self.kaplan_yorke_dim)),
+                ("reliable", f"{int(np.sum(self.reliable))} of {self.reliable.size}"),
+                ("steps, warm-up, re-orthonormalise every", settings),
+            ),
+        )
+
+    def _columns(self) -> dict[str, Any]:
+        """One row per exponent ``i``."""
+        return {
+            "i": np.arange(1, self.exponents.size + 1), "exponent": self.exponents,
+            "ci95": self.ci95, "exponent_log10": self.exponents_log10,
+            "reliable": self.reliable,
+        }  # fmt: skip
+
+    def _figure(self, which: str | None = None) -> Figure:
+        from rnngrad.report.result_figures import lyapunov_figure
+
+        return lyapunov_figure(self)
 
 
 @dataclass(frozen=True)
@@ -424,7 +474,7 @@ def lyapunov_spectrum(
     layer: int | None = None,
     direction: int = 0,
     dtype: torch.dtype | None = torch.float64,
-    progress: Callable[[int, int], None] | None = None,
+    progress: ProgressSpec = True,
 ) -> LyapunovSpectrum:
     """The first ``k`` Lyapunov exponents by the QR (Benettin) method.
 
@@ -453,7 +503,9 @@ def lyapunov_spectrum(
         dtype: the dtype to compute in; a model in another dtype (float32, a
             half-precision model) is measured on a converted copy and the result
             says so (``converted_from``). ``None`` keeps the model's own.
-        progress: called as ``progress(t, steps)`` every ``steps // 100`` steps.
+        progress: ``True``: a progress bar in a terminal or notebook (see
+            :mod:`rnngrad.progress`); ``False``: none; a callable: called as
+            ``progress(t, steps)`` every ``steps // 100`` steps.
 
     Raises:
         InvalidInputError: ``k`` out of range, ``steps <= warmup``, and the like.
@@ -473,11 +525,34 @@ def lyapunov_spectrum(
         float(batch) * (dynamics.state_size * (count + 4) * 6 + dynamics.input_size) * itemsize,
         f"a Lyapunov spectrum of {count} exponents over a batch of {batch}",
     )
-    n = dynamics.tangent_size
-    part = dynamics.tangent_slice
     generator = torch.Generator(device=dynamics.device).manual_seed(seed)
     source = _Inputs(inputs, dynamics, batch, warmup + steps, generator)
     # Autocast would round the Jacobian products; the analysis runs in the dynamics' dtype.
+    with progress_callback(progress, "Lyapunov spectrum", steps) as report:
+        return _qr_spectrum(
+            dynamics, source, batch=batch, warmup=warmup, steps=steps, count=count,
+            reorth=reorth, checkpoints=checkpoints, generator=generator, progress=report,
+            chosen=chosen,
+        )  # fmt: skip
+
+
+def _qr_spectrum(
+    dynamics: Dynamics,
+    source: _Inputs,
+    *,
+    batch: int,
+    warmup: int,
+    steps: int,
+    count: int,
+    reorth: int,
+    checkpoints: int,
+    generator: torch.Generator,
+    progress: Callable[[int, int], None] | None,
+    chosen: _System,
+) -> LyapunovSpectrum:
+    """The Benettin loop of :func:`lyapunov_spectrum` on checked settings."""
+    n = dynamics.tangent_size
+    part = dynamics.tangent_slice
     with torch.no_grad(), torch.autocast(dynamics.device.type, enabled=False):
         state = _warm_start(dynamics, batch, warmup, source, generator)
         basis = _random_orthonormal(batch, n, count, state, generator)
@@ -512,6 +587,8 @@ def lyapunov_spectrum(
             if (t + 1) % every == 0 or t == steps - 1:
                 running_steps.append(t + 1)
                 running.append(log_sums.mean(dim=0) / (t + 1))
+        if progress is not None:
+            progress(steps, steps)
     per_trajectory = (log_sums / steps).cpu().numpy()
     per_trajectory = -np.sort(-per_trajectory, axis=1)
     mean = per_trajectory.mean(axis=0)

@@ -14,14 +14,18 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
 from numpy.typing import NDArray
 
 from rnngrad.cells import RecurrentLayout
+from rnngrad.display import Displayable, Summary, number
 from rnngrad.verdict import RATE_TOLERANCE, GrowthVerdict, gradient_horizon, growth_verdict
+
+if TYPE_CHECKING:
+    from rnngrad.report.figures import Figure
 
 __all__ = ["GradientProfile", "LayerProfile", "LossSpec", "gradient_norms", "summarise"]
 
@@ -98,8 +102,8 @@ class LayerProfile:
         return steps + 1 - processing_step if self.direction else processing_step
 
 
-@dataclass(frozen=True)
-class GradientProfile:
+@dataclass(frozen=True, repr=False)
+class GradientProfile(Displayable):
     """Per-time-step gradients of every layer and direction of one model on one batch.
 
     Attributes:
@@ -148,6 +152,51 @@ class GradientProfile:
     def layer(self, layer: int, direction: int = 0) -> LayerProfile:
         """The profile of one layer and direction."""
         return self.layers[layer * self.layout.num_directions + direction]
+
+    def _summary(self) -> Summary:
+        labels = {lp.verdict.label for lp in self.layers}
+        verdict = labels.pop() if len(labels) == 1 else "mixed"
+        module = f" ({self.module_name})" if self.module_name else ""
+        numbers: list[tuple[str, str]] = [("loss", f"{self.loss} = {number(self.loss_value)}")]
+        for lp in self.layers:
+            horizon = "beyond T" if lp.horizon is None else f"{lp.horizon} steps"
+            numbers.append((
+                lp.name,
+                f"{lp.verdict.label}; log10 ratio {number(lp.log10_ratio)}, decay "
+                f"{number(lp.decay_rate)} nats/step, horizon {horizon}, "
+                f"saturation {lp.saturation:.0%}",
+            ))  # fmt: skip
+        return Summary(
+            what=f"gradient profile of {self.layout.kind}{module}, T = {self.steps}, "
+            f"batch {self.batch}",
+            verdict=verdict,
+            sentence=" ".join(f"{lp.name}: {lp.verdict.sentence}" for lp in self.layers),
+            numbers=tuple(numbers),
+        )
+
+    def _columns(self) -> dict[str, Any]:
+        """One row per layer, direction and input position ``t``."""
+        columns: dict[str, list[Any]] = {name: [] for name in (
+            "layer", "direction", "name", "t", "mean_grad_norm", "log10_grad_norm",
+            "mean_cell_grad_norm", "sequences")}  # fmt: skip
+        counts = self.sequences_per_step
+        for lp in self.layers:
+            steps = lp.mean_grad_norm.size
+            columns["layer"] += [lp.layer] * steps
+            columns["direction"] += ["reverse" if lp.direction else "forward"] * steps
+            columns["name"] += [lp.name] * steps
+            columns["t"] += list(range(1, steps + 1))
+            columns["mean_grad_norm"] += list(lp.mean_grad_norm)
+            columns["log10_grad_norm"] += list(lp.log10_grad_norm)
+            cell = lp.mean_cell_grad_norm
+            columns["mean_cell_grad_norm"] += [None] * steps if cell is None else list(cell)
+            columns["sequences"] += list(counts)
+        return columns
+
+    def _figure(self, which: str | None = None) -> Figure:
+        from rnngrad.report.result_figures import profile_figure
+
+        return profile_figure(self)
 
 
 def _fit_decay_rate(log_norms: FloatArray) -> float | None:

@@ -32,15 +32,20 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from rnngrad._checks import require_finite
 from rnngrad.activations import Activation, get_activation
+from rnngrad.display import Displayable, Summary, number
 from rnngrad.errors import InvalidInputError, NumericalError, ShapeError
 from rnngrad.logspace import to_float
 from rnngrad.verdict import RATE_TOLERANCE, GrowthVerdict, growth_labels, growth_verdict
+
+if TYPE_CHECKING:
+    from rnngrad.report.figures import Figure
 
 __all__ = [
     "TEXTBOOK_EXAMPLE",
@@ -66,8 +71,8 @@ TEXTBOOK_EXAMPLE: dict[str, float | tuple[float, ...]] = {
 }
 
 
-@dataclass(frozen=True)
-class ScalarChainRule:
+@dataclass(frozen=True, repr=False)
+class ScalarChainRule(Displayable):
     """Forward pass, chain factors, gradients and bound of one scalar RNN.
 
     Arrays are float64. Index ``k - 1`` refers to step ``k``.
@@ -129,6 +134,35 @@ class ScalarChainRule:
     def bound(self) -> FloatArray:
         """``|d| (|a| gamma)^(T-k)`` as floats; NaN where not representable."""
         return to_float(np.ones_like(self.log10_bound), self.log10_bound)
+
+    def _summary(self) -> Summary:
+        return Summary(
+            what=f"scalar chain rule, T = {self.steps}, a = {self.a:g}, {self.activation}",
+            verdict=self.verdict.label,
+            sentence=self.verdict.sentence,
+            numbers=(
+                ("dy/dh_1", number(self.dy_dh[0])),
+                ("bound |d| (|a| gamma)^(T-1)", number(self.bound[0])),
+                ("chain factors dh_(k+1)/dh_k", ", ".join(number(v) for v in self.factors)),
+                ("gamma = sup|phi'|", number(self.gamma)),
+                ("y", number(self.y)),
+            ),
+        )
+
+    def _columns(self) -> dict[str, Any]:
+        factors = np.append(self.factors, np.nan)  # no factor after the last step
+        log_factors = np.append(self.log10_abs_factors, np.nan)
+        return {
+            "k": np.arange(1, self.steps + 1), "x": self.x, "z": self.pre_activations,
+            "h": self.h, "factor": factors, "log10_abs_factor": log_factors,
+            "dy_dh": self.dy_dh, "log10_abs_dy_dh": self.log10_abs_dy_dh,
+            "bound": self.bound, "log10_bound": self.log10_bound,
+        }  # fmt: skip
+
+    def _figure(self, which: str | None = None) -> Figure:
+        from rnngrad.report.result_figures import scalar_figure
+
+        return scalar_figure(self)
 
 
 def _log10_abs(value: float) -> float:

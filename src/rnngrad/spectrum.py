@@ -26,15 +26,19 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from rnngrad._checks import require_finite
 from rnngrad.activations import Activation, get_activation
+from rnngrad.display import Displayable, Summary, number
 from rnngrad.errors import InvalidInputError, ShapeError
 from rnngrad.verdict import TRANSIENT_THRESHOLD, SpectrumVerdict, spectrum_verdict
+
+if TYPE_CHECKING:
+    from rnngrad.report.figures import Figure
 
 __all__ = [
     "DIAGONALIZABLE_CONDITION_LIMIT",
@@ -94,8 +98,8 @@ def default_transient_steps(size: int) -> int:
     return min(DEFAULT_TRANSIENT_STEPS, max(10, int(TRANSIENT_WORK / float(size) ** 3)))
 
 
-@dataclass(frozen=True)
-class RecurrentSpectrum:
+@dataclass(frozen=True, repr=False)
+class RecurrentSpectrum(Displayable):
     """Everything the eigen- and singular-value criteria need about ``W_hh``.
 
     Attributes:
@@ -127,6 +131,45 @@ class RecurrentSpectrum:
     def size(self) -> int:
         """The hidden size ``N``."""
         return int(self.singular_values.shape[0])
+
+    def _summary(self) -> Summary:
+        verdict = self.verdict
+        return Summary(
+            what=f"spectrum of a {self.size}x{self.size} W_hh, {self.activation}",
+            verdict=verdict.label,
+            sentence=verdict.sentence
+            + (f" {verdict.disagreement}" if verdict.disagreement else ""),
+            numbers=(
+                ("spectral radius rho", number(self.spectral_radius)),
+                ("||W||_2 = sigma_max", number(self.norm2)),
+                ("sigma_max * gamma", number(verdict.norm2_times_gamma)),
+                ("max_k ||W^k||_2", number(self.transient.max_growth)),
+                ("kappa(V) of the eigenvectors", number(self.eigvec_condition)),
+                ("eigenvalue criterion", verdict.eigenvalue_label),
+                ("singular-value criterion", verdict.singular_value_label),
+            ),
+        )
+
+    def _columns(self) -> dict[str, Any]:
+        values = self.eigenvalues
+        return {
+            "i": np.arange(1, self.size + 1), "eigenvalue_real": values.real,
+            "eigenvalue_imag": values.imag, "eigenvalue_modulus": np.abs(values),
+            "singular_value": self.singular_values,
+        }  # fmt: skip
+
+    def _figure(self, which: str | None = None) -> Figure:
+        """``which``: ``"eigenvalues"`` (the default), ``"singular"`` or ``"growth"``."""
+        from rnngrad.report.result_figures import spectrum_figures
+
+        figures = dict(zip(("eigenvalues", "singular", "growth"),
+                           spectrum_figures({"W_hh": self}), strict=True))  # fmt: skip
+        key = which or "eigenvalues"
+        if key not in figures:
+            raise InvalidInputError(
+                f"unknown figure {which!r}; expected 'eigenvalues', 'singular' or 'growth'"
+            )
+        return figures[key]
 
 
 def as_square_matrix(W: ArrayLike, name: str = "W_hh") -> FloatArray:

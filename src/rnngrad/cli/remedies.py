@@ -139,7 +139,7 @@ def train_command(
 
     FolderLock.check(out, "the run")
     if as_json:
-        result = train(config, out, device=device)
+        result = train(config, out, device=device, progress=False)
         from rnngrad.jsonout import dumps
 
         _note_set_aside(result.checkpoint_set_aside)
@@ -276,6 +276,7 @@ def sweep(
             on_finish=finished,
             connect_timeout=connect_timeout,
             device=device,
+            progress=False,  # the bar above
         )
     solved = sum(1 for r in results if r["solved"])
     Console().print(

@@ -238,7 +238,7 @@ def _run_cell(config: dict[str, Any], folder: str, device: str = "cpu") -> dict[
     from rnngrad.lab.train import TrainConfig, train
 
     torch.set_num_threads(1)
-    return train(TrainConfig(**config), folder, device=device).summary()
+    return train(TrainConfig(**config), folder, device=device, progress=False).summary()
 
 
 def _finished(folder: Path) -> dict[str, Any] | None:
@@ -281,6 +281,7 @@ def run_sweep(
     on_finish: Callable[[int, int, dict[str, Any] | None], None] | None = None,
     connect_timeout: float = 10.0,
     device: str = "cpu",
+    progress: bool = True,
 ) -> list[dict[str, Any]]:
     """Run the cells that have not finished; return every finished cell's summary.
 
@@ -295,6 +296,8 @@ def run_sweep(
             (``summary`` is ``None`` for the already finished ones at start).
         connect_timeout: seconds to wait for ``scheduler`` before giving up.
         device: for every run (``"auto"``: each worker's own GPU when it has one).
+        progress: a bar of finished runs in a terminal or notebook (see
+            :mod:`rnngrad.progress`); ``False`` for none.
 
     Raises:
         InvalidInputError: ``out`` cannot be written, or Dask is not installed.
@@ -306,9 +309,20 @@ def run_sweep(
         raise InvalidInputError(
             f"{folder}: cannot be written ({error.strerror or error})"
         ) from None
-    with FolderLock(folder, "the sweep"):
+    from rnngrad.progress import progress_callback
+
+    total = len(sweep.configs)
+    with progress_callback(progress, "sweep", total) as bar, FolderLock(folder, "the sweep"):
+        finish = on_finish
+        if bar is not None:
+
+            def finish(done: int, of: int, summary: dict[str, Any] | None) -> None:
+                bar(done, of)
+                if on_finish is not None:
+                    on_finish(done, of, summary)
+
         return _run_sweep(
-            sweep, folder, scheduler, workers, use_dask, on_finish, connect_timeout, device
+            sweep, folder, scheduler, workers, use_dask, finish, connect_timeout, device
         )
 
 

@@ -35,11 +35,12 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from rnngrad.atomic import FolderLock, atomic_write_with
+from rnngrad.display import Displayable, Summary, number
 from rnngrad.errors import InvalidInputError
 from rnngrad.jsonout import finite_or_none
 from rnngrad.lab.models import (
@@ -51,6 +52,9 @@ from rnngrad.lab.models import (
     parse_init,
 )
 from rnngrad.lab.tasks import TASKS, Batch, Task, make_task
+
+if TYPE_CHECKING:
+    from rnngrad.report.figures import Figure
 
 __all__ = ["TrainConfig", "TrainResult", "parse_clip", "train"]
 
@@ -212,8 +216,8 @@ def training_memory(config: TrainConfig, seq_len: int) -> float:
     return _FIXED_BYTES + step + 4 * parameters
 
 
-@dataclass(frozen=True)
-class TrainResult:
+@dataclass(frozen=True, repr=False)
+class TrainResult(Displayable):
     """The outcome of a run (the JSON summary).
 
     Attributes:
@@ -274,6 +278,39 @@ class TrainResult:
             **config,
         }
 
+    def _summary(self) -> Summary:
+        c = self.config
+        outcome = (f"solved at step {self.solved_at}" if self.solved
+                   else f"not solved in {self.steps} steps")  # fmt: skip
+        numbers = [
+            ("held-out loss", number(self.final_loss)),
+            ("memoryless baseline", number(self.baseline_loss)),
+            ("steps (budget)", f"{self.steps} ({c.steps})"),
+            ("clipped / skipped steps", f"{self.clipped_steps} / {self.skipped_steps}"),
+            ("wall time", f"{self.wall_s:.1f} s on {self.device}"),
+        ]
+        if self.final_accuracy is not None:
+            numbers.insert(1, ("held-out accuracy", f"{self.final_accuracy:.2%}"))
+        return Summary(
+            what=f"{c.task} T={self.task_seq_len or c.seq_len}, {c.cell}, init {c.init}, "
+            f"clip {c.clip}",
+            verdict="solved" if self.solved else "not solved",
+            sentence=f"{outcome}; held-out loss {number(self.final_loss)} against the "
+            f"memoryless baseline {number(self.baseline_loss)}.",
+            numbers=tuple(numbers),
+        )
+
+    def _columns(self) -> dict[str, Any]:
+        """One row per evaluation: step, held-out loss and accuracy, spectral radius."""
+        rows = self.records.get("evaluations", [])
+        keys = ("step", "loss", "accuracy", "spectral_radius")
+        return {key: [row.get(key) for row in rows] for key in keys}
+
+    def _figure(self, which: str | None = None) -> Figure:
+        from rnngrad.report.result_figures import training_figure
+
+        return training_figure(self)
+
 
 _CHECKPOINT_KEYS = frozenset(
     {"config", "model", "optimiser", "generator", "records", "step", "skipped", "clipped",
@@ -300,7 +337,7 @@ def train(
     config: TrainConfig,
     out: str | Path,
     *,
-    progress: Progress | None = None,
+    progress: Progress | bool | None = True,
     device: str | torch.device | None = None,
 ) -> TrainResult:
     """Train one model; write its records, summary and plots into ``out``.
@@ -309,7 +346,9 @@ def train(
         config: the run.
         out: the run's folder; a checkpoint there of the same configuration is
             resumed, one of another configuration is an error.
-        progress: called as ``progress(step, steps, loss)`` after each step.
+        progress: ``True``: a progress bar in a terminal or notebook (see
+            :mod:`rnngrad.progress`); ``False``: none; a callable: called as
+            ``progress(step, steps, loss)`` after each step.
         device: ``"cpu"`` (default), ``"cuda"``, ``"cuda:N"`` or ``"auto"``
             (:func:`rnngrad.devices.resolve_device`); the data and the
             initialisation are drawn on the CPU either way, and the summary
@@ -325,8 +364,15 @@ def train(
     where = resolve_device(device)
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
-    with FolderLock(folder, "the run"):
-        return _train(config, task, folder, progress, where)
+    if callable(progress):
+        with FolderLock(folder, "the run"):
+            return _train(config, task, folder, progress, where)
+    from rnngrad.progress import progress_callback
+
+    with progress_callback(progress, f"training {config.cell}", config.steps) as bar:
+        report: Progress | None = None if bar is None else (lambda s, n, _loss: bar(s, n))
+        with FolderLock(folder, "the run"):
+            return _train(config, task, folder, report, where)
 
 
 def _train(

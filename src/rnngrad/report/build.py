@@ -22,6 +22,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -35,9 +36,16 @@ from rnngrad.jsonout import finite_or_none, scalar_json
 from rnngrad.lyapunov import lyapunov_spectrum, random_tanh_network
 from rnngrad.meanfield import mean_field_lambda1
 from rnngrad.profile import gradient_profile
+from rnngrad.profile_result import LayerProfile
 from rnngrad.report.figures import Figure, Trace
 from rnngrad.report.i18n import growth_sentence, language, shown, t, verdict_word
 from rnngrad.report.lab import built_in_sweep, lab_section
+from rnngrad.report.result_figures import (
+    lyapunov_trace,
+    profile_traces,
+    scalar_figure,
+    spectrum_figures,
+)
 from rnngrad.report.section import Section
 from rnngrad.report.teaching import (
     activation_explanation,
@@ -99,24 +107,7 @@ class _Model:
 
 def _scalar_section() -> Section:
     result = scalar_chain_rule()
-    steps = list(range(1, result.steps + 1))
-    figure = Figure(
-        "scalar_chain_rule",
-        t("dy/dh_k against its bound, textbook example"),
-        "k",
-        "|dy/dh_k|",
-        [
-            Trace("|dy/dh_k|", steps, [10.0**v for v in result.log10_abs_dy_dh], "lines+markers"),
-            Trace(
-                t("bound |d|(|a|gamma)^(T-k)"),
-                steps,
-                [10.0**v for v in result.log10_bound],
-                "lines+markers",
-                dash=True,
-            ),
-        ],
-        log_y=True,
-    )
+    figure = scalar_figure(result, t("dy/dh_k against its bound, textbook example"))
     factors = ", ".join(f"{v:.4f}" for v in result.factors)
     sentence = (
         growth_sentence(result.verdict)
@@ -255,37 +246,12 @@ def _spectrum_section(matrices: dict[str, np.ndarray]) -> Section:
             ),
             None,
         )
-    eigen = Figure(
-        "eigenvalues", t("eigenvalues of W_hh and the unit circle"), "Re", "Im", equal_axes=True
-    )
-    angle = np.linspace(0, 2 * np.pi, 181)
-    circle = Trace(
-        t("unit circle"), list(np.cos(angle)), list(np.sin(angle)), dash=True, fixed=True
-    )
-    eigen.traces.append(circle)
-    singular = Figure("singular_values", t("singular values of W_hh"), "i", "sigma_i", log_y=True)
-    growth = Figure(
-        "transient_growth", t("transient growth ||W^k||_2"), "k", "||W^k||_2", log_y=True
-    )
+    results = {name: recurrent_spectrum(matrix) for name, matrix in matrices.items()}
+    eigen, singular, growth = spectrum_figures(results)
     numbers: dict[str, Any] = {}
     stories = []
-    for name, matrix in matrices.items():
-        result = recurrent_spectrum(matrix)
+    for name, result in results.items():
         label = shown(name)
-        eigen.traces.append(
-            Trace(label, list(result.eigenvalues.real), list(result.eigenvalues.imag), "markers")
-        )
-        singular.traces.append(
-            Trace(
-                label,
-                list(range(1, result.size + 1)),
-                list(result.singular_values),
-                "lines+markers",
-            )
-        )
-        # Powers of a matrix with rho > 1 grow without end: show the first 200 at most.
-        norms = 10.0 ** result.transient.log10_norms[:200]
-        growth.traces.append(Trace(label, list(range(1, norms.size + 1)), list(norms)))
         numbers[name] = {
             "spectral_radius": result.spectral_radius,
             "norm2": result.norm2,
@@ -344,6 +310,10 @@ def _label(model: _Model, part: str, models: list[_Model]) -> str:
     return part if len(models) == 1 else f"{model.name}, {part}"
 
 
+def _layer_label(layer: LayerProfile, *, model: _Model, models: list[_Model]) -> str:
+    return _label(model, layer.name, models)
+
+
 def _profile_section(models: list[_Model]) -> tuple[Section, dict[str, float]]:
     figure = Figure(
         "gradient_profile",
@@ -358,28 +328,12 @@ def _profile_section(models: list[_Model]) -> tuple[Section, dict[str, float]]:
         profile = gradient_profile(
             model.module, model.inputs, loss=model.loss, module=model.recurrent
         )
+        figure.traces.extend(
+            profile_traces(profile, partial(_layer_label, model=model, models=models))
+        )
         for layer in profile.layers:
             name = _label(model, layer.name, models)
             label = shown(name)
-            steps = list(range(1, layer.mean_grad_norm.size + 1))
-            figure.traces.append(Trace(label, steps, list(layer.mean_grad_norm)))
-            norms = layer.mean_grad_norm
-            # Fit and horizon follow the direction's own processing order (t = T..1 forward,
-            # t = 1..T reverse); they are drawn at the input positions they belong to.
-            processing = layer.processing_mean_grad_norm
-            positive = processing > 0
-            logs = np.log(processing, where=positive, out=np.full(processing.size, -np.inf))
-            finite = np.isfinite(logs)
-            positions = [layer.position_of(s) for s in steps]
-            if layer.decay_rate is not None and finite.sum() >= 2:
-                slope, intercept = np.polyfit(np.array(steps)[finite], logs[finite], 1)
-                fitted = np.exp(intercept + slope * np.array(steps, dtype=float))
-                fit = t("{name}: fit, {rate} nats/step", name=label, rate=f"{layer.decay_rate:.3g}")
-                figure.traces.append(Trace(fit, positions, list(fitted), dash=True))
-            if layer.horizon is not None:
-                at = layer.position_of(norms.size - layer.horizon)
-                mark = t("{name}: horizon ({steps} steps back)", name=label, steps=layer.horizon)
-                figure.traces.append(Trace(mark, [at], [float(norms[at - 1])], "markers"))
             start = "t = 1" if layer.direction else "t = T"
             horizon = (
                 t("beyond T")
@@ -442,11 +396,10 @@ def _lyapunov_section(
         k = min(32, _state_size(copy, bool(where)))
         result = lyapunov_spectrum(
             copy, steps=steps, warmup=100, k=k, batch=2, seed=seed, inputs=inputs,
-            layer=where.get("layer"), direction=where.get("direction", 0),
+            layer=where.get("layer"), direction=where.get("direction", 0), progress=False,
         )  # fmt: skip
-        index = list(range(1, result.exponents.size + 1))
         label = shown(name)
-        figure.traces.append(Trace(label, index, list(result.exponents), "lines+markers"))
+        figure.traces.append(lyapunov_trace(result, name))
         numbers[name] = {
             "exponents": [finite_or_none(v) for v in result.exponents],
             "lambda1": finite_or_none(result.exponents[0]),
@@ -531,7 +484,7 @@ def _default_models(
         with tempfile.TemporaryDirectory() as folder:
             from rnngrad.lab.models import LabModel
 
-            train(config, folder, device=device)
+            train(config, folder, device=device, progress=False)
             checkpoint = Path(folder) / "checkpoint.pt"
             state = torch.load(checkpoint, weights_only=True, map_location="cpu")["model"]
         model = LabModel(cell, task.input_size, 32, task.output_size, per_step=False)

@@ -66,7 +66,7 @@ def built_in_sweep(folder: Path, *, quick: bool, seed: int) -> Path:
         for offset in (0, 1)
     )
     sweep = Sweep(("cell", "init", "seed"), configs, "the report's built-in sweep")
-    run_sweep(sweep, folder, workers=min(2, os.cpu_count() or 1))
+    run_sweep(sweep, folder, workers=min(2, os.cpu_count() or 1), progress=False)
     return folder
 
 
