@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 PIP_FLAGS := --disable-pip-version-check --quiet
 
-.PHONY: demo test check lint typecheck format bench clean chromium screenshot
+.PHONY: demo test check lint typecheck format bench clean chromium screenshot docs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,7 +46,12 @@ chromium:
 	  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-nanum >/dev/null; } \
 	  || echo "no font with Hangul: the Korean page's figures and screenshots will show boxes"
 
-test: check chromium
+# The documentation site (mkdocs-material, mkdocstrings) into site/; strict: a broken
+# reference or link fails the build.
+docs: $(VENV)/.installed-test
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
+test: check docs chromium
 	$(BIN)/python -m pytest
 
 format: $(VENV)/.installed-test
@@ -60,4 +65,4 @@ bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/lyapunov_speed.py
 
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) build dist site src/*.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis

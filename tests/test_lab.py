@@ -270,7 +270,7 @@ def test_bad_sweep_files(tmp_path: Path, text: str, message: str) -> None:
 
 
 def test_remedies_benchmark_on_a_tiny_budget(tmp_path: Path) -> None:
-    """The README's remedies table comes from this code; here on a tiny budget."""
+    """The remedies table of docs/lab.md comes from this code; here on a tiny budget."""
     import importlib.util
     import sys
 
