@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -148,6 +149,24 @@ def test_report_of_a_model_of_ones_own(tmp_path: Path) -> None:
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
+def _open_page(
+    playwright: Any, folder: Path, width: int, errors: list[str], *, console_errors: bool = False
+) -> tuple[Any, Any]:
+    """Chromium (headless, offline) on ``folder/index.html`` at ``width`` x 900 pixels; the
+    page's uncaught errors (and, with ``console_errors``, its console errors) go to ``errors``."""
+    browser = playwright.chromium.launch(
+        executable_path=CHROMIUM,
+        args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+              "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+    )  # fmt: skip
+    page = browser.new_page(viewport={"width": width, "height": 900})
+    if console_errors:
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto((folder / "index.html").as_uri())
+    return browser, page
+
+
 @pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (make test installs it)")
 def test_page_renders_in_chromium_and_the_explorer_matches_python(
     report: Path, tmp_path: Path
@@ -156,22 +175,7 @@ def test_page_renders_in_chromium_and_the_explorer_matches_python(
 
     errors: list[str] = []
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
-        )
-        page = browser.new_page(viewport={"width": 1100, "height": 900})
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto((report / "index.html").as_uri())
+        browser, page = _open_page(playwright, report, 1100, errors, console_errors=True)
         # the figures, the scalar explorer and the matrix explorer's two plots
         figure_count = len(json.loads((report / "results.json").read_text())["figures"]) + 3
         page.wait_for_function(
@@ -277,13 +281,6 @@ def test_long_titles_wrap_and_log_axes_use_powers_of_ten() -> None:
     assert "<br>" in layout["title"]["text"]
 
 
-def _launch(playwright: object) -> object:
-    return playwright.chromium.launch(  # type: ignore[attr-defined]
-        executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-quic",
-                                        "--no-first-run", "--disable-background-networking"],
-    )  # fmt: skip
-
-
 @pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (make test installs it)")
 def test_the_page_of_a_bidirectional_classifier_in_chromium(tmp_path: Path) -> None:
     """The model page of a 2-layer bidirectional LSTM classifier: the state Jacobian's
@@ -313,10 +310,7 @@ def test_the_page_of_a_bidirectional_classifier_in_chromium(tmp_path: Path) -> N
         assert spectrum.numbers[name]["verdict"] == expected
     errors: list[str] = []
     with sync_playwright() as playwright:
-        browser = _launch(playwright)
-        page = browser.new_page(viewport={"width": 1280, "height": 900})  # type: ignore[attr-defined]
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto((out / "index.html").as_uri())
+        browser, page = _open_page(playwright, out, 1280, errors)
         count = len(json.loads((out / "results.json").read_text())["figures"])
         page.wait_for_function(
             f"document.querySelectorAll('.js-plotly-plot').length >= {count}", timeout=30000
@@ -347,7 +341,7 @@ def test_the_page_of_a_bidirectional_classifier_in_chromium(tmp_path: Path) -> N
             "Array.from(document.querySelectorAll('section h2')).map(h => h.textContent)"
         )
         assert headings[0] == "1. The gradient profile" and headings[-1].startswith("Appendix")
-        browser.close()  # type: ignore[attr-defined]
+        browser.close()
     assert errors == []
 
 
@@ -464,10 +458,7 @@ def test_the_korean_page_in_chromium(korean_report: Path, tmp_path: Path) -> Non
 
     errors: list[str] = []
     with sync_playwright() as playwright:
-        browser = _launch(playwright)
-        page = browser.new_page(viewport={"width": 1100, "height": 900})  # type: ignore[attr-defined]
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto((korean_report / "index.html").as_uri())
+        browser, page = _open_page(playwright, korean_report, 1100, errors)
         page.wait_for_function("document.querySelectorAll('.katex').length > 20", timeout=30000)
         assert page.evaluate("document.documentElement.lang") == "ko"
         headings = page.evaluate(
@@ -482,5 +473,5 @@ def test_the_korean_page_in_chromium(korean_report: Path, tmp_path: Path) -> Non
         legend = page.evaluate("document.getElementById('mx-eigen').data[0].name")
         assert legend == "단위원"
         page.screenshot(path=str(tmp_path / "ko.png"))
-        browser.close()  # type: ignore[attr-defined]
+        browser.close()
     assert errors == []
