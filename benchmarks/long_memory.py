@@ -17,14 +17,11 @@ suite runs it on a tiny budget.
 
 from __future__ import annotations
 
-import argparse
-import os
-import platform
-import time
 from pathlib import Path
 from typing import Any
 
-from rnngrad.lab.sweep import Sweep, run_sweep, sweep_summary
+from _sweep import run_and_tabulate, sweep_parser
+from rnngrad.lab.sweep import Sweep, sweep_summary
 from rnngrad.lab.train import TrainConfig
 
 MODELS: dict[str, dict[str, Any]] = {
@@ -116,28 +113,13 @@ def report(out: Path, lengths: list[int]) -> str:
 
 
 def main(argv: list[str] | None = None) -> str:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/long_memory"))
+    parser = sweep_parser(__doc__.splitlines()[0], out="benchmarks/results/long_memory",
+                          seeds=3, steps=6000, hidden=64, batch=50, lr=1e-3)  # fmt: skip
     parser.add_argument("--lengths", default="200,1000,2000")
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=6000)
-    parser.add_argument("--hidden", type=int, default=64)
-    parser.add_argument("--batch", type=int, default=50)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--workers", type=int, default=None)
-    parser.add_argument("--report-only", action="store_true", help="tabulate the finished runs")
     args = parser.parse_args(argv)
     lengths = [int(v) for v in args.lengths.split(",")]
     sweep = build(lengths, args.seeds, args.steps, args.hidden, args.batch, args.lr)
-    started = time.perf_counter()
-    if not args.report_only:
-        run_sweep(sweep, args.out, workers=args.workers)
-    table = report(args.out, lengths)
-    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs; {len(sweep.configs)} runs, "
-          f"hidden {args.hidden}, {args.steps} steps of batch {args.batch}, lr {args.lr}, "
-          f"{time.perf_counter() - started:.0f} s")  # fmt: skip
-    print(table)
-    return table
+    return run_and_tabulate(sweep, args, lambda: report(args.out, lengths))
 
 
 if __name__ == "__main__":

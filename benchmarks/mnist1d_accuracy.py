@@ -22,16 +22,13 @@ The test suite runs the same code on a tiny budget.
 
 from __future__ import annotations
 
-import argparse
-import os
-import platform
 import statistics
-import time
 from pathlib import Path
 from typing import Any
 
+from _sweep import run_and_tabulate, sweep_parser
 from rnngrad.lab.records import read_table_rows
-from rnngrad.lab.sweep import Sweep, run_sweep
+from rnngrad.lab.sweep import Sweep
 from rnngrad.lab.train import TrainConfig
 
 MODELS: dict[str, dict[str, Any]] = {
@@ -125,31 +122,16 @@ def report(out: Path, cells: list[str]) -> str:
 
 
 def main(argv: list[str] | None = None) -> str:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/mnist1d"))
+    parser = sweep_parser(__doc__.splitlines()[0], out="benchmarks/results/mnist1d", seeds=3,
+                          steps=4000, hidden=128, batch=100, lr=2e-3)  # fmt: skip
     parser.add_argument("--models", default=",".join(MODELS), help=", ".join(MODELS))
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=4000)
-    parser.add_argument("--hidden", type=int, default=128)
-    parser.add_argument("--batch", type=int, default=100)
-    parser.add_argument("--lr", type=float, default=2e-3)
-    parser.add_argument("--workers", type=int, default=None)
-    parser.add_argument("--report-only", action="store_true", help="tabulate the finished runs")
     args = parser.parse_args(argv)
     cells = args.models.split(",")
     unknown = [c for c in cells if c not in MODELS]
     if unknown:
         parser.error(f"unknown models {unknown}; expected some of {', '.join(MODELS)}")
     sweep = build(cells, args.seeds, args.steps, args.hidden, args.batch, args.lr)
-    started = time.perf_counter()
-    if not args.report_only:
-        run_sweep(sweep, args.out, workers=args.workers)
-    table = report(args.out, cells)
-    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs; {len(sweep.configs)} runs, "
-          f"hidden {args.hidden}, {args.steps} steps of batch {args.batch}, lr {args.lr}, "
-          f"{time.perf_counter() - started:.0f} s")  # fmt: skip
-    print(table)
-    return table
+    return run_and_tabulate(sweep, args, lambda: report(args.out, cells))
 
 
 if __name__ == "__main__":

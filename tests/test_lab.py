@@ -20,6 +20,8 @@ from rnngrad.lab.sweep import load_sweep, run_sweep, sweep_summary
 from rnngrad.lab.tasks import make_task
 from rnngrad.lab.train import TrainConfig, train
 
+from .examples_loader import load_benchmark
+
 # ---- tasks
 
 
@@ -271,15 +273,7 @@ def test_bad_sweep_files(tmp_path: Path, text: str, message: str) -> None:
 
 def test_remedies_benchmark_on_a_tiny_budget(tmp_path: Path) -> None:
     """The remedies table of docs/lab.md comes from this code; here on a tiny budget."""
-    import importlib.util
-    import sys
-
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "remedies.py"
-    spec = importlib.util.spec_from_file_location("remedies_benchmark", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["remedies_benchmark"] = module
-    spec.loader.exec_module(module)
+    module = load_benchmark("remedies")
     table = module.main(["--out", str(tmp_path), "--lengths", "4,6", "--seeds", "1", "--steps", "5",
                          "--hidden", "4", "--batch", "4", "--workers", "2"])  # fmt: skip
     assert table.count("\n") == 2 + 5
@@ -411,15 +405,7 @@ def test_later_fields_keep_the_keys_of_earlier_runs() -> None:
 
 def test_mnist1d_benchmark_on_a_tiny_budget(tmp_path: Path) -> None:
     """The MNIST-1D table comes from this code; here on a tiny budget."""
-    import importlib.util
-    import sys
-
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "mnist1d_accuracy.py"
-    spec = importlib.util.spec_from_file_location("mnist1d_benchmark", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["mnist1d_benchmark"] = module
-    spec.loader.exec_module(module)
+    module = load_benchmark("mnist1d_accuracy")
     table = module.main(["--out", str(tmp_path), "--models", "gru,lru4", "--seeds", "1",
                          "--steps", "3", "--hidden", "4", "--batch", "8",
                          "--workers", "2"])  # fmt: skip
@@ -431,15 +417,7 @@ def test_mnist1d_benchmark_on_a_tiny_budget(tmp_path: Path) -> None:
 
 def test_long_memory_benchmark_on_a_tiny_budget(tmp_path: Path) -> None:
     """The long-memory table comes from this code; here on a tiny budget."""
-    import importlib.util
-    import sys
-
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "long_memory.py"
-    spec = importlib.util.spec_from_file_location("long_memory_benchmark", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["long_memory_benchmark"] = module
-    spec.loader.exec_module(module)
+    module = load_benchmark("long_memory")
     table = module.main(["--out", str(tmp_path), "--lengths", "6", "--seeds", "1",
                          "--steps", "3", "--hidden", "4", "--batch", "4",
                          "--workers", "2"])  # fmt: skip
