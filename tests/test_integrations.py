@@ -13,6 +13,8 @@ from torch import nn
 from rnngrad.errors import MissingExtraError
 from rnngrad.extras import require
 
+from .test_monitor import Classifier
+
 
 def test_a_missing_extra_names_its_install_command() -> None:
     with pytest.raises(MissingExtraError, match=r"^no_such_pkg is not installed: pip install "
@@ -29,14 +31,13 @@ def test_lightning_callback_in_a_20_step_fit(tmp_path: Path) -> None:
     from rnngrad import gradient_profile
     from rnngrad.integrations.lightning import GradientMonitorCallback
 
-    class Classifier(lightning.LightningModule):
+    class LightningClassifier(lightning.LightningModule):
         def __init__(self) -> None:
             super().__init__()
-            self.rnn = nn.GRU(3, 8, batch_first=True)
-            self.head = nn.Linear(8, 4)
+            self.net = Classifier()
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.head(self.rnn(x)[0][:, -1])
+            return self.net(x)
 
         def training_step(
             self, batch: tuple[torch.Tensor, torch.Tensor], index: int
@@ -52,7 +53,7 @@ def test_lightning_callback_in_a_20_step_fit(tmp_path: Path) -> None:
     y = torch.randint(0, 4, (80,), generator=generator)
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=4)
     torch.manual_seed(0)
-    model = Classifier()
+    model = LightningClassifier()
     callback = GradientMonitorCallback(loss=nn.functional.cross_entropy, every=1, writer=None)
     trainer = lightning.Trainer(
         max_steps=20, callbacks=[callback], logger=False, enable_checkpointing=False,
