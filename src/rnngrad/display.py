@@ -62,17 +62,14 @@ def number(value: float | int | None, digits: int = 4) -> str:
     return f"{value:.{digits}g}"
 
 
-def _finite_or_none(values: Any) -> list[Any]:
-    """A column as a list, with NaN and infinities as nulls."""
+def _column(values: Any) -> list[Any]:
+    """A column as a list of Python values, with NaN and infinities as nulls."""
+    from rnngrad.jsonout import finite_or_none  # jsonout imports the result modules
+
     out: list[Any] = []
     for value in list(values):
-        if isinstance(value, float) and not math.isfinite(value):
-            out.append(None)
-        elif hasattr(value, "item"):  # numpy scalars
-            item = value.item()
-            out.append(None if isinstance(item, float) and not math.isfinite(item) else item)
-        else:
-            out.append(value)
+        item = value.item() if hasattr(value, "item") else value  # numpy scalars
+        out.append(finite_or_none(item) if isinstance(item, float) else item)
     return out
 
 
@@ -113,7 +110,7 @@ class Displayable:
         """A tidy ``pyarrow.Table`` of the result (non-finite values as nulls)."""
         import pyarrow as pa
 
-        return pa.table({name: _finite_or_none(v) for name, v in self._columns().items()})
+        return pa.table({name: _column(v) for name, v in self._columns().items()})
 
     def to_frame(self) -> Any:
         """The tidy table as a ``pandas.DataFrame`` (``pip install 'rnngrad[pandas]'``)."""

@@ -34,7 +34,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal, Protocol
 
 import numpy as np
@@ -199,19 +199,15 @@ class GradientMonitor:
 
     def __repr__(self) -> str:
         schedule = f"every {self.every} steps" if self.every else f"within {self.overhead:.0%}"
-        last = ", ".join(
-            f"{name}: {label}" for name, label in zip(*self._last_labels(), strict=True)
-        )
+        last = ""
+        if self.history:
+            record = self.history[-1]
+            last = ", ".join(f"{n}: {v}" for n, v in zip(record.names, record.labels, strict=True))
         return (
             f"GradientMonitor({schedule}, {len(self.history)} profiles in {self.calls} steps"
             + (f"; last: {last}" if last else "")
             + ")"
         )
-
-    def _last_labels(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        if not self.history:
-            return (), ()
-        return self.history[-1].names, self.history[-1].labels
 
     def _due(self) -> bool:
         if self.every is not None:
@@ -264,7 +260,7 @@ class GradientMonitor:
             self._write(record)
         # The cost counts everything the call did: the profile, the warnings, the writer.
         cost = self.clock() - now
-        record = _with_seconds(record, cost)
+        record = replace(record, seconds=cost)
         self.history.append(record)
         self._last_cost = cost
         self.profile_seconds += cost
@@ -347,12 +343,6 @@ def _check_range(color_range: tuple[float, float]) -> tuple[float, float]:
     if not (math.isfinite(low) and math.isfinite(high) and low < high):
         raise InvalidInputError(f"color_range needs finite low < high, got {color_range!r}")
     return low, high
-
-
-def _with_seconds(record: MonitorRecord, seconds: float) -> MonitorRecord:
-    from dataclasses import replace
-
-    return replace(record, seconds=seconds)
 
 
 def _caller_stacklevel() -> int:
