@@ -196,6 +196,7 @@ def heat_map_rgb(
     (rows named, time steps ``1..T`` across) on the fixed scale ``color_range`` with a
     colour bar; values beyond the scale take its end colours, non-finite ones are grey.
     Drawn with Matplotlib's object interface (no pyplot state), for TensorBoard and W&B."""
+    import matplotlib
     import numpy as np
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.colors import Normalize
@@ -206,7 +207,7 @@ def heat_map_rgb(
     drawing = MatplotlibFigure(figsize=(6.4, 1.4 + 0.32 * rows), dpi=100)
     canvas = FigureCanvasAgg(drawing)
     axis = drawing.add_subplot()
-    colours = matplotlib_colormap("viridis").with_extremes(bad="0.6")
+    colours = matplotlib.colormaps["viridis"].with_extremes(bad="0.6")
     low, high = color_range
     extent = (0.5, steps + 0.5, rows - 0.5, -0.5)
     image = axis.imshow(data, aspect="auto", cmap=colours, norm=Normalize(low, high),
@@ -221,10 +222,3 @@ def heat_map_rgb(
     canvas.draw()  # type: ignore[no-untyped-call]
     rgba = np.asarray(canvas.buffer_rgba())  # type: ignore[no-untyped-call]
     return np.ascontiguousarray(rgba[..., :3])
-
-
-def matplotlib_colormap(name: str) -> Any:
-    """A registered Matplotlib colour map by name."""
-    import matplotlib
-
-    return matplotlib.colormaps[name]
