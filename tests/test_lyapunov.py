@@ -272,7 +272,8 @@ def test_finite_time_top_factor_bounds_and_approaches_the_norm() -> None:
     ("kwargs", "error", "message"),
     [
         ({"k": 99}, InvalidInputError, "k must be between"),
-        ({"steps": 50, "warmup": 50}, InvalidInputError, "larger than the warm-up"),
+        ({"reorth": "sometimes"}, InvalidInputError, "'auto' or a whole number"),
+        ({"qr": "lu"}, InvalidInputError, "householder, cholesky2"),
         ({"reorth": 0}, InvalidInputError, "reorth"),
         ({"inputs": "noise"}, InvalidInputError, "zeros"),
     ],

@@ -16,7 +16,8 @@ from rnngrad.lyapunov import lyapunov_spectrum
 
 from .examples_loader import load_example
 
-SETTINGS = {"steps": 300, "warmup": 50, "batch": 2, "seed": 3}
+# reorth=1: the routes compared here must agree to rounding, factorisation by factorisation.
+SETTINGS = {"steps": 300, "warmup": 50, "batch": 2, "seed": 3, "reorth": 1}
 
 
 def test_reverse_direction_equals_a_module_with_the_reverse_weights() -> None:

@@ -185,6 +185,12 @@ def lyapunov_json(
         "steps": result.steps,
         "warmup": result.warmup,
         "reorth": result.reorth,
+        "qr": result.qr,
+        "factorisations": result.factorisations,
+        "ci95_trajectories": (
+            None if result.ci95_trajectories is None else _list(result.ci95_trajectories)
+        ),
+        "ci95_windows": None if result.ci95_windows is None else _list(result.ci95_windows),
         "batch": result.batch,
         "k": int(result.exponents.size),
         "state_size": result.state_size,

@@ -12,13 +12,19 @@ step). Over long spans a backpropagated gradient grows or decays like
 
 Algorithm (Benettin et al. 1980; Eckmann & Ruelle 1985): carry an orthonormal
 basis ``Q`` of ``k`` tangent vectors along the trajectory, ``Q <- J_t Q``
-(a Jacobian-vector product, :mod:`rnngrad.dynamics`), and every ``reorth``
-steps factor ``Q = Q' R`` and add ``ln |R_ii|``; then ``lambda_i`` is the sum
-over the run divided by its length. A batch of trajectories from random
-initial states gives a mean and a 95% confidence interval (Student's t). The
-largest exponent is cross-checked by two nearby trajectories whose separation
-is renormalised every step, and the sum of all ``n`` exponents equals the mean
-of ``ln |det J_t|``. Memory is ``O(B n k)``: no ``n x n`` matrix is kept per step.
+(a Jacobian-vector product, :mod:`rnngrad.dynamics`), and now and then factor
+``Q = Q' R`` and add ``ln |R_ii|``; then ``lambda_i`` is the sum over the run
+divided by its length. How often to factor is chosen from the last
+factorisation so that rounding cannot move the exponents (``reorth="auto"``,
+:mod:`rnngrad.orthonormal`): the exponents are those of factoring every step,
+at a fraction of the cost. The 95% interval is the larger of two: across a
+batch of trajectories from random initial states (Student's t), and batch
+means over ten windows along them (:mod:`rnngrad.batch_means`), which sees an
+estimate that every trajectory shares but that is still drifting; an exponent
+whose two halves of the run disagree is not ``reliable``. The largest exponent
+is cross-checked by two nearby trajectories whose separation is renormalised
+every step, and the sum of all ``n`` exponents equals the mean of
+``ln |det J_t|``. Memory is ``O(B n k)``: no ``n x n`` matrix is kept per step.
 """
 
 from __future__ import annotations
@@ -33,9 +39,11 @@ import torch
 from numpy.typing import NDArray
 from torch import nn
 
+from rnngrad.batch_means import student_t_975
 from rnngrad.display import Displayable, Summary, number
 from rnngrad.dynamics import Dynamics, ModuleDynamics
 from rnngrad.errors import InvalidInputError, NumericalError, ShapeError
+from rnngrad.orthonormal import QR_METHODS, QRMethod
 from rnngrad.progress import ProgressSpec, progress_callback
 
 if TYPE_CHECKING:
@@ -52,12 +60,8 @@ __all__ = [
 FloatArray = NDArray[np.float64]
 InputSpec = Literal["zeros", "random"] | torch.Tensor
 
-# Two-sided 95% quantiles of Student's t, t_{0.975, df} for df = 1..30.
-_T975 = (
-    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
-    2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
-    2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
-)  # fmt: skip
+# Windows along the measured steps for the batch-means interval (rnngrad.batch_means).
+WINDOWS = 10
 
 
 def random_tanh_network(
@@ -71,13 +75,6 @@ def random_tanh_network(
         weights = torch.randn(size, size, generator=generator, dtype=dtype)
         network.get_parameter("weight_hh_l0").copy_(weights * (gain / math.sqrt(size)))
     return network
-
-
-def student_t_975(df: int) -> float:
-    """``t_{0.975, df}``; the normal 1.960 beyond 30 degrees of freedom (within 2%)."""
-    if df < 1:
-        raise ValueError(f"df must be >= 1, got {df}")
-    return _T975[df - 1] if df <= 30 else 1.960
 
 
 def kaplan_yorke_dimension(exponents: FloatArray, complete: bool) -> float | None:
@@ -111,17 +108,23 @@ class LyapunovSpectrum(Displayable):
     Attributes:
         exponents: ``(k,)`` batch means, descending.
         per_trajectory: ``(B, k)``, each trajectory's exponents, descending.
-        ci95: ``(k,)`` half-widths of the 95% confidence interval of the mean
-            (Student's t over the batch); NaN for a batch of one.
+        ci95: ``(k,)`` half-widths of the 95% confidence interval of the mean:
+            the larger of ``ci95_trajectories`` and ``ci95_windows``; NaN for an
+            exact zero.
         total: the sum of the ``k`` exponents.
         kaplan_yorke_dim: see :func:`kaplan_yorke_dimension`.
         lambda1_two_trajectories: the largest exponent from two nearby
             trajectories (batch mean), an independent check of ``exponents[0]``.
-        running_steps: ``(C,)`` steps at which ``running`` was recorded.
+        running_steps: ``(C,)`` steps at which ``running`` was recorded (the
+            factorisation at or before each checkpoint).
         running: ``(C, k)`` the running estimate (batch mean), to show convergence.
-        reliable: ``(k,)``: finite, and moved by less than 10% (or 1e-3 nats per
-            step) over the second half of the run.
-        steps, warmup, reorth, batch: the run's settings; state_size: the
+        reliable: ``(k,)``: finite, the two halves of the run agree (their
+            averages differ by less than 3.29 standard errors of the difference,
+            or by less than 1e-3 nats per step: the running estimate at half
+            time is within that bound of the final one), and consecutive windows
+            are not significantly correlated (see :mod:`rnngrad.batch_means`).
+        steps, warmup, reorth, batch: the run's settings (``reorth`` is
+            ``"auto"`` or the fixed interval asked for); state_size: the
             dimension of the analysed tangent space.
         units: ``"nats per step"``.
         module_name: the recurrent submodule measured (``""``: the system itself).
@@ -131,6 +134,11 @@ class LyapunovSpectrum(Displayable):
         exact_zero: ``(k,)``: the exponent is ``-inf`` because the Jacobian
             products lose volume exactly in that direction (a unit whose
             derivative is exactly zero, such as a dead relu); its interval is NaN.
+        factorisations: how many QR factorisations the run made.
+        qr: the factorisation (``"householder"`` or ``"cholesky2"``).
+        ci95_trajectories: ``(k,)`` the interval across trajectories (NaN for one).
+        ci95_windows: ``(k,)`` the batch-means interval over windows along them.
+        halves: ``(2, k)`` the averages over the first and second half of the run.
     """
 
     exponents: FloatArray
@@ -144,7 +152,7 @@ class LyapunovSpectrum(Displayable):
     reliable: NDArray[np.bool_]
     steps: int
     warmup: int
-    reorth: int
+    reorth: int | str
     batch: int
     state_size: int
     units: str = "nats per step"
@@ -154,6 +162,11 @@ class LyapunovSpectrum(Displayable):
     dtype: str = "float64"
     converted_from: str | None = None
     exact_zero: NDArray[np.bool_] | None = None
+    factorisations: int = 0
+    qr: str = "householder"
+    ci95_trajectories: FloatArray | None = None
+    ci95_windows: FloatArray | None = None
+    halves: FloatArray | None = None
 
     @property
     def exponents_log10(self) -> FloatArray:
@@ -181,7 +194,7 @@ class LyapunovSpectrum(Displayable):
             sentence += " Some exponents have not settled: see `reliable` and `running`."
         ci = float(self.ci95[0])
         interval = f" +- {number(ci, 2)}" if math.isfinite(ci) else ""
-        settings = f"{self.steps}, {self.warmup}, {self.reorth}"
+        settings = f"{self.steps}, {self.warmup}, {self.factorisations}"
         return Summary(
             what=f"Lyapunov spectrum, {self.exponents.size} of {self.state_size} exponents, "
             f"{self.steps} steps x {self.batch} trajectories",
@@ -193,7 +206,7 @@ class LyapunovSpectrum(Displayable):
                 ("sum of exponents", number(self.total)),
                 ("Kaplan-Yorke dimension", number(self.kaplan_yorke_dim)),
                 ("reliable", f"{int(np.sum(self.reliable))} of {self.reliable.size}"),
-                ("steps, warm-up, re-orthonormalise every", settings),
+                ("steps, warm-up, QR factorisations", settings),
             ),
         )
 
@@ -422,20 +435,22 @@ def _random_orthonormal(
     return q
 
 
-def _validate_run(steps: int, warmup: int, reorth: int, batch: int, seed: int) -> None:
+def _validate_run(
+    steps: int, warmup: int, reorth: int | str, batch: int, seed: int, qr: str
+) -> None:
     """The run's settings, checked before anything is built or drawn."""
     from rnngrad.limits import MAX_LYAPUNOV_STEPS, check_seed, check_whole
 
     check_seed(seed)
     check_whole(steps, "steps", 1, MAX_LYAPUNOV_STEPS)
-    check_whole(warmup, "warmup", 0)
-    check_whole(reorth, "reorth")
+    check_whole(warmup, "warmup", 0, MAX_LYAPUNOV_STEPS)
+    if reorth != "auto":
+        if isinstance(reorth, str):
+            raise InvalidInputError(f"reorth must be 'auto' or a whole number, got {reorth!r}")
+        check_whole(reorth, "reorth")
     check_whole(batch, "batch")
-    if steps <= warmup:
-        raise InvalidInputError(
-            f"steps ({steps}) must be larger than the warm-up ({warmup}): the estimate "
-            "would rest on fewer steps than were thrown away"
-        )
+    if qr not in QR_METHODS:
+        raise InvalidInputError(f"qr must be one of {', '.join(QR_METHODS)}, got {qr!r}")
 
 
 def _exponent_count(dynamics: Dynamics, k: int | None) -> int:
@@ -463,9 +478,10 @@ def lyapunov_spectrum(
     system: Dynamics | nn.Module,
     *,
     steps: int = 1000,
-    warmup: int = 100,
+    warmup: int | None = None,
     k: int | None = None,
-    reorth: int = 1,
+    reorth: int | Literal["auto"] = "auto",
+    qr: QRMethod = "householder",
     batch: int = 4,
     seed: int = 0,
     inputs: InputSpec = "zeros",
@@ -485,9 +501,18 @@ def lyapunov_spectrum(
             :class:`rnngrad.CellDynamics`).
         steps: measured steps ``T`` (after the warm-up).
         warmup: steps run first and discarded, so that the trajectory reaches
-            its attractor.
+            its attractor; default: as many as ``steps`` (only the state runs
+            then, which costs little beside the tangent basis), or what a given
+            input sequence has beyond ``steps``. Random networks
+            near the edge of chaos can take thousands of steps to settle, and no
+            interval computed from the measured steps alone can see that.
         k: how many exponents (default: the state size, the full spectrum).
-        reorth: steps between re-orthonormalisations.
+        reorth: ``"auto"``: factor before rounding could move any ``|R_ii|`` by
+            more than 1e-3 relative (see :mod:`rnngrad.orthonormal`); a whole number:
+            steps between factorisations. Either way the basis is also factored
+            at every checkpoint and window edge, so the running estimate is exact.
+        qr: ``"householder"`` (LAPACK) or ``"cholesky2"`` (CholeskyQR2, matrix
+            products, Householder where the basis is too ill-conditioned).
         batch: trajectories, each from its own random initial state.
         seed: seeds the initial states, the basis and random inputs.
         inputs: ``"zeros"`` (the autonomous dynamics), ``"random"`` (seeded
@@ -511,7 +536,10 @@ def lyapunov_spectrum(
         InvalidInputError: ``k`` out of range, ``steps <= warmup``, and the like.
         NumericalError: the trajectory diverged (a non-finite state).
     """
-    _validate_run(steps, warmup, reorth, batch, seed)
+    if warmup is None:  # as long as the measurement, or what a given sequence leaves
+        given = inputs.shape[0] if isinstance(inputs, torch.Tensor) else 2 * steps
+        warmup = max(0, min(steps, given - steps))
+    _validate_run(steps, warmup, reorth, batch, seed, qr)
     chosen = _system(
         system, inputs, module=module, layer=layer, direction=direction, dtype=dtype,
         batch=batch, length=warmup + steps, seed=seed,
@@ -531,9 +559,18 @@ def lyapunov_spectrum(
     with progress_callback(progress, "Lyapunov spectrum", steps) as report:
         return _qr_spectrum(
             dynamics, source, batch=batch, warmup=warmup, steps=steps, count=count,
-            reorth=reorth, checkpoints=checkpoints, generator=generator, progress=report,
+            reorth=reorth, qr=qr, checkpoints=checkpoints, generator=generator, progress=report,
             chosen=chosen,
         )  # fmt: skip
+
+
+def _boundaries(steps: int, checkpoints: int) -> tuple[set[int], list[int]]:
+    """Checkpoint steps of the running estimate, and the window edges (``0`` first)."""
+    every = max(1, steps // max(1, checkpoints))
+    marks = {*range(every, steps + 1, every), steps}
+    windows = min(WINDOWS, steps)
+    edges = sorted({round(w * steps / windows) for w in range(windows + 1)})
+    return marks, edges
 
 
 def _qr_spectrum(
@@ -544,15 +581,25 @@ def _qr_spectrum(
     warmup: int,
     steps: int,
     count: int,
-    reorth: int,
+    reorth: int | Literal["auto"],
+    qr: QRMethod,
     checkpoints: int,
     generator: torch.Generator,
     progress: Callable[[int, int], None] | None,
     chosen: _System,
 ) -> LyapunovSpectrum:
     """The Benettin loop of :func:`lyapunov_spectrum` on checked settings."""
+    from rnngrad.batch_means import window_statistics
+    from rnngrad.orthonormal import log_abs_diag_qr, next_interval
+
     n = dynamics.tangent_size
     part = dynamics.tangent_slice
+    # The basis is factored at every window edge (ten per run), so that the windows are
+    # exact; a checkpoint records the estimate as of the latest factorisation.
+    marks, edges = _boundaries(steps, checkpoints)
+    forced = set(edges)
+    interval = 1 if reorth == "auto" else reorth
+    factorisations = 0
     with torch.no_grad(), torch.autocast(dynamics.device.type, enabled=False):
         state = _warm_start(dynamics, batch, warmup, source, generator)
         basis = _random_orthonormal(batch, n, count, state, generator)
@@ -566,9 +613,11 @@ def _qr_spectrum(
         companion_log = torch.zeros(batch, dtype=torch.float64, device=state.device)
 
         log_sums = torch.zeros(batch, count, dtype=torch.float64, device=state.device)
-        every = max(1, steps // max(1, checkpoints))
-        running_steps: list[int] = []
+        every = max(1, steps // 100)
         running: list[torch.Tensor] = []
+        running_steps: list[int] = []
+        snapshots: list[torch.Tensor] = [log_sums.clone()]
+        since = 0
         for t in range(steps):
             if progress is not None and t % every == 0:
                 progress(t, steps)
@@ -576,36 +625,39 @@ def _qr_spectrum(
             state, cache = dynamics.step(state, x)
             _check_finite(state, warmup + t + 1)
             basis = dynamics.apply_jacobian(cache, basis)
-            if (t + 1) % reorth == 0 or t == steps - 1:
-                basis, triangle = torch.linalg.qr(basis)
-                log_sums += torch.log(torch.diagonal(triangle, dim1=-2, dim2=-1).abs()).double()
+            since += 1
+            if since >= interval or t + 1 in forced:
+                basis, logs = log_abs_diag_qr(basis, qr)
+                log_sums += logs
+                factorisations += 1
+                if reorth == "auto":
+                    interval = next_interval(logs, since, basis.dtype)
+                since = 0
             companion, _ = dynamics.step(companion, x)
             separation = companion - state
             distance = separation.norm(dim=1)
             companion_log += torch.log(distance / epsilon).double()
             companion = state + separation * (epsilon / distance).unsqueeze(1)
-            if (t + 1) % every == 0 or t == steps - 1:
-                running_steps.append(t + 1)
-                running.append(log_sums.mean(dim=0) / (t + 1))
+            if t + 1 in marks and since < t + 1 and (t + 1 - since) not in running_steps[-1:]:
+                running_steps.append(t + 1 - since)
+                running.append(log_sums.mean(dim=0) / (t + 1 - since))
+            if t + 1 in forced:
+                snapshots.append(log_sums.clone())
         if progress is not None:
             progress(steps, steps)
-    per_trajectory = (log_sums / steps).cpu().numpy()
-    per_trajectory = -np.sort(-per_trajectory, axis=1)
+    # Each trajectory's exponents in descending order; the windows follow the same order.
+    order = torch.argsort(log_sums, dim=1, descending=True).cpu()
+    stacked = torch.stack(snapshots).cpu()
+    sums: FloatArray = torch.gather(stacked, 2, order.unsqueeze(0).expand_as(stacked)).numpy()
+    per_trajectory = sums[-1] / steps
     mean = per_trajectory.mean(axis=0)
     exact_zero = np.isneginf(mean)
-    if batch > 1:
-        with np.errstate(invalid="ignore"):  # -inf - -inf in the spread of an exact zero
-            spread = per_trajectory.std(axis=0, ddof=1)
-            ci95 = student_t_975(batch - 1) * spread / math.sqrt(batch)
-        ci95[exact_zero] = np.nan
-    else:
-        ci95 = np.full(count, np.nan)
+    windows = window_statistics(sums, np.asarray(edges, dtype=np.int64))
+    ci95 = windows.ci95.copy()
+    ci95[exact_zero | ~np.isfinite(ci95)] = np.nan
     history = torch.stack(running).cpu().numpy()
     history = -np.sort(-history, axis=1)
-    halfway = history[min(len(history) - 1, len(history) // 2)]
-    with np.errstate(invalid="ignore"):
-        moved = np.abs(mean - halfway)
-        reliable = np.isfinite(mean) & (moved <= np.maximum(0.1 * np.abs(mean), 1e-3))
+    reliable = np.isfinite(mean) & windows.halves_agree & windows.windows_independent
     return LyapunovSpectrum(
         exponents=mean,
         per_trajectory=per_trajectory,
@@ -627,4 +679,9 @@ def _qr_spectrum(
         dtype=str(dynamics.dtype).removeprefix("torch."),
         converted_from=chosen.converted_from,
         exact_zero=exact_zero,
+        factorisations=factorisations,
+        qr=qr,
+        ci95_trajectories=windows.ci95_trajectories,
+        ci95_windows=windows.ci95_windows,
+        halves=windows.halves,
     )

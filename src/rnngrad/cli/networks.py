@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.console import Console
@@ -84,6 +84,16 @@ def _random_input(text: str, spec: Any, seed: int, dtype: Any) -> Any:
 
 
 @app.command()
+def _reorth(text: str) -> int | Literal["auto"]:
+    """``--reorth``: ``auto`` or a whole number (checked by lyapunov_spectrum)."""
+    if text == "auto":
+        return "auto"
+    try:
+        return int(text)
+    except ValueError:
+        raise InvalidInputError(f"--reorth must be auto or a whole number, got {text!r}") from None
+
+
 def profile(
     model: Annotated[str, typer.Option("--model", help=MODEL_HELP)],
     model_args: Annotated[str | None, typer.Option("--model-args", help=MODEL_ARGS_HELP)] = None,
@@ -256,7 +266,12 @@ def lyapunov(
     steps: Annotated[
         int, typer.Option("--steps", help="Measured steps T after the warm-up.")
     ] = 1000,
-    warmup: Annotated[int, typer.Option("--warmup", help="Steps run first and discarded.")] = 100,
+    warmup: Annotated[
+        int | None,
+        typer.Option(
+            "--warmup", help="Steps run first and discarded (default: as many as --steps)."
+        ),
+    ] = None,
     k: Annotated[
         int | None, typer.Option("--k", help="How many exponents (default: the state size).")
     ] = None,
@@ -270,7 +285,17 @@ def lyapunov(
             "--direction", help="0, or 1: the reverse direction of a bidirectional module."
         ),
     ] = 0,
-    reorth: Annotated[int, typer.Option("--reorth", help="Steps between QR factorisations.")] = 1,
+    reorth: Annotated[
+        str,
+        typer.Option(
+            "--reorth",
+            help="auto (factor when rounding could start to matter) or steps between QR "
+            "factorisations.",
+        ),
+    ] = "auto",
+    qr: Annotated[
+        str, typer.Option("--qr", help="householder (LAPACK) or cholesky2 (CholeskyQR2).")
+    ] = "householder",
     batch: Annotated[int, typer.Option("--batch", help="Trajectories from random states.")] = 4,
     seed: Annotated[int, typer.Option("--seed", help="Seeds weights, states and inputs.")] = 0,
     input_spec: Annotated[
@@ -352,7 +377,8 @@ def lyapunov(
             steps=steps,
             warmup=warmup,
             k=k,
-            reorth=reorth,
+            reorth=_reorth(reorth),
+            qr=qr,  # type: ignore[arg-type]
             batch=batch,
             seed=seed,
             inputs=inputs,
@@ -378,7 +404,8 @@ def lyapunov(
         title=f"Lyapunov spectrum: {label}",
         caption=(
             f"nats per step (÷ ln 10 for decades, ÷ ln 2 for bits); T = {result.steps} after "
-            f"{result.warmup} warm-up steps, {result.batch} trajectories, QR every {result.reorth}"
+            f"{result.warmup} warm-up steps, {result.batch} trajectories, "
+            f"{result.factorisations} QR factorisations (reorth {result.reorth}, {result.qr})"
         ),
     )
     for header in ("i", "lambda_i", "± 95%", "reliable"):
