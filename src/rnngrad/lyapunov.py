@@ -422,9 +422,15 @@ class _Inputs:
 def _check_finite(state: torch.Tensor, t: int) -> None:
     if not torch.isfinite(state).all():
         raise NumericalError(
-            f"the trajectory diverged at step {t}: the state is no longer finite, "
+            f"the trajectory diverged by step {t}: the state is no longer finite, "
             "so no exponent can be measured"
         )
+
+
+def _batch_inside(basis: torch.Tensor) -> torch.Tensor:
+    """``basis`` ``(B, n, k)`` stored as ``(n, B, k)``: the Jacobian products then run as
+    one wide matrix product with contiguous results (see ``rnngrad.dynamics._mat``)."""
+    return basis.transpose(0, 1).contiguous().transpose(0, 1)
 
 
 def _random_orthonormal(
@@ -602,7 +608,7 @@ def _qr_spectrum(
     factorisations = 0
     with torch.no_grad(), torch.autocast(dynamics.device.type, enabled=False):
         state = _warm_start(dynamics, batch, warmup, source, generator)
-        basis = _random_orthonormal(batch, n, count, state, generator)
+        basis = _batch_inside(_random_orthonormal(batch, n, count, state, generator))
         # The companion trajectory for the two-trajectory estimate of lambda_1.
         epsilon = 1e-8 if dynamics.dtype == torch.float64 else 1e-4
         offset = torch.zeros_like(state)
@@ -610,7 +616,8 @@ def _qr_spectrum(
             (batch, n), generator=generator, dtype=state.dtype, device=state.device
         )
         companion = state + epsilon * offset / offset.norm(dim=1, keepdim=True)
-        companion_log = torch.zeros(batch, dtype=torch.float64, device=state.device)
+        # Each step's separation before renormalisation; their logs are summed at the end.
+        distances = torch.empty(steps, batch, dtype=state.dtype, device=state.device)
 
         log_sums = torch.zeros(batch, count, dtype=torch.float64, device=state.device)
         every = max(1, steps // 100)
@@ -623,21 +630,23 @@ def _qr_spectrum(
                 progress(t, steps)
             x = source(warmup + t)
             state, cache = dynamics.step(state, x)
-            _check_finite(state, warmup + t + 1)
             basis = dynamics.apply_jacobian(cache, basis)
             since += 1
             if since >= interval or t + 1 in forced:
+                # checked here, not every step: a non-finite state makes the basis
+                # non-finite too, and nothing is accumulated between factorisations
+                _check_finite(state, warmup + t + 1)
                 basis, logs = log_abs_diag_qr(basis, qr)
+                basis = _batch_inside(basis)
                 log_sums += logs
                 factorisations += 1
                 if reorth == "auto":
                     interval = next_interval(logs, since, basis.dtype)
                 since = 0
             companion, _ = dynamics.step(companion, x)
-            separation = companion - state
-            distance = separation.norm(dim=1)
-            companion_log += torch.log(distance / epsilon).double()
-            companion = state + separation * (epsilon / distance).unsqueeze(1)
+            separation = companion.sub_(state)
+            distance = torch.linalg.vector_norm(separation, dim=1, out=distances[t])
+            companion = torch.addcmul(state, separation, (epsilon / distance).unsqueeze(1))
             if t + 1 in marks and since < t + 1 and (t + 1 - since) not in running_steps[-1:]:
                 running_steps.append(t + 1 - since)
                 running.append(log_sums.mean(dim=0) / (t + 1 - since))
@@ -645,6 +654,8 @@ def _qr_spectrum(
                 snapshots.append(log_sums.clone())
         if progress is not None:
             progress(steps, steps)
+    companion_log = torch.log(distances.double() / epsilon).sum(dim=0)
+    lambda1_two = float(companion_log.mean().item() / steps)
     # Each trajectory's exponents in descending order; the windows follow the same order.
     order = torch.argsort(log_sums, dim=1, descending=True).cpu()
     stacked = torch.stack(snapshots).cpu()
@@ -664,7 +675,7 @@ def _qr_spectrum(
         ci95=ci95,
         total=float(mean.sum()),
         kaplan_yorke_dim=kaplan_yorke_dimension(mean, complete=count == n),
-        lambda1_two_trajectories=float(companion_log.mean().item() / steps),
+        lambda1_two_trajectories=lambda1_two,
         running_steps=np.asarray(running_steps, dtype=np.int64),
         running=history,
         reliable=reliable,
