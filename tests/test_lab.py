@@ -229,11 +229,17 @@ def test_sweep_runs_resumes_and_detects_a_changed_grid(tmp_path: Path) -> None:
 
 
 def test_sweep_on_a_dask_local_cluster(tmp_path: Path) -> None:
+    """Each Dask worker runs with one torch thread unless told otherwise."""
     grid = tmp_path / "grid.toml"
     grid.write_text(GRID.replace('cell = ["rnn", "gru"]', 'cell = ["rnn"]'))
     results = run_sweep(load_sweep(grid), tmp_path / "out", workers=2, use_dask=True)
     assert len(results) == 2
+    assert [r["threads"] for r in results] == [1, 1]
     assert (tmp_path / "out" / "results.csv").exists()
+    results = run_sweep(
+        load_sweep(grid), tmp_path / "two", workers=1, use_dask=True, threads_per_worker=2
+    )
+    assert [r["threads"] for r in results] == [2, 2]
 
 
 @pytest.mark.parametrize(

@@ -203,6 +203,13 @@ def sweep(
     summary: Annotated[
         Path | None, typer.Option("--summary", help="Summarise the sweep in this folder.")
     ] = None,
+    threads_per_worker: Annotated[
+        int,
+        typer.Option(
+            "--threads-per-worker",
+            help="torch threads in each worker (default 1: workers share the cores).",
+        ),
+    ] = 1,
 ) -> None:
     """Run a grid of training runs in parallel, resumably; or summarise one."""
     from rnngrad.lab.sweep import load_sweep, run_sweep, sweep_summary
@@ -241,6 +248,8 @@ def sweep(
         raise InvalidInputError("give GRID.toml and --out DIR (or --summary DIR)")
     if workers is not None and workers < 1:
         raise InvalidInputError(f"--workers must be >= 1, got {workers}")
+    if threads_per_worker < 1:
+        raise InvalidInputError(f"--threads-per-worker must be >= 1, got {threads_per_worker}")
     parsed = load_sweep(grid)
     if device != "auto":  # auto is resolved on each worker
         from rnngrad.devices import resolve_device
@@ -277,6 +286,7 @@ def sweep(
             connect_timeout=connect_timeout,
             device=device,
             progress=False,  # the bar above
+            threads_per_worker=threads_per_worker,
         )
     solved = sum(1 for r in results if r["solved"])
     Console().print(

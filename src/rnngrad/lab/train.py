@@ -233,6 +233,7 @@ class TrainResult(Displayable):
         clipped_steps: steps at which clipping acted.
         wall_s: wall time of this process's part of the run.
         resumed_from: the checkpoint's step when resumed, else ``None``.
+        device: where it ran; threads: torch's intra-op threads on a CPU.
     """
 
     config: TrainConfig
@@ -250,6 +251,7 @@ class TrainResult(Displayable):
     task_seq_len: int | None = None
     device: str = "cpu"
     records: dict[str, list[dict[str, Any]]] = field(default_factory=dict, repr=False)
+    threads: int = 1
 
     def summary(self) -> dict[str, Any]:
         """The JSON summary: the contract's fields, then the rest of the configuration."""
@@ -275,6 +277,7 @@ class TrainResult(Displayable):
             "step_budget": budget,
             "checkpoint_set_aside": self.checkpoint_set_aside,
             "device": self.device,
+            "threads": self.threads,
             **config,
         }
 
@@ -589,6 +592,7 @@ def _train(
         task_seq_len=task.seq_len,
         device=str(device),
         records=records,
+        threads=torch.get_num_threads(),
     )
     _write_outputs(result, folder, task)
     return result
