@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import hashlib
 import json
 import math
@@ -457,3 +458,27 @@ def test_evaluation_in_chunks_equals_one_pass_over_the_held_out_set(
         assert last["accuracy"] is None
     else:
         assert last["accuracy"] == pytest.approx(expected_accuracy, abs=1e-7)
+
+
+def test_dask_workers_start_without_the_malloc_trim_threshold(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Dask's default MALLOC_TRIM_THRESHOLD_=65536 slows torch training 1.8x in its
+    workers; run_sweep's clusters start without it, even when an earlier nanny left it
+    in this process's environment, which is restored afterwards."""
+    from dask.distributed import Client, LocalCluster
+
+    from rnngrad.lab.sweep import _without_trim_threshold
+
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")
+    with _without_trim_threshold():
+        cluster = LocalCluster(
+            n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None
+        )
+    try:
+        with Client(cluster) as client:
+            seen = client.run(lambda: os.environ.get("MALLOC_TRIM_THRESHOLD_"))
+    finally:
+        cluster.close()
+    assert list(seen.values()) == [None]
+    assert os.environ["MALLOC_TRIM_THRESHOLD_"] == "65536"
