@@ -103,7 +103,8 @@ OPTIONS: dict[str, dict[str, list[str]]] = {
               "--init": ["default", "radius:nan", "radius:1e308", "radius:-1", "x"],
               "--clip": ["none", "norm:-1", "value:nan", "norm:x", "x"],
               "--forget-bias": NUMBERS, "--out": ["out", "folder", "missing"]},
-    "sweep": {"--out": ["out", "folder"], "--workers": NUMBERS, "--threads-per-worker": NUMBERS, "--summary": FILES},
+    "sweep": {"--out": ["out", "folder"], "--workers": NUMBERS,
+              "--threads-per-worker": NUMBERS, "--summary": FILES},
     "report": {"--model": SPECS, "--state-dict": FILES, "--input": FILES, "--seed": NUMBERS,
                "--out": ["folder", "out", "pickle_pt"], "--dtype": ["float32", "x"]},
 }  # fmt: skip

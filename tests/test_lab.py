@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import hashlib
 import json
 import math
+import os
 import re
 from dataclasses import asdict
 from pathlib import Path
