@@ -11,7 +11,15 @@ default) it times, interleaved in one run so that machine noise hits all alike:
 It prints medians and the ratios to plain; the last line is
 ``max profile/plain ratio = R``. Goal: R <= 1.3.
 
-Run: ``.venv/bin/python benchmarks/profile_overhead.py [--device cuda] [--repeats N]``
+``--sweep`` instead runs plain and profile (no naive) for hidden 64, 256 and
+1024 and T 100, 1000 and 10000 (``--hiddens``, ``--lengths`` to choose), and
+beside each time the peak memory of one call, measured in a fresh process
+(the growth of the resident set's high-water mark over what the module and its
+input hold); sizes the memory budget refuses are said so. The last line is
+``max profile/plain ratio at hidden >= 256 = R`` (goal R <= 1.0, and the
+profile's peak memory no more than plain's).
+
+Run: ``.venv/bin/python benchmarks/profile_overhead.py [--device cuda] [--repeats N] [--sweep]``
 """
 
 from __future__ import annotations
@@ -58,6 +66,95 @@ def naive_profile(module: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
     return [s.grad for s in states]
 
 
+_KINDS = {"RNN": nn.RNN, "LSTM": nn.LSTM, "GRU": nn.GRU}
+
+
+def _peak_child(kind: str, hidden: int, length: int, batch: int, which: str) -> None:
+    """In a fresh process: one call of ``which``; prints the peak memory growth in MiB
+    (Linux: writing 5 to ``/proc/self/clear_refs`` resets the high-water mark VmHWM)."""
+
+    def status(field: str) -> float:
+        for line in open("/proc/self/status", encoding="ascii"):
+            if line.startswith(field + ":"):
+                return float(line.split()[1]) / 1024  # kB to MiB
+        raise RuntimeError(f"{field} not in /proc/self/status")
+
+    torch.manual_seed(0)
+    module = _KINDS[kind](hidden, hidden)
+    x = torch.randn(length, batch, hidden)
+    with open("/proc/self/clear_refs", "w", encoding="ascii") as reset:
+        reset.write("5")
+    before = status("VmRSS")
+    if which == "plain":
+        output, _ = module(x)
+        (0.5 * (output[-1] ** 2).sum()).backward()
+    else:
+        gradient_profile(module, x, loss="last")
+    print(status("VmHWM") - before)
+
+
+def peak_mib(kind: str, hidden: int, length: int, batch: int, which: str) -> str:
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, __file__, "--peak-child", kind, str(hidden), str(length), str(batch),
+         which],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["failed"])[-1]
+        return "refused" if "memory" in last else f"failed ({last[:60]})"
+    return f"{float(done.stdout.strip().splitlines()[-1]):.0f} MiB"
+
+
+def sweep(hiddens: list[int], lengths: list[int], batch: int, repeats: int) -> None:
+    """Plain against profile over sizes, with peak memory; prints the worst ratio."""
+    worst = 0.0
+    for hidden in hiddens:
+        for length in lengths:
+            for name, kind in _KINDS.items():
+                torch.manual_seed(0)
+                module = kind(hidden, hidden)
+                x = torch.randn(length, batch, hidden)
+                try:
+                    gradient_profile(module, x[:2], loss="last")
+                    times = _interleaved(module, x, repeats)
+                except Exception as error:  # the memory budget, or the machine
+                    print(f"{name:5s} hidden {hidden:5d} T {length:6d}  {type(error).__name__}: "
+                          f"{str(error)[:80]}")  # fmt: skip
+                    continue
+                ratio = times["profile"] / times["plain"]
+                if hidden >= 256:
+                    worst = max(worst, ratio)
+                memory = {w: peak_mib(name, hidden, length, batch, w) for w in times}
+                print(f"{name:5s} hidden {hidden:5d} T {length:6d}  plain {times['plain']:8.3f} s "
+                      f"{memory['plain']:>10s}  profile {times['profile']:8.3f} s "
+                      f"{memory['profile']:>10s}  profile/plain {ratio:.2f}")  # fmt: skip
+                del module, x
+    print(f"max profile/plain ratio at hidden >= 256 = {worst:.2f}")
+
+
+def _interleaved(module: nn.Module, x: torch.Tensor, repeats: int) -> dict[str, float]:
+    def plain() -> None:
+        module.zero_grad(set_to_none=True)
+        output, _ = module(x)
+        (0.5 * (output[-1] ** 2).sum()).backward()
+
+    def profile() -> None:
+        gradient_profile(module, x, loss="last")
+
+    runs = {"plain": plain, "profile": profile}
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(repeats):
+        for name, function in runs.items():
+            start = time.perf_counter()
+            function()
+            times[name].append(time.perf_counter() - start)
+    module.zero_grad(set_to_none=True)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
 def synchronise(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -71,7 +168,15 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    parser.add_argument("--sweep", action="store_true", help="sizes and peak memory (CPU)")
+    parser.add_argument("--hiddens", type=int, nargs="+", default=[64, 256, 1024])
+    parser.add_argument("--lengths", type=int, nargs="+", default=[100, 1000, 10000])
+    parser.add_argument("--peak-child", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.peak_child:
+        kind, hidden, length, batch, which = args.peak_child
+        _peak_child(kind, int(hidden), int(length), int(batch), which)
+        return
     device = torch.device(args.device)
     dtype = getattr(torch, args.dtype)
     torch.manual_seed(0)
@@ -80,6 +185,11 @@ def main() -> None:
         f"threads {torch.get_num_threads()}, device {device}"
         + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else "")
     )
+    if args.sweep:
+        print(f"batch {args.batch}, float32, {min(args.repeats, 3)} interleaved repetitions, "
+              "medians; peak memory of one call in a fresh process")  # fmt: skip
+        sweep(args.hiddens, args.lengths, args.batch, min(args.repeats, 3))
+        return
     print(
         f"hidden {args.hidden}, T {args.steps}, batch {args.batch}, {args.dtype}, "
         f"{args.repeats} interleaved repetitions, medians"
