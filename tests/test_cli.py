@@ -238,3 +238,12 @@ def test_help_and_version() -> None:
     assert run().returncode == 0
     assert "scalar" in run("--help").stdout
     assert run("--version").stdout.startswith("rnngrad ")
+
+
+def test_the_commands_are_exactly_the_documented_ones() -> None:
+    """A helper placed under a command's decorator would become a command and take the
+    command's place (it happened to `profile` once): the set of commands is fixed."""
+    from rnngrad.cli import app
+
+    names = {command.name or command.callback.__name__ for command in app.registered_commands}
+    assert names == {"scalar", "spectrum", "profile", "lyapunov", "train", "sweep", "report"}

@@ -83,7 +83,6 @@ def _random_input(text: str, spec: Any, seed: int, dtype: Any) -> Any:
     return torch.randn(shape, generator=generator, dtype=dtype)
 
 
-@app.command()
 def _reorth(text: str) -> int | Literal["auto"]:
     """``--reorth``: ``auto`` or a whole number (checked by lyapunov_spectrum)."""
     if text == "auto":
@@ -94,6 +93,7 @@ def _reorth(text: str) -> int | Literal["auto"]:
         raise InvalidInputError(f"--reorth must be auto or a whole number, got {text!r}") from None
 
 
+@app.command()
 def profile(
     model: Annotated[str, typer.Option("--model", help=MODEL_HELP)],
     model_args: Annotated[str | None, typer.Option("--model-args", help=MODEL_ARGS_HELP)] = None,
