@@ -267,7 +267,9 @@ def _gru(
     torch.sub(1.0, r, out=a_r).mul_(r)
     saturation.add(a_r, 0.25)
     a_r.mul_(hidden_n).mul_(a_n)
-    hidden_side = factors.clone()
+    # The hidden side scales the n gate by r; without a layer below, the input side is
+    # not needed and the factors are scaled in place instead of copied.
+    hidden_side = factors.clone() if need_input else factors
     hidden_side[:, :, 2].mul_(r)
     del from_hidden, hidden_n
 
