@@ -279,3 +279,31 @@ def test_errors_of_the_users_own_code_are_quoted_in_a_typed_error() -> None:
 
     with pytest.raises(ModelError, match="the loss raised KeyError"):
         gradient_profile(model, tokens, loss=broken)
+
+
+@pytest.mark.parametrize("kind", ["rnn_tanh", "rnn_relu"])
+def test_long_packed_sequences_cross_the_derivative_blocks(kind: str) -> None:
+    """An RNN layer's phi' is computed 128 steps at a time: sequences of 300 and 130 steps
+    (block edges inside both, padding across one) still equal each sequence alone, and the
+    saturation share is the count of phi' < 0.1 over the valid steps of the trajectory."""
+    module = build(kind, layers=2, bidirectional=True)
+    with torch.no_grad():  # larger weights, so that some tanh units saturate
+        module.weight_hh_l0.mul_(3.0)
+        module.weight_ih_l0.mul_(3.0)
+    lengths = [300, 130]
+    x = torch.randn(300, 2, 4, dtype=torch.float64)
+    packed = pack_padded_sequence(x, torch.tensor(lengths))
+    profile = gradient_profile(module, packed, loss="sum", keep_gradients=True)
+    reference_h, reference_c = packed_reference(module, x, lengths, "sum")
+    assert_matches_packed(profile, reference_h, reference_c, lengths)
+    outputs, _ = module(x[:, :1])  # the first sequence alone: the top layer's h
+    forward = outputs[:, 0, :5].detach()
+    derivative = 1 - forward**2 if kind == "rnn_tanh" else (forward > 0).double()
+    short, _ = module(x[:130, 1:])
+    short_forward = short[:, 0, :5].detach()
+    short_derivative = 1 - short_forward**2 if kind == "rnn_tanh" else (short_forward > 0).double()
+    below = int((derivative < 0.1).sum() + (short_derivative < 0.1).sum())
+    expected = below / (5 * (300 + 130))
+    top = next(lp for lp in profile.layers if lp.layer == 1 and lp.direction == 0)
+    assert 0 < expected < 1
+    assert top.saturation == pytest.approx(expected, abs=1e-12)
