@@ -146,8 +146,7 @@ def _rnn(
     valid: torch.Tensor | None,
 ) -> DirectionGradients:
     steps = h.shape[0]
-    grad_h = torch.empty_like(h)
-    grad_h[steps - 1] = direct[steps - 1]
+    grad_h = direct  # accumulated in place: g_t starts as G_t (see backward_direction)
     delta = _delta_buffer(tuple(h.shape), h, need_input)
     keep = delta.shape[0]
     w_hh = w.w_hh
@@ -167,7 +166,7 @@ def _rnn(
             step = delta[t % keep]
             torch.mul(grad_h[t], derivative[t - start], out=step)
             if t > 0:
-                torch.addmm(direct[t - 1], step, w_hh, out=grad_h[t - 1])
+                grad_h[t - 1].addmm_(step, w_hh)
     grad_input = _input_gradient(delta, w.w_ih, need_input)
     return DirectionGradients(grad_h, None, grad_input, saturation.share)
 
@@ -222,8 +221,7 @@ def _lstm(
     saturation.add(g_part, 1.0)
     g_part.mul_(i)
 
-    grad_h = torch.empty_like(h)
-    grad_h[steps - 1] = direct[steps - 1]
+    grad_h = direct  # accumulated in place: g_t starts as G_t
     grad_c = c  # c is no longer needed: its buffer takes dL/dc_t
     delta = _delta_buffer((steps, batch, 4, hidden), h, need_input)
     keep = delta.shape[0]
@@ -239,7 +237,7 @@ def _lstm(
         torch.mul(gc.unsqueeze(1), ifg[t], out=step[:, :3])
         torch.mul(gm, o_part[t], out=step[:, 3])
         if t > 0:  # g_{t-1} = G_{t-1} + delta_t W_hh, in one kernel
-            torch.addmm(direct[t - 1], step.view(batch, 4 * hidden), w_hh, out=grad_h[t - 1])
+            grad_h[t - 1].addmm_(step.view(batch, 4 * hidden), w_hh)
         torch.mul(gc, f[t], out=carry_c)
     grad_input = _input_gradient(delta.view(keep, batch, 4 * hidden), w.w_ih, need_input)
     return DirectionGradients(grad_h, grad_c, grad_input, saturation.share)
@@ -283,8 +281,7 @@ def _gru(
     hidden_side[:, :, 2].mul_(r)
     del from_hidden, hidden_n
 
-    grad_h = torch.empty_like(h)
-    grad_h[steps - 1] = direct[steps - 1]
+    grad_h = direct  # accumulated in place: g_t starts as G_t
     delta = _delta_buffer(tuple(factors.shape), h, need_input)
     keep = delta.shape[0]
     through = torch.empty(batch, 3, hidden, dtype=h.dtype, device=h.device)
@@ -295,8 +292,7 @@ def _gru(
             torch.mul(gh, factors[t], out=delta[t % keep])
         torch.mul(gh, hidden_side[t], out=through)
         if t > 0:  # g_{t-1} = G_{t-1} + z_t g_t + (gate gradients) W_hh
-            previous = torch.addcmul(direct[t - 1], grad_h[t], z[t], out=grad_h[t - 1])
-            previous.addmm_(through.view(batch, 3 * hidden), w_hh)
+            grad_h[t - 1].addcmul_(grad_h[t], z[t]).addmm_(through.view(batch, 3 * hidden), w_hh)
     grad_input = _input_gradient(delta.view(keep, batch, 3 * hidden), w.w_ih, need_input)
     return DirectionGradients(grad_h, None, grad_input, saturation.share)
 
@@ -314,6 +310,7 @@ def backward_direction(
     need_input: bool = True,
     direct_c_steps: torch.Tensor | None = None,
     valid: torch.Tensor | None = None,
+    overwrite_direct: bool = False,
 ) -> DirectionGradients:
     """Total ``dL/dh_t`` (and ``dL/dc_t``) of one layer and direction.
 
@@ -330,8 +327,13 @@ def backward_direction(
             (LSTM, sequences of different lengths: each one's final-state gradient
             at its own last step); added to ``direct_c_last``.
         valid: ``(T, B)`` bool, the steps each sequence has (``None``: all).
+        overwrite_direct: ``direct`` (contiguous, the caller's own) becomes the
+            returned ``grad_h``, the total gradient accumulated into it in place: one
+            trajectory-sized array less. Otherwise it is copied first.
     """
     with torch.no_grad():
+        if not overwrite_direct or not direct.is_contiguous():
+            direct = direct.clone(memory_format=torch.contiguous_format)
         if kind in ("rnn_tanh", "rnn_relu"):
             return _rnn(kind, weights, h, direct, need_input, valid)
         if kind == "lstm":

@@ -485,7 +485,7 @@ def _backward(
             def order(t: torch.Tensor, reverse: bool = direction == 1) -> torch.Tensor:
                 return reverse_within(t, lengths) if reverse else t
 
-            given = order(direct[..., part]).clone()
+            given = order(direct[..., part]).clone(memory_format=torch.contiguous_format)
             direct_c_last = None if grad_c_n is None else grad_c_n[row]
             direct_c_steps = None
             if lengths is None:
@@ -511,6 +511,7 @@ def _backward(
                 need_input=layer > 0,
                 direct_c_steps=direct_c_steps,
                 valid=valid,
+                overwrite_direct=True,  # given is this loop's own copy
             )
             grad_h = order(result.grad_h)
             grad_c = None if result.grad_c is None else order(result.grad_c)
