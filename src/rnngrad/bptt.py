@@ -253,12 +253,29 @@ def _gru(
     valid: torch.Tensor | None,
 ) -> DirectionGradients:
     steps, batch, hidden = h.shape
-    h_prev = torch.cat([h0.unsqueeze(0), h[:-1]], dim=0)
-    gates = _linear(x, w.w_ih, w.b_ih).view(steps, batch, 3, hidden)
-    from_hidden = _linear(h_prev, w.w_hh, w.b_hh).view(steps, batch, 3, hidden)
-    gates[:, :, 0:2].add_(from_hidden[:, :, 0:2]).sigmoid_()
+    # The r and z pre-activations, both sides and both biases, in one buffer; the hidden
+    # side of n, W_hn h_{t-1} + b_hn, apart (r scales it). h_{t-1} is h0, then h[:-1].
+    bias = None
+    if w.b_ih is not None:
+        bias = w.b_ih.clone()
+        if w.b_hh is not None:
+            bias[: 2 * hidden] += w.b_hh[: 2 * hidden]
+    gates = _linear(x, w.w_ih, bias).view(steps, batch, 3, hidden)
+    rows = gates.view(steps * batch, 3 * hidden)[:, : 2 * hidden]
+    w_rz, w_n = w.w_hh[: 2 * hidden], w.w_hh[2 * hidden :]
+    rows[:batch].addmm_(h0, w_rz.T)
+    hidden_n = torch.empty_like(h)
+    torch.mm(h0, w_n.T, out=hidden_n[0])
+    if steps > 1:
+        previous = h[:-1].reshape((steps - 1) * batch, hidden)
+        rows[batch:].addmm_(previous, w_rz.T)
+        torch.mm(previous, w_n.T, out=hidden_n[1:].view((steps - 1) * batch, hidden))
+    if w.b_hh is not None:
+        hidden_n += w.b_hh[2 * hidden :]
+    if w.b_hh is not None and w.b_ih is None:
+        gates[:, :, 0:2] += w.b_hh[: 2 * hidden].view(2, hidden)
+    gates[:, :, 0:2].sigmoid_()
     r, z, n = gates.unbind(2)
-    hidden_n = from_hidden[:, :, 2]
     n.addcmul_(r, hidden_n).tanh_()
     # Input-side gate gradients are g_t times (a_r, a_z, a_n) with
     # a_n = (1-z)(1-n^2), a_z = (h_{t-1} - n) z(1-z), a_r = a_n (W_hn h + b_hn) r(1-r);
@@ -271,7 +288,11 @@ def _gru(
     a_n.addcmul_(a_n, z, value=-1.0)
     torch.sub(1.0, z, out=a_z).mul_(z)
     saturation.add(a_z, 0.25)
-    a_z.mul_(h_prev.sub_(n))  # h_prev is not needed after this
+    # times (h_{t-1} - n_t), a block of steps at a time (no trajectory-sized temporary)
+    a_z[0].mul_(h0 - n[0])
+    for start in range(1, steps, _BLOCK):
+        end = min(steps, start + _BLOCK)
+        a_z[start:end].mul_(h[start - 1 : end - 1] - n[start:end])
     torch.sub(1.0, r, out=a_r).mul_(r)
     saturation.add(a_r, 0.25)
     a_r.mul_(hidden_n).mul_(a_n)
@@ -279,7 +300,7 @@ def _gru(
     # not needed and the factors are scaled in place instead of copied.
     hidden_side = factors.clone() if need_input else factors
     hidden_side[:, :, 2].mul_(r)
-    del from_hidden, hidden_n
+    del hidden_n
 
     grad_h = direct  # accumulated in place: g_t starts as G_t
     delta = _delta_buffer(tuple(factors.shape), h, need_input)
