@@ -63,6 +63,7 @@ bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/scalar_phase.py
 	$(BIN)/python benchmarks/profile_overhead.py
 	$(BIN)/python benchmarks/lyapunov_speed.py
+	$(BIN)/python benchmarks/sweep_scaling.py
 
 clean:
 	rm -rf $(VENV) build dist site src/*.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis
