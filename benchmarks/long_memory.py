@@ -84,8 +84,12 @@ def report(out: Path, lengths: list[int]) -> str:
                 continue
             row = match[0]
             steps, loss = row["median_steps_to_solve"], row["median_final_loss"]
-            detail = f"median {steps} steps" if steps else (
-                f"final loss {loss:.3f}" if loss is not None else "diverged")  # fmt: skip
+            if steps:
+                detail = f"median {steps} steps"
+            elif loss is None:
+                detail = "diverged"
+            else:  # a loss a thousand times the adding problem's baseline (0.167) blew up
+                detail = ("diverged, " if loss > 1e3 else "") + f"final loss {loss:.3g}"
             cells.append(f"{row['solved']}/{row['runs']} ({detail})")
             shares.setdefault(name, []).append(row["solved"] / row["runs"])
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
