@@ -7,7 +7,8 @@ in this process (one thread, one run after another), then through
 the machine's cores, each into a fresh folder, each worker pinned to one torch
 thread. Wall time counts everything a user waits for, the cluster's start and
 close included. For N workers the parallel efficiency is
-``E = serial / (N * wall_N)``; the last line is
+``E = serial / (N * wall_N)``, with the serial time measured before and after the
+Dask runs and averaged (the machine's speed drifts); the last line is
 ``parallel efficiency at N workers = E`` for the largest N (goal E >= 0.8).
 Where the time goes is printed too: the bare start and close of a cluster of
 that size, and the sum of the runs' own training time inside the workers.
@@ -72,12 +73,18 @@ def main() -> None:
           f"{args.steps} steps of batch 32), one torch thread per run")  # fmt: skip
     with tempfile.TemporaryDirectory() as scratch:
         torch.set_num_threads(1)
-        started = time.perf_counter()
-        for index, config in enumerate(sweep.configs):
-            _run_cell(asdict(config), str(Path(scratch) / "serial" / str(index)))
-        serial = time.perf_counter() - started
-        print(f"serial, in this process: {serial:.1f} s")
-        largest = 0.0
+
+        def serial(name: str) -> float:
+            started = time.perf_counter()
+            for index, config in enumerate(sweep.configs):
+                _run_cell(asdict(config), str(Path(scratch) / name / str(index)))
+            return time.perf_counter() - started
+
+        # The serial baseline is measured before and after the Dask runs and averaged:
+        # the shared machine's speed drifts by several per cent over minutes.
+        before = serial("serial-before")
+        print(f"serial, in this process, before: {before:.1f} s")
+        walls: dict[int, tuple[float, float, float]] = {}
         for workers in range(args.workers, 0, -1):
             started = time.perf_counter()
             results = run_sweep(
@@ -86,8 +93,13 @@ def main() -> None:
             )  # fmt: skip
             wall = time.perf_counter() - started
             inside = sum(float(r.get("wall_s") or 0.0) for r in results)
-            bare = cluster_start_and_close(workers)
-            efficiency = serial / (workers * wall)
+            walls[workers] = (wall, inside, cluster_start_and_close(workers))
+        after = serial("serial-after")
+        print(f"serial, in this process, after: {after:.1f} s")
+        baseline = (before + after) / 2
+        largest = 0.0
+        for workers, (wall, inside, bare) in walls.items():
+            efficiency = baseline / (workers * wall)
             if workers == args.workers:
                 largest = efficiency
             print(f"Dask, {workers} worker(s): {wall:.1f} s, efficiency {efficiency:.2f}; "
