@@ -121,6 +121,11 @@ def test_lyapunov_spectrum() -> None:
     frame = result.to_frame()
     np.testing.assert_allclose(frame["exponent"], result.exponents)
     np.testing.assert_allclose(frame["ci95"], result.ci95)
+    # the interval is the larger of its two parts, and the halves average to the estimate
+    both = np.fmax(frame["ci95_trajectories"], frame["ci95_windows"])
+    np.testing.assert_allclose(frame["ci95"], both)
+    halves = (frame["first_half"] + frame["second_half"]) / 2
+    np.testing.assert_allclose(halves, frame["exponent"], rtol=1e-12)
     data = result.plot().to_dict()["data"]
     assert data == plotly_data(lyapunov_figure(result))
     assert data[-1]["y"] == pytest.approx(list(result.exponents))

@@ -212,10 +212,16 @@ class LyapunovSpectrum(Displayable):
 
     def _columns(self) -> dict[str, Any]:
         """One row per exponent ``i``."""
+        nan = np.full(self.exponents.size, np.nan)
         return {
             "i": np.arange(1, self.exponents.size + 1), "exponent": self.exponents,
             "ci95": self.ci95, "exponent_log10": self.exponents_log10,
             "reliable": self.reliable,
+            "ci95_trajectories": nan if self.ci95_trajectories is None
+            else self.ci95_trajectories,
+            "ci95_windows": nan if self.ci95_windows is None else self.ci95_windows,
+            "first_half": nan if self.halves is None else self.halves[0],
+            "second_half": nan if self.halves is None else self.halves[1],
         }  # fmt: skip
 
     def _figure(self, which: str | None = None) -> Figure:
