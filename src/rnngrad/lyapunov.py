@@ -631,6 +631,7 @@ def _qr_spectrum(
         running_steps: list[int] = []
         snapshots: list[torch.Tensor] = [log_sums.clone()]
         since = 0
+        factorised_at = 0  # the step of the latest factorisation
         for t in range(steps):
             if progress is not None and t % every == 0:
                 progress(t, steps)
@@ -649,13 +650,14 @@ def _qr_spectrum(
                 if reorth == "auto":
                     interval = next_interval(logs, since, basis.dtype)
                 since = 0
+                factorised_at = t + 1
             companion, _ = dynamics.step(companion, x)
             separation = companion.sub_(state)
             distance = torch.linalg.vector_norm(separation, dim=1, out=distances[t])
             companion = torch.addcmul(state, separation, (epsilon / distance).unsqueeze(1))
-            if t + 1 in marks and since < t + 1 and (t + 1 - since) not in running_steps[-1:]:
-                running_steps.append(t + 1 - since)
-                running.append(log_sums.mean(dim=0) / (t + 1 - since))
+            if t + 1 in marks and factorised_at > 0 and running_steps[-1:] != [factorised_at]:
+                running_steps.append(factorised_at)
+                running.append(log_sums.mean(dim=0) / factorised_at)
             if t + 1 in forced:
                 snapshots.append(log_sums.clone())
         if progress is not None:
