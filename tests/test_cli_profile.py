@@ -42,6 +42,25 @@ def test_json_contract_matches_the_python_api() -> None:
         assert len(entry["cell_grad_norm"]) == 15
 
 
+def test_route_option_gives_the_same_profile() -> None:
+    """--route fused (the fused kernel's backward) and --route recursion print the same
+    numbers to rounding; an unknown route is a usage error."""
+    payloads = {}
+    for route in ("recursion", "fused"):
+        done = run(
+            "profile", "--model", SPEC, "--random-input", "2,15", "--dtype", "float64",
+            "--route", route, "--json",
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        payloads[route] = strict_json(done.stdout)
+    for a, b in zip(payloads["recursion"]["layers"], payloads["fused"]["layers"], strict=True):
+        np.testing.assert_allclose(b["grad_norm"], a["grad_norm"], rtol=1e-12)
+        np.testing.assert_allclose(b["cell_grad_norm"], a["cell_grad_norm"], rtol=1e-12)
+        assert b["saturation"] == a["saturation"]
+    done = run("profile", "--model", SPEC, "--random-input", "2,15", "--route", "loop")
+    assert done.returncode == 2 and "--route" in done.stderr
+
+
 def test_state_dict_and_input_files(tmp_path: Path) -> None:
     torch.manual_seed(3)
     module = torch.nn.GRU(3, 4, num_layers=2)

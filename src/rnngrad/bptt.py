@@ -39,12 +39,22 @@ saturation count.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 
 from rnngrad.cells import CellKind, LayerWeights
 
-__all__ = ["DirectionGradients", "backward_direction"]
+__all__ = [
+    "DirectionGradients",
+    "Route",
+    "SaturationCount",
+    "backward_direction",
+    "count_rnn_saturation",
+    "gate_preactivations",
+]
+
+Route = Literal["recursion", "fused"]
 
 # Derivatives below this share of their maximum count as saturated.
 SATURATION_THRESHOLD = 0.1
@@ -79,7 +89,9 @@ def _linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) ->
     return out.reshape(*x.shape[:-1], weight.shape[0])
 
 
-def _gates(x: torch.Tensor, h: torch.Tensor, h0: torch.Tensor, w: LayerWeights) -> torch.Tensor:
+def gate_preactivations(
+    x: torch.Tensor, h: torch.Tensor, h0: torch.Tensor, w: LayerWeights
+) -> torch.Tensor:
     """``W_ih x_t + b_ih + W_hh h_{t-1} + b_hh`` for all steps: two products into one buffer."""
     steps, batch, _ = x.shape
     if w.b_ih is not None and w.b_hh is not None:
@@ -96,7 +108,7 @@ def _gates(x: torch.Tensor, h: torch.Tensor, h0: torch.Tensor, w: LayerWeights) 
     return out
 
 
-class _SaturationCount:
+class SaturationCount:
     """Counts derivatives below ``SATURATION_THRESHOLD`` times their maximum, at the
     ``valid`` ``(T, B)`` steps only when given (padding is no step of the sequence)."""
 
@@ -137,6 +149,19 @@ def _delta_buffer(shape: tuple[int, ...], like: torch.Tensor, keep: bool) -> tor
     return torch.empty((steps, *shape[1:]), dtype=like.dtype, device=like.device)
 
 
+def _rnn_derivative(kind: CellKind, h: torch.Tensor) -> torch.Tensor:
+    """``phi'`` at the steps of ``h``, from ``h``: ``tanh' = 1 - h^2``, ``relu' = [h > 0]``."""
+    if kind == "rnn_tanh":
+        return torch.mul(h, h).neg_().add_(1.0)
+    return (h > 0).to(h.dtype)
+
+
+def count_rnn_saturation(kind: CellKind, h: torch.Tensor, saturation: SaturationCount) -> None:
+    """Adds an RNN layer's ``phi'`` at every step to ``saturation``, a block at a time."""
+    for start in range(0, h.shape[0], _BLOCK):
+        saturation.add(_rnn_derivative(kind, h[start : start + _BLOCK]), 1.0, start)
+
+
 def _rnn(
     kind: CellKind,
     w: LayerWeights,
@@ -150,16 +175,12 @@ def _rnn(
     delta = _delta_buffer(tuple(h.shape), h, need_input)
     keep = delta.shape[0]
     w_hh = w.w_hh
-    saturation = _SaturationCount(valid)
+    saturation = SaturationCount(valid)
     # phi'(z) a block of steps at a time (from h: tanh' = 1 - h^2, relu' = [h > 0]), so
     # that no array of the trajectory's size is kept for it.
     for end in range(steps, 0, -_BLOCK):
         start = max(0, end - _BLOCK)
-        part = h[start:end]
-        if kind == "rnn_tanh":
-            derivative = torch.mul(part, part).neg_().add_(1.0)
-        else:
-            derivative = (part > 0).to(h.dtype)
+        derivative = _rnn_derivative(kind, h[start:end])
         saturation.add(derivative, 1.0, start)
         # Two kernels a step: delta_t = phi' g_t, then g_{t-1} = G_{t-1} + delta_t W_hh.
         for t in range(end - 1, start - 1, -1):
@@ -185,7 +206,7 @@ def _lstm(
 ) -> DirectionGradients:
     steps, batch, _ = h.shape
     hidden = w.w_hh.shape[0] // 4
-    gates = _gates(x, h, h0, w).view(steps, batch, 4, hidden)
+    gates = gate_preactivations(x, h, h0, w).view(steps, batch, 4, hidden)
     gates[:, :, 0:2].sigmoid_()
     gates[:, :, 3].sigmoid_()
     gates[:, :, 2].tanh_()
@@ -200,7 +221,7 @@ def _lstm(
     # to_c = o (1 - tanh^2 c) times dL/dm_t gives dL/dc_t; the gate gradients are
     # (g i(1-i), c_{t-1} f(1-f), i (1-g^2)) times dL/dc_t and tanh(c) o(1-o) times dL/dm_t.
     # Each derivative is counted for saturation before it is multiplied on.
-    saturation = _SaturationCount(valid)
+    saturation = SaturationCount(valid)
     to_c = torch.mul(tanh_c, tanh_c).neg_().add_(1.0)
     saturation.add(to_c, 1.0)
     to_c.mul_(o)
@@ -280,7 +301,7 @@ def _gru(
     # Input-side gate gradients are g_t times (a_r, a_z, a_n) with
     # a_n = (1-z)(1-n^2), a_z = (h_{t-1} - n) z(1-z), a_r = a_n (W_hn h + b_hn) r(1-r);
     # the hidden side scales the n gate by r. Built in place, counting saturation first.
-    saturation = _SaturationCount(valid)
+    saturation = SaturationCount(valid)
     factors = torch.empty_like(gates)
     a_r, a_z, a_n = factors.unbind(2)
     torch.mul(n, n, out=a_n).neg_().add_(1.0)
@@ -332,6 +353,7 @@ def backward_direction(
     direct_c_steps: torch.Tensor | None = None,
     valid: torch.Tensor | None = None,
     overwrite_direct: bool = False,
+    route: Route = "recursion",
 ) -> DirectionGradients:
     """Total ``dL/dh_t`` (and ``dL/dc_t``) of one layer and direction.
 
@@ -351,7 +373,18 @@ def backward_direction(
         overwrite_direct: ``direct`` (contiguous, the caller's own) becomes the
             returned ``grad_h``, the total gradient accumulated into it in place: one
             trajectory-sized array less. Otherwise it is copied first.
+        route: ``"recursion"``, the loop over time here; ``"fused"``, the module's
+            own fused backward kernel with the recursion's terms read from an
+            extra input slot (:mod:`rnngrad.bptt_fused`: no per-step launches,
+            for GPUs). Equal to rounding.
     """
+    if route == "fused":
+        from rnngrad.bptt_fused import backward_direction_fused
+
+        return backward_direction_fused(
+            kind, weights, x, h, h0, c0, direct, direct_c_last, need_input=need_input,
+            direct_c_steps=direct_c_steps, valid=valid,
+        )  # fmt: skip
     with torch.no_grad():
         if not overwrite_direct or not direct.is_contiguous():
             direct = direct.clone(memory_format=torch.contiguous_format)

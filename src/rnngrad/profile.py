@@ -43,14 +43,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
 
-from rnngrad.bptt import backward_direction
+from rnngrad.bptt import Route, backward_direction
 from rnngrad.cells import (
     RecurrentLayout,
     describe_module,
@@ -88,10 +88,13 @@ from rnngrad.profile_result import (
 )
 from rnngrad.verdict import RATE_TOLERANCE
 
+ProfileRoute = Literal["auto", "recursion", "fused"]
+
 __all__ = [
     "GradientProfile",
     "LayerProfile",
     "LossSpec",
+    "ProfileRoute",
     "cell_gradient_profile",
     "gradient_profile",
     "gradient_profiles",
@@ -246,6 +249,7 @@ def gradient_profile(
     keep_gradients: bool = False,
     tolerance: float = RATE_TOLERANCE,
     dtype: torch.dtype | None = None,
+    route: ProfileRoute = "auto",
 ) -> GradientProfile:
     """The total gradient ``dL/dh_t`` of every layer, direction and step of a model.
 
@@ -277,6 +281,11 @@ def gradient_profile(
             profiled in float32 (autocast off) and anything else as it is; the
             result's ``dtype`` is the one used, ``source_dtype`` the model's, and
             ``precision_note`` says where the reduced dtype flushes gradients.
+        route: how a fused module's recursion is run: ``"recursion"`` (a loop
+            over time, :mod:`rnngrad.bptt`; the fastest on a CPU), ``"fused"``
+            (the module's own fused backward kernel, :mod:`rnngrad.bptt_fused`;
+            no per-step kernel launches), or ``"auto"``: fused on a GPU,
+            recursion elsewhere. Both give the same numbers to rounding.
 
     Raises:
         UnsupportedModuleError: no recurrent module, or several without a name.
@@ -294,6 +303,7 @@ def gradient_profile(
         profile = _profile(
             model, inputs, loss=loss, module=module, hx=hx, lengths=lengths,
             generator=generator, keep_gradients=keep_gradients, tolerance=tolerance,
+            route=route,
         )  # fmt: skip
     if precision.source is None:
         return profile
@@ -315,7 +325,10 @@ def _profile(
     generator: torch.Generator | None,
     keep_gradients: bool,
     tolerance: float,
+    route: ProfileRoute = "auto",
 ) -> GradientProfile:
+    if route not in ("auto", "recursion", "fused"):
+        raise InvalidInputError(f"route must be auto, recursion or fused, got {route!r}")
     name, rnn = find_recurrent_module(model, module)
     from rnngrad.modern.base import DiagonalRecurrence
 
@@ -409,7 +422,9 @@ def _profile(
     grads = tuple(
         torch.zeros_like(leaf) if g is None else g for g, leaf in zip(grads, leaves, strict=True)
     )
-    layers = _backward(rnn, layout, trajectory, grads, keep_gradients, tolerance)
+    if route == "auto":
+        route = "fused" if trajectory.inputs[0].is_cuda else "recursion"
+    layers = _backward(rnn, layout, trajectory, grads, keep_gradients, tolerance, route)
     steps, batch = (int(n) for n in trajectory.inputs[0].shape[:2])
     packing = trajectory.packing
     lengths = (
@@ -437,6 +452,7 @@ def _backward(
     grads: tuple[torch.Tensor, ...],
     keep_gradients: bool,
     tolerance: float,
+    route: Route = "recursion",
 ) -> tuple[LayerProfile, ...]:
     """The exact recursion of :mod:`rnngrad.bptt`, top layer first, from the leaves' gradients."""
     unbatched = trajectory.unbatched
@@ -512,6 +528,7 @@ def _backward(
                 direct_c_steps=direct_c_steps,
                 valid=valid,
                 overwrite_direct=True,  # given is this loop's own copy
+                route=route,
             )
             grad_h = order(result.grad_h)
             grad_c = None if result.grad_c is None else order(result.grad_c)

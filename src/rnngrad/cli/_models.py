@@ -27,6 +27,12 @@ MODEL_ARGS_HELP = "Keyword arguments of a model of your own, as a JSON object."
 MODULE_HELP = "The recurrent submodule to analyse, when the model has several."
 
 
+class ProfileRouteName(str, Enum):
+    auto = "auto"
+    recursion = "recursion"
+    fused = "fused"
+
+
 class LossName(str, Enum):
     last = "last"
     sum = "sum"

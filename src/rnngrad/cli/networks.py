@@ -22,6 +22,7 @@ from rnngrad.cli._models import (
     MODEL_HELP,
     MODULE_HELP,
     LossName,
+    ProfileRouteName,
     choose_loss,
     load_lengths,
     load_model,
@@ -147,6 +148,15 @@ def profile(
     device: Annotated[
         str, typer.Option("--device", help="cpu, cuda, cuda:N or auto (cuda when there is one).")
     ] = "cpu",
+    route: Annotated[
+        ProfileRouteName,
+        typer.Option(
+            "--route",
+            help="How a fused module's backward recursion runs: recursion (a loop over time; "
+            "fastest on a CPU), fused (the module's own fused backward kernel; no per-step "
+            "launches), auto (fused on a GPU). Same numbers to rounding.",
+        ),
+    ] = ProfileRouteName.auto,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Per-time-step gradients ||dL/dh_t|| of every layer and direction of a recurrent model."""
@@ -195,6 +205,7 @@ def profile(
         module=module,
         lengths=lengths,
         generator=torch.Generator().manual_seed(seed),
+        route=route.value,
     )
     spec_text = loaded.label
     if as_json:
