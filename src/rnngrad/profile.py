@@ -501,7 +501,15 @@ def _backward(
             def order(t: torch.Tensor, reverse: bool = direction == 1) -> torch.Tensor:
                 return reverse_within(t, lengths) if reverse else t
 
-            given = order(direct[..., part]).clone(memory_format=torch.contiguous_format)
+            # The recursion accumulates into its own copy of the direct gradient; a
+            # reversed one is a fresh copy already, and a whole-width forward one is this
+            # function's own (the leaves' gradients, padded, or the layer above's sum).
+            if direction == 1:
+                given = order(direct[..., part]).contiguous()
+            elif dirs == 1 and direct.is_contiguous():
+                given = direct
+            else:
+                given = direct[..., part].clone(memory_format=torch.contiguous_format)
             direct_c_last = None if grad_c_n is None else grad_c_n[row]
             direct_c_steps = None
             if lengths is None:
