@@ -121,7 +121,9 @@ def sweep(hiddens: list[int], lengths: list[int], batch: int, repeats: int) -> N
                 module = kind(hidden, hidden)
                 x = torch.randn(length, batch, hidden)
                 try:
-                    gradient_profile(module, x[:2], loss="last")
+                    # warm-up at full size: the profile refuses what its memory budget
+                    # cannot hold before allocating (plain would try, and may be killed)
+                    gradient_profile(module, x, loss="last")
                     times = _interleaved(module, x, repeats)
                 except Exception as error:  # the memory budget, or the machine
                     print(f"{name:5s} hidden {hidden:5d} T {length:6d}  {type(error).__name__}: "
