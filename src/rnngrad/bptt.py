@@ -47,11 +47,13 @@ from rnngrad.cells import CellKind, LayerWeights
 
 __all__ = [
     "DirectionGradients",
+    "GruSaved",
     "Route",
     "SaturationCount",
     "backward_direction",
     "count_rnn_saturation",
     "gate_preactivations",
+    "gru_layer_forward",
 ]
 
 Route = Literal["recursion", "fused"]
@@ -264,24 +266,96 @@ def _lstm(
     return DirectionGradients(grad_h, grad_c, grad_input, saturation.share)
 
 
-def _gru(
-    w: LayerWeights,
-    x: torch.Tensor,
-    h: torch.Tensor,
-    h0: torch.Tensor,
-    direct: torch.Tensor,
-    need_input: bool,
-    valid: torch.Tensor | None,
-) -> DirectionGradients:
-    steps, batch, hidden = h.shape
-    # The r and z pre-activations, both sides and both biases, in one buffer; the hidden
-    # side of n, W_hn h_{t-1} + b_hn, apart (r scales it). h_{t-1} is h0, then h[:-1].
+@dataclass(frozen=True)
+class GruSaved:
+    """What a GRU layer's own forward loop keeps for the recursion, processing order.
+
+    Attributes:
+        gates: ``(T, B, 3, H)``: ``r_t``, ``z_t``, ``n_t`` after their
+            nonlinearities (at padding steps: finite values the recursion
+            multiplies by zero).
+        hidden_n: ``(T, B, H)``: ``W_hn h_{t-1} + b_hn`` (zero at padding steps).
+    """
+
+    gates: torch.Tensor
+    hidden_n: torch.Tensor
+
+
+def _gru_input_side(w: LayerWeights, x: torch.Tensor, hidden: int) -> torch.Tensor:
+    """``(T, B, 3, H)``: ``W_i x_t + b_i`` with both biases of ``r`` and ``z`` folded in."""
+    steps, batch, _ = x.shape
     bias = None
     if w.b_ih is not None:
         bias = w.b_ih.clone()
         if w.b_hh is not None:
             bias[: 2 * hidden] += w.b_hh[: 2 * hidden]
     gates = _linear(x, w.w_ih, bias).view(steps, batch, 3, hidden)
+    if w.b_hh is not None and w.b_ih is None:
+        gates[:, :, 0:2] += w.b_hh[: 2 * hidden].view(2, hidden)
+    return gates
+
+
+def gru_layer_forward(
+    w: LayerWeights, x: torch.Tensor, h0: torch.Tensor, batch_sizes: torch.Tensor | None = None
+) -> tuple[torch.Tensor, GruSaved]:
+    """One GRU layer and direction run step by step, keeping its gates.
+
+    ``r, z = sigmoid(W_i{r,z} x_t + W_h{r,z} h_{t-1} + b)``,
+    ``n = tanh(W_in x_t + b_in + r (W_hn h_{t-1} + b_hn))``, ``h_t = n + z (h_{t-1} - n)``:
+    the input side for all steps in one product, then one ``(B, H) @ (H, 3H)``
+    product and five elementwise operations a step. The fused kernel computes the
+    same and discards the gates, which the recursion would otherwise recompute
+    with two trajectory-sized products; on a CPU this loop plus the recursion
+    costs less than the kernel plus the recomputation.
+
+    Args:
+        w: the layer's parameters for this direction.
+        x: ``(T, B, D)`` input in processing order (padding last, zeros).
+        h0: ``(B, H)``.
+        batch_sizes: sequences alive at each step (length-sorted, as packed), or
+            ``None`` when all run ``T`` steps.
+
+    Returns:
+        ``h_1..h_T`` ``(T, B, H)`` (zeros at padding) and the saved gates.
+    """
+    steps, batch, _ = x.shape
+    hidden = h0.shape[1]
+    with torch.no_grad():
+        gates = _gru_input_side(w, x, hidden)
+        hidden_bias = None
+        if w.b_hh is not None:
+            hidden_bias = torch.cat([torch.zeros_like(w.b_hh[: 2 * hidden]), w.b_hh[2 * hidden :]])
+        hidden_n = torch.zeros(steps, batch, hidden, dtype=x.dtype, device=x.device)
+        out = torch.zeros(steps, batch, hidden, dtype=x.dtype, device=x.device)
+        from_hidden = torch.empty(batch, 3 * hidden, dtype=x.dtype, device=x.device)
+        w_hh_t = w.w_hh.T
+        sizes = None if batch_sizes is None else batch_sizes.tolist()
+        previous = h0
+        for t in range(steps):
+            rows = batch if sizes is None else sizes[t]
+            part = from_hidden[:rows]
+            if hidden_bias is None:
+                torch.mm(previous[:rows], w_hh_t, out=part)
+            else:
+                torch.addmm(hidden_bias, previous[:rows], w_hh_t, out=part)
+            split = part.view(rows, 3, hidden)
+            gate = gates[t, :rows]
+            gate[:, 0:2].add_(split[:, 0:2]).sigmoid_()
+            hidden_n[t, :rows] = split[:, 2]
+            n = gate[:, 2].addcmul_(gate[:, 0], split[:, 2]).tanh_()
+            torch.lerp(n, previous[:rows], gate[:, 1], out=out[t, :rows])
+            previous = out[t]
+    return out, GruSaved(gates, hidden_n)
+
+
+def _gru_recomputed(
+    w: LayerWeights, x: torch.Tensor, h: torch.Tensor, h0: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The gates (``r, z, n`` activated) and ``W_hn h_{t-1} + b_hn`` of every step from
+    the saved outputs: the r and z pre-activations, both sides and both biases, in one
+    buffer; the hidden side of n apart (r scales it). h_{t-1} is h0, then h[:-1]."""
+    steps, batch, hidden = h.shape
+    gates = _gru_input_side(w, x, hidden)
     rows = gates.view(steps * batch, 3 * hidden)[:, : 2 * hidden]
     w_rz, w_n = w.w_hh[: 2 * hidden], w.w_hh[2 * hidden :]
     rows[:batch].addmm_(h0, w_rz.T)
@@ -293,11 +367,28 @@ def _gru(
         torch.mm(previous, w_n.T, out=hidden_n[1:].view((steps - 1) * batch, hidden))
     if w.b_hh is not None:
         hidden_n += w.b_hh[2 * hidden :]
-    if w.b_hh is not None and w.b_ih is None:
-        gates[:, :, 0:2] += w.b_hh[: 2 * hidden].view(2, hidden)
     gates[:, :, 0:2].sigmoid_()
-    r, z, n = gates.unbind(2)
+    r, _, n = gates.unbind(2)
     n.addcmul_(r, hidden_n).tanh_()
+    return gates, hidden_n
+
+
+def _gru(
+    w: LayerWeights,
+    x: torch.Tensor,
+    h: torch.Tensor,
+    h0: torch.Tensor,
+    direct: torch.Tensor,
+    need_input: bool,
+    valid: torch.Tensor | None,
+    saved: GruSaved | None = None,
+) -> DirectionGradients:
+    steps, batch, hidden = h.shape
+    if saved is not None:
+        gates, hidden_n = saved.gates, saved.hidden_n
+    else:
+        gates, hidden_n = _gru_recomputed(w, x, h, h0)
+    r, z, n = gates.unbind(2)
     # Input-side gate gradients are g_t times (a_r, a_z, a_n) with
     # a_n = (1-z)(1-n^2), a_z = (h_{t-1} - n) z(1-z), a_r = a_n (W_hn h + b_hn) r(1-r);
     # the hidden side scales the n gate by r. Built in place, counting saturation first.
@@ -354,6 +445,7 @@ def backward_direction(
     valid: torch.Tensor | None = None,
     overwrite_direct: bool = False,
     route: Route = "recursion",
+    saved: GruSaved | None = None,
 ) -> DirectionGradients:
     """Total ``dL/dh_t`` (and ``dL/dc_t``) of one layer and direction.
 
@@ -377,6 +469,8 @@ def backward_direction(
             own fused backward kernel with the recursion's terms read from an
             extra input slot (:mod:`rnngrad.bptt_fused`: no per-step launches,
             for GPUs). Equal to rounding.
+        saved: a GRU layer's gates from :func:`gru_layer_forward` (then ``h`` is
+            that loop's output), instead of recomputing them (recursion route).
     """
     if route == "fused":
         from rnngrad.bptt_fused import backward_direction_fused
@@ -395,4 +489,4 @@ def backward_direction(
             return _lstm(
                 weights, x, h, h0, c0, direct, direct_c_last, direct_c_steps, need_input, valid
             )
-        return _gru(weights, x, h, h0, direct, need_input, valid)
+        return _gru(weights, x, h, h0, direct, need_input, valid, saved)

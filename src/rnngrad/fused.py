@@ -25,6 +25,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
+from rnngrad.bptt import GruSaved, gru_layer_forward
 from rnngrad.cells import RecurrentLayout, layer_weights
 from rnngrad.errors import InvalidInputError, NonFiniteInputError, ShapeError
 
@@ -141,6 +142,8 @@ class Trajectory:
     c0: torch.Tensor | None  # (L * dirs, B, H)
     unbatched: bool
     packing: Packing | None = None
+    # per layer and direction, a GRU's gates from its own forward loop (gru_loop=True)
+    gru_saved: list[list[GruSaved] | None] | None = None
 
 
 def check_input(
@@ -238,11 +241,15 @@ def layer_forward(
     x: torch.Tensor | PackedSequence,
     hx: tuple[torch.Tensor, torch.Tensor | None],
     generator: torch.Generator,
+    *,
+    gru_loop: bool = False,
 ) -> tuple[Trajectory, torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Run the fused kernel one layer at a time; return the trajectory and (out, h_n, c_n).
 
     For a packed ``x``, ``hx`` and the returned ``out`` (packed data), ``h_n`` and
-    ``c_n`` are in the packed (sorted) batch order.
+    ``c_n`` are in the packed (sorted) batch order. With ``gru_loop`` a GRU's layers
+    run :func:`rnngrad.bptt.gru_layer_forward` instead of the kernel (the same
+    function, to rounding) and keep their gates for the recursion.
     """
     _check_profile_memory(layout, x)
     packing = Packing.of(x) if isinstance(x, PackedSequence) else None
@@ -256,12 +263,21 @@ def layer_forward(
     fused = FUSED_KERNELS[layout.kind]
     inputs, outputs, masks = [], [], []
     finals_h, finals_c = [], []
+    gru_loop = gru_loop and layout.kind == "gru"
+    gru_saved: list[list[GruSaved] | None] = []
     with torch.no_grad():
         for layer in range(layout.num_layers):
             weights = kernel_weights(module, layout, layer)
             state = slice(layer * dirs, (layer + 1) * dirs)
             layer_hx: Any = (h0[state], c0[state]) if c0 is not None else h0[state]
-            if packing is None:
+            if gru_loop:
+                padded = seq if packing is None else packing.pad(seq)
+                padded_out, final, kept = _gru_layer(
+                    module, layout, layer, padded, h0[state], packing
+                )
+                gru_saved.append(kept)
+                result: Any = (padded_out if packing is None else packing.pack(padded_out), final)
+            elif packing is None:
                 result = fused(
                     seq, layer_hx, weights, layout.bias, 1, 0.0, False, layout.bidirectional, False
                 )
@@ -278,8 +294,12 @@ def layer_forward(
                     layout.bidirectional,
                 )
             out = result[0]
-            inputs.append(seq if packing is None else packing.pad(seq))
-            outputs.append(out if packing is None else packing.pad(out))
+            if gru_loop:
+                inputs.append(padded)
+                outputs.append(padded_out)
+            else:
+                inputs.append(seq if packing is None else packing.pad(seq))
+                outputs.append(out if packing is None else packing.pad(out))
             finals_h.append(result[1])
             if c0 is not None:
                 finals_c.append(result[2])
@@ -297,10 +317,42 @@ def layer_forward(
             else:
                 seq = out
             masks.append(mask)
-    trajectory = Trajectory(inputs, outputs, masks, h0, c0, unbatched, packing)
+    trajectory = Trajectory(
+        inputs, outputs, masks, h0, c0, unbatched, packing, gru_saved if gru_loop else None
+    )
     h_n = torch.cat(finals_h, dim=0)
     c_n = torch.cat(finals_c, dim=0) if c0 is not None else None
     return trajectory, (seq if packing is not None else outputs[-1]), h_n, c_n
+
+
+def _gru_layer(
+    module: nn.Module,
+    layout: RecurrentLayout,
+    layer: int,
+    x: torch.Tensor,
+    h0: torch.Tensor,
+    packing: Packing | None,
+) -> tuple[torch.Tensor, torch.Tensor, list[GruSaved]]:
+    """One GRU layer, every direction, by its own forward loop: the padded outputs
+    ``(T, B, dirs * H)``, the final states ``(dirs, B, H)`` and each direction's gates."""
+    lengths = None if packing is None else packing.lengths
+    batch_sizes = None if packing is None else packing.batch_sizes
+    outputs, finals, kept = [], [], []
+    for direction in range(layout.num_directions):
+        reverse = direction == 1
+        order = x if not reverse else reverse_within(x, lengths)
+        out, saved = gru_layer_forward(
+            layer_weights(module, layer, direction), order, h0[direction], batch_sizes
+        )
+        if lengths is None:
+            finals.append(out[-1])
+        else:  # each sequence's own last step
+            finals.append(
+                out[lengths.to(out.device) - 1, torch.arange(out.shape[1], device=out.device)]
+            )
+        outputs.append(reverse_within(out, lengths) if reverse else out)
+        kept.append(saved)
+    return torch.cat(outputs, dim=2), torch.stack(finals), kept
 
 
 def initial_state(

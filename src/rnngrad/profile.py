@@ -376,7 +376,11 @@ def _profile(
             raise _CalledAgain
         x = check_input(layout, rnn, input)
         h0, c0 = initial_state(layout, x, state)
-        trajectory, out, h_n, c_n = layer_forward(rnn, layout, x, (h0, c0), gen)
+        on_gpu = (x.data if isinstance(x, PackedSequence) else x).is_cuda
+        chosen = ("fused" if on_gpu else "recursion") if route == "auto" else route
+        trajectory, out, h_n, c_n = layer_forward(
+            rnn, layout, x, (h0, c0), gen, gru_loop=chosen == "recursion"
+        )
         packing = trajectory.packing
         if packing is not None:
             h_n = packing.to_user(h_n, 1)
@@ -391,7 +395,7 @@ def _profile(
             output = leaf_out
         unbatched = trajectory.unbatched
         leaf_h = (h_n.squeeze(1) if unbatched else h_n).detach().requires_grad_(True)
-        saved.update(trajectory=trajectory, out=leaf_out, h=leaf_h, c=None)
+        saved.update(trajectory=trajectory, out=leaf_out, h=leaf_h, c=None, route=chosen)
         if c_n is None:
             return output, leaf_h
         leaf_c = (c_n.squeeze(1) if unbatched else c_n).detach().requires_grad_(True)
@@ -422,9 +426,7 @@ def _profile(
     grads = tuple(
         torch.zeros_like(leaf) if g is None else g for g, leaf in zip(grads, leaves, strict=True)
     )
-    if route == "auto":
-        route = "fused" if trajectory.inputs[0].is_cuda else "recursion"
-    layers = _backward(rnn, layout, trajectory, grads, keep_gradients, tolerance, route)
+    layers = _backward(rnn, layout, trajectory, grads, keep_gradients, tolerance, saved["route"])
     steps, batch = (int(n) for n in trajectory.inputs[0].shape[:2])
     packing = trajectory.packing
     lengths = (
@@ -493,6 +495,9 @@ def _backward(
     for layer in range(layout.num_layers - 1, -1, -1):
         layer_input = trajectory.inputs[layer]
         layer_output = trajectory.outputs[layer]
+        gru_saved = None
+        if trajectory.gru_saved is not None:  # released as soon as the layer is done
+            gru_saved, trajectory.gru_saved[layer] = trajectory.gru_saved[layer], None
         grad_input = torch.zeros_like(layer_input)
         for direction in range(dirs):
             row = layer * dirs + direction
@@ -537,6 +542,7 @@ def _backward(
                 valid=valid,
                 overwrite_direct=True,  # given is this loop's own copy
                 route=route,
+                saved=None if gru_saved is None else gru_saved[direction],
             )
             grad_h = order(result.grad_h)
             grad_c = None if result.grad_c is None else order(result.grad_c)
