@@ -44,16 +44,15 @@ from typing import Literal
 import torch
 
 from rnngrad.cells import CellKind, LayerWeights
+from rnngrad.forward_loops import GruSaved, LstmSaved, gru_input_side
 
 __all__ = [
     "DirectionGradients",
-    "GruSaved",
     "Route",
     "SaturationCount",
     "backward_direction",
     "count_rnn_saturation",
     "gate_preactivations",
-    "gru_layer_forward",
 ]
 
 Route = Literal["recursion", "fused"]
@@ -82,13 +81,6 @@ class DirectionGradients:
     grad_c: torch.Tensor | None
     grad_input: torch.Tensor | None
     saturated: float
-
-
-def _linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    """``x @ weight.T + bias`` over all leading axes in one matrix product."""
-    flat = x.reshape(-1, x.shape[-1])
-    out = flat @ weight.T if bias is None else torch.addmm(bias, flat, weight.T)
-    return out.reshape(*x.shape[:-1], weight.shape[0])
 
 
 def gate_preactivations(
@@ -205,20 +197,25 @@ def _lstm(
     direct_c_steps: torch.Tensor | None,
     need_input: bool,
     valid: torch.Tensor | None,
+    saved: LstmSaved | None = None,
 ) -> DirectionGradients:
     steps, batch, _ = h.shape
     hidden = w.w_hh.shape[0] // 4
-    gates = gate_preactivations(x, h, h0, w).view(steps, batch, 4, hidden)
-    gates[:, :, 0:2].sigmoid_()
-    gates[:, :, 3].sigmoid_()
-    gates[:, :, 2].tanh_()
-    i, f, g, o = gates.unbind(2)
-    # The forward cell state, c_t = f_t c_{t-1} + i_t g_t (the fused forward keeps only c_T).
-    c = torch.mul(i, g)
-    previous = c0
-    for t in range(steps):
-        previous = c[t].addcmul_(f[t], previous)
-    tanh_c = torch.tanh(c)
+    if saved is not None:
+        gates, c, tanh_c = saved.gates, saved.c, saved.tanh_c
+        i, f, g, o = gates.unbind(2)
+    else:
+        gates = gate_preactivations(x, h, h0, w).view(steps, batch, 4, hidden)
+        gates[:, :, 0:2].sigmoid_()
+        gates[:, :, 3].sigmoid_()
+        gates[:, :, 2].tanh_()
+        i, f, g, o = gates.unbind(2)
+        # The cell state, c_t = f_t c_{t-1} + i_t g_t (the fused forward keeps only c_T).
+        c = torch.mul(i, g)
+        previous = c0
+        for t in range(steps):
+            previous = c[t].addcmul_(f[t], previous)
+        tanh_c = torch.tanh(c)
     # Factors that multiply the backward signals, built in place to spare memory traffic:
     # to_c = o (1 - tanh^2 c) times dL/dm_t gives dL/dc_t; the gate gradients are
     # (g i(1-i), c_{t-1} f(1-f), i (1-g^2)) times dL/dc_t and tanh(c) o(1-o) times dL/dm_t.
@@ -266,88 +263,6 @@ def _lstm(
     return DirectionGradients(grad_h, grad_c, grad_input, saturation.share)
 
 
-@dataclass(frozen=True)
-class GruSaved:
-    """What a GRU layer's own forward loop keeps for the recursion, processing order.
-
-    Attributes:
-        gates: ``(T, B, 3, H)``: ``r_t``, ``z_t``, ``n_t`` after their
-            nonlinearities (at padding steps: finite values the recursion
-            multiplies by zero).
-        hidden_n: ``(T, B, H)``: ``W_hn h_{t-1} + b_hn`` (zero at padding steps).
-    """
-
-    gates: torch.Tensor
-    hidden_n: torch.Tensor
-
-
-def _gru_input_side(w: LayerWeights, x: torch.Tensor, hidden: int) -> torch.Tensor:
-    """``(T, B, 3, H)``: ``W_i x_t + b_i`` with both biases of ``r`` and ``z`` folded in."""
-    steps, batch, _ = x.shape
-    bias = None
-    if w.b_ih is not None:
-        bias = w.b_ih.clone()
-        if w.b_hh is not None:
-            bias[: 2 * hidden] += w.b_hh[: 2 * hidden]
-    gates = _linear(x, w.w_ih, bias).view(steps, batch, 3, hidden)
-    if w.b_hh is not None and w.b_ih is None:
-        gates[:, :, 0:2] += w.b_hh[: 2 * hidden].view(2, hidden)
-    return gates
-
-
-def gru_layer_forward(
-    w: LayerWeights, x: torch.Tensor, h0: torch.Tensor, batch_sizes: torch.Tensor | None = None
-) -> tuple[torch.Tensor, GruSaved]:
-    """One GRU layer and direction run step by step, keeping its gates.
-
-    ``r, z = sigmoid(W_i{r,z} x_t + W_h{r,z} h_{t-1} + b)``,
-    ``n = tanh(W_in x_t + b_in + r (W_hn h_{t-1} + b_hn))``, ``h_t = n + z (h_{t-1} - n)``:
-    the input side for all steps in one product, then one ``(B, H) @ (H, 3H)``
-    product and five elementwise operations a step. The fused kernel computes the
-    same and discards the gates, which the recursion would otherwise recompute
-    with two trajectory-sized products; on a CPU this loop plus the recursion
-    costs less than the kernel plus the recomputation.
-
-    Args:
-        w: the layer's parameters for this direction.
-        x: ``(T, B, D)`` input in processing order (padding last, zeros).
-        h0: ``(B, H)``.
-        batch_sizes: sequences alive at each step (length-sorted, as packed), or
-            ``None`` when all run ``T`` steps.
-
-    Returns:
-        ``h_1..h_T`` ``(T, B, H)`` (zeros at padding) and the saved gates.
-    """
-    steps, batch, _ = x.shape
-    hidden = h0.shape[1]
-    with torch.no_grad():
-        gates = _gru_input_side(w, x, hidden)
-        hidden_bias = None
-        if w.b_hh is not None:
-            hidden_bias = torch.cat([torch.zeros_like(w.b_hh[: 2 * hidden]), w.b_hh[2 * hidden :]])
-        hidden_n = torch.zeros(steps, batch, hidden, dtype=x.dtype, device=x.device)
-        out = torch.zeros(steps, batch, hidden, dtype=x.dtype, device=x.device)
-        from_hidden = torch.empty(batch, 3 * hidden, dtype=x.dtype, device=x.device)
-        w_hh_t = w.w_hh.T
-        sizes = None if batch_sizes is None else batch_sizes.tolist()
-        previous = h0
-        for t in range(steps):
-            rows = batch if sizes is None else sizes[t]
-            part = from_hidden[:rows]
-            if hidden_bias is None:
-                torch.mm(previous[:rows], w_hh_t, out=part)
-            else:
-                torch.addmm(hidden_bias, previous[:rows], w_hh_t, out=part)
-            split = part.view(rows, 3, hidden)
-            gate = gates[t, :rows]
-            gate[:, 0:2].add_(split[:, 0:2]).sigmoid_()
-            hidden_n[t, :rows] = split[:, 2]
-            n = gate[:, 2].addcmul_(gate[:, 0], split[:, 2]).tanh_()
-            torch.lerp(n, previous[:rows], gate[:, 1], out=out[t, :rows])
-            previous = out[t]
-    return out, GruSaved(gates, hidden_n)
-
-
 def _gru_recomputed(
     w: LayerWeights, x: torch.Tensor, h: torch.Tensor, h0: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -355,7 +270,7 @@ def _gru_recomputed(
     the saved outputs: the r and z pre-activations, both sides and both biases, in one
     buffer; the hidden side of n apart (r scales it). h_{t-1} is h0, then h[:-1]."""
     steps, batch, hidden = h.shape
-    gates = _gru_input_side(w, x, hidden)
+    gates = gru_input_side(w, x, hidden)
     rows = gates.view(steps * batch, 3 * hidden)[:, : 2 * hidden]
     w_rz, w_n = w.w_hh[: 2 * hidden], w.w_hh[2 * hidden :]
     rows[:batch].addmm_(h0, w_rz.T)
@@ -445,7 +360,7 @@ def backward_direction(
     valid: torch.Tensor | None = None,
     overwrite_direct: bool = False,
     route: Route = "recursion",
-    saved: GruSaved | None = None,
+    saved: GruSaved | LstmSaved | None = None,
 ) -> DirectionGradients:
     """Total ``dL/dh_t`` (and ``dL/dc_t``) of one layer and direction.
 
@@ -469,8 +384,9 @@ def backward_direction(
             own fused backward kernel with the recursion's terms read from an
             extra input slot (:mod:`rnngrad.bptt_fused`: no per-step launches,
             for GPUs). Equal to rounding.
-        saved: a GRU layer's gates from :func:`gru_layer_forward` (then ``h`` is
-            that loop's output), instead of recomputing them (recursion route).
+        saved: the gates a GRU or LSTM layer's own forward loop kept
+            (:mod:`rnngrad.forward_loops`; then ``h`` is that loop's output),
+            instead of recomputing them (recursion route).
     """
     if route == "fused":
         from rnngrad.bptt_fused import backward_direction_fused
@@ -486,7 +402,10 @@ def backward_direction(
             return _rnn(kind, weights, h, direct, need_input, valid)
         if kind == "lstm":
             assert c0 is not None and direct_c_last is not None
+            assert saved is None or isinstance(saved, LstmSaved)
             return _lstm(
-                weights, x, h, h0, c0, direct, direct_c_last, direct_c_steps, need_input, valid
-            )
+                weights, x, h, h0, c0, direct, direct_c_last, direct_c_steps, need_input, valid,
+                saved,
+            )  # fmt: skip
+        assert saved is None or isinstance(saved, GruSaved)
         return _gru(weights, x, h, h0, direct, need_input, valid, saved)

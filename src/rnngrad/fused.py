@@ -25,9 +25,9 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
-from rnngrad.bptt import GruSaved, gru_layer_forward
 from rnngrad.cells import RecurrentLayout, layer_weights
 from rnngrad.errors import InvalidInputError, NonFiniteInputError, ShapeError
+from rnngrad.forward_loops import GruSaved, LstmSaved, gru_layer_forward, lstm_layer_forward
 
 __all__ = [
     "FUSED_KERNELS",
@@ -142,8 +142,8 @@ class Trajectory:
     c0: torch.Tensor | None  # (L * dirs, B, H)
     unbatched: bool
     packing: Packing | None = None
-    # per layer and direction, a GRU's gates from its own forward loop (gru_loop=True)
-    gru_saved: list[list[GruSaved] | None] | None = None
+    # per layer and direction, a GRU's or LSTM's gates from its own forward loop
+    saved_gates: list[list[GruSaved | LstmSaved] | None] | None = None
 
 
 def check_input(
@@ -242,14 +242,14 @@ def layer_forward(
     hx: tuple[torch.Tensor, torch.Tensor | None],
     generator: torch.Generator,
     *,
-    gru_loop: bool = False,
+    own_loop: bool = False,
 ) -> tuple[Trajectory, torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Run the fused kernel one layer at a time; return the trajectory and (out, h_n, c_n).
 
     For a packed ``x``, ``hx`` and the returned ``out`` (packed data), ``h_n`` and
-    ``c_n`` are in the packed (sorted) batch order. With ``gru_loop`` a GRU's layers
-    run :func:`rnngrad.bptt.gru_layer_forward` instead of the kernel (the same
-    function, to rounding) and keep their gates for the recursion.
+    ``c_n`` are in the packed (sorted) batch order. With ``own_loop`` a GRU's or an
+    LSTM's top layer runs the loops of :mod:`rnngrad.forward_loops` instead of the
+    kernel (the same function, to rounding) and keeps its gates for the recursion.
     """
     _check_profile_memory(layout, x)
     packing = Packing.of(x) if isinstance(x, PackedSequence) else None
@@ -263,20 +263,26 @@ def layer_forward(
     fused = FUSED_KERNELS[layout.kind]
     inputs, outputs, masks = [], [], []
     finals_h, finals_c = [], []
-    gru_loop = gru_loop and layout.kind == "gru"
-    gru_saved: list[list[GruSaved] | None] = []
+    own_loop = own_loop and layout.kind in ("gru", "lstm")
+    saved_gates: list[list[GruSaved | LstmSaved] | None] = []
     with torch.no_grad():
         for layer in range(layout.num_layers):
             weights = kernel_weights(module, layout, layer)
             state = slice(layer * dirs, (layer + 1) * dirs)
             layer_hx: Any = (h0[state], c0[state]) if c0 is not None else h0[state]
-            if gru_loop:
+            # Only the top layer keeps its gates: a lower layer's would be held until
+            # the recursion reaches it, more memory than recomputing them then.
+            looped = own_loop and layer == layout.num_layers - 1
+            saved_gates.append(None)
+            if looped:
                 padded = seq if packing is None else packing.pad(seq)
-                padded_out, final, kept = _gru_layer(
-                    module, layout, layer, padded, h0[state], packing
-                )
-                gru_saved.append(kept)
-                result: Any = (padded_out if packing is None else packing.pack(padded_out), final)
+                padded_out, final_h, final_c, kept = _own_loop_layer(
+                    module, layout, layer, padded, h0[state],
+                    None if c0 is None else c0[state], packing,
+                )  # fmt: skip
+                saved_gates[-1] = kept
+                packed_out = padded_out if packing is None else packing.pack(padded_out)
+                result: Any = (packed_out, final_h, final_c)
             elif packing is None:
                 result = fused(
                     seq, layer_hx, weights, layout.bias, 1, 0.0, False, layout.bidirectional, False
@@ -294,7 +300,7 @@ def layer_forward(
                     layout.bidirectional,
                 )
             out = result[0]
-            if gru_loop:
+            if looped:
                 inputs.append(padded)
                 outputs.append(padded_out)
             else:
@@ -318,41 +324,51 @@ def layer_forward(
                 seq = out
             masks.append(mask)
     trajectory = Trajectory(
-        inputs, outputs, masks, h0, c0, unbatched, packing, gru_saved if gru_loop else None
+        inputs, outputs, masks, h0, c0, unbatched, packing, saved_gates if own_loop else None
     )
     h_n = torch.cat(finals_h, dim=0)
     c_n = torch.cat(finals_c, dim=0) if c0 is not None else None
     return trajectory, (seq if packing is not None else outputs[-1]), h_n, c_n
 
 
-def _gru_layer(
+def _own_loop_layer(
     module: nn.Module,
     layout: RecurrentLayout,
     layer: int,
     x: torch.Tensor,
     h0: torch.Tensor,
+    c0: torch.Tensor | None,
     packing: Packing | None,
-) -> tuple[torch.Tensor, torch.Tensor, list[GruSaved]]:
-    """One GRU layer, every direction, by its own forward loop: the padded outputs
-    ``(T, B, dirs * H)``, the final states ``(dirs, B, H)`` and each direction's gates."""
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, list[GruSaved | LstmSaved]]:
+    """One GRU or LSTM layer, every direction, by its own forward loop: the padded
+    outputs ``(T, B, dirs * P)``, the final states ``(dirs, B, P)`` (and ``(dirs, B, H)``
+    cell states) and each direction's gates."""
     lengths = None if packing is None else packing.lengths
     batch_sizes = None if packing is None else packing.batch_sizes
-    outputs, finals, kept = [], [], []
+    last = None if lengths is None else lengths.to(x.device) - 1
+    rows = torch.arange(x.shape[1], device=x.device)
+
+    def final(values: torch.Tensor) -> torch.Tensor:  # each sequence's own last step
+        return values[-1] if last is None else values[last, rows]
+
+    outputs, finals_h, finals_c, kept = [], [], [], []
     for direction in range(layout.num_directions):
         reverse = direction == 1
-        order = x if not reverse else reverse_within(x, lengths)
-        out, saved = gru_layer_forward(
-            layer_weights(module, layer, direction), order, h0[direction], batch_sizes
-        )
-        if lengths is None:
-            finals.append(out[-1])
-        else:  # each sequence's own last step
-            finals.append(
-                out[lengths.to(out.device) - 1, torch.arange(out.shape[1], device=out.device)]
+        order = reverse_within(x, lengths) if reverse else x
+        weights = layer_weights(module, layer, direction)
+        saved: GruSaved | LstmSaved
+        if c0 is None:
+            out, saved = gru_layer_forward(weights, order, h0[direction], batch_sizes)
+        else:
+            out, saved = lstm_layer_forward(
+                weights, order, h0[direction], c0[direction], batch_sizes
             )
+            finals_c.append(final(saved.c))
+        finals_h.append(final(out))
         outputs.append(reverse_within(out, lengths) if reverse else out)
         kept.append(saved)
-    return torch.cat(outputs, dim=2), torch.stack(finals), kept
+    final_c = torch.stack(finals_c) if finals_c else None
+    return torch.cat(outputs, dim=2), torch.stack(finals_h), final_c, kept
 
 
 def initial_state(

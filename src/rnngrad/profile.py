@@ -379,7 +379,7 @@ def _profile(
         on_gpu = (x.data if isinstance(x, PackedSequence) else x).is_cuda
         chosen = ("fused" if on_gpu else "recursion") if route == "auto" else route
         trajectory, out, h_n, c_n = layer_forward(
-            rnn, layout, x, (h0, c0), gen, gru_loop=chosen == "recursion"
+            rnn, layout, x, (h0, c0), gen, own_loop=chosen == "recursion"
         )
         packing = trajectory.packing
         if packing is not None:
@@ -495,9 +495,9 @@ def _backward(
     for layer in range(layout.num_layers - 1, -1, -1):
         layer_input = trajectory.inputs[layer]
         layer_output = trajectory.outputs[layer]
-        gru_saved = None
-        if trajectory.gru_saved is not None:  # released as soon as the layer is done
-            gru_saved, trajectory.gru_saved[layer] = trajectory.gru_saved[layer], None
+        layer_saved = None
+        if trajectory.saved_gates is not None:  # released as soon as the layer is done
+            layer_saved, trajectory.saved_gates[layer] = trajectory.saved_gates[layer], None
         grad_input = torch.zeros_like(layer_input)
         for direction in range(dirs):
             row = layer * dirs + direction
@@ -542,7 +542,7 @@ def _backward(
                 valid=valid,
                 overwrite_direct=True,  # given is this loop's own copy
                 route=route,
-                saved=None if gru_saved is None else gru_saved[direction],
+                saved=None if layer_saved is None else layer_saved[direction],
             )
             grad_h = order(result.grad_h)
             grad_c = None if result.grad_c is None else order(result.grad_c)
