@@ -110,17 +110,25 @@ class SaturationCount:
         self.count = 0
         self.total = 0
         self.valid = valid
+        self._below: torch.Tensor | None = None  # reused: a fresh array costs page faults
 
     def add(self, derivative: torch.Tensor, maximum: float, start: int = 0) -> None:
         """Counts ``derivative`` ``(T', B, ...)``, the steps from ``start`` on."""
-        below = derivative < SATURATION_THRESHOLD * maximum
+        size = derivative.numel()
+        if self._below is None or self._below.numel() < size:
+            self._below = torch.empty(size, dtype=torch.bool, device=derivative.device)
+        below = torch.lt(
+            derivative,
+            SATURATION_THRESHOLD * maximum,
+            out=self._below[:size].view(derivative.shape),
+        )
         if self.valid is None:
             self.count += int(torch.count_nonzero(below))
             self.total += derivative.numel()
             return
         rows = self.valid[start : start + derivative.shape[0]]
         valid = rows.reshape(*rows.shape, *([1] * (derivative.dim() - 2)))
-        self.count += int(torch.count_nonzero(below & valid))
+        self.count += int(torch.count_nonzero(below.logical_and_(valid)))
         self.total += int(valid.sum()) * (derivative[0, 0].numel())
 
     @property
