@@ -379,7 +379,7 @@ def _profile(
         on_gpu = (x.data if isinstance(x, PackedSequence) else x).is_cuda
         chosen = ("fused" if on_gpu else "recursion") if route == "auto" else route
         trajectory, out, h_n, c_n = layer_forward(
-            rnn, layout, x, (h0, c0), gen, own_loop=chosen == "recursion"
+            rnn, layout, x, (h0, c0), gen, own_loop=chosen == "recursion" and not on_gpu
         )
         packing = trajectory.packing
         if packing is not None:
