@@ -232,22 +232,29 @@ def _lstm(
     to_c = torch.mul(tanh_c, tanh_c).neg_().add_(1.0)
     saturation.add(to_c, 1.0)
     to_c.mul_(o)
-    o_part = torch.sub(1.0, o).mul_(o)
-    saturation.add(o_part, 0.25)
-    o_part.mul_(tanh_c)
-    del tanh_c
-    ifg = torch.empty(steps, batch, 3, hidden, dtype=h.dtype, device=h.device)
-    i_part, f_part, g_part = ifg.unbind(2)
-    torch.sub(1.0, i, out=i_part).mul_(i)
-    saturation.add(i_part, 0.25)
-    i_part.mul_(g)
-    torch.sub(1.0, f, out=f_part).mul_(f)
-    saturation.add(f_part, 0.25)
-    f_part[1:].mul_(c[:-1])
-    f_part[0].mul_(c0)
-    torch.mul(g, g, out=g_part).neg_().add_(1.0)
-    saturation.add(g_part, 1.0)
-    g_part.mul_(i)
+    # The gate factors replace the gates in their own buffer (one scratch array keeps
+    # the gate being replaced; tanh(c)'s buffer, free after o's factor, keeps f for the
+    # recursion): o's slot takes tanh(c) o(1-o), i's g i(1-i), g's i (1-g^2), f's
+    # c_{t-1} f(1-f). Only to_c and the scratch array are new.
+    scratch = torch.empty_like(c)
+    scratch.copy_(o)
+    o.neg_().add_(1.0).mul_(scratch)
+    saturation.add(o, 0.25)
+    o.mul_(tanh_c)
+    scratch.copy_(i)
+    i.neg_().add_(1.0).mul_(scratch)
+    saturation.add(i, 0.25)
+    i.mul_(g)
+    g.mul_(g).neg_().add_(1.0)
+    saturation.add(g, 1.0)
+    g.mul_(scratch)
+    del scratch
+    forget = tanh_c.copy_(f)
+    f.neg_().add_(1.0).mul_(forget)
+    saturation.add(f, 0.25)
+    f[1:].mul_(c[:-1])
+    f[0].mul_(c0)
+    factors = gates  # (i, f, g, o) parts as above
 
     grad_h = direct  # accumulated in place: g_t starts as G_t
     grad_c = c  # c is no longer needed: its buffer takes dL/dc_t
@@ -262,11 +269,11 @@ def _lstm(
         gm = gh if w_hr is None else gh @ w_hr
         gc = torch.addcmul(carry_c, gm, to_c[t], out=grad_c[t])
         step = delta[t % keep]
-        torch.mul(gc.unsqueeze(1), ifg[t], out=step[:, :3])
-        torch.mul(gm, o_part[t], out=step[:, 3])
+        torch.mul(gc.unsqueeze(1), factors[t, :, 0:3], out=step[:, :3])
+        torch.mul(gm, factors[t, :, 3], out=step[:, 3])
         if t > 0:  # g_{t-1} = G_{t-1} + delta_t W_hh, in one kernel
             grad_h[t - 1].addmm_(step.view(batch, 4 * hidden), w_hh)
-        torch.mul(gc, f[t], out=carry_c)
+        torch.mul(gc, forget[t], out=carry_c)
     grad_input = _input_gradient(delta.view(keep, batch, 4 * hidden), w.w_ih, need_input)
     return DirectionGradients(grad_h, grad_c, grad_input, saturation.share)
 
@@ -394,7 +401,8 @@ def backward_direction(
             for GPUs). Equal to rounding.
         saved: the gates a GRU or LSTM layer's own forward loop kept
             (:mod:`rnngrad.forward_loops`; then ``h`` is that loop's output),
-            instead of recomputing them (recursion route).
+            instead of recomputing them (recursion route); consumed: its arrays
+            are overwritten.
     """
     if route == "fused":
         from rnngrad.bptt_fused import backward_direction_fused
