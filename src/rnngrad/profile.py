@@ -13,8 +13,13 @@ become leaves of the autograd graph, so one ``torch.autograd.grad`` of the loss
 gives the direct gradients at the output and at the final states (through any
 head the model has), and touches no parameter's ``.grad``. The backward
 recursion of :mod:`rnngrad.bptt` then gives the total gradients, top layer
-first. In train mode the dropout masks between layers are drawn from a
-``torch.Generator`` of the profile's own, and the global RNG is restored after
+first. Two routes run it (``route=``): on a CPU a loop over time, for which a
+GRU's or LSTM's top layer runs a forward loop of rnngrad's own that keeps the
+gates (:mod:`rnngrad.forward_loops`); on a GPU the module's own fused backward
+kernel, with the recursion's terms read from an extra input slot
+(:mod:`rnngrad.bptt_fused`). Both give the same numbers to rounding. In train
+mode the dropout masks between layers are drawn from a ``torch.Generator`` of
+the profile's own, and the global RNG is restored after
 the call, so profiling never changes the training run.
 
 Arrays are indexed by input position ``t = 1..T`` for both directions. The
