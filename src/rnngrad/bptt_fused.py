@@ -41,7 +41,7 @@ from rnngrad.bptt import (
     gate_preactivations,
 )
 from rnngrad.cells import CellKind, LayerWeights
-from rnngrad.fused import FUSED_KERNELS
+from rnngrad.fused import FUSED_KERNELS, kernel_notes_silenced
 from rnngrad.modern.scan import diagonal_adjoint, linear_scan
 
 __all__ = ["backward_direction_fused"]
@@ -74,7 +74,7 @@ def _fused_input_gradient(
     hx = state if c0 is None else (state, c0.unsqueeze(0).contiguous())
     kernel = FUSED_KERNELS[kind]
     outputs_grads: list[torch.Tensor]
-    with torch.enable_grad():
+    with torch.enable_grad(), kernel_notes_silenced():
         if lengths is None:
             leaf = wide.requires_grad_(True)
             # train=True: cuDNN's backward needs the forward's reserve space

@@ -16,6 +16,7 @@ is saved is padded and time-major, in the packed batch's length-sorted order
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ __all__ = [
     "forked_rng",
     "from_time_major",
     "initial_state",
+    "kernel_notes_silenced",
     "kernel_weights",
     "layer_forward",
     "profile_memory_estimate",
@@ -265,7 +267,7 @@ def layer_forward(
     finals_h, finals_c = [], []
     own_loop = own_loop and layout.kind in ("gru", "lstm")
     saved_gates: list[list[GruSaved | LstmSaved] | None] = []
-    with torch.no_grad():
+    with torch.no_grad(), kernel_notes_silenced():
         for layer in range(layout.num_layers):
             weights = kernel_weights(module, layout, layer)
             state = slice(layer * dirs, (layer + 1) * dirs)
@@ -415,6 +417,16 @@ def initial_state(
         h0 = h0.index_select(1, order)
         c0 = c0.index_select(1, order) if c0 is not None else None
     return h0, c0
+
+
+@contextmanager
+def kernel_notes_silenced() -> Iterator[None]:
+    """Silences the kernels' notes about their own implementation choice (CPU float32
+    LSTMs with a projection, which oneDNN does not support): rnngrad calls them, the
+    user did not, and the numbers are the same."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="LSTM with projections is not supported")
+        yield
 
 
 @contextmanager
