@@ -403,3 +403,46 @@ def test_the_reverse_scan_equals_the_backward_loop(steps: int, constant: bool) -
     expected = torch.stack(states[::-1])
     got = _blocked_scan(a, b, start, reverse=True)
     np.testing.assert_allclose(got.numpy(), expected.numpy(), rtol=1e-10, atol=1e-12)
+
+
+def _indrnn_loop(layer: IndRNN, x: torch.Tensor, h0: torch.Tensor) -> torch.Tensor:
+    """The reference: the recurrence written out step by step, through autograd."""
+    driven, h, states = layer.input(x), h0, []
+    for t in range(x.shape[0]):
+        h = torch.relu(driven[t] + layer.u * h)
+        states.append(h)
+    return torch.stack(states)
+
+
+@pytest.mark.parametrize("steps", [1, 2, 57])
+def test_indrnn_forward_and_gradients_equal_the_autograd_loop(steps: int) -> None:
+    """IndRNN's graph-free forward and scanned backward give the states and every
+    gradient (input, W, b, u, h0) of the step-by-step loop through autograd, in float64;
+    u of both signs and some units switched off by relu make every path count."""
+    generator = torch.Generator().manual_seed(steps)
+    layer = IndRNN(3, 6, max_length=steps).double()
+    with torch.no_grad():
+        layer.u.copy_(torch.tensor([0.9, -0.8, 1.0, 0.3, -1.01, 0.0], dtype=torch.float64))
+    x = torch.randn(steps, 4, 3, generator=generator, dtype=torch.float64, requires_grad=True)
+    h0 = torch.rand(4, 6, generator=generator, dtype=torch.float64, requires_grad=True)
+    weights = torch.randn(steps, 4, 6, generator=generator, dtype=torch.float64)
+    results = []
+    for run in (layer, lambda x, h: _indrnn_loop(layer, x, h)):
+        states = run(x, h0)
+        loss = (weights * states).sum() + 0.5 * (states[-1] ** 2).sum()
+        inputs = [x, h0, layer.u, layer.input.weight, layer.input.bias]
+        results.append((states.detach(), torch.autograd.grad(loss, inputs)))
+    (got, got_grads), (expected, expected_grads) = results
+    assert (expected > 0).any() and (expected == 0).any(), "both sides of relu must occur"
+    torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)
+    for a, b in zip(got_grads, expected_grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_indrnn_passes_gradcheck() -> None:
+    """Finite differences agree with the scanned backward (float64)."""
+    generator = torch.Generator().manual_seed(3)
+    layer = IndRNN(2, 3, max_length=5).double()
+    x = torch.randn(5, 2, 2, generator=generator, dtype=torch.float64, requires_grad=True)
+    h0 = torch.rand(2, 3, generator=generator, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda x, h: layer(x, h), (x, h0))

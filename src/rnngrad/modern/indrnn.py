@@ -7,17 +7,25 @@ each unit its own recurrence with one recurrent weight ``u_j``: the Jacobian
 unit ``j`` over ``k`` steps is a product of ``k`` factors ``u_j`` or 0, and
 keeping ``|u_j| <= u_max = 2^{1/T}`` bounds its growth over a sequence of ``T``
 steps by 2 (:meth:`IndRNN.constrain_`, called after each optimiser step).
-The recurrence is nonlinear, so it runs step by step; the input products are
-computed for all steps at once.
+The recurrence is nonlinear, so its forward runs step by step (two elementwise
+operations a step, outside autograd; the input products for all steps at once);
+its backward is linear in the gradient,
+``g_t = G_t + u \odot relu'(z_{t+1}) \odot g_{t+1}``, and runs as one scan
+(:func:`rnngrad.modern.scan.diagonal_adjoint`) instead of autograd's replay of
+the loop.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 from rnngrad.errors import InvalidInputError
 from rnngrad.modern.base import DiagonalRecurrence
+from rnngrad.modern.scan import diagonal_adjoint
 
 __all__ = ["IndRNN"]
 
@@ -58,11 +66,8 @@ class IndRNN(DiagonalRecurrence):
     def forward(self, x: torch.Tensor, h0: torch.Tensor | None = None) -> torch.Tensor:
         driven = self.input(x)
         h = self.initial_state(x.shape[1], x) if h0 is None else h0
-        states = []
-        for t in range(x.shape[0]):
-            h = torch.relu(torch.addcmul(driven[t], self.u, h))
-            states.append(h)
-        return torch.stack(states)
+        states: torch.Tensor = _Recurrence.apply(driven, self.u, h)  # type: ignore[no-untyped-call]
+        return states
 
     def step(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         return torch.relu(self.input(x) + self.u * h)
@@ -71,3 +76,37 @@ class IndRNN(DiagonalRecurrence):
         self, x: torch.Tensor, states: torch.Tensor, h0: torch.Tensor
     ) -> torch.Tensor:
         return self.u * (states > 0).to(states.dtype)
+
+
+class _Recurrence(torch.autograd.Function):
+    """``h_t = relu(p_t + u h_{t-1})``, ``t = 1..T``, from ``p`` ``(T, B, N)``, ``u``
+    ``(N,)`` and ``h0`` ``(B, N)``. Backward: with ``m_t = [h_t > 0]`` (relu's own
+    derivative), ``g_t = G_t + u m_{t+1} g_{t+1}`` by one scan, ``dL/dp_t = m_t g_t``,
+    ``dL/du = sum_t dL/dp_t h_{t-1}``, ``dL/dh0 = u dL/dp_1`` (differentiable once)."""
+
+    @staticmethod
+    def forward(ctx: Any, driven: torch.Tensor, u: torch.Tensor, h0: torch.Tensor) -> torch.Tensor:
+        states = torch.empty(
+            driven.shape, dtype=torch.promote_types(driven.dtype, h0.dtype), device=driven.device
+        )
+        h = h0
+        for t in range(driven.shape[0]):
+            h = torch.addcmul(driven[t], u, h, out=states[t]).clamp_(min=0)
+        ctx.save_for_backward(u, h0, states)
+        return states
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        u, h0, states = ctx.saved_tensors
+        alive = states > 0
+        total = diagonal_adjoint(grad, u * alive)
+        grad_driven = total.mul_(alive)
+        grad_u = grad_h0 = None
+        if ctx.needs_input_grad[1]:
+            grad_u = (grad_driven[1:] * states[:-1]).sum(dim=(0, 1)) + (grad_driven[0] * h0).sum(
+                dim=0
+            )
+        if ctx.needs_input_grad[2]:
+            grad_h0 = u * grad_driven[0]
+        return grad_driven, grad_u, grad_h0
