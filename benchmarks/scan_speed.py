@@ -1,13 +1,17 @@
 """Training speed of the modern cells: the parallel scan against their own sequential loop.
 
-For ``lru``, ``mingru`` and ``minlstm`` (T 1000, batch 32, hidden 64, float32) it times,
-interleaved in one run, one training step's forward and backward through
+For ``lru``, ``mingru``, ``minlstm`` and ``indrnn`` (T 1000, batch 32, hidden 64,
+float32) it times, interleaved in one run, one training step's forward and backward
+through
 
-- scan: the layer's ``forward`` (the parallel scan of :mod:`rnngrad.modern.scan`);
+- scan: the layer's ``forward`` (the parallel scan of :mod:`rnngrad.modern.scan`; for
+  IndRNN, whose recurrence is nonlinear, a forward loop outside autograd and a scanned
+  backward);
 - loop: the same layer's ``step`` called ``T`` times (its definition, as one would write it);
 
 at 1 thread and at torch's default thread count, and prints the medians and ratios; the
-last line is ``min scan speed-up = R``. Goal: R >= 3.
+last line is ``min scan speed-up = R`` over the three linear recurrences (IndRNN, whose
+forward stays a loop, is printed beside them). Goal: R >= 3.
 
 Run: ``.venv/bin/python benchmarks/scan_speed.py [--repeats N]``
 """
@@ -23,7 +27,7 @@ from collections.abc import Callable
 
 import torch
 
-from rnngrad.modern import LRU, MinGRU, MinLSTM
+from rnngrad.modern import LRU, IndRNN, MinGRU, MinLSTM
 
 
 def timed(work: Callable[[], None]) -> float:
@@ -43,8 +47,13 @@ def main() -> None:
     speedups = []
     for threads in sorted({1, default_threads}):
         torch.set_num_threads(threads)
-        for name, make in (("lru", lambda: LRU(64, 64)), ("mingru", lambda: MinGRU(64, 64)),
-                           ("minlstm", lambda: MinLSTM(64, 64))):  # fmt: skip
+        cells: list[tuple[str, Callable[[], torch.nn.Module]]] = [
+            ("lru", lambda: LRU(64, 64)),
+            ("mingru", lambda: MinGRU(64, 64)),
+            ("minlstm", lambda: MinLSTM(64, 64)),
+            ("indrnn", lambda: IndRNN(64, 64, max_length=args.steps)),
+        ]
+        for name, make in cells:
             torch.manual_seed(0)
             layer = make()
             x = torch.randn(args.steps, 32, 64)
@@ -67,7 +76,8 @@ def main() -> None:
                 times["scan"].append(timed(scan))
                 times["loop"].append(timed(loop))
             fast, slow = statistics.median(times["scan"]), statistics.median(times["loop"])
-            speedups.append(slow / fast)
+            if name != "indrnn":
+                speedups.append(slow / fast)
             print(f"threads {threads}  {name:8s} scan {fast:.4f} s  loop {slow:.4f} s  "
                   f"speed-up {slow / fast:.1f}x")  # fmt: skip
     print(f"min scan speed-up = {min(speedups):.1f}")
