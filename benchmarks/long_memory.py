@@ -66,11 +66,15 @@ def build(lengths: list[int], seeds: int, steps: int, hidden: int, batch: int, l
     return Sweep(("seq_len", "cell", "init", "seed"), tuple(configs), "benchmarks/long_memory.py")
 
 
+_DIVERGED = 1.0  # where a diverged run's loss is drawn (the baseline is 1/6)
+
+
 def report(out: Path, lengths: list[int]) -> str:
     rows = sweep_summary(out)
     lines = ["| model | " + " | ".join(f"T = {t}" for t in lengths) + " |",
              "| --- | " + " | ".join("---" for _ in lengths) + " |"]  # fmt: skip
     shares: dict[str, list[float]] = {}
+    losses: dict[str, list[float]] = {}
     for name, model in MODELS.items():
         cells = []
         for length in lengths:
@@ -81,6 +85,7 @@ def report(out: Path, lengths: list[int]) -> str:
             if not match:
                 cells.append("—")
                 shares.setdefault(name, []).append(float("nan"))
+                losses.setdefault(name, []).append(float("nan"))
                 continue
             row = match[0]
             steps, loss = row["median_steps_to_solve"], row["median_final_loss"]
@@ -92,6 +97,8 @@ def report(out: Path, lengths: list[int]) -> str:
                 detail = ("diverged, " if loss > 1e3 else "") + f"final loss {loss:.3g}"
             cells.append(f"{row['solved']}/{row['runs']} ({detail})")
             shares.setdefault(name, []).append(row["solved"] / row["runs"])
+            # a diverged run is drawn at the top of the loss axis
+            losses.setdefault(name, []).append(_DIVERGED if loss is None or loss > 1e3 else loss)
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     table = "\n".join(lines) + "\n"
     (out / "long_memory.md").write_text(table)
@@ -101,15 +108,28 @@ def report(out: Path, lengths: list[int]) -> str:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axis = plt.subplots(figsize=(6, 3.6))
-    for name, values in shares.items():
-        axis.plot(lengths, values, "o-", label=name)
-    axis.set_xscale("log")
-    axis.set_xlabel("sequence length T")
-    axis.set_ylabel("share of seeds solved")
-    axis.set_ylim(-0.05, 1.05)
-    axis.set_title("adding problem, same budget for all", fontsize=10)
-    axis.legend(fontsize=7)
+    figure, (solved, loss_axis) = plt.subplots(1, 2, figsize=(10.5, 3.6))
+    count = len(shares)
+    for index, (name, values) in enumerate(shares.items()):
+        # a small vertical offset per model, so that equal shares do not hide each other
+        offset = (index - (count - 1) / 2) * 0.012
+        solved.plot(lengths, [v + offset for v in values], "o-", label=name)
+        loss_axis.plot(lengths, losses[name], "o-", label=name)
+    for axis in (solved, loss_axis):
+        axis.set_xscale("log")
+        axis.set_xticks(lengths, [str(t) for t in lengths])
+        axis.minorticks_off()
+        axis.set_xlabel("sequence length T")
+    solved.set_ylabel("share of seeds solved")
+    solved.set_ylim(-0.08, 1.08)
+    solved.set_title("adding problem, same budget for all", fontsize=10)
+    loss_axis.set_yscale("log")
+    loss_axis.axhline(1 / 6, color="grey", linestyle="--", linewidth=0.8)
+    loss_axis.axhline(0.01, color="grey", linestyle=":", linewidth=0.8)
+    loss_axis.set_ylabel("median final test MSE")
+    loss_axis.set_title("baseline 1/6 (dashed), solved below 0.01 (dotted), diverged at top",
+                        fontsize=8)  # fmt: skip
+    loss_axis.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
     figure.tight_layout()
     figure.savefig(out / "long_memory.png", dpi=110)
     plt.close(figure)
