@@ -52,7 +52,8 @@ __all__ = [
     "SaturationCount",
     "backward_direction",
     "count_rnn_saturation",
-    "gate_preactivations",
+    "gru_gates",
+    "lstm_gates",
 ]
 
 Route = Literal["recursion", "fused"]
@@ -83,7 +84,7 @@ class DirectionGradients:
     saturated: float
 
 
-def gate_preactivations(
+def _gate_preactivations(
     x: torch.Tensor, h: torch.Tensor, h0: torch.Tensor, w: LayerWeights
 ) -> torch.Tensor:
     """``W_ih x_t + b_ih + W_hh h_{t-1} + b_hh`` for all steps: two products into one buffer."""
@@ -194,6 +195,17 @@ def _rnn(
     return DirectionGradients(grad_h, None, grad_input, saturation.share)
 
 
+def lstm_gates(x: torch.Tensor, h: torch.Tensor, h0: torch.Tensor, w: LayerWeights) -> torch.Tensor:
+    """``(T, B, 4, H)``: an LSTM layer's gates ``i, f, g, o`` after their nonlinearities,
+    recomputed from its input and saved outputs."""
+    steps, batch, _ = h.shape
+    gates = _gate_preactivations(x, h, h0, w).view(steps, batch, 4, w.w_hh.shape[0] // 4)
+    gates[:, :, 0:2].sigmoid_()
+    gates[:, :, 3].sigmoid_()
+    gates[:, :, 2].tanh_()
+    return gates
+
+
 def _lstm(
     w: LayerWeights,
     x: torch.Tensor,
@@ -213,10 +225,7 @@ def _lstm(
         gates, c, tanh_c = saved.gates, saved.c, saved.tanh_c
         i, f, g, o = gates.unbind(2)
     else:
-        gates = gate_preactivations(x, h, h0, w).view(steps, batch, 4, hidden)
-        gates[:, :, 0:2].sigmoid_()
-        gates[:, :, 3].sigmoid_()
-        gates[:, :, 2].tanh_()
+        gates = lstm_gates(x, h, h0, w)
         i, f, g, o = gates.unbind(2)
         # The cell state, c_t = f_t c_{t-1} + i_t g_t (the fused forward keeps only c_T).
         c = torch.mul(i, g)
@@ -278,7 +287,7 @@ def _lstm(
     return DirectionGradients(grad_h, grad_c, grad_input, saturation.share)
 
 
-def _gru_recomputed(
+def gru_gates(
     w: LayerWeights, x: torch.Tensor, h: torch.Tensor, h0: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The gates (``r, z, n`` activated) and ``W_hn h_{t-1} + b_hn`` of every step from
@@ -317,7 +326,7 @@ def _gru(
     if saved is not None:
         gates, hidden_n = saved.gates, saved.hidden_n
     else:
-        gates, hidden_n = _gru_recomputed(w, x, h, h0)
+        gates, hidden_n = gru_gates(w, x, h, h0)
     r, z, n = gates.unbind(2)
     # Input-side gate gradients are g_t times (a_r, a_z, a_n) with
     # a_n = (1-z)(1-n^2), a_z = (h_{t-1} - n) z(1-z), a_r = a_n (W_hn h + b_hn) r(1-r);

@@ -38,7 +38,8 @@ from rnngrad.bptt import (
     DirectionGradients,
     SaturationCount,
     count_rnn_saturation,
-    gate_preactivations,
+    gru_gates,
+    lstm_gates,
 )
 from rnngrad.cells import CellKind, LayerWeights
 from rnngrad.fused import FUSED_KERNELS, kernel_notes_silenced
@@ -170,13 +171,7 @@ def _lstm_cell_gradient(
 ) -> torch.Tensor:
     """``gc_t = f_{t+1} gc_{t+1} + (dL/dm_t) o_t (1 - tanh^2 c_t)`` (plus the direct
     cell-state gradients), counting the gates' saturation as the recursion does."""
-    steps, batch, _ = h.shape
-    hidden = w.w_hh.shape[0] // 4
-    gates = gate_preactivations(x, h, h0, w).view(steps, batch, 4, hidden)
-    gates[:, :, 0:2].sigmoid_()
-    gates[:, :, 3].sigmoid_()
-    gates[:, :, 2].tanh_()
-    i, f, g, o = gates.unbind(2)
+    i, f, g, o = lstm_gates(x, h, h0, w).unbind(2)
     c = linear_scan(f, i * g, c0)
     tanh_c = torch.tanh(c)
     to_c = torch.mul(tanh_c, tanh_c).neg_().add_(1.0)
@@ -204,7 +199,7 @@ def _gru_state_gradient(
     """``g_{t-1} = G_{t-1} + z_t g_t + (delta_t, its n part scaled by r_t) W_hh`` from
     the gate gradients ``delta`` ``(T, B, 3H)``, counting saturation as the recursion does."""
     steps, batch, hidden = h.shape
-    r, z, n = _gru_gates(w, x, h, h0)
+    r, z, n = gru_gates(w, x, h, h0)[0].unbind(2)
     saturation.add(torch.mul(n, n).neg_().add_(1.0), 1.0)
     saturation.add(torch.sub(1.0, z).mul_(z), 0.25)
     saturation.add(torch.sub(1.0, r).mul_(r), 0.25)
@@ -216,23 +211,3 @@ def _gru_state_gradient(
             hidden_side[1:].reshape((steps - 1) * batch, 3 * hidden), w.w_hh
         )
     return diagonal_adjoint(given, z)
-
-
-def _gru_gates(
-    w: LayerWeights, x: torch.Tensor, h: torch.Tensor, h0: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``r_t, z_t, n_t`` of every step, ``(T, B, H)`` each."""
-    steps, batch, hidden = h.shape
-    previous = torch.cat([h0.unsqueeze(0), h[:-1]])
-    input_side = x @ w.w_ih.T
-    hidden_side = previous @ w.w_hh.T
-    if w.b_ih is not None:
-        input_side += w.b_ih
-    if w.b_hh is not None:
-        hidden_side += w.b_hh
-    i_r, i_z, i_n = input_side.view(steps, batch, 3, hidden).unbind(2)
-    h_r, h_z, h_n = hidden_side.view(steps, batch, 3, hidden).unbind(2)
-    r = torch.sigmoid(i_r + h_r)
-    z = torch.sigmoid(i_z + h_z)
-    n = torch.tanh(i_n + r * h_n)
-    return r, z, n
