@@ -446,3 +446,63 @@ def test_indrnn_passes_gradcheck() -> None:
     x = torch.randn(5, 2, 2, generator=generator, dtype=torch.float64, requires_grad=True)
     h0 = torch.rand(2, 3, generator=generator, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda x, h: layer(x, h), (x, h0))
+
+
+@pytest.mark.parametrize("with_h0", [False, True])
+def test_lru_final_state_equals_the_last_step_of_the_loop(with_h0: bool) -> None:
+    """``final_state`` (a weighted sum of the inputs by powers of lambda) against the
+    step-by-step definition's last state, value and every parameter's gradient, float64,
+    over enough steps that the slowest eigenvalue's powers span orders of magnitude."""
+    torch.manual_seed(11)
+    cell = LRU(3, 5, r_min=0.5, r_max=0.99, max_phase=math.pi).double()
+    x = torch.randn(300, 2, 3, dtype=torch.float64)
+    h0 = torch.randn(2, 5, dtype=torch.complex128) if with_h0 else None
+    h = cell.initial_state(2, x) if h0 is None else h0
+    for t in range(x.shape[0]):
+        h = cell.step(x[t], h)
+    fast = cell.final_state(x, h0)
+    np.testing.assert_allclose(fast.detach().numpy(), h.detach().numpy(), rtol=1e-10, atol=1e-12)
+    weights = torch.randn(2, 5, dtype=torch.complex128)
+    parameters = list(cell.parameters())
+    grads_fast = torch.autograd.grad((weights * fast).real.sum(), parameters, allow_unused=True)
+    grads_slow = torch.autograd.grad((weights * h).real.sum(), parameters, allow_unused=True)
+    compared = 0
+    for got, expected in zip(grads_fast, grads_slow, strict=True):
+        if expected is None:  # C and D do not enter the state
+            assert got is None
+            continue
+        assert got is not None
+        np.testing.assert_allclose(got.numpy(), expected.numpy(), rtol=1e-8, atol=1e-12)
+        compared += 1
+    assert compared == 5  # nu, theta, gamma, B_re, B_im
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_the_lab_lru_read_at_its_last_step_equals_the_full_computation(layers: int) -> None:
+    """A head on the last step: the model computes only what that step needs (the top
+    block's last state as a weighted sum, its read-out at that step); its output and
+    every parameter's gradient equal the computation over all steps, float64."""
+    from rnngrad.lab.models import LabModel
+
+    torch.manual_seed(12)
+    model = LabModel("lru", 2, 6, 3, per_step=False, layers=layers).double()
+    x = torch.randn(50, 4, 2, dtype=torch.float64)
+
+    def full(inputs: torch.Tensor) -> torch.Tensor:  # every block over all steps
+        u = model.encoder(inputs)
+        if layers == 1:
+            return model.head(nn.functional.gelu(model.rnn.read(model.rnn(u), u))[-1])
+        for layer, norm, mixer in zip(model.lru_layers(), model.norms, model.mixers,
+                                      strict=True):  # fmt: skip
+            z = norm(u)
+            u = u + nn.functional.glu(mixer(nn.functional.gelu(layer.read(layer(z), z))), -1)
+        return model.head(u[-1])
+
+    fast, slow = model(x), full(x)
+    np.testing.assert_allclose(fast.detach().numpy(), slow.detach().numpy(), rtol=1e-10, atol=1e-12)
+    parameters = list(model.parameters())
+    weights = torch.randn(fast.shape, dtype=torch.float64)
+    grads_fast = torch.autograd.grad((weights * fast).sum(), parameters)
+    grads_slow = torch.autograd.grad((weights * slow).sum(), parameters)
+    for got, expected in zip(grads_fast, grads_slow, strict=True):
+        np.testing.assert_allclose(got.numpy(), expected.numpy(), rtol=1e-8, atol=1e-12)

@@ -296,7 +296,9 @@ class LabModel(nn.Module):
             elif self.encoder is not None:  # the LRU: encoder, scan, read-out, GELU
                 encoded = self.encoder(x)
                 states = self.rnn(encoded)
-                output = nn.functional.gelu(self.rnn.read(states, encoded))  # type: ignore[operator]
+                # a head that reads the last step only needs that step's read-out
+                read = slice(None) if self.per_step else slice(-1, None)
+                output = nn.functional.gelu(self.rnn.read(states[read], encoded[read]))  # type: ignore[operator]
             else:
                 output = states = self.rnn(x)
             prediction: torch.Tensor = self.head(output if self.per_step else output[-1])
@@ -311,10 +313,22 @@ class LabModel(nn.Module):
         return result
 
     def _stacked_lru(self, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The residual LRU blocks; returns the last block's output and the first's states."""
+        """The residual LRU blocks; returns the last block's output and the first's states.
+
+        When the head reads the last step only, the top block computes that step alone:
+        its LRU's last state as one weighted sum (:meth:`LRU.final_state`, no scan) and
+        its read-out, GELU, GLU and residual at that step (``(1, B, H)`` is returned); the
+        same numbers, a third fewer trajectory-sized products in training."""
         first_states: torch.Tensor | None = None
-        for layer, norm, mixer in zip(self.lru_layers(), self.norms, self.mixers, strict=True):
+        layers = self.lru_layers()
+        for index, (layer, norm, mixer) in enumerate(
+            zip(layers, self.norms, self.mixers, strict=True)
+        ):
             z = norm(u)
+            if index == len(layers) - 1 and index > 0 and not self.per_step:
+                last = z[-1:]
+                y = nn.functional.gelu(layer.read(layer.final_state(z).unsqueeze(0), last))
+                return u[-1:] + nn.functional.glu(mixer(y), dim=-1), first_states  # type: ignore[return-value]
             states = layer(z)
             if first_states is None:
                 first_states = states

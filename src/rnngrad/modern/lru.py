@@ -98,6 +98,20 @@ class LRU(DiagonalRecurrence):
     def step(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         return self.eigenvalues() * h + self._input(x)
 
+    def final_state(self, x: torch.Tensor, h0: torch.Tensor | None = None) -> torch.Tensor:
+        """The last state ``x_T`` alone ``(B, N)``: ``sum_k lambda^(T-k) gamma B u_k``
+        (plus ``lambda^T h0``), one weighted sum over the steps instead of a scan, for a
+        read-out that needs only the last step. The powers are ``exp(k ln lambda)`` with
+        ``ln lambda = -exp(nu) + i exp(theta)`` exactly, not repeated products."""
+        steps = x.shape[0]
+        log_lambda = torch.complex(-torch.exp(self.nu_log), torch.exp(self.theta_log))
+        ages = torch.arange(steps - 1, -1, -1, dtype=self.nu_log.dtype, device=x.device)
+        powers = torch.exp(ages.unsqueeze(1) * log_lambda)  # (T, N): lambda^(T-k)
+        state = (powers.unsqueeze(1) * self._input(x)).sum(0)
+        if h0 is not None:
+            state = state + torch.exp(steps * log_lambda) * h0
+        return state
+
     def state_jacobian(
         self, x: torch.Tensor, states: torch.Tensor, h0: torch.Tensor
     ) -> torch.Tensor:
