@@ -247,3 +247,29 @@ def test_the_commands_are_exactly_the_documented_ones() -> None:
 
     names = {command.name or command.callback.__name__ for command in app.registered_commands}
     assert names == {"scalar", "spectrum", "profile", "lyapunov", "train", "sweep", "report"}
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("spectrum", "--json"), ("spectrum",), ("scalar", "--steps", "20000", "--input-seed", "0")],
+)
+def test_a_reader_that_stops_early_gets_no_noise(args: tuple[str, ...]) -> None:
+    """``rnngrad ... | head``: the reader closes the pipe before the command writes;
+    the command stops quietly (nothing on stderr, not Python's 'Exception ignored ...
+    BrokenPipeError') with exit status 1, as click and rich do."""
+    process = subprocess.Popen(
+        [str(EXECUTABLE), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert process.stdout is not None
+    process.stdout.close()  # long before the command has imported torch
+    _, stderr = process.communicate(timeout=120)
+    assert stderr == ""
+    assert process.returncode == 1
+
+
+def test_progress_bars_write_nothing_into_a_pipe() -> None:
+    """stderr is a pipe here: no bar is drawn, and none leaves an empty line behind."""
+    done = run("spectrum", "--json")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    strict_json(done.stdout)

@@ -8,6 +8,7 @@ line on stderr and exit status 2, never a traceback.
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -49,13 +50,27 @@ def main(argv: list[str] | None = None) -> None:
     raise SystemExit(status)
 
 
+def _release_stdout() -> None:
+    """Point stdout at the null device once its reader has gone, so that nothing more
+    (Python's flush at exit included) fails on it; the exit status is 1, as click's,
+    rich's and Python's own handling of a closed pipe give."""
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+        os.close(null)
+    except (OSError, ValueError):  # no file descriptor behind stdout (an embedding host)
+        pass
+
+
 def _run(command: Any, argv: list[str]) -> int:
     try:
         status = command.main(args=argv, prog_name="rnngrad", standalone_mode=False)
+        sys.stdout.flush()  # a reader that has gone fails here, not at the exit's flush
     except RnngradError as error:
         _fail(str(error))
-    except BrokenPipeError:
-        raise SystemExit(0) from None
+    except BrokenPipeError:  # stdout's reader stopped early (``| head``): no noise, exit 1
+        _release_stdout()
+        raise SystemExit(1) from None
     except KeyboardInterrupt:
         print(_INTERRUPTED, file=sys.stderr)
         raise SystemExit(130) from None

@@ -6,7 +6,7 @@ import math
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
@@ -22,6 +22,21 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+
+def stderr_progress(*columns: Any) -> Progress:
+    """A transient rich progress bar on stderr, drawn only where stderr is a terminal:
+    in a pipe or a log file it draws nothing and writes nothing (rich would otherwise
+    end a bar it never drew with an empty line)."""
+    from rich.console import Console
+    from rich.progress import Progress
+
+    console = Console(stderr=True)
+    return Progress(*columns, console=console, transient=True, disable=not console.is_terminal)
+
 
 _VERDICT_STYLE = {"vanishing": "bold blue", "exploding": "bold red", "neither": "bold green"}
 _SUMMARY_ROWS = 8  # rows shown at each end of a long table

@@ -19,6 +19,7 @@ from rnngrad.cli._common import (
     _fmt,
     _rows_to_show,
     app,
+    stderr_progress,
 )
 from rnngrad.errors import InvalidInputError
 
@@ -185,11 +186,10 @@ def spectrum(
             )
         matrix = example_matrix(kind, hidden=hidden, radius=radius, seed=seed)  # type: ignore[arg-type]
         source = f"example {kind} (hidden={hidden}, radius={radius:g}, seed={seed})"
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn
 
-    with Progress(
-        TextColumn("[bold]spectrum[/] powers of W"), BarColumn(), MofNCompleteColumn(),
-        console=Console(stderr=True), transient=True,
+    with stderr_progress(
+        TextColumn("[bold]spectrum[/] powers of W"), BarColumn(), MofNCompleteColumn()
     ) as bar:  # fmt: skip
         handle = bar.add_task("powers", total=None)
 

@@ -16,6 +16,7 @@ from rnngrad.cli._common import (
     DtypeName,
     _finite,
     app,
+    stderr_progress,
 )
 from rnngrad.cli._models import (
     MODEL_ARGS_HELP,
@@ -372,11 +373,11 @@ def lyapunov(
     layers = describe_module(find_recurrent_module(network, module)[1]).num_layers
     if layer is not None and not 0 <= layer < layers:
         raise InvalidInputError(f"--layer must be in 0..{layers - 1}, got {layer}")
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import BarColumn, TextColumn, TimeRemainingColumn
 
-    with Progress(
+    with stderr_progress(
         TextColumn("[bold]lyapunov[/]"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-        TimeRemainingColumn(), console=Console(stderr=True), transient=True,
+        TimeRemainingColumn(),
     ) as bar:  # fmt: skip
         handle = bar.add_task("steps", total=steps)
 

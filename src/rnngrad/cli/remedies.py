@@ -13,6 +13,7 @@ from rnngrad.cli._common import (
     _finite,
     _writable,
     app,
+    stderr_progress,
 )
 from rnngrad.errors import InvalidInputError
 
@@ -145,16 +146,13 @@ def train_command(
         _note_set_aside(result.checkpoint_set_aside)
         print(dumps(result.summary()))
         return
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import BarColumn, TextColumn, TimeRemainingColumn
 
-    console = Console(stderr=True)
-    with Progress(
+    with stderr_progress(
         TextColumn("[bold]train[/]"),
         BarColumn(),
         TextColumn("{task.completed}/{task.total} steps, loss {task.fields[loss]}"),
         TimeRemainingColumn(),
-        console=console,
-        transient=True,
     ) as bar:
         handle = bar.add_task("train", total=config.steps, loss="…")
 
@@ -264,12 +262,10 @@ def sweep(
     changed = new_cells(parsed, out)
     if changed:
         Console(stderr=True).print(f"the grid changed: {changed} new cells will run")
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn
 
-    console = Console(stderr=True)
-    with Progress(
-        TextColumn("[bold]sweep[/]"), BarColumn(), MofNCompleteColumn(), TextColumn("runs"),
-        console=console, transient=True,
+    with stderr_progress(
+        TextColumn("[bold]sweep[/]"), BarColumn(), MofNCompleteColumn(), TextColumn("runs")
     ) as bar:  # fmt: skip
         handle = bar.add_task("sweep", total=len(parsed.configs))
 

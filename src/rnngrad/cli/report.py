@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from rnngrad.cli._common import DtypeName, app
+from rnngrad.cli._common import DtypeName, app, stderr_progress
 from rnngrad.cli._models import (
     MODEL_ARGS_HELP,
     MODEL_HELP,
@@ -73,7 +73,7 @@ def report(
 ) -> None:
     """Explain a network's gradients on one self-contained page (DIR/index.html)."""
     import torch
-    from rich.progress import BarColumn, Progress, TextColumn
+    from rich.progress import BarColumn, TextColumn
 
     from rnngrad.devices import resolve_device
     from rnngrad.report.build import build_sections
@@ -113,9 +113,9 @@ def report(
             if value:
                 raise InvalidInputError(f"{flag} needs --model")
     stages = 7 if network is None else 5
-    console = Console(stderr=True)
-    with Progress(TextColumn("[bold]report[/]"), BarColumn(), TextColumn("{task.description}"),
-                  console=console, transient=True) as bar:  # fmt: skip
+    with stderr_progress(
+        TextColumn("[bold]report[/]"), BarColumn(), TextColumn("{task.description}")
+    ) as bar:
         handle = bar.add_task("starting", total=stages)
 
         def stage(name: str) -> None:
