@@ -434,6 +434,20 @@ def test_long_memory_benchmark_on_a_tiny_budget(tmp_path: Path) -> None:
     assert len(read_table_rows(tmp_path / "results.parquet")) == 7
 
 
+def test_lru_adding_benchmark_on_a_tiny_budget(tmp_path: Path) -> None:
+    """The LRU variants' table comes from this code; here on a tiny budget: one row per
+    variant, each matched to its own runs (four blocks, the ring, the learning rates)."""
+    module = load_benchmark("lru_adding")
+    table = module.main(["--out", str(tmp_path), "--seeds", "1", "--steps", "3", "--hidden",
+                         "4", "--batch", "4", "--workers", "1"])  # fmt: skip
+    assert table.count("\n") == 2 + 6
+    for label in ("lr 3e-4", "lr 3e-3", "ring 0.99-0.9999", "4 blocks"):
+        assert re.search(rf"\| {label} \| 200 \| 0/1 \| — \| \d", table)
+    rows = read_table_rows(tmp_path / "results.parquet")
+    assert len(rows) == 6
+    assert sorted((r["seq_len"], r["layers"]) for r in rows).count((200, 4)) == 1
+
+
 @pytest.mark.parametrize(("task_name", "cell"), [("copy", "gru"), ("adding", "lru")])
 def test_evaluation_in_chunks_equals_one_pass_over_the_held_out_set(
     task_name: str, cell: str, tmp_path: Path

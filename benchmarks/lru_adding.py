@@ -1,0 +1,88 @@
+"""Where the two-block LRU stops solving the adding problem, and what does not move it.
+
+The long-memory benchmark's LRU (two residual blocks, hidden 64, the same recipe as
+every cell there: Adam, lr 1e-3, clipping by norm 1, at most 6000 steps of batch 50)
+stays at the baseline at T = 200. This sweep runs the same model at T = 50 and 100,
+and at T = 200 with the obvious changes one at a time: a smaller and a larger learning
+rate, eigenvalues initialised on a ring closer to the unit circle (r_min 0.99,
+r_max 0.9999: memory over ~10,000 steps), and four blocks instead of two. Written into
+--out: results.parquet/.csv and lru_adding.md (solved runs, median solve step or
+median final loss, per variant).
+
+Run: ``.venv/bin/python benchmarks/lru_adding.py [--workers N]`` (about an hour and a
+half of one core). Resumable, like the other lab sweeps; the test suite runs it on a
+tiny budget.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from _sweep import run_and_tabulate, sweep_parser
+from rnngrad.lab.records import read_table_rows
+from rnngrad.lab.sweep import Sweep
+from rnngrad.lab.train import TrainConfig
+
+# (label, sequence length, changes to the long-memory benchmark's LRU); T = 200 with
+# no change is that benchmark's own cell (0/3 there).
+VARIANTS: tuple[tuple[str, int, dict[str, Any]], ...] = (
+    ("as in long_memory", 50, {}),
+    ("as in long_memory", 100, {}),
+    ("lr 3e-4", 200, {"lr": 3e-4}),
+    ("lr 3e-3", 200, {"lr": 3e-3}),
+    ("ring 0.99-0.9999", 200, {"r_min": 0.99, "r_max": 0.9999}),
+    ("4 blocks", 200, {"layers": 4}),
+)
+
+_MATCHED = ("seq_len", "lr", "layers", "r_min", "r_max")
+
+
+def build(seeds: int, steps: int, hidden: int, batch: int, lr: float) -> Sweep:
+    configs = []
+    for _, length, changes in VARIANTS:
+        for seed in range(seeds):
+            settings: dict[str, Any] = {"lr": lr, "layers": 2, **changes}
+            config = TrainConfig(
+                task="adding", seq_len=length, cell="lru", clip="norm:1.0", hidden=hidden,
+                steps=steps, batch=batch, seed=seed, eval_every=100, eval_batch=1000,
+                checkpoint_every=500, profile_every=2000, **settings,
+            )  # fmt: skip
+            configs.append(config)
+    return Sweep(("seq_len", "lr", "layers", "r_min", "r_max", "seed"), tuple(configs),
+                 "benchmarks/lru_adding.py")  # fmt: skip
+
+
+def report(out: Path, sweep: Sweep) -> str:
+    rows = read_table_rows(out / "results.parquet", required=(*_MATCHED, "solved", "final_loss"))
+    lines = ["| variant | T | solved | median solve step | median final loss |",
+             "| --- | --- | --- | --- | --- |"]  # fmt: skip
+    for (label, length, _), start in zip(
+        VARIANTS, range(0, len(sweep.configs), len(sweep.configs) // len(VARIANTS)), strict=True
+    ):
+        wanted = sweep.configs[start]
+        match = [r for r in rows if all(r.get(k) == getattr(wanted, k) for k in _MATCHED)]
+        if not match:
+            lines.append(f"| {label} | {length} | — | — | — |")
+            continue
+        solved = sum(bool(r["solved"]) for r in match)
+        steps = sorted(r["solved_at"] for r in match if r["solved"] and r.get("solved_at"))
+        losses = sorted(r["final_loss"] for r in match if r["final_loss"] is not None)
+        step = str(steps[len(steps) // 2]) if steps else "—"
+        loss = f"{losses[len(losses) // 2]:.3g}" if losses else "diverged"
+        lines.append(f"| {label} | {length} | {solved}/{len(match)} | {step} | {loss} |")
+    table = "\n".join(lines) + "\n"
+    (out / "lru_adding.md").write_text(table)
+    return table
+
+
+def main(argv: list[str] | None = None) -> str:
+    parser = sweep_parser(__doc__.splitlines()[0], out="benchmarks/results/lru_adding",
+                          seeds=2, steps=6000, hidden=64, batch=50, lr=1e-3)  # fmt: skip
+    args = parser.parse_args(argv)
+    sweep = build(args.seeds, args.steps, args.hidden, args.batch, args.lr)
+    return run_and_tabulate(sweep, args, lambda: report(args.out, sweep))
+
+
+if __name__ == "__main__":
+    main()
