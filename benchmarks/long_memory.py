@@ -17,10 +17,13 @@ suite runs it on a tiny budget.
 
 from __future__ import annotations
 
+import json
+import math
 from pathlib import Path
 from typing import Any
 
 from _sweep import run_and_tabulate, sweep_parser
+from rnngrad.lab.records import read_table_rows
 from rnngrad.lab.sweep import Sweep, sweep_summary
 from rnngrad.lab.train import TrainConfig
 
@@ -69,6 +72,57 @@ def build(lengths: list[int], seeds: int, steps: int, hidden: int, batch: int, l
 _DIVERGED = 1.0  # where a diverged run's loss is drawn (the baseline is 1/6)
 
 
+def _reach(profile: Path) -> tuple[float, int] | None:
+    """From a run's recorded gradient profiles (first layer, float32), at the last one:
+    ``log10 |dL/dh_1| / |dL/dh_T|`` (``-inf`` where ``dL/dh_1`` is zero in float32) and
+    the first step whose gradient is not zero."""
+    if not profile.exists():
+        return None
+    rows = read_table_rows(profile, required=("step", "t", "log10_grad_norm"))
+    last = max(r["step"] for r in rows)
+    values = {r["t"]: r["log10_grad_norm"] for r in rows if r["step"] == last}
+    steps = max(values)
+    nonzero = [t for t, v in values.items() if v is not None]
+    if values[steps] is None or not nonzero:
+        return None
+    first = min(nonzero)
+    return (values[1] - values[steps] if first == 1 else -math.inf), first
+
+
+def reach_table(out: Path, lengths: list[int]) -> str:
+    """How far back the gradient reaches, per model and T: the median over seeds of
+    ``log10 |dL/dh_1| / |dL/dh_T|`` at each run's last recorded profile (at the end of
+    training, or the last multiple of ``profile_every`` before a run was solved); where
+    ``dL/dh_1`` is zero in float32, the first step with a gradient that is not."""
+    found: dict[tuple[str, int], list[tuple[float, int]]] = {}
+    for summary_path in sorted((out / "runs").glob("*/summary.json")):
+        summary = json.loads(summary_path.read_text())
+        for name, model in MODELS.items():
+            wanted = _model(model, summary["seq_len"])
+            if (summary["cell"], summary["init"], summary.get("layers") or 1) == (
+                wanted["cell"],
+                wanted["init"],
+                wanted.get("layers", 1),
+            ):
+                reach = _reach(summary_path.with_name("profiles.parquet"))
+                if reach is not None:
+                    found.setdefault((name, summary["seq_len"]), []).append(reach)
+    lines = ["| gradient reach | " + " | ".join(f"T = {t}" for t in lengths) + " |",
+             "| --- | " + " | ".join("---" for _ in lengths) + " |"]  # fmt: skip
+    for name in MODELS:
+        cells = []
+        for length in lengths:
+            runs = sorted(found.get((name, length), []), key=lambda r: (r[0], -r[1]))
+            if not runs:
+                cells.append("—")
+                continue
+            value, first = runs[len(runs) // 2]
+            finite = math.isfinite(value)
+            cells.append(f"{round(value, 1) + 0.0:.1f}" if finite else f"0 before t = {first}")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def report(out: Path, lengths: list[int]) -> str:
     rows = sweep_summary(out)
     lines = ["| model | " + " | ".join(f"T = {t}" for t in lengths) + " |",
@@ -100,7 +154,7 @@ def report(out: Path, lengths: list[int]) -> str:
             # a diverged run is drawn at the top of the loss axis
             losses.setdefault(name, []).append(_DIVERGED if loss is None or loss > 1e3 else loss)
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    table = "\n".join(lines) + "\n"
+    table = "\n".join(lines) + "\n\n" + reach_table(out, lengths)
     (out / "long_memory.md").write_text(table)
 
     import matplotlib

@@ -428,10 +428,43 @@ def test_long_memory_benchmark_on_a_tiny_budget(tmp_path: Path) -> None:
     table = module.main(["--out", str(tmp_path), "--lengths", "6", "--seeds", "1",
                          "--steps", "3", "--hidden", "4", "--batch", "4",
                          "--workers", "2"])  # fmt: skip
-    assert table.count("\n") == 2 + 7
+    assert table.count("\n") == 2 + 7 + 1 + 2 + 7
     assert re.search(r"\| LSTM \(chrono\) \| [01]/1", table)
+    # how far back each run's last recorded gradient profile reaches, in decades
+    assert re.search(r"\| GRU \| (-?\d+\.\d|0 before t = \d) \|", table.split("gradient reach")[1])
     assert re.search(r"\| LRU \(2 layers\) \| [01]/1", table)
     assert len(read_table_rows(tmp_path / "results.parquet")) == 7
+
+
+def test_gradient_reach_reads_the_last_profile_of_each_run(tmp_path: Path) -> None:
+    """The long-memory report's reach: log10 |dL/dh_1|/|dL/dh_T| at the last recorded
+    profile, or the first step with a gradient where dL/dh_1 is zero in float32; the
+    median over seeds, each run matched to its model by cell, init and layers."""
+    from rnngrad.lab.records import write_table
+
+    module = load_benchmark("long_memory")
+    profiles = {  # seed: (step 1 profile, last profile), log10 |dL/dh_t| for t = 1..5
+        0: ([-1.0] * 5, [-4.0, -3.0, -2.5, -2.2, -2.0]),  # reach -2.0
+        1: ([-1.0] * 5, [None, None, -3.0, -2.5, -2.0]),  # zero before t = 3
+        2: ([-1.0] * 5, [-3.5, -3.0, -2.5, -2.2, -2.0]),  # reach -1.5
+    }
+    for seed, (first, last) in profiles.items():
+        folder = tmp_path / "runs" / f"gru{seed}"
+        folder.mkdir(parents=True)
+        summary = {"seq_len": 5, "cell": "gru", "init": "default", "layers": None}
+        (folder / "summary.json").write_text(json.dumps(summary))
+        rows = [{"step": step, "t": t, "log10_grad_norm": value}
+                for step, values in ((1, first), (400, last))
+                for t, value in enumerate(values, start=1)]  # fmt: skip
+        write_table(rows, folder / "profiles")
+    table = module.reach_table(tmp_path, [5])
+    assert "| GRU | -2.0 |" in table  # the median of (-inf, -2.0, -1.5)
+    assert "| tanh RNN | — |" in table
+    (tmp_path / "runs" / "gru2" / "profiles.parquet").unlink()  # one run without profiles
+    table = module.reach_table(tmp_path, [5])
+    assert "| GRU | -2.0 |" in table  # the median of (-inf, -2.0): the upper one
+    (tmp_path / "runs" / "gru0" / "profiles.parquet").unlink()
+    assert "| GRU | 0 before t = 3 |" in module.reach_table(tmp_path, [5])
 
 
 def test_lru_adding_benchmark_on_a_tiny_budget(tmp_path: Path) -> None:
