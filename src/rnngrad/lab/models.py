@@ -325,10 +325,9 @@ class LabModel(nn.Module):
             zip(layers, self.norms, self.mixers, strict=True)
         ):
             z = norm(u)
-            if index == len(layers) - 1 and index > 0 and not self.per_step:
-                last = z[-1:]
-                y = nn.functional.gelu(layer.read(layer.final_state(z).unsqueeze(0), last))
-                return u[-1:] + nn.functional.glu(mixer(y), dim=-1), first_states  # type: ignore[return-value]
+            if index == len(layers) - 1 and first_states is not None and not self.per_step:
+                y = nn.functional.gelu(layer.read(layer.final_state(z).unsqueeze(0), z[-1:]))
+                return u[-1:] + nn.functional.glu(mixer(y), dim=-1), first_states
             states = layer(z)
             if first_states is None:
                 first_states = states
