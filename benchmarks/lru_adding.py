@@ -5,12 +5,13 @@ every cell there: Adam, lr 1e-3, clipping by norm 1, at most 6000 steps of batch
 stays at the baseline at T = 200. This sweep runs the same model at T = 50 and 100,
 and at T = 200 with the obvious changes one at a time: a smaller and a larger learning
 rate, eigenvalues initialised on a ring closer to the unit circle (r_min 0.99,
-r_max 0.9999: memory over ~10,000 steps), and four blocks instead of two. Written into
+r_max 0.9999: memory over ~10,000 steps), four blocks instead of two, and three
+times the step budget (18,000: the steps to solve grow with T). Written into
 --out: results.parquet/.csv and lru_adding.md (solved runs, median solve step or
 median final loss, per variant).
 
-Run: ``.venv/bin/python benchmarks/lru_adding.py [--workers N]`` (about an hour and a
-half of one core). Resumable, like the other lab sweeps; the test suite runs it on a
+Run: ``.venv/bin/python benchmarks/lru_adding.py [--workers N]`` (about two hours of one
+core). Resumable, like the other lab sweeps; the test suite runs it on a
 tiny budget.
 """
 
@@ -33,6 +34,7 @@ VARIANTS: tuple[tuple[str, int, dict[str, Any]], ...] = (
     ("lr 3e-3", 200, {"lr": 3e-3}),
     ("ring 0.99-0.9999", 200, {"r_min": 0.99, "r_max": 0.9999}),
     ("4 blocks", 200, {"layers": 4}),
+    ("3x the steps", 200, {"steps_times": 3}),
 )
 
 _MATCHED = ("seq_len", "lr", "layers", "r_min", "r_max")
@@ -43,13 +45,14 @@ def build(seeds: int, steps: int, hidden: int, batch: int, lr: float) -> Sweep:
     for _, length, changes in VARIANTS:
         for seed in range(seeds):
             settings: dict[str, Any] = {"lr": lr, "layers": 2, **changes}
+            settings["steps"] = steps * settings.pop("steps_times", 1)
             config = TrainConfig(
                 task="adding", seq_len=length, cell="lru", clip="norm:1.0", hidden=hidden,
-                steps=steps, batch=batch, seed=seed, eval_every=100, eval_batch=1000,
+                batch=batch, seed=seed, eval_every=100, eval_batch=1000,
                 checkpoint_every=500, profile_every=2000, **settings,
             )  # fmt: skip
             configs.append(config)
-    return Sweep(("seq_len", "lr", "layers", "r_min", "r_max", "seed"), tuple(configs),
+    return Sweep(("seq_len", "lr", "layers", "r_min", "r_max", "steps", "seed"), tuple(configs),
                  "benchmarks/lru_adding.py")  # fmt: skip
 
 
@@ -61,7 +64,8 @@ def report(out: Path, sweep: Sweep) -> str:
         VARIANTS, range(0, len(sweep.configs), len(sweep.configs) // len(VARIANTS)), strict=True
     ):
         wanted = sweep.configs[start]
-        match = [r for r in rows if all(r.get(k) == getattr(wanted, k) for k in _MATCHED)]
+        match = [r for r in rows if all(r.get(k) == getattr(wanted, k) for k in _MATCHED)
+                 and r.get("step_budget") == wanted.steps]  # fmt: skip
         if not match:
             lines.append(f"| {label} | {length} | — | — | — |")
             continue

@@ -473,12 +473,13 @@ def test_lru_adding_benchmark_on_a_tiny_budget(tmp_path: Path) -> None:
     module = load_benchmark("lru_adding")
     table = module.main(["--out", str(tmp_path), "--seeds", "1", "--steps", "3", "--hidden",
                          "4", "--batch", "4", "--workers", "1"])  # fmt: skip
-    assert table.count("\n") == 2 + 6
-    for label in ("lr 3e-4", "lr 3e-3", "ring 0.99-0.9999", "4 blocks"):
+    assert table.count("\n") == 2 + 7
+    for label in ("lr 3e-4", "lr 3e-3", "ring 0.99-0.9999", "4 blocks", "3x the steps"):
         assert re.search(rf"\| {label} \| 200 \| 0/1 \| — \| \d", table)
     rows = read_table_rows(tmp_path / "results.parquet")
-    assert len(rows) == 6
+    assert len(rows) == 7
     assert sorted((r["seq_len"], r["layers"]) for r in rows).count((200, 4)) == 1
+    assert sorted(r["step_budget"] for r in rows) == [3] * 6 + [9]
 
 
 @pytest.mark.parametrize(("task_name", "cell"), [("copy", "gru"), ("adding", "lru")])
