@@ -428,12 +428,15 @@ def test_long_memory_benchmark_on_a_tiny_budget(tmp_path: Path) -> None:
     table = module.main(["--out", str(tmp_path), "--lengths", "6", "--seeds", "1",
                          "--steps", "3", "--hidden", "4", "--batch", "4",
                          "--workers", "2"])  # fmt: skip
-    assert table.count("\n") == 2 + 7 + 1 + 2 + 7
+    assert table.count("\n") == 2 + 8 + 1 + 2 + 8
     assert re.search(r"\| LSTM \(chrono\) \| [01]/1", table)
     # how far back each run's last recorded gradient profile reaches, in decades
     assert re.search(r"\| GRU \| (-?\d+\.\d|0 before t = \d) \|", table.split("gradient reach")[1])
     assert re.search(r"\| LRU \(2 layers\) \| [01]/1", table)
-    assert len(read_table_rows(tmp_path / "results.parquet")) == 7
+    rows = read_table_rows(tmp_path / "results.parquet")
+    assert len(rows) == 8
+    assert sorted(r["r_min"] for r in rows if r["r_min"] is not None) == [1 - 2 / 6]
+    assert re.search(r"\| LRU \(2 layers, ring 1 - 2/T\) \| [01]/1", table)
 
 
 def test_gradient_reach_reads_the_last_profile_of_each_run(tmp_path: Path) -> None:
