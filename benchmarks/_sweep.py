@@ -9,15 +9,18 @@ names the machine are the same for all three, and live here.
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import os
 import platform
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from rnngrad.atomic import atomic_write_text
 from rnngrad.lab.sweep import Sweep, run_sweep
 
-__all__ = ["run_and_tabulate", "sweep_parser"]
+__all__ = ["lru_modes_kept", "run_and_tabulate", "sweep_parser"]
 
 
 def sweep_parser(
@@ -50,3 +53,30 @@ def run_and_tabulate(sweep: Sweep, args: argparse.Namespace, tabulate: Callable[
           f"{time.perf_counter() - started:.0f} s")  # fmt: skip
     print(table)
     return table
+
+
+def lru_modes_kept(run: Path, steps: int) -> list[float] | None:
+    """Per LRU layer of a finished run's final model (bottom first), the share of its
+    eigenvalues with ``|lambda|^T > e^-2``: the modes that keep at least ``e^-2`` of a
+    signal over the ``T`` steps, the textbook criterion mode by mode. Read from the run's
+    ``eigenvalues.json`` (the moduli, committed with the run), which is written from its
+    checkpoint the first time; ``None`` for a run with neither."""
+    cached = run / "eigenvalues.json"
+    if cached.exists():
+        moduli = json.loads(cached.read_text())["moduli"]
+    elif (run / "summary.json").exists() and (run / "checkpoint.pt").exists():
+        import torch
+
+        state = torch.load(run / "checkpoint.pt", weights_only=True, map_location="cpu")["model"]
+
+        def order(key: str) -> tuple[int, int]:  # rnn (the first layer), then upper.0, ...
+            parts = key.split(".")
+            return (0, 0) if parts[0] == "rnn" else (1, int(parts[1]))
+
+        keys = sorted((k for k in state if k.endswith("nu_log")), key=order)
+        moduli = [torch.exp(-torch.exp(state[k].double())).tolist() for k in keys]
+        atomic_write_text(cached, json.dumps({"moduli": moduli}))
+    else:
+        return None
+    threshold = math.exp(-2.0 / steps)
+    return [sum(m > threshold for m in layer) / len(layer) for layer in moduli]

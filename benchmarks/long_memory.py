@@ -22,7 +22,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from _sweep import run_and_tabulate, sweep_parser
+from _sweep import lru_modes_kept, run_and_tabulate, sweep_parser
 from rnngrad.lab.records import read_table_rows
 from rnngrad.lab.sweep import Sweep, sweep_summary
 from rnngrad.lab.train import TrainConfig
@@ -143,6 +143,34 @@ def reach_table(out: Path, lengths: list[int]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def modes_table(out: Path, lengths: list[int]) -> str:
+    """The LRU rows, mode by mode: per block, the median over seeds of the share of the
+    final model's eigenvalues with ``|lambda|^T > e^-2`` (each run's ``eigenvalues.json``)."""
+    found: dict[tuple[str, int], list[list[float]]] = {}
+    for summary_path in sorted((out / "runs").glob("*/summary.json")):
+        summary = json.loads(summary_path.read_text())
+        for name, model in MODELS.items():
+            if model["cell"] == "lru" and _matches(summary, _model(model, summary["seq_len"])):
+                kept = lru_modes_kept(summary_path.parent, summary["seq_len"])
+                if kept is not None:
+                    found.setdefault((name, summary["seq_len"]), []).append(kept)
+    lines = ["| LRU modes kept over T, per block | " + " | ".join(f"T = {t}" for t in lengths)
+             + " |", "| --- | " + " | ".join("---" for _ in lengths) + " |"]  # fmt: skip
+    for name, model in MODELS.items():
+        if model["cell"] != "lru":
+            continue
+        cells = []
+        for length in lengths:
+            runs = found.get((name, length))
+            if not runs:
+                cells.append("—")
+                continue
+            medians = [sorted(v)[len(v) // 2] for v in zip(*runs, strict=True)]
+            cells.append(" / ".join(f"{share:.0%}" for share in medians))
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def report(out: Path, lengths: list[int]) -> str:
     rows = sweep_summary(out)
     lines = ["| model | " + " | ".join(f"T = {t}" for t in lengths) + " |",
@@ -172,7 +200,7 @@ def report(out: Path, lengths: list[int]) -> str:
             # a diverged run is drawn at the top of the loss axis
             losses.setdefault(name, []).append(_DIVERGED if loss is None or loss > 1e3 else loss)
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    table = "\n".join(lines) + "\n\n" + reach_table(out, lengths)
+    table = "\n".join(lines) + "\n\n" + reach_table(out, lengths) + "\n" + modes_table(out, lengths)
     (out / "long_memory.md").write_text(table)
 
     import matplotlib

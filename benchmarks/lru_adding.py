@@ -8,7 +8,8 @@ rate, eigenvalues initialised on a ring closer to the unit circle (r_min 0.99,
 r_max 0.9999: memory over ~10,000 steps), four blocks instead of two, and three
 times the step budget (18,000: the steps to solve grow with T). Written into
 --out: results.parquet/.csv and lru_adding.md (solved runs, median solve step or
-median final loss, per variant).
+median final loss, and the share of each block's eigenvalues with |lambda|^T > e^-2 in
+the final model, per variant).
 
 Run: ``.venv/bin/python benchmarks/lru_adding.py [--workers N]`` (about two hours of one
 core). Resumable, like the other lab sweeps; the test suite runs it on a
@@ -20,7 +21,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from _sweep import run_and_tabulate, sweep_parser
+from _sweep import lru_modes_kept, run_and_tabulate, sweep_parser
 from rnngrad.lab.records import read_table_rows
 from rnngrad.lab.sweep import Sweep
 from rnngrad.lab.train import TrainConfig
@@ -58,26 +59,37 @@ def build(seeds: int, steps: int, hidden: int, batch: int, lr: float) -> Sweep:
 
 def report(out: Path, sweep: Sweep) -> str:
     rows = read_table_rows(out / "results.parquet", required=(*_MATCHED, "solved", "final_loss"))
-    lines = ["| variant | T | solved | median solve step | median final loss |",
-             "| --- | --- | --- | --- | --- |"]  # fmt: skip
-    for (label, length, _), start in zip(
-        VARIANTS, range(0, len(sweep.configs), len(sweep.configs) // len(VARIANTS)), strict=True
-    ):
-        wanted = sweep.configs[start]
+    lines = ["| variant | T | solved | median solve step | median final loss "
+             "| modes kept over T, per block |",
+             "| --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+    per_variant = len(sweep.configs) // len(VARIANTS)
+    for index, (label, length, _) in enumerate(VARIANTS):
+        configs = sweep.configs[index * per_variant : (index + 1) * per_variant]
+        wanted = configs[0]
         match = [r for r in rows if all(r.get(k) == getattr(wanted, k) for k in _MATCHED)
                  and r.get("step_budget") == wanted.steps]  # fmt: skip
         if not match:
-            lines.append(f"| {label} | {length} | — | — | — |")
+            lines.append(f"| {label} | {length} | — | — | — | — |")
             continue
         solved = sum(bool(r["solved"]) for r in match)
         steps = sorted(r["solved_at"] for r in match if r["solved"] and r.get("solved_at"))
         losses = sorted(r["final_loss"] for r in match if r["final_loss"] is not None)
         step = str(steps[len(steps) // 2]) if steps else "—"
         loss = f"{losses[len(losses) // 2]:.3g}" if losses else "diverged"
-        lines.append(f"| {label} | {length} | {solved}/{len(match)} | {step} | {loss} |")
+        kept = _median_shares([lru_modes_kept(out / "runs" / c.key(), length) for c in configs])
+        lines.append(f"| {label} | {length} | {solved}/{len(match)} | {step} | {loss} | {kept} |")
     table = "\n".join(lines) + "\n"
     (out / "lru_adding.md").write_text(table)
     return table
+
+
+def _median_shares(runs: list[list[float] | None]) -> str:
+    """``8% / 5%``: per layer, the median over the runs that have finished."""
+    found = [r for r in runs if r is not None]
+    if not found:
+        return "—"
+    per_layer = [sorted(values)[len(values) // 2] for values in zip(*found, strict=True)]
+    return " / ".join(f"{share:.0%}" for share in per_layer)
 
 
 def main(argv: list[str] | None = None) -> str:

@@ -428,7 +428,8 @@ def test_long_memory_benchmark_on_a_tiny_budget(tmp_path: Path) -> None:
     table = module.main(["--out", str(tmp_path), "--lengths", "6", "--seeds", "1",
                          "--steps", "3", "--hidden", "4", "--batch", "4",
                          "--workers", "2"])  # fmt: skip
-    assert table.count("\n") == 2 + 8 + 1 + 2 + 8
+    assert table.count("\n") == 2 + 8 + 1 + 2 + 8 + 1 + 2 + 2
+    assert re.search(r"\| LRU \(2 layers, ring 1 - 2/T\) \| \d+% / \d+% \|", table)
     assert re.search(r"\| LSTM \(chrono\) \| [01]/1", table)
     # how far back each run's last recorded gradient profile reaches, in decades
     assert re.search(r"\| GRU \| (-?\d+\.\d|0 before t = \d) \|", table.split("gradient reach")[1])
@@ -470,6 +471,28 @@ def test_gradient_reach_reads_the_last_profile_of_each_run(tmp_path: Path) -> No
     assert "| GRU | 0 before t = 3 |" in module.reach_table(tmp_path, [5])
 
 
+def test_lru_modes_kept_counts_the_final_eigenvalues_against_the_length(tmp_path: Path) -> None:
+    """The share of each LRU layer's eigenvalues with |lambda|^T > e^-2, read from a run's
+    checkpoint (then from the eigenvalues.json it writes), against a direct count."""
+    sweep_helpers = load_benchmark("_sweep")
+    torch.manual_seed(13)
+    model = LabModel("lru", 2, 16, 1, per_step=False, layers=3, r_min=0.5, r_max=0.999)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "summary.json").write_text("{}")
+    torch.save({"model": model.state_dict()}, run / "checkpoint.pt")
+    shares = []
+    for steps in (3, 30, 300):
+        expected = [float((layer.eigenvalues().abs() > math.exp(-2 / steps)).double().mean())
+                    for layer in model.lru_layers()]  # fmt: skip
+        assert sweep_helpers.lru_modes_kept(run, steps) == pytest.approx(expected, abs=1e-12)
+        shares += expected
+    assert any(0 < share < 1 for share in shares)  # the thresholds cut through the ring
+    (run / "checkpoint.pt").unlink()  # from now on, the committed moduli
+    assert sweep_helpers.lru_modes_kept(run, 300) == pytest.approx(expected, abs=1e-12)
+    assert sweep_helpers.lru_modes_kept(tmp_path / "unfinished", 300) is None
+
+
 def test_lru_adding_benchmark_on_a_tiny_budget(tmp_path: Path) -> None:
     """The LRU variants' table comes from this code; here on a tiny budget: one row per
     variant, each matched to its own runs (four blocks, the ring, the learning rates)."""
@@ -483,6 +506,8 @@ def test_lru_adding_benchmark_on_a_tiny_budget(tmp_path: Path) -> None:
     assert len(rows) == 7
     assert sorted((r["seq_len"], r["layers"]) for r in rows).count((200, 4)) == 1
     assert sorted(r["step_budget"] for r in rows) == [3] * 6 + [9]
+    four_shares = r"\d+% / \d+% / \d+% / \d+%"
+    assert re.search(rf"\| 4 blocks \| 200 \| 0/1 \| — \| [^|]+ \| {four_shares} \|", table)
 
 
 @pytest.mark.parametrize(("task_name", "cell"), [("copy", "gru"), ("adding", "lru")])
