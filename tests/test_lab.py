@@ -438,6 +438,10 @@ def test_long_memory_benchmark_on_a_tiny_budget(tmp_path: Path) -> None:
     assert len(rows) == 8
     assert sorted(r["r_min"] for r in rows if r["r_min"] is not None) == [1 - 2 / 6]
     assert re.search(r"\| LRU \(2 layers, ring 1 - 2/T\) \| [01]/1", table)
+    # the full grid: the default ring's LRU stops at T = 1000, every other model runs all
+    full = module.build([200, 1000, 2000], 3, 6000, 64, 50, 1e-3).configs
+    assert len(full) == 3 * 8 * 3 - 3
+    assert not [c for c in full if c.seq_len == 2000 and c.cell == "lru" and c.r_min is None]
 
 
 def test_gradient_reach_reads_the_last_profile_of_each_run(tmp_path: Path) -> None:
