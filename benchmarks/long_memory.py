@@ -3,16 +3,18 @@
 The same step budget and seeds for all: a tanh RNN, an IRNN (relu, identity init; Le et
 al. 2015), an LSTM with the chrono initialisation (Tallec & Ollivier 2018), a GRU, an
 IndRNN (Li et al. 2018), minGRU (Feng et al. 2024) and the LRU (Orvieto et al. 2023;
-two residual blocks), each clipped by norm 1. A fixed sweep through the lab (resumable),
-written into --out: results.parquet/.csv, long_memory.md (solved runs and median solve
-step per cell and T) and long_memory.png.
+two residual blocks) with its default ring and with a ring chosen for T, each clipped
+by norm 1 (the default ring's LRU stops at T = 1000; see MODELS). A fixed sweep through
+the lab (resumable), written into --out: results.parquet/.csv, long_memory.md (solved
+runs and median solve step per cell and T; how far back each cell's gradient reaches;
+the LRU's modes that keep a signal over T steps) and long_memory.png.
 
 Run: ``.venv/bin/python benchmarks/long_memory.py [--workers N]`` (defaults: hidden 64,
 6000 Adam steps of batch 50, lr 1e-3, 3 seeds; hours on 2 cores). It writes into
-benchmarks/results/long_memory, whose runs' summaries and evaluations are committed:
-rerunning the same command on any machine resumes where the last one stopped (a run
-cut short starts again), and ``--report-only`` tabulates what has finished. The test
-suite runs it on a tiny budget.
+benchmarks/results/long_memory, whose runs' summaries, evaluations, gradient profiles
+and (LRU) eigenvalue moduli are committed: rerunning the same command on any machine
+resumes where the last one stopped (a run cut short starts again), and
+``--report-only`` tabulates what has finished. The test suite runs it on a tiny budget.
 """
 
 from __future__ import annotations
@@ -38,8 +40,9 @@ MODELS: dict[str, dict[str, Any]] = {
     # (value times marker) before the sum over time, which one linear recurrence behind a
     # linear encoder cannot form; the GLU between the blocks can (Orvieto et al. stack).
     # Not run beyond T = 1000: at T = 2000 no mode of its ring keeps e^-2 of a signal
-    # over the T steps at initialisation (the closed form, docs/lab.md); it stays at the
-    # baseline at T = 200 and 1000, and its hours go to the ring chosen for T below.
+    # over the T steps at initialisation (the closed form, docs/lab.md); within this
+    # budget it stays at the baseline at T = 200 (it needs about 8000 steps there) and
+    # 1000, and its hours go to the ring chosen for T below.
     "LRU (2 layers)": {"cell": "lru", "init": "default", "layers": 2, "up_to": 1000},
     # The same with its eigenvalues on a ring near the unit circle chosen for the length,
     # as chrono chooses the LSTM's gates: |lambda| in [1 - 2/T, 0.9999], so that every
