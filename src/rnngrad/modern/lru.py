@@ -85,7 +85,11 @@ class LRU(DiagonalRecurrence):
 
     def eigenvalues(self) -> torch.Tensor:
         """``lambda`` ``(N,)``, complex: the recurrence's eigenvalues, exactly."""
-        return torch.exp(torch.complex(-torch.exp(self.nu_log), torch.exp(self.theta_log)))
+        return torch.exp(self._log_eigenvalues())
+
+    def _log_eigenvalues(self) -> torch.Tensor:
+        """``ln lambda = -exp(nu) + i exp(theta)`` ``(N,)``: the parametrisation itself."""
+        return torch.complex(-torch.exp(self.nu_log), torch.exp(self.theta_log))
 
     def _input(self, u: torch.Tensor) -> torch.Tensor:
         """``gamma * (B u)``: two real products, then one complex tensor."""
@@ -104,7 +108,7 @@ class LRU(DiagonalRecurrence):
         read-out that needs only the last step. The powers are ``exp(k ln lambda)`` with
         ``ln lambda = -exp(nu) + i exp(theta)`` exactly, not repeated products."""
         steps = x.shape[0]
-        log_lambda = torch.complex(-torch.exp(self.nu_log), torch.exp(self.theta_log))
+        log_lambda = self._log_eigenvalues()
         ages = torch.arange(steps - 1, -1, -1, dtype=self.nu_log.dtype, device=x.device)
         powers = torch.exp(ages.unsqueeze(1) * log_lambda)  # (T, N): lambda^(T-k)
         state = (powers.unsqueeze(1) * self._input(x)).sum(0)
