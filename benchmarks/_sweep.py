@@ -20,7 +20,7 @@ from pathlib import Path
 from rnngrad.atomic import atomic_write_text
 from rnngrad.lab.sweep import Sweep, run_sweep
 
-__all__ = ["lru_modes_kept", "run_and_tabulate", "sweep_parser"]
+__all__ = ["lru_modes_kept", "median_shares", "run_and_tabulate", "sweep_parser"]
 
 
 def sweep_parser(
@@ -80,3 +80,13 @@ def lru_modes_kept(run: Path, steps: int) -> list[float] | None:
         return None
     threshold = math.exp(-2.0 / steps)
     return [sum(m > threshold for m in layer) / len(layer) for layer in moduli]
+
+
+def median_shares(runs: list[list[float] | None]) -> str | None:
+    """``8% / 5%``: per LRU layer, the median of :func:`lru_modes_kept` over the runs that
+    have it; ``None`` where none has."""
+    found = [r for r in runs if r is not None]
+    if not found:
+        return None
+    per_layer = [sorted(values)[len(values) // 2] for values in zip(*found, strict=True)]
+    return " / ".join(f"{share:.0%}" for share in per_layer)

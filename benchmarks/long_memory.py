@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from _sweep import lru_modes_kept, run_and_tabulate, sweep_parser
+from _sweep import lru_modes_kept, median_shares, run_and_tabulate, sweep_parser
 from rnngrad.lab.records import read_table_rows
 from rnngrad.lab.sweep import Sweep, sweep_summary
 from rnngrad.lab.train import TrainConfig
@@ -127,19 +128,25 @@ def _reach(profile: Path) -> tuple[float, int] | None:
     return (values[1] - values[steps] if first == 1 else -math.inf), first
 
 
+def _finished_runs(out: Path) -> Iterator[tuple[str, int, Path]]:
+    """``(model name, T, run folder)`` of every finished run of the benchmark's models."""
+    for summary_path in sorted((out / "runs").glob("*/summary.json")):
+        summary = json.loads(summary_path.read_text())
+        for name, model in MODELS.items():
+            if _matches(summary, _model(model, summary["seq_len"])):
+                yield name, summary["seq_len"], summary_path.parent
+
+
 def reach_table(out: Path, lengths: list[int]) -> str:
     """How far back the gradient reaches, per model and T: the median over seeds of
     ``log10 |dL/dh_1| / |dL/dh_T|`` at each run's last recorded profile (at the end of
     training, or the last multiple of ``profile_every`` before a run was solved); where
     ``dL/dh_1`` is zero in float32, the first step with a gradient that is not."""
     found: dict[tuple[str, int], list[tuple[float, int]]] = {}
-    for summary_path in sorted((out / "runs").glob("*/summary.json")):
-        summary = json.loads(summary_path.read_text())
-        for name, model in MODELS.items():
-            if _matches(summary, _model(model, summary["seq_len"])):
-                reach = _reach(summary_path.with_name("profiles.parquet"))
-                if reach is not None:
-                    found.setdefault((name, summary["seq_len"]), []).append(reach)
+    for name, length, run in _finished_runs(out):
+        reach = _reach(run / "profiles.parquet")
+        if reach is not None:
+            found.setdefault((name, length), []).append(reach)
     lines = ["| gradient reach | " + " | ".join(f"T = {t}" for t in lengths) + " |",
              "| --- | " + " | ".join("---" for _ in lengths) + " |"]  # fmt: skip
     for name, model in MODELS.items():
@@ -159,14 +166,10 @@ def reach_table(out: Path, lengths: list[int]) -> str:
 def modes_table(out: Path, lengths: list[int]) -> str:
     """The LRU rows, mode by mode: per block, the median over seeds of the share of the
     final model's eigenvalues with ``|lambda|^T > e^-2`` (each run's ``eigenvalues.json``)."""
-    found: dict[tuple[str, int], list[list[float]]] = {}
-    for summary_path in sorted((out / "runs").glob("*/summary.json")):
-        summary = json.loads(summary_path.read_text())
-        for name, model in MODELS.items():
-            if model["cell"] == "lru" and _matches(summary, _model(model, summary["seq_len"])):
-                kept = lru_modes_kept(summary_path.parent, summary["seq_len"])
-                if kept is not None:
-                    found.setdefault((name, summary["seq_len"]), []).append(kept)
+    found: dict[tuple[str, int], list[list[float] | None]] = {}
+    for name, length, run in _finished_runs(out):
+        if MODELS[name]["cell"] == "lru":
+            found.setdefault((name, length), []).append(lru_modes_kept(run, length))
     lines = ["| LRU modes kept over T, per block | " + " | ".join(f"T = {t}" for t in lengths)
              + " |", "| --- | " + " | ".join("---" for _ in lengths) + " |"]  # fmt: skip
     for name, model in MODELS.items():
@@ -174,12 +177,8 @@ def modes_table(out: Path, lengths: list[int]) -> str:
             continue
         cells = []
         for length in lengths:
-            runs = found.get((name, length))
-            if not runs:
-                cells.append(_missing(model, length))
-                continue
-            medians = [sorted(v)[len(v) // 2] for v in zip(*runs, strict=True)]
-            cells.append(" / ".join(f"{share:.0%}" for share in medians))
+            shares = median_shares(found.get((name, length), []))
+            cells.append(shares or _missing(model, length))
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from _sweep import lru_modes_kept, run_and_tabulate, sweep_parser
+from _sweep import lru_modes_kept, median_shares, run_and_tabulate, sweep_parser
 from rnngrad.lab.records import read_table_rows
 from rnngrad.lab.sweep import Sweep
 from rnngrad.lab.train import TrainConfig
@@ -76,20 +76,13 @@ def report(out: Path, sweep: Sweep) -> str:
         losses = sorted(r["final_loss"] for r in match if r["final_loss"] is not None)
         step = str(steps[len(steps) // 2]) if steps else "—"
         loss = f"{losses[len(losses) // 2]:.3g}" if losses else "diverged"
-        kept = _median_shares([lru_modes_kept(out / "runs" / c.key(), length) for c in configs])
-        lines.append(f"| {label} | {length} | {solved}/{len(match)} | {step} | {loss} | {kept} |")
+        kept = median_shares([lru_modes_kept(out / "runs" / c.key(), length) for c in configs])
+        lines.append(
+            f"| {label} | {length} | {solved}/{len(match)} | {step} | {loss} | {kept or '—'} |"
+        )
     table = "\n".join(lines) + "\n"
     (out / "lru_adding.md").write_text(table)
     return table
-
-
-def _median_shares(runs: list[list[float] | None]) -> str:
-    """``8% / 5%``: per layer, the median over the runs that have finished."""
-    found = [r for r in runs if r is not None]
-    if not found:
-        return "—"
-    per_layer = [sorted(values)[len(values) // 2] for values in zip(*found, strict=True)]
-    return " / ".join(f"{share:.0%}" for share in per_layer)
 
 
 def main(argv: list[str] | None = None) -> str:
