@@ -19,15 +19,15 @@ from torch import nn
 
 from rnngrad.dynamics import Dynamics, ModuleDynamics
 from rnngrad.errors import InvalidInputError
-from rnngrad.lyapunov import (
+from rnngrad.lyapunov import lyapunov_spectrum
+from rnngrad.trajectory import (
+    DrivingInputs,
     InputSpec,
-    _as_dynamics,
-    _check_finite,
-    _exponent_count,
-    _Inputs,
-    _system,
-    _warm_start,
-    lyapunov_spectrum,
+    as_dynamics,
+    check_finite,
+    exponent_count,
+    measured_system,
+    warm_start,
 )
 
 __all__ = ["DecayComparison", "FiniteTimeSpectrum", "decay_beside_lyapunov", "finite_time_spectrum"]
@@ -98,9 +98,9 @@ def finite_time_spectrum(
     from torch.func import vjp, vmap
 
     if module is None and layer is None and direction == 0:
-        dynamics = _as_dynamics(system)
+        dynamics = as_dynamics(system)
     else:  # one layer and direction of a model, driven as lyapunov_spectrum drives it
-        chosen = _system(
+        chosen = measured_system(
             system, inputs, module=module, layer=layer, direction=direction, dtype=None,
             batch=1, length=warmup + steps, seed=seed,
         )  # fmt: skip
@@ -111,16 +111,16 @@ def finite_time_spectrum(
         raise InvalidInputError(f"steps must be >= 2, got {steps}")
     if warmup < 0:
         raise InvalidInputError(f"warmup must be >= 0, got {warmup}")
-    count = _exponent_count(dynamics, k)
+    count = exponent_count(dynamics, k)
     generator = torch.Generator(device=dynamics.device).manual_seed(seed)
-    source = _Inputs(inputs, dynamics, 1, warmup + steps, generator)
+    source = DrivingInputs(inputs, dynamics, 1, warmup + steps, generator)
     with torch.no_grad():
-        state = _warm_start(dynamics, 1, warmup, source, generator)
+        state = warm_start(dynamics, 1, warmup, source, generator)
         states, xs = [state], []
         for t in range(steps):
             x = source(warmup + t)
             state, _ = dynamics.step(state, x)
-            _check_finite(state, warmup + t + 1)
+            check_finite(state, warmup + t + 1)
             states.append(state)
             xs.append(x)
     n = dynamics.state_size

@@ -20,7 +20,7 @@ from rnngrad.spectrum import RecurrentSpectrum
 from rnngrad.verdict import GrowthVerdict, SpectrumVerdict
 
 if TYPE_CHECKING:  # these need torch; the numpy-only commands should not load it
-    from rnngrad.lyapunov import LyapunovSpectrum
+    from rnngrad.lyapunov_result import LyapunovSpectrum
     from rnngrad.profile import GradientProfile
 
 __all__ = ["dumps", "finite_or_none", "growth_verdict_json", "scalar_json", "spectrum_json"]

@@ -20,7 +20,7 @@ from rnngrad.report.i18n import shown, t
 if TYPE_CHECKING:
     from rnngrad.jacobians import JacobianProducts
     from rnngrad.lab.train import TrainResult
-    from rnngrad.lyapunov import LyapunovSpectrum
+    from rnngrad.lyapunov_result import LyapunovSpectrum
     from rnngrad.profile_result import GradientProfile, LayerProfile
     from rnngrad.scalar import ScalarChainRule
     from rnngrad.spectrum import RecurrentSpectrum
