@@ -78,7 +78,7 @@ _LAZY = {
     "LayerProfile": "rnngrad.profile",
     "gradient_profile": "rnngrad.profile",
     "gradient_profiles": "rnngrad.profile",
-    "cell_gradient_profile": "rnngrad.profile",
+    "cell_gradient_profile": "rnngrad.cell_profile",
     "find_recurrent_modules": "rnngrad.cells",
     "RecurrentLayout": "rnngrad.cells",
     "describe_module": "rnngrad.cells",
@@ -95,6 +95,7 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:
+    from rnngrad.cell_profile import cell_gradient_profile
     from rnngrad.cells import (
         RecurrentLayout,
         describe_module,
@@ -113,7 +114,6 @@ if TYPE_CHECKING:
     from rnngrad.profile import (
         GradientProfile,
         LayerProfile,
-        cell_gradient_profile,
         gradient_profile,
         gradient_profiles,
     )

@@ -13,13 +13,13 @@ become leaves of the autograd graph, so one ``torch.autograd.grad`` of the loss
 gives the direct gradients at the output and at the final states (through any
 head the model has), and touches no parameter's ``.grad``. The backward
 recursion of :mod:`rnngrad.bptt` then gives the total gradients, top layer
-first. Two routes run it (``route=``): on a CPU a loop over time, for which a
-GRU's or LSTM's top layer runs a forward loop of rnngrad's own that keeps the
-gates (:mod:`rnngrad.forward_loops`); on a GPU the module's own fused backward
-kernel, with the recursion's terms read from an extra input slot
-(:mod:`rnngrad.bptt_fused`). Both give the same numbers to rounding. In train
-mode the dropout masks between layers are drawn from a ``torch.Generator`` of
-the profile's own, and the global RNG is restored after
+first (:mod:`rnngrad.bptt_stack`). Two routes run it (``route=``): on a CPU a
+loop over time, for which a GRU's or LSTM's top layer runs a forward loop of
+rnngrad's own that keeps the gates (:mod:`rnngrad.forward_loops`); on a GPU the
+module's own fused backward kernel, with the recursion's terms read from an
+extra input slot (:mod:`rnngrad.bptt_fused`). Both give the same numbers to
+rounding. In train mode the dropout masks between layers are drawn from a
+``torch.Generator`` of the profile's own, and the global RNG is restored after
 the call, so profiling never changes the training run.
 
 Arrays are indexed by input position ``t = 1..T`` for both directions. The
@@ -41,12 +41,13 @@ the model by ``pack_padded_sequence``) run through the kernel's packed variant:
 sequence ``b`` is profiled over its own steps ``1..len_b`` only (its processing
 order, for a reverse direction, is ``len_b..1``), and a batch mean at step
 ``t`` averages the sequences that have step ``t`` (``sequences_per_step``).
+
+A cell of one's own is profiled by :func:`rnngrad.cell_profile.cell_gradient_profile`
+(re-exported here), the modern diagonal recurrences by :mod:`rnngrad.modern.profile`.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, Literal
 
@@ -55,19 +56,17 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
 
-from rnngrad.bptt import Route, backward_direction
+from rnngrad.bptt_stack import backward_layers
+from rnngrad.cell_profile import cell_gradient_profile
 from rnngrad.cells import (
-    RecurrentLayout,
     describe_module,
     find_recurrent_module,
     find_recurrent_modules,
     is_cell,
-    layer_weights,
 )
 from rnngrad.errors import (
     ControlFlow,
     InvalidInputError,
-    NonFiniteInputError,
     ShapeError,
     calling_user_code,
 )
@@ -80,15 +79,11 @@ from rnngrad.fused import (
     initial_state,
     layer_forward,
     replaced_forward,
-    reverse_within,
-    to_time_major,
 )
 from rnngrad.profile_result import (
-    FloatArray,
     GradientProfile,
     LayerProfile,
     LossSpec,
-    gradient_norms,
     summarise,
 )
 from rnngrad.verdict import RATE_TOLERANCE
@@ -431,7 +426,9 @@ def _profile(
     grads = tuple(
         torch.zeros_like(leaf) if g is None else g for g, leaf in zip(grads, leaves, strict=True)
     )
-    layers = _backward(rnn, layout, trajectory, grads, keep_gradients, tolerance, saved["route"])
+    layers = backward_layers(
+        rnn, layout, trajectory, grads, keep_gradients, tolerance, saved["route"]
+    )
     steps, batch = (int(n) for n in trajectory.inputs[0].shape[:2])
     packing = trajectory.packing
     lengths = (
@@ -449,222 +446,4 @@ def _profile(
         dtype=str(trajectory.inputs[0].dtype).removeprefix("torch."),
         layers=layers,
         lengths=lengths,
-    )
-
-
-def _backward(
-    rnn: nn.Module,
-    layout: RecurrentLayout,
-    trajectory: Trajectory,
-    grads: tuple[torch.Tensor, ...],
-    keep_gradients: bool,
-    tolerance: float,
-    route: Route = "recursion",
-) -> tuple[LayerProfile, ...]:
-    """The exact recursion of :mod:`rnngrad.bptt`, top layer first, from the leaves' gradients."""
-    unbatched = trajectory.unbatched
-    packing = trajectory.packing
-    if packing is None:
-        direct = to_time_major(grads[0], layout, unbatched)
-        grad_h_n = grads[1].unsqueeze(1) if unbatched else grads[1]
-        grad_c_n = None
-        if layout.kind == "lstm":
-            grad_c_n = grads[2].unsqueeze(1) if unbatched else grads[2]
-        lengths = None
-        user_lengths = None
-        valid = None
-    else:
-        direct = packing.pad(grads[0])
-        grad_h_n = packing.to_sorted(grads[1], 1)
-        grad_c_n = packing.to_sorted(grads[2], 1) if layout.kind == "lstm" else None
-        lengths = packing.lengths
-        user_lengths = packing.to_user(lengths, 0).numpy().astype(np.int64)
-        valid = packing.valid
-    steps, batch = direct.shape[:2]
-    batch_index = torch.arange(batch, device=direct.device)
-
-    def to_user(norms: FloatArray) -> FloatArray:
-        if packing is None or packing.unsorted_indices is None:
-            return norms
-        reordered: FloatArray = norms[packing.unsorted_indices.cpu().numpy()]
-        return reordered
-
-    def kept(value: torch.Tensor | None) -> torch.Tensor | None:
-        if not keep_gradients or value is None:
-            return None
-        batch_major = value.transpose(0, 1)
-        return packing.to_user(batch_major, 0).clone() if packing else batch_major.clone()
-
-    dirs, size = layout.num_directions, layout.state_size
-    profiles: dict[tuple[int, int], LayerProfile] = {}
-    for layer in range(layout.num_layers - 1, -1, -1):
-        layer_input = trajectory.inputs[layer]
-        layer_output = trajectory.outputs[layer]
-        layer_saved = None
-        if trajectory.saved_gates is not None:  # released as soon as the layer is done
-            layer_saved, trajectory.saved_gates[layer] = trajectory.saved_gates[layer], None
-        grad_input = torch.zeros_like(layer_input)
-        for direction in range(dirs):
-            row = layer * dirs + direction
-            part = slice(direction * size, (direction + 1) * size)
-
-            def order(t: torch.Tensor, reverse: bool = direction == 1) -> torch.Tensor:
-                return reverse_within(t, lengths) if reverse else t
-
-            # The recursion accumulates into its own copy of the direct gradient; a
-            # reversed one is a fresh copy already, and a whole-width forward one is this
-            # function's own (the leaves' gradients, padded, or the layer above's sum).
-            if direction == 1:
-                given = order(direct[..., part]).contiguous()
-            elif dirs == 1 and direct.is_contiguous():
-                given = direct
-            else:
-                given = direct[..., part].clone(memory_format=torch.contiguous_format)
-            direct_c_last = None if grad_c_n is None else grad_c_n[row]
-            direct_c_steps = None
-            if lengths is None:
-                given[-1] += grad_h_n[row]
-            else:  # each sequence's final state is its own last step
-                last = (lengths - 1).to(given.device)
-                given[last, batch_index] += grad_h_n[row]
-                if grad_c_n is not None:
-                    direct_c_steps = torch.zeros(
-                        (steps, batch, layout.hidden_size), dtype=given.dtype, device=given.device
-                    )
-                    direct_c_steps[last, batch_index] = grad_c_n[row]
-                    direct_c_last = torch.zeros_like(grad_c_n[row])
-            result = backward_direction(
-                layout.kind,
-                layer_weights(rnn, layer, direction),
-                order(layer_input),
-                order(layer_output[..., part]),
-                trajectory.h0[row],
-                None if trajectory.c0 is None else trajectory.c0[row],
-                given,
-                direct_c_last,
-                need_input=layer > 0,
-                direct_c_steps=direct_c_steps,
-                valid=valid,
-                overwrite_direct=True,  # given is this loop's own copy
-                route=route,
-                saved=None if layer_saved is None else layer_saved[direction],
-            )
-            grad_h = order(result.grad_h)
-            grad_c = None if result.grad_c is None else order(result.grad_c)
-            if result.grad_input is not None:
-                grad_input += order(result.grad_input)
-            profiles[(layer, direction)] = summarise(
-                layer,
-                direction,
-                to_user(gradient_norms(grad_h)),
-                result.saturated,
-                cell_grad_norm=None if grad_c is None else to_user(gradient_norms(grad_c)),
-                lengths=user_lengths,
-                tolerance=tolerance,
-                grad=kept(grad_h),
-                grad_c=kept(grad_c),
-            )
-        if layer > 0:
-            mask = trajectory.masks[layer - 1]
-            direct = grad_input if mask is None else grad_input * mask
-    return tuple(
-        profiles[(layer, direction)]
-        for layer in range(layout.num_layers)
-        for direction in range(dirs)
-    )
-
-
-def cell_gradient_profile(
-    cell: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-    inputs: torch.Tensor,
-    *,
-    h0: torch.Tensor | None = None,
-    batch_first: bool = False,
-    loss: LossSpec = "last",
-    keep_gradients: bool = False,
-    tolerance: float = RATE_TOLERANCE,
-) -> GradientProfile:
-    """The gradient profile of a custom cell ``h_t = cell(x_t, h_{t-1})``.
-
-    The protocol: ``cell`` is any callable (usually an ``nn.Module``) that maps
-    an input ``x_t`` of shape ``(B, D)`` and a state ``h_{t-1}`` of shape
-    ``(B, N)`` to ``h_t`` of shape ``(B, N)``; ``nn.RNNCell`` and ``nn.GRUCell``
-    follow it as they are. The state must be one flat tensor (an LSTM cell's
-    ``(h, c)`` pair does not qualify; use ``nn.LSTM`` or wrap the cell so that
-    it carries ``cat(h, c)``). ``h0`` defaults to zeros of size
-    ``cell.hidden_size``.
-
-    The loop runs in Python with autograd and ``torch.autograd.grad`` of the loss
-    with respect to every ``h_t`` gives the total gradients. ``loss`` is
-    ``"last"`` (``0.5 sum(h_T**2)``), ``"sum"`` (``0.5 sum_t sum(h_t**2)``) or a
-    callable on the stacked states, shaped like ``inputs`` with ``N`` features.
-    Saturation is not defined for an unknown cell and is reported as NaN.
-
-    Raises:
-        ShapeError: ``inputs`` not ``(T, B, D)``/``(B, T, D)``, ``T = 0``, or a
-            state that is not a flat ``(B, N)`` tensor.
-        NonFiniteInputError: NaN or inf in the inputs.
-    """
-    if not isinstance(inputs, torch.Tensor) or inputs.dim() != 3:
-        shape = tuple(inputs.shape) if isinstance(inputs, torch.Tensor) else type(inputs).__name__
-        raise ShapeError(f"inputs must be a (T, B, D) or (B, T, D) tensor, got {shape}")
-    seq = inputs.transpose(0, 1) if batch_first else inputs
-    steps, batch = seq.shape[:2]
-    if steps == 0:
-        raise ShapeError("the input sequence is empty (T = 0)")
-    if not torch.isfinite(seq).all():
-        raise NonFiniteInputError("the input holds NaN or inf")
-    if h0 is None:
-        size = getattr(cell, "hidden_size", None)
-        if not isinstance(size, int):
-            raise InvalidInputError("give h0, or a cell with an integer hidden_size")
-        h0 = torch.zeros(batch, size, dtype=seq.dtype, device=seq.device)
-    state = h0
-    states: list[torch.Tensor] = []
-    with torch.random.fork_rng(devices=[]), torch.enable_grad():
-        for t in range(steps):
-            with calling_user_code("the cell"):
-                state = cell(seq[t], state)
-            if not isinstance(state, torch.Tensor) or state.shape != h0.shape:
-                got = (
-                    tuple(state.shape) if isinstance(state, torch.Tensor) else type(state).__name__
-                )
-                raise ShapeError(
-                    f"the cell must return a flat state of shape {tuple(h0.shape)}, got {got}"
-                )
-            states.append(state)
-        stacked = torch.stack(states)
-        shaped = stacked.transpose(0, 1) if batch_first else stacked
-        if callable(loss):
-            with calling_user_code("the loss"):
-                value = loss(shaped)
-        elif loss == "last":
-            value = 0.5 * (stacked[-1] ** 2).sum()
-        elif loss == "sum":
-            value = 0.5 * (stacked**2).sum()
-        else:
-            raise InvalidInputError(f"unknown loss {loss!r}; expected 'last', 'sum' or a callable")
-        grads = torch.autograd.grad(value, states, allow_unused=True)
-    grad = torch.stack(
-        [torch.zeros_like(s) if g is None else g for g, s in zip(grads, states, strict=True)]
-    ).detach()
-    layer = summarise(
-        0,
-        0,
-        gradient_norms(grad),
-        math.nan,
-        tolerance=tolerance,
-        grad=grad.transpose(0, 1).clone() if keep_gradients else None,
-    )
-    layout = RecurrentLayout.single("custom", seq.shape[2], h0.shape[1], batch_first=batch_first)
-    return GradientProfile(
-        layout=layout,
-        module_name=type(cell).__name__,
-        steps=steps,
-        batch=batch,
-        loss=loss if isinstance(loss, str) else "custom",
-        loss_value=float(value.detach()),
-        dtype=str(seq.dtype).removeprefix("torch."),
-        layers=(layer,),
-        lengths=np.full(batch, steps, dtype=np.int64),
     )
