@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,6 @@ import torch
 from torch import nn
 
 from rnngrad.activations import get_activation
-from rnngrad.dynamics import ModuleDynamics
 from rnngrad.jsonout import finite_or_none, scalar_json
 from rnngrad.lyapunov import lyapunov_spectrum, random_tanh_network
 from rnngrad.meanfield import mean_field_lambda1
@@ -40,6 +38,15 @@ from rnngrad.profile_result import LayerProfile
 from rnngrad.report.figures import Figure, Trace
 from rnngrad.report.i18n import growth_sentence, language, shown, t, verdict_word
 from rnngrad.report.lab import built_in_sweep, lab_section
+from rnngrad.report.models import (
+    ReportModel,
+    default_models,
+    float64_copy,
+    on_device,
+    recurrent_blocks,
+    recurrent_module_of,
+    state_size,
+)
 from rnngrad.report.result_figures import (
     lyapunov_trace,
     profile_traces,
@@ -94,15 +101,6 @@ def explorer_matrix(rotation: float, scale: float, shear: float) -> np.ndarray:
         [[cos + shear * sin, -sin * (1 + shear**2)], [sin, cos - shear * sin]]
     )
     return result
-
-
-@dataclass
-class _Model:
-    name: str
-    module: nn.Module
-    inputs: Any  # a tensor, or a tuple of the model's arguments
-    loss: Any
-    recurrent: str | None = None  # the recurrent submodule's name, when there are several
 
 
 def _scalar_section() -> Section:
@@ -161,7 +159,11 @@ def _trajectory_systems(module: nn.Module) -> list[tuple[str, dict[str, int]]]:
 
 
 def _model_spectrum_section(
-    model: _Model, matrices: dict[str, np.ndarray], quick: bool, seed: int, device: torch.device
+    model: ReportModel,
+    matrices: dict[str, np.ndarray],
+    quick: bool,
+    seed: int,
+    device: torch.device,
 ) -> Section:
     """The spectrum section for the reader's model: the singular values of the product of
     its real state Jacobians ``dh_T/dh_k`` along a trajectory as the headline, and the
@@ -170,7 +172,7 @@ def _model_spectrum_section(
     from rnngrad.modern.base import DiagonalRecurrence
     from rnngrad.verdict import growth_verdict
 
-    module = _recurrent(model.module, model.recurrent)
+    module = recurrent_module_of(model.module, model.recurrent)
     blocks = _spectrum_section(matrices)
     if isinstance(module, DiagonalRecurrence):  # its eigenvalues are the recurrence, exactly
         return blocks
@@ -183,9 +185,9 @@ def _model_spectrum_section(
     numbers: dict[str, Any] = {}
     stories, labels = [], set()
     for label, where in _trajectory_systems(module):
-        copy = _float64_copy(module).to(device)
+        copy = float64_copy(module).to(device)
         result = finite_time_spectrum(
-            copy, steps=steps, warmup=50, k=min(4, _state_size(copy, bool(where))), seed=seed,
+            copy, steps=steps, warmup=50, k=min(4, state_size(copy, bool(where))), seed=seed,
             inputs="random", **where,  # type: ignore[arg-type]
         )  # fmt: skip
         assert result.log_singular_values is not None
@@ -287,34 +289,17 @@ def _spectrum_section(matrices: dict[str, np.ndarray]) -> Section:
     )
 
 
-def _on_device(model: _Model, device: torch.device) -> _Model:
-    """``model`` with its module (a copy) and its input tensors on ``device``."""
-    if device.type == "cpu":
-        return model
-    import copy
-
-    def move(value: Any) -> Any:
-        if isinstance(value, torch.Tensor):
-            return value.to(device)
-        if isinstance(value, tuple | list):
-            return type(value)(move(v) for v in value)
-        return value
-
-    module = copy.deepcopy(model.module).to(device)
-    return replace(model, module=module, inputs=move(model.inputs))
-
-
-def _label(model: _Model, part: str, models: list[_Model]) -> str:
+def _label(model: ReportModel, part: str, models: list[ReportModel]) -> str:
     """A legend entry: the part alone for the reader's one model (its name is in the page's
     header), prefixed with the model's name when the page compares several."""
     return part if len(models) == 1 else f"{model.name}, {part}"
 
 
-def _layer_label(layer: LayerProfile, *, model: _Model, models: list[_Model]) -> str:
+def _layer_label(layer: LayerProfile, *, model: ReportModel, models: list[ReportModel]) -> str:
     return _label(model, layer.name, models)
 
 
-def _profile_section(models: list[_Model]) -> tuple[Section, dict[str, float]]:
+def _profile_section(models: list[ReportModel]) -> tuple[Section, dict[str, float]]:
     figure = Figure(
         "gradient_profile",
         t("per-time-step gradient ||dL/dh_t||"),
@@ -369,7 +354,7 @@ def _profile_section(models: list[_Model]) -> tuple[Section, dict[str, float]]:
 
 
 def _lyapunov_section(
-    models: list[_Model], quick: bool, seed: int, device: torch.device
+    models: list[ReportModel], quick: bool, seed: int, device: torch.device
 ) -> Section:
     figure = Figure("lyapunov_spectrum", t("Lyapunov spectrum"), "i", t("lambda_i (nats per step)"))
     numbers: dict[str, Any] = {}
@@ -377,7 +362,7 @@ def _lyapunov_section(
     steps = 150 if quick else 400
     systems: list[tuple[str, nn.Module, Any, dict[str, int]]] = []
     for model in models:
-        module = _recurrent(model.module, model.recurrent)
+        module = recurrent_module_of(model.module, model.recurrent)
         if getattr(module, "bidirectional", False):
             # One causal recurrence per layer and direction, each driven by its real input.
             for layer in range(int(getattr(module, "num_layers", 1))):
@@ -392,8 +377,8 @@ def _lyapunov_section(
     reference = f"random tanh network (N = {size}, g = {gain:g})"
     systems.append((reference, random_network, "zeros", {}))
     for name, module, inputs, where in systems:
-        copy = _float64_copy(module).to(device)
-        k = min(32, _state_size(copy, bool(where)))
+        copy = float64_copy(module).to(device)
+        k = min(32, state_size(copy, bool(where)))
         result = lyapunov_spectrum(
             copy, steps=steps, warmup=100, k=k, batch=2, seed=seed, inputs=inputs,
             layer=where.get("layer"), direction=where.get("direction", 0), progress=False,
@@ -440,64 +425,6 @@ def _lyapunov_section(
         return Section("lyapunov", t("The Lyapunov spectrum"), sentence, None, [figure], numbers)
     verdict = "chaotic" if max(measured) > 0 else "contracting"
     return Section("lyapunov", t("The Lyapunov spectrum"), sentence, verdict, [figure], numbers)
-
-
-def _recurrent(module: nn.Module, name: str | None = None) -> nn.Module:
-    from rnngrad.cells import find_recurrent_module
-
-    return find_recurrent_module(module, name)[1]
-
-
-def _float64_copy(module: nn.Module) -> nn.Module:
-    import copy
-
-    return copy.deepcopy(module).double()
-
-
-def _default_models(
-    quick: bool, seed: int, progress: Callable[[str], None], device: torch.device
-) -> list[_Model]:
-    """A tanh RNN and an LSTM trained briefly by the lab on the adding problem (T = 50),
-    on ``device`` (returned there, with their batch)."""
-    from rnngrad.lab.tasks import make_task
-    from rnngrad.lab.train import TrainConfig, train
-
-    task = make_task("adding", 50)
-    batch = task.sample(16, torch.Generator().manual_seed(seed + 7))
-    models = []
-    for cell, label in (("rnn", "tanh RNN"), ("lstm", "LSTM")):
-        progress(f"training a {label} briefly on the adding problem")
-        config = TrainConfig(
-            task="adding",
-            seq_len=50,
-            cell=cell,
-            hidden=32,
-            steps=60 if quick else 300,
-            batch=32,
-            lr=3e-3,
-            seed=seed,
-            eval_every=100,
-            eval_batch=200,
-            checkpoint_every=1000,
-            profile_every=1000,
-        )
-        with tempfile.TemporaryDirectory() as folder:
-            from rnngrad.lab.models import LabModel
-
-            train(config, folder, device=device, progress=False)
-            checkpoint = Path(folder) / "checkpoint.pt"
-            state = torch.load(checkpoint, weights_only=True, map_location="cpu")["model"]
-        model = LabModel(cell, task.input_size, 32, task.output_size, per_step=False)
-        model.load_state_dict(state)
-        model.to(device)
-        targets = batch.targets.to(device)
-
-        def loss(output: torch.Tensor, targets: torch.Tensor = targets) -> torch.Tensor:
-            return task.loss(output, targets)
-
-        name = f"{label} (adding, {config.steps} steps)"
-        models.append(_Model(name, model, batch.inputs.to(device), loss))
-    return models
 
 
 def build_sections(
@@ -566,7 +493,7 @@ def _build_sections(
     report("the scalar chain rule")
     scalar = _scalar_section()
     if module is None:
-        models = _default_models(quick, seed, report, where)
+        models = default_models(quick, seed, report, where)
         matrices = {
             "contracting (random, rho 0.8)": example_matrix(
                 "random", hidden=64, radius=0.8, seed=seed
@@ -577,7 +504,7 @@ def _build_sections(
             "non-normal (rho 0.9)": example_matrix("nonnormal", hidden=64, radius=0.9, seed=seed),
         }
     else:
-        recurrent_module = _recurrent(module, recurrent)
+        recurrent_module = recurrent_module_of(module, recurrent)
         layout_inputs = inputs
         if layout_inputs is None:
             from rnngrad.cells import describe_module
@@ -589,10 +516,10 @@ def _build_sections(
             )
             dtype = next(recurrent_module.parameters()).dtype
             layout_inputs = torch.randn(shape, generator=generator, dtype=dtype)
-        models = [_Model(name, module, layout_inputs, loss, recurrent)]
-        matrices = _recurrent_blocks(recurrent_module)
+        models = [ReportModel(name, module, layout_inputs, loss, recurrent)]
+        matrices = recurrent_blocks(recurrent_module)
     report("the spectrum of W_hh")
-    models = [_on_device(model, where) for model in models]
+    models = [on_device(model, where) for model in models]
     if module is None:
         spectrum = _spectrum_section(matrices)
         spectrum.numbers["matrix_explorer_inputs"] = matrix_explorer_inputs()
@@ -628,65 +555,3 @@ def _numbered(sections: list[Section]) -> list[Section]:
     for number, section in enumerate(sections, start=1):
         section.title = f"{number}. {section.title}"
     return sections
-
-
-def _state_size(module: nn.Module, one_layer: bool) -> int:
-    """The dimension of the state whose exponents the section measures."""
-    from rnngrad.modern.base import DiagonalRecurrence
-
-    if isinstance(module, DiagonalRecurrence):
-        return module.state_size * (2 if module.complex_state else 1)
-    return ModuleDynamics(module, layers=1 if one_layer else None).state_size
-
-
-def _diagonal_blocks(module: nn.Module) -> dict[str, np.ndarray]:
-    """A diagonal recurrence's fixed recurrence matrix, where it has one: the LRU's
-    ``lambda`` as 2 x 2 blocks ``[[Re, -Im], [Im, Re]]`` acting on ``(Re h, Im h)`` (its
-    eigenvalues are ``lambda`` and its conjugate, exactly), IndRNN's ``diag(u)``. minGRU
-    and minLSTM have none: their coefficient ``1 - z_t`` depends on the input."""
-    with torch.no_grad():
-        from rnngrad.modern import LRU
-
-        if isinstance(module, LRU):
-            lam = module.eigenvalues().detach().to(torch.complex128).cpu().numpy()
-            size = lam.size
-            matrix = np.zeros((2 * size, 2 * size))
-            matrix[:size, :size] = np.diag(lam.real)
-            matrix[:size, size:] = -np.diag(lam.imag)
-            matrix[size:, :size] = np.diag(lam.imag)
-            matrix[size:, size:] = np.diag(lam.real)
-            return {"lambda (real form)": matrix}
-        weights = getattr(module, "u", None)
-        if isinstance(weights, torch.Tensor):
-            return {"diag(u)": np.diag(weights.detach().double().cpu().numpy())}
-    return {}
-
-
-def _recurrent_blocks(module: nn.Module) -> dict[str, np.ndarray]:
-    """The square recurrent blocks of every layer (one per gate for LSTM and GRU)."""
-    from rnngrad.cells import describe_module, layer_weights
-    from rnngrad.modern.base import DiagonalRecurrence
-
-    if isinstance(module, DiagonalRecurrence):
-        return _diagonal_blocks(module)
-
-    layout = describe_module(module)
-    gates = {"lstm": "ifgo", "gru": "rzn"}.get(layout.kind, "")
-    blocks = {}
-    for layer in range(layout.num_layers):
-        for direction in range(layout.num_directions):
-            weight = layer_weights(module, layer, direction).w_hh.detach().double().cpu().numpy()
-            size = weight.shape[1]
-            suffix = " reverse" if direction else ""
-            if not gates:
-                blocks[f"layer {layer}{suffix}"] = weight
-                continue
-            for index, gate in enumerate(gates):
-                part = (
-                    weight[index * size : (index + 1) * size]
-                    if weight.shape[0] // size == len(gates)
-                    else None
-                )
-                if part is not None and part.shape[0] == part.shape[1]:
-                    blocks[f"layer {layer}{suffix}, gate {gate}"] = part
-    return blocks
