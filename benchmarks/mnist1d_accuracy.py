@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from _sweep import run_and_tabulate, sweep_parser
+from rnngrad.lab.config import TrainConfig
 from rnngrad.lab.records import read_table_rows
 from rnngrad.lab.sweep import Sweep
-from rnngrad.lab.train import TrainConfig
 
 MODELS: dict[str, dict[str, Any]] = {
     "gru": {"cell": "gru"},

@@ -21,8 +21,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from _sweep import run_and_tabulate, sweep_parser
+from rnngrad.lab.config import TrainConfig
 from rnngrad.lab.sweep import Sweep, sweep_summary
-from rnngrad.lab.train import TrainConfig
 
 MODELS = {
     "tanh RNN, default init": {"cell": "rnn", "init": "default"},

@@ -28,8 +28,8 @@ from pathlib import Path
 
 import torch
 
+from rnngrad.lab.config import TrainConfig
 from rnngrad.lab.sweep import Sweep, _run_cell, run_sweep
-from rnngrad.lab.train import TrainConfig
 
 
 def grid(steps: int, hidden: int) -> Sweep:

@@ -1,4 +1,4 @@
-"""Peak memory of one lab run per cell, against ``rnngrad.lab.train.training_memory``.
+"""Peak memory of one lab run per cell, against ``rnngrad.lab.config.training_memory``.
 
 Each configuration runs in a fresh process (a few steps with an evaluation of the
 held-out set and a gradient profile, so that every part of a run is at its peak
@@ -28,7 +28,8 @@ _CHILD = r"""
 import json, resource, sys, tempfile
 import torch
 torch.set_num_threads(1)
-from rnngrad.lab.train import TrainConfig, eval_chunk, train, training_memory
+from rnngrad.lab.config import TrainConfig, eval_chunk, training_memory
+from rnngrad.lab.train import train
 config = TrainConfig(**json.loads(sys.argv[1]))
 config.validate()
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024

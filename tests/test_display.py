@@ -144,7 +144,8 @@ def test_jacobian_products() -> None:
 
 
 def test_training_result(tmp_path: object) -> None:
-    from rnngrad.lab.train import TrainConfig, train
+    from rnngrad.lab.config import TrainConfig
+    from rnngrad.lab.train import train
 
     config = TrainConfig(task="adding", seq_len=10, cell="gru", steps=40, eval_every=20,
                          eval_batch=50, checkpoint_every=20, profile_every=40)  # fmt: skip

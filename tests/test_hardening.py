@@ -266,7 +266,8 @@ def test_an_unreadable_checkpoint_is_set_aside_and_the_run_restarts(tmp_path: Pa
 
 def test_steps_are_the_steps_taken_and_the_budget_has_its_own_name(tmp_path: Path) -> None:
     """Regression: a run solved at step 160 of 2000 reported steps = 2000."""
-    from rnngrad.lab.train import TrainConfig, train
+    from rnngrad.lab.config import TrainConfig
+    from rnngrad.lab.train import train
 
     config = TrainConfig(task="adding", seq_len=3, cell="gru", hidden=16, steps=2000, batch=50,
                          lr=1e-2, eval_every=20, eval_batch=200)  # fmt: skip
@@ -306,7 +307,8 @@ def test_non_finite_gradients_are_exploding_not_calm(tmp_path: Path) -> None:
 
 
 def test_a_lock_is_refused_for_an_api_train_in_a_busy_folder(tmp_path: Path) -> None:
-    from rnngrad.lab.train import TrainConfig, train
+    from rnngrad.lab.config import TrainConfig
+    from rnngrad.lab.train import train
 
     config = TrainConfig(task="order", seq_len=10, cell="rnn", hidden=4, steps=5, batch=4,
                          eval_batch=8)  # fmt: skip

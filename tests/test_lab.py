@@ -15,11 +15,12 @@ import pytest
 import torch
 
 from rnngrad.errors import InvalidInputError
+from rnngrad.lab.config import TrainConfig
 from rnngrad.lab.models import LabModel
 from rnngrad.lab.records import read_table_rows
 from rnngrad.lab.sweep import load_sweep, run_sweep, sweep_summary
 from rnngrad.lab.tasks import make_task
-from rnngrad.lab.train import TrainConfig, train
+from rnngrad.lab.train import train
 
 from .examples_loader import load_benchmark
 

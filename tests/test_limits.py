@@ -223,7 +223,7 @@ def test_long_messages_stay_on_one_line() -> None:
 
 def test_the_api_raises_typed_errors() -> None:
     from rnngrad import GradientMonitor, lyapunov_spectrum
-    from rnngrad.lab.train import TrainConfig
+    from rnngrad.lab.config import TrainConfig
     from rnngrad.scalar import scalar_inputs
     from rnngrad.spectrum import default_transient_steps, example_matrix, transient_growth
 

@@ -224,7 +224,8 @@ def test_minimal_cells_keep_positive_states_and_their_closed_form_coefficient() 
 def test_the_lab_trains_each_modern_cell(cell: str, tmp_path: Path) -> None:
     """A few steps of the adding problem: finite losses, a profile, the recurrence's radius
     (the LRU's largest |lambda|, IndRNN's largest |u| within 2^(1/T))."""
-    from rnngrad.lab.train import TrainConfig, train
+    from rnngrad.lab.config import TrainConfig
+    from rnngrad.lab.train import train
 
     config = TrainConfig(task="adding", seq_len=12, cell=cell, hidden=8, steps=6, batch=8,
                          eval_every=3, eval_batch=16, profile_every=3)  # fmt: skip
@@ -249,7 +250,7 @@ def test_the_lab_trains_each_modern_cell(cell: str, tmp_path: Path) -> None:
      ({"cell": "lstm", "init": "chrono:1"}, "T > 2")],
 )  # fmt: skip
 def test_remedies_that_do_not_apply_are_refused(overrides: dict[str, object], match: str) -> None:
-    from rnngrad.lab.train import TrainConfig
+    from rnngrad.lab.config import TrainConfig
 
     settings = {"task": "adding", "seq_len": 10, "cell": "rnn", **overrides}
     with pytest.raises(InvalidInputError, match=match):
@@ -347,8 +348,9 @@ def test_a_stacked_lru_profiles_its_first_layer_exactly() -> None:
 def test_a_stacked_lru_reports_the_largest_eigenvalue_of_all_its_layers(tmp_path: Path) -> None:
     """The spectral radius of a stacked LRU is max_l max_j |lambda_j^(l)| over the layers,
     and each layer's eigenvalues start on the ring the run asks for."""
+    from rnngrad.lab.config import TrainConfig
     from rnngrad.lab.models import LabModel
-    from rnngrad.lab.train import TrainConfig, train
+    from rnngrad.lab.train import train
 
     torch.manual_seed(9)
     model = LabModel("lru", 1, 16, 1, per_step=False, layers=3, r_min=0.2, r_max=0.6)
@@ -377,7 +379,7 @@ def test_a_stacked_lru_reports_the_largest_eigenvalue_of_all_its_layers(tmp_path
 def test_lru_options_out_of_range_or_for_another_cell_are_refused(
     overrides: dict[str, object], match: str
 ) -> None:
-    from rnngrad.lab.train import TrainConfig
+    from rnngrad.lab.config import TrainConfig
 
     settings = {"task": "adding", "seq_len": 10, "cell": "rnn", **overrides}
     with pytest.raises(InvalidInputError, match=match):

@@ -97,7 +97,8 @@ def train_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the JSON summary.")] = False,
 ) -> None:
     """Train a model on a long-memory task, with or without each remedy."""
-    from rnngrad.lab.train import TrainConfig, train
+    from rnngrad.lab.config import TrainConfig
+    from rnngrad.lab.train import train
 
     _finite(lr=lr, regularizer=regularizer)
     for flag, given, base in (("--shuffle", shuffle, "mnist1d"), ("--permute", permute, "digits")):

@@ -13,7 +13,7 @@ A TOML file names the grid and the fixed training settings::
     hidden = 64
     steps = 3000
 
-Every key is a field of :class:`rnngrad.lab.train.TrainConfig`, in ``[grid]``
+Every key is a field of :class:`rnngrad.lab.config.TrainConfig`, in ``[grid]``
 as a list of values or in ``[train]`` as one value. Each cell of the grid runs
 in ``DIR/runs/<key>`` (``key``: a hash of its full configuration), so a
 finished run is never run again: rerunning the same command after an
@@ -39,7 +39,7 @@ from typing import Any
 
 from rnngrad.atomic import FolderLock, atomic_write_text
 from rnngrad.errors import InvalidInputError, RnngradError
-from rnngrad.lab.train import TrainConfig
+from rnngrad.lab.config import TrainConfig
 
 __all__ = ["Sweep", "SweepInterrupted", "load_sweep", "new_cells", "run_sweep", "sweep_summary"]
 
@@ -240,7 +240,8 @@ def _run_cell(
     when it has one."""
     import torch
 
-    from rnngrad.lab.train import TrainConfig, train
+    from rnngrad.lab.config import TrainConfig
+    from rnngrad.lab.train import train
 
     torch.set_num_threads(threads)
     return train(TrainConfig(**config), folder, device=device, progress=False).summary()

@@ -43,8 +43,8 @@ def built_in_sweep(folder: Path, *, quick: bool, seed: int) -> Path:
     """Run the quick built-in sweep into ``folder`` (resumable, like any sweep) and return it:
     the tanh RNN, the IRNN (relu, identity init), an LSTM and a GRU on the adding problem
     at T = 50, seeds ``seed`` and ``seed + 1``, 300 Adam steps (60 with ``quick``)."""
+    from rnngrad.lab.config import TrainConfig
     from rnngrad.lab.sweep import Sweep, run_sweep
-    from rnngrad.lab.train import TrainConfig
 
     configs = tuple(
         TrainConfig(

@@ -139,8 +139,9 @@ def default_models(
 ) -> list[ReportModel]:
     """A tanh RNN and an LSTM trained briefly by the lab on the adding problem (T = 50),
     on ``device`` (returned there, with their batch)."""
+    from rnngrad.lab.config import TrainConfig
     from rnngrad.lab.tasks import make_task
-    from rnngrad.lab.train import TrainConfig, train
+    from rnngrad.lab.train import train
 
     task = make_task("adding", 50)
     batch = task.sample(16, torch.Generator().manual_seed(seed + 7))
