@@ -18,7 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from rnngrad.atomic import atomic_write_text
-from rnngrad.lab.sweep import Sweep, run_sweep
+from rnngrad.lab.grid import Sweep
+from rnngrad.lab.sweep import run_sweep
 
 __all__ = ["lru_modes_kept", "median_shares", "run_and_tabulate", "sweep_parser"]
 

@@ -27,8 +27,9 @@ from typing import Any
 
 from _sweep import lru_modes_kept, median_shares, run_and_tabulate, sweep_parser
 from rnngrad.lab.config import TrainConfig
+from rnngrad.lab.grid import Sweep
 from rnngrad.lab.records import read_table_rows
-from rnngrad.lab.sweep import Sweep, sweep_summary
+from rnngrad.lab.sweep import sweep_summary
 
 MODELS: dict[str, dict[str, Any]] = {
     "tanh RNN": {"cell": "rnn", "init": "default"},

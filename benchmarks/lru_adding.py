@@ -23,8 +23,8 @@ from typing import Any
 
 from _sweep import lru_modes_kept, median_shares, run_and_tabulate, sweep_parser
 from rnngrad.lab.config import TrainConfig
+from rnngrad.lab.grid import Sweep
 from rnngrad.lab.records import read_table_rows
-from rnngrad.lab.sweep import Sweep
 
 # (label, sequence length, changes to the long-memory benchmark's LRU); T = 200 with
 # no change is that benchmark's own cell (0/3 there).

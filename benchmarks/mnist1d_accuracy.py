@@ -28,8 +28,8 @@ from typing import Any
 
 from _sweep import run_and_tabulate, sweep_parser
 from rnngrad.lab.config import TrainConfig
+from rnngrad.lab.grid import Sweep
 from rnngrad.lab.records import read_table_rows
-from rnngrad.lab.sweep import Sweep
 
 MODELS: dict[str, dict[str, Any]] = {
     "gru": {"cell": "gru"},

@@ -22,7 +22,8 @@ from pathlib import Path
 
 from _sweep import run_and_tabulate, sweep_parser
 from rnngrad.lab.config import TrainConfig
-from rnngrad.lab.sweep import Sweep, sweep_summary
+from rnngrad.lab.grid import Sweep
+from rnngrad.lab.sweep import sweep_summary
 
 MODELS = {
     "tanh RNN, default init": {"cell": "rnn", "init": "default"},

@@ -29,7 +29,8 @@ from pathlib import Path
 import torch
 
 from rnngrad.lab.config import TrainConfig
-from rnngrad.lab.sweep import Sweep, _run_cell, run_sweep
+from rnngrad.lab.grid import Sweep
+from rnngrad.lab.sweep import _run_cell, run_sweep
 
 
 def grid(steps: int, hidden: int) -> Sweep:

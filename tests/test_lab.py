@@ -16,9 +16,10 @@ import torch
 
 from rnngrad.errors import InvalidInputError
 from rnngrad.lab.config import TrainConfig
+from rnngrad.lab.grid import load_sweep
 from rnngrad.lab.models import LabModel
 from rnngrad.lab.records import read_table_rows
-from rnngrad.lab.sweep import load_sweep, run_sweep, sweep_summary
+from rnngrad.lab.sweep import run_sweep, sweep_summary
 from rnngrad.lab.tasks import make_task
 from rnngrad.lab.train import train
 

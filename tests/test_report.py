@@ -347,7 +347,8 @@ def test_the_page_of_a_bidirectional_classifier_in_chromium(tmp_path: Path) -> N
 
 def _tiny_sweep(folder: Path, lengths: list[int]) -> Path:
     from rnngrad.lab.config import TrainConfig
-    from rnngrad.lab.sweep import Sweep, run_sweep
+    from rnngrad.lab.grid import Sweep
+    from rnngrad.lab.sweep import run_sweep
 
     configs = tuple(
         TrainConfig(task="adding", seq_len=length, cell=cell, init=init, hidden=4, batch=8,

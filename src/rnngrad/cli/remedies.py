@@ -211,7 +211,8 @@ def sweep(
     ] = 1,
 ) -> None:
     """Run a grid of training runs in parallel, resumably; or summarise one."""
-    from rnngrad.lab.sweep import load_sweep, run_sweep, sweep_summary
+    from rnngrad.lab.grid import load_sweep
+    from rnngrad.lab.sweep import run_sweep, sweep_summary
 
     if summary is not None:
         rows = sweep_summary(summary)
@@ -258,7 +259,7 @@ def sweep(
     from rnngrad.atomic import FolderLock
 
     FolderLock.check(out, "the sweep")
-    from rnngrad.lab.sweep import new_cells
+    from rnngrad.lab.grid import new_cells
 
     changed = new_cells(parsed, out)
     if changed:

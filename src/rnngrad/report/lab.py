@@ -44,7 +44,8 @@ def built_in_sweep(folder: Path, *, quick: bool, seed: int) -> Path:
     the tanh RNN, the IRNN (relu, identity init), an LSTM and a GRU on the adding problem
     at T = 50, seeds ``seed`` and ``seed + 1``, 300 Adam steps (60 with ``quick``)."""
     from rnngrad.lab.config import TrainConfig
-    from rnngrad.lab.sweep import Sweep, run_sweep
+    from rnngrad.lab.grid import Sweep
+    from rnngrad.lab.sweep import run_sweep
 
     configs = tuple(
         TrainConfig(
