@@ -4,10 +4,11 @@ The page inlines plotly.js, so it opens with no network. The explorer of
 section 1 recomputes ``log10 |dy/dh_k|`` and its bound in the browser with the
 same log-space recursion as :func:`rnngrad.scalar_chain_rule`, on the inputs
 stored in the page. The page's own style and scripts (the explorers, the block
-selector) are files in ``assets/``, inlined as they are. The whole folder is built in a temporary folder beside
-``DIR`` and moved into place (an earlier report is moved aside first and
-removed last), so an interrupted run leaves no half-written page, and the
-staging folders of a killed run are removed by the next one.
+selector) are files in ``assets/``, inlined as they are. The whole folder is
+built in a temporary folder beside ``DIR`` and moved into place (an earlier
+report is moved aside first and removed last), so an interrupted run leaves no
+half-written page, and the staging folders of a killed run are removed by the
+next one.
 """
 
 from __future__ import annotations
