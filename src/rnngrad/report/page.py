@@ -99,7 +99,8 @@ def _controls() -> str:
     for key, low, high, step, value in sliders:
         parts.append(
             f'<label>{key} = <span id="ex-{key}-value">{value}</span>'
-            f'<input type="range" id="ex-{key}" min="{low}" max="{high}" step="{step}" value="{value}">'
+            f'<input type="range" id="ex-{key}" min="{low}" max="{high}" step="{step}" '
+            f'value="{value}">'
             "</label>"
         )
     return '<div class="controls">' + "".join(parts) + "</div>"
