@@ -37,6 +37,17 @@ InputSpec = Literal["zeros", "random"] | torch.Tensor
 
 @dataclass(frozen=True)
 class MeasuredSystem:
+    """The dynamics to measure and what drives them, with where in the model they are.
+
+    Attributes:
+        dynamics: the map ``s_t = F(s_{t-1}, x_t)`` and its Jacobian-vector products.
+        inputs: the inputs that drive it (for a higher layer or a reverse direction,
+            the sequence the layers below produce, in the direction's own time order).
+        module_name, layer, direction: the recurrent submodule, the one layer (``None``:
+            all of them) and the direction measured.
+        converted_from: the model's own dtype when the dynamics run on a converted copy.
+    """
+
     dynamics: Dynamics
     inputs: InputSpec
     module_name: str = ""
@@ -117,7 +128,21 @@ def measured_system(
     length: int,
     seed: int,
 ) -> MeasuredSystem:
-    """The dynamics to measure and the inputs that drive them."""
+    """The dynamics to measure and the inputs that drive them.
+
+    A :class:`Dynamics` is measured as it is. In a PyTorch model the recurrent
+    module is found as :func:`rnngrad.gradient_profile` finds it (``module`` names
+    one of several) and copied into ``dtype`` when its own differs: a modern
+    diagonal recurrence as a map of its flat real state; a unidirectional module
+    as the stacked state of all layers, or ``layer`` alone driven by the layers
+    below; a bidirectional module one layer and one ``direction`` at a time, the
+    reverse direction driven by its input in reverse time (``batch``, ``length``
+    and ``seed`` shape the driving sequence that the layers below are run on).
+
+    Raises:
+        InvalidInputError: ``module``, ``layer`` or ``direction`` that do not apply
+            to the system or are out of range.
+    """
     if isinstance(system, Dynamics):
         if module is not None or layer is not None or direction != 0:
             raise InvalidInputError("module=, layer= and direction= apply to a PyTorch model")
@@ -233,6 +258,7 @@ class DrivingInputs:
 
 
 def check_finite(state: torch.Tensor, t: int) -> None:
+    """Raises :class:`NumericalError` when the trajectory has diverged by step ``t``."""
     if not torch.isfinite(state).all():
         raise NumericalError(
             f"the trajectory diverged by step {t}: the state is no longer finite, "
