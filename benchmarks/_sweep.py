@@ -21,7 +21,13 @@ from rnngrad.atomic import atomic_write_text
 from rnngrad.lab.grid import Sweep
 from rnngrad.lab.sweep import run_sweep
 
-__all__ = ["lru_modes_kept", "median_shares", "run_and_tabulate", "sweep_parser"]
+__all__ = [
+    "lru_modes_kept",
+    "median_shares",
+    "replace_tables",
+    "run_and_tabulate",
+    "sweep_parser",
+]
 
 
 def sweep_parser(
@@ -39,6 +45,10 @@ def sweep_parser(
     parser.add_argument("--lr", type=float, default=lr)
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--report-only", action="store_true", help="tabulate the finished runs")
+    parser.add_argument(
+        "--docs", type=Path, nargs="*", default=[], metavar="FILE",
+        help="Markdown files whose tables with the same header row are replaced by the new ones",
+    )  # fmt: skip
     return parser
 
 
@@ -53,7 +63,45 @@ def run_and_tabulate(sweep: Sweep, args: argparse.Namespace, tabulate: Callable[
           f"hidden {args.hidden}, {args.steps} steps of batch {args.batch}, lr {args.lr}, "
           f"{time.perf_counter() - started:.0f} s")  # fmt: skip
     print(table)
+    for document in args.docs:
+        replaced = replace_tables(document, table)
+        print(f"{document}: {replaced} table(s) replaced")
     return table
+
+
+def _table_blocks(lines: list[str]) -> list[tuple[int, int]]:
+    """``(first, end)`` line ranges of the Markdown tables in ``lines``."""
+    blocks, start = [], None
+    for number, line in enumerate([*lines, ""]):
+        inside = line.startswith("|")
+        if inside and start is None:
+            start = number
+        elif not inside and start is not None:
+            blocks.append((start, number))
+            start = None
+    return blocks
+
+
+def replace_tables(document: Path, tables: str) -> int:
+    """Replace each table of ``document`` whose header row is that of one of ``tables``
+    (Markdown tables separated by blank lines) by that table; the file is rewritten
+    atomically, and only when something changed. Returns how many tables matched."""
+    new = {}
+    for block in tables.strip().split("\n\n"):
+        rows = block.strip().splitlines()
+        if rows and rows[0].startswith("|"):
+            new[rows[0]] = rows
+    lines = document.read_text(encoding="utf-8").split("\n")
+    replaced = 0
+    for first, end in reversed(_table_blocks(lines)):
+        rows = new.get(lines[first])
+        if rows is not None:
+            lines[first:end] = rows
+            replaced += 1
+    text = "\n".join(lines)
+    if text != document.read_text(encoding="utf-8"):
+        atomic_write_text(document, text)
+    return replaced
 
 
 def lru_modes_kept(run: Path, steps: int) -> list[float] | None:

@@ -516,6 +516,29 @@ def test_lru_adding_benchmark_on_a_tiny_budget(tmp_path: Path) -> None:
     assert re.search(rf"\| 4 blocks \| 200 \| 0/1 \| — \| [^|]+ \| {four_shares} \|", table)
 
 
+def test_a_benchmark_table_replaces_the_documents_table_with_its_header(tmp_path: Path) -> None:
+    """``--docs`` replaces exactly the tables whose header row a new table has (rows may
+    be added), leaves the prose and the other tables alone, and rewrites nothing when
+    the tables are already current."""
+    sweep_helpers = load_benchmark("_sweep")
+    document = tmp_path / "lab.md"
+    before = (
+        "Prose before.\n\n| model | T = 200 |\n| --- | --- |\n| tanh | 0/2 |\n\n"
+        "Between.\n\n| other | x |\n| --- | --- |\n| a | 1 |\n\nAfter.\n"
+    )
+    document.write_text(before)
+    tables = (
+        "| model | T = 200 |\n| --- | --- |\n| tanh | 0/3 |\n| LRU | 3/3 |\n\n"
+        "| absent | y |\n| --- | --- |\n| b | 2 |\n"
+    )
+    assert sweep_helpers.replace_tables(document, tables) == 1
+    after = document.read_text()
+    assert after == before.replace("| tanh | 0/2 |", "| tanh | 0/3 |\n| LRU | 3/3 |")
+    stamp = document.stat().st_mtime_ns
+    assert sweep_helpers.replace_tables(document, tables) == 1
+    assert document.read_text() == after and document.stat().st_mtime_ns == stamp
+
+
 @pytest.mark.parametrize(("task_name", "cell"), [("copy", "gru"), ("adding", "lru")])
 def test_evaluation_in_chunks_equals_one_pass_over_the_held_out_set(
     task_name: str, cell: str, tmp_path: Path
