@@ -178,11 +178,17 @@ def test_huge_values_never_reach_json_as_non_numbers() -> None:
     assert payload["spectral_radius"] is None or payload["spectral_radius"] > 1e307
 
 
+def _interruptible() -> None:
+    """Ctrl-C as a terminal delivers it: a shell starts a background job (a test suite
+    run with ``&``) with SIGINT ignored, and its children inherit that."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_says_that_finished_work_is_kept(tmp_path: Path) -> None:
     process = subprocess.Popen(
         [str(EXECUTABLE), "train", "--task", "adding", "--seq-len", "50", "--cell", "lstm",
          "--steps", "100000", "--out", str(tmp_path / "run")],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_interruptible,
     )  # fmt: skip
     deadline = time.time() + 60
     while not (tmp_path / "run" / ".rnngrad.lock").exists() and time.time() < deadline:
