@@ -220,6 +220,22 @@ def test_minimal_cells_keep_positive_states_and_their_closed_form_coefficient() 
     assert math.isfinite(float(states.detach().sum()))
 
 
+def test_the_minimal_cells_g_is_the_papers_piecewise_function() -> None:
+    """``g(v) = v + 1/2`` for ``v >= 0`` and ``sigmoid(v)`` below (Feng et al. 2024),
+    written with ``torch.where`` here: equal values, and equal derivatives ``1`` and
+    ``sigmoid'(v)`` away from the kink, by autograd in float64."""
+    from rnngrad.modern.minimal import _g
+
+    v = torch.cat([torch.linspace(-30, -1e-9, 400), torch.linspace(1e-9, 30, 400),
+                   torch.tensor([0.0, -0.0])]).double().requires_grad_(True)  # fmt: skip
+    reference = torch.where(v >= 0, v + 0.5, torch.sigmoid(v))
+    assert torch.equal(_g(v), reference)
+    (grad,) = torch.autograd.grad(_g(v).sum(), v)
+    (expected,) = torch.autograd.grad(reference.sum(), v)
+    away = v.detach() != 0
+    np.testing.assert_allclose(grad[away].numpy(), expected[away].numpy(), rtol=1e-15)
+
+
 @pytest.mark.parametrize("cell", ["lru", "mingru", "minlstm", "indrnn"])
 def test_the_lab_trains_each_modern_cell(cell: str, tmp_path: Path) -> None:
     """A few steps of the adding problem: finite losses, a profile, the recurrence's radius
