@@ -466,6 +466,42 @@ def test_indrnn_passes_gradcheck() -> None:
     assert torch.autograd.gradcheck(lambda x, h: layer(x, h), (x, h0))
 
 
+def test_lru_is_the_papers_complex_recurrence() -> None:
+    """The LRU (Orvieto et al. 2023) written with complex matrices ``B = B_re + i B_im``
+    and ``C = C_re + i C_im``: ``x_t = lambda x_{t-1} + gamma (B u_t)``,
+    ``y_t = Re(C x_t) + D u_t``, step by step with ``lambda = exp(-exp(nu) + i
+    exp(theta))`` and ``gamma = exp(gamma_log)``; the layer's scan and read-out give the
+    same outputs and the same gradients for every parameter, in float64."""
+    torch.manual_seed(12)
+    cell = LRU(3, 4, r_min=0.6, r_max=0.98, max_phase=math.pi).double()
+    u = torch.randn(40, 2, 3, dtype=torch.float64)
+    h0 = torch.randn(2, 4, dtype=torch.complex128)
+
+    def reference() -> torch.Tensor:
+        lam = torch.exp(torch.complex(-torch.exp(cell.nu_log), torch.exp(cell.theta_log)))
+        gamma = torch.exp(cell.gamma_log)
+        b_matrix = torch.complex(cell.B_re, cell.B_im)
+        c_matrix = torch.complex(cell.C_re, cell.C_im)
+        x, outputs = h0, []
+        for t in range(u.shape[0]):
+            x = lam * x + gamma * (u[t].to(torch.complex128) @ b_matrix.T)
+            outputs.append((x @ c_matrix.T).real + cell.D * u[t])
+        return torch.stack(outputs)
+
+    expected = reference()
+    got = cell.read(cell(u, h0), u)
+    np.testing.assert_allclose(got.detach().numpy(), expected.detach().numpy(), rtol=1e-12,
+                               atol=1e-13)  # fmt: skip
+    weights = torch.randn_like(expected)
+    parameters = list(cell.parameters())
+    for fast, slow in zip(
+        torch.autograd.grad((weights * got).sum(), parameters),
+        torch.autograd.grad((weights * expected).sum(), parameters),
+        strict=True,
+    ):
+        np.testing.assert_allclose(fast.numpy(), slow.numpy(), rtol=1e-10, atol=1e-12)
+
+
 @pytest.mark.parametrize("with_h0", [False, True])
 def test_lru_final_state_equals_the_last_step_of_the_loop(with_h0: bool) -> None:
     """``final_state`` (a weighted sum of the inputs by powers of lambda) against the

@@ -92,9 +92,12 @@ class LRU(DiagonalRecurrence):
         return torch.complex(-torch.exp(self.nu_log), torch.exp(self.theta_log))
 
     def _input(self, u: torch.Tensor) -> torch.Tensor:
-        """``gamma * (B u)``: two real products, then one complex tensor."""
-        gamma = torch.exp(self.gamma_log)
-        return torch.complex((u @ self.B_re.T) * gamma, (u @ self.B_im.T) * gamma)
+        """``gamma * (B u)``: one real product whose rows interleave ``B_re`` and ``B_im``,
+        read as complex numbers in place (``view_as_complex``; no copy forward or back)."""
+        weight = torch.stack([self.B_re, self.B_im], dim=1).flatten(0, 1)  # (2N, D)
+        scale = torch.exp(self.gamma_log).repeat_interleave(2)
+        parts = (u @ weight.T) * scale  # (..., 2N): Re, Im of state 1, then of state 2, ...
+        return torch.view_as_complex(parts.reshape(*parts.shape[:-1], self.state_size, 2))
 
     def forward(self, x: torch.Tensor, h0: torch.Tensor | None = None) -> torch.Tensor:
         return linear_scan(self.eigenvalues(), self._input(x), h0)
@@ -123,5 +126,8 @@ class LRU(DiagonalRecurrence):
 
     def read(self, states: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         """``y_t = Re(C x_t) + D u_t`` ``(T, B, D)``."""
-        # Re(C x) = C_re Re(x) - C_im Im(x): real products only
-        return states.real @ self.C_re.T - states.imag @ self.C_im.T + u * self.D
+        # Re(C x) = C_re Re(x) - C_im Im(x): one real product of the states read as
+        # interleaved (Re, Im) pairs in place, whose backward is a view too, where .real
+        # and .imag would each fill and copy a complex tensor of the states' size.
+        weight = torch.stack([self.C_re, -self.C_im], dim=-1).flatten(-2)  # (D, 2N)
+        return torch.view_as_real(states).flatten(-2) @ weight.T + u * self.D
