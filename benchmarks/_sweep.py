@@ -13,15 +13,20 @@ import json
 import math
 import os
 import platform
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from rnngrad.atomic import atomic_write_text
+from rnngrad.errors import RnngradError
+from rnngrad.lab.config import TrainConfig
 from rnngrad.lab.grid import Sweep
 from rnngrad.lab.sweep import run_sweep
 
 __all__ = [
+    "adding_run",
     "lru_modes_kept",
     "median_shares",
     "replace_tables",
@@ -52,13 +57,36 @@ def sweep_parser(
     return parser
 
 
+def adding_run(
+    length: int,
+    seed: int,
+    *,
+    hidden: int,
+    batch: int,
+    profile_every: int = 2000,
+    **settings: Any,
+) -> TrainConfig:
+    """One adding-problem run as the lab's benchmarks set it up: clipping by norm 1, a
+    held-out evaluation of 1000 sequences every 100 steps, a checkpoint every 500;
+    ``settings`` name the cell and its options, the step budget and the learning rate."""
+    return TrainConfig(
+        task="adding", seq_len=length, clip="norm:1.0", hidden=hidden, batch=batch, seed=seed,
+        eval_every=100, eval_batch=1000, checkpoint_every=500, profile_every=profile_every,
+        **settings,
+    )  # fmt: skip
+
+
 def run_and_tabulate(sweep: Sweep, args: argparse.Namespace, tabulate: Callable[[], str]) -> str:
     """Run the unfinished runs (unless ``--report-only``), then print the machine line and
     the table that ``tabulate`` writes; return the table."""
     started = time.perf_counter()
     if not args.report_only:
         run_sweep(sweep, args.out, workers=args.workers)
-    table = tabulate()
+    try:
+        table = tabulate()
+    except RnngradError as error:  # no runs to tabulate yet, and the like: one line
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs; {len(sweep.configs)} runs, "
           f"hidden {args.hidden}, {args.steps} steps of batch {args.batch}, lr {args.lr}, "
           f"{time.perf_counter() - started:.0f} s")  # fmt: skip

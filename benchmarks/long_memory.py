@@ -25,8 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from _sweep import lru_modes_kept, median_shares, run_and_tabulate, sweep_parser
-from rnngrad.lab.config import TrainConfig
+from _sweep import adding_run, lru_modes_kept, median_shares, run_and_tabulate, sweep_parser
 from rnngrad.lab.grid import Sweep
 from rnngrad.lab.records import read_table_rows
 from rnngrad.lab.sweep import sweep_summary
@@ -86,20 +85,8 @@ def _matches(row: dict[str, Any], wanted: dict[str, Any]) -> bool:
 
 def build(lengths: list[int], seeds: int, steps: int, hidden: int, batch: int, lr: float) -> Sweep:
     configs = [
-        TrainConfig(
-            task="adding",
-            seq_len=length,
-            clip="norm:1.0",
-            hidden=hidden,
-            steps=steps,
-            batch=batch,
-            lr=lr,
-            seed=seed,
-            eval_every=100,
-            eval_batch=1000,
-            checkpoint_every=500,
-            profile_every=2000,
-            **_model(model, length),
+        adding_run(
+            length, seed, hidden=hidden, batch=batch, steps=steps, lr=lr, **_model(model, length)
         )
         for length in lengths
         for model in MODELS.values()

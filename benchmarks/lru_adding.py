@@ -21,8 +21,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from _sweep import lru_modes_kept, median_shares, run_and_tabulate, sweep_parser
-from rnngrad.lab.config import TrainConfig
+from _sweep import adding_run, lru_modes_kept, median_shares, run_and_tabulate, sweep_parser
 from rnngrad.lab.grid import Sweep
 from rnngrad.lab.records import read_table_rows
 
@@ -47,12 +46,8 @@ def build(seeds: int, steps: int, hidden: int, batch: int, lr: float) -> Sweep:
         for seed in range(seeds):
             settings: dict[str, Any] = {"lr": lr, "layers": 2, **changes}
             settings["steps"] = steps * settings.pop("steps_times", 1)
-            config = TrainConfig(
-                task="adding", seq_len=length, cell="lru", clip="norm:1.0", hidden=hidden,
-                batch=batch, seed=seed, eval_every=100, eval_batch=1000,
-                checkpoint_every=500, profile_every=2000, **settings,
-            )  # fmt: skip
-            configs.append(config)
+            configs.append(adding_run(length, seed, hidden=hidden, batch=batch, cell="lru",
+                                      **settings))  # fmt: skip
     return Sweep(("seq_len", "lr", "layers", "r_min", "r_max", "steps", "seed"), tuple(configs),
                  "benchmarks/lru_adding.py")  # fmt: skip
 

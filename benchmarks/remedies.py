@@ -20,8 +20,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from _sweep import run_and_tabulate, sweep_parser
-from rnngrad.lab.config import TrainConfig
+from _sweep import adding_run, run_and_tabulate, sweep_parser
 from rnngrad.lab.grid import Sweep
 from rnngrad.lab.sweep import sweep_summary
 
@@ -36,18 +35,13 @@ MODELS = {
 
 def build(lengths: list[int], seeds: int, steps: int, hidden: int, batch: int, lr: float) -> Sweep:
     configs = [
-        TrainConfig(
-            task="adding",
-            seq_len=length,
-            clip="norm:1.0",
+        adding_run(
+            length,
+            seed,
             hidden=hidden,
-            steps=steps,
             batch=batch,
+            steps=steps,
             lr=lr,
-            seed=seed,
-            eval_every=100,
-            eval_batch=1000,
-            checkpoint_every=500,
             profile_every=1000,
             **model,
         )

@@ -516,6 +516,18 @@ def test_lru_adding_benchmark_on_a_tiny_budget(tmp_path: Path) -> None:
     assert re.search(rf"\| 4 blocks \| 200 \| 0/1 \| — \| [^|]+ \| {four_shares} \|", table)
 
 
+def test_a_benchmark_with_nothing_to_tabulate_says_so_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--report-only`` before any run has finished: one line on stderr, exit 2."""
+    module = load_benchmark("remedies")
+    with pytest.raises(SystemExit) as exited:
+        module.main(["--out", str(tmp_path / "none"), "--report-only"])
+    assert exited.value.code == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "no results.parquet" in error
+
+
 def test_a_benchmark_table_replaces_the_documents_table_with_its_header(tmp_path: Path) -> None:
     """``--docs`` replaces exactly the tables whose header row a new table has (rows may
     be added), leaves the prose and the other tables alone, and rewrites nothing when
