@@ -15,6 +15,11 @@ from rnngrad.activations import activation_names
 from rnngrad.errors import InvalidInputError
 from rnngrad.logspace import format_signed_log10
 
+# --device of every command that runs a model (sweep's workers have their own wording).
+DeviceOption = Annotated[
+    str, typer.Option("--device", help="cpu, cuda, cuda:N or auto (cuda when there is one).")
+]
+
 app = typer.Typer(
     name="rnngrad",
     help="Measure, explain and fix vanishing and exploding gradients in recurrent networks.",

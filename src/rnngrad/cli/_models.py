@@ -10,7 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
 
 from rnngrad.errors import InvalidInputError, ShapeError
 
@@ -25,6 +27,21 @@ MODEL_HELP = (
 )
 MODEL_ARGS_HELP = "Keyword arguments of a model of your own, as a JSON object."
 MODULE_HELP = "The recurrent submodule to analyse, when the model has several."
+
+# The options that profile, lyapunov and report share, declared once.
+ModelArgsOption = Annotated[str | None, typer.Option("--model-args", help=MODEL_ARGS_HELP)]
+ModuleOption = Annotated[str | None, typer.Option("--module", help=MODULE_HELP)]
+StateDictOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--state-dict",
+        help="Weights of the whole model: .pt (read with weights_only) or .safetensors state_dict.",
+    ),
+]
+TargetOption = Annotated[
+    Path | None,
+    typer.Option("--target", help="Targets for --loss cross-entropy or mse (.npy or .pt)."),
+]
 
 
 class ProfileRouteName(str, Enum):

@@ -13,17 +13,20 @@ from rich.table import Table
 
 from rnngrad.cli._common import (
     _VERDICT_STYLE,
+    DeviceOption,
     DtypeName,
     _finite,
     app,
     stderr_progress,
 )
 from rnngrad.cli._models import (
-    MODEL_ARGS_HELP,
     MODEL_HELP,
-    MODULE_HELP,
     LossName,
+    ModelArgsOption,
+    ModuleOption,
     ProfileRouteName,
+    StateDictOption,
+    TargetOption,
     choose_loss,
     load_lengths,
     load_model,
@@ -98,15 +101,9 @@ def _reorth(text: str) -> int | Literal["auto"]:
 @app.command()
 def profile(
     model: Annotated[str, typer.Option("--model", help=MODEL_HELP)],
-    model_args: Annotated[str | None, typer.Option("--model-args", help=MODEL_ARGS_HELP)] = None,
-    module: Annotated[str | None, typer.Option("--module", help=MODULE_HELP)] = None,
-    state_dict: Annotated[
-        Path | None,
-        typer.Option(
-            "--state-dict",
-            help="Weights of the whole model: .pt (weights_only) or .safetensors state_dict.",
-        ),
-    ] = None,
+    model_args: ModelArgsOption = None,
+    module: ModuleOption = None,
+    state_dict: StateDictOption = None,
     input_files: Annotated[
         list[Path] | None,
         typer.Option(
@@ -127,10 +124,7 @@ def profile(
             "of your own takes its lengths as one of its --input files).",
         ),
     ] = None,
-    target_file: Annotated[
-        Path | None,
-        typer.Option("--target", help="Targets for --loss cross-entropy or mse (.npy or .pt)."),
-    ] = None,
+    target_file: TargetOption = None,
     loss: Annotated[
         LossName,
         typer.Option(
@@ -146,9 +140,7 @@ def profile(
     train: Annotated[
         bool, typer.Option("--train", help="Train mode: dropout between layers is on.")
     ] = False,
-    device: Annotated[
-        str, typer.Option("--device", help="cpu, cuda, cuda:N or auto (cuda when there is one).")
-    ] = "cpu",
+    device: DeviceOption = "cpu",
     route: Annotated[
         ProfileRouteName,
         typer.Option(
@@ -263,12 +255,9 @@ def profile(
 @app.command()
 def lyapunov(
     model: Annotated[str | None, typer.Option("--model", help=MODEL_HELP)] = None,
-    model_args: Annotated[str | None, typer.Option("--model-args", help=MODEL_ARGS_HELP)] = None,
-    module: Annotated[str | None, typer.Option("--module", help=MODULE_HELP)] = None,
-    state_dict: Annotated[
-        Path | None,
-        typer.Option("--state-dict", help="Weights of the whole model (.pt or .safetensors)."),
-    ] = None,
+    model_args: ModelArgsOption = None,
+    module: ModuleOption = None,
+    state_dict: StateDictOption = None,
     random: Annotated[
         int | None, typer.Option("--random", help="A random tanh network of N units instead.")
     ] = None,
@@ -321,9 +310,7 @@ def lyapunov(
     dtype: Annotated[DtypeName, typer.Option("--dtype", help="float64 (default) or float32.")] = (
         DtypeName.float64
     ),
-    device: Annotated[
-        str, typer.Option("--device", help="cpu, cuda, cuda:N or auto (cuda when there is one).")
-    ] = "cpu",
+    device: DeviceOption = "cpu",
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Lyapunov spectrum of a recurrent network along its trajectories (QR method)."""

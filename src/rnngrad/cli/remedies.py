@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from rnngrad.cli._common import (
+    DeviceOption,
     _finite,
     _writable,
     app,
@@ -91,9 +92,7 @@ def train_command(
     batch: Annotated[int, typer.Option("--batch", help="Batch size.")] = 50,
     lr: Annotated[float, typer.Option("--lr", help="Adam learning rate.")] = 1e-3,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the model and the data.")] = 0,
-    device: Annotated[
-        str, typer.Option("--device", help="cpu, cuda, cuda:N or auto (cuda when there is one).")
-    ] = "cpu",
+    device: DeviceOption = "cpu",
     as_json: Annotated[bool, typer.Option("--json", help="Print the JSON summary.")] = False,
 ) -> None:
     """Train a model on a long-memory task, with or without each remedy."""

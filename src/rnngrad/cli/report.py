@@ -8,12 +8,14 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from rnngrad.cli._common import DtypeName, app, stderr_progress
+from rnngrad.cli._common import DeviceOption, DtypeName, app, stderr_progress
 from rnngrad.cli._models import (
-    MODEL_ARGS_HELP,
     MODEL_HELP,
-    MODULE_HELP,
     LossName,
+    ModelArgsOption,
+    ModuleOption,
+    StateDictOption,
+    TargetOption,
     choose_loss,
     load_model,
     load_model_inputs,
@@ -26,12 +28,9 @@ def report(
     model: Annotated[
         str | None, typer.Option("--model", help=MODEL_HELP + " Without it, built-in examples.")
     ] = None,
-    model_args: Annotated[str | None, typer.Option("--model-args", help=MODEL_ARGS_HELP)] = None,
-    module: Annotated[str | None, typer.Option("--module", help=MODULE_HELP)] = None,
-    state_dict: Annotated[
-        Path | None,
-        typer.Option("--state-dict", help="Weights of the whole model (.pt or .safetensors)."),
-    ] = None,
+    model_args: ModelArgsOption = None,
+    module: ModuleOption = None,
+    state_dict: StateDictOption = None,
     input_files: Annotated[
         list[Path] | None,
         typer.Option(
@@ -40,10 +39,7 @@ def report(
             "embedding); repeat it for a model that takes several.",
         ),
     ] = None,
-    target_file: Annotated[
-        Path | None,
-        typer.Option("--target", help="Targets for --loss cross-entropy or mse (.npy or .pt)."),
-    ] = None,
+    target_file: TargetOption = None,
     loss: Annotated[
         LossName,
         typer.Option(
@@ -64,9 +60,7 @@ def report(
     dtype: Annotated[DtypeName, typer.Option("--dtype", help="Of the model.")] = (
         DtypeName.float32
     ),
-    device: Annotated[
-        str, typer.Option("--device", help="cpu, cuda, cuda:N or auto (cuda when there is one).")
-    ] = "cpu",
+    device: DeviceOption = "cpu",
     lang: Annotated[
         str, typer.Option("--lang", help="The page's language: en, or ko (Korean).")
     ] = "en",
