@@ -119,7 +119,8 @@ def replace_tables(document: Path, tables: str) -> int:
         rows = block.strip().splitlines()
         if rows and rows[0].startswith("|"):
             new[rows[0]] = rows
-    lines = document.read_text(encoding="utf-8").split("\n")
+    before = document.read_text(encoding="utf-8")
+    lines = before.split("\n")
     replaced = 0
     for first, end in reversed(_table_blocks(lines)):
         rows = new.get(lines[first])
@@ -127,7 +128,7 @@ def replace_tables(document: Path, tables: str) -> int:
             lines[first:end] = rows
             replaced += 1
     text = "\n".join(lines)
-    if text != document.read_text(encoding="utf-8"):
+    if text != before:
         atomic_write_text(document, text)
     return replaced
 
