@@ -12,7 +12,7 @@ import re
 from functools import lru_cache
 from importlib import resources
 
-__all__ = ["RENDER_MATH", "katex_head"]
+__all__ = ["RENDER_MATH", "asset", "katex_head"]
 
 #: Renders every delimited formula of the page; a formula KaTeX cannot parse is an
 #: error in the console (the browser test fails on it), never silently raw TeX.
@@ -25,8 +25,10 @@ renderMathInElement(document.body, {
 """
 
 
-def _asset(name: str) -> bytes:
-    return resources.files("rnngrad.report").joinpath(f"assets/katex/{name}").read_bytes()
+def asset(path: str) -> bytes:
+    """A file of the report's ``assets/`` folder (KaTeX's under ``katex/``, the page's own
+    style and scripts beside it), as packaged."""
+    return resources.files("rnngrad.report").joinpath(f"assets/{path}").read_bytes()
 
 
 @lru_cache(maxsize=1)
@@ -34,10 +36,10 @@ def katex_head() -> str:
     """``<style>`` and ``<script>`` elements for the page's ``<head>``: KaTeX's CSS with
     each font's woff2 as a data URI (the woff and ttf fallbacks dropped), then the
     KaTeX and auto-render scripts."""
-    css = _asset("katex.min.css").decode()
+    css = asset("katex/katex.min.css").decode()
 
     def inline(match: re.Match[str]) -> str:
-        data = base64.b64encode(_asset(f"fonts/{match.group(1)}.woff2")).decode()
+        data = base64.b64encode(asset(f"katex/fonts/{match.group(1)}.woff2")).decode()
         return f'src:url(data:font/woff2;base64,{data}) format("woff2")'
 
     css = re.sub(
@@ -48,7 +50,7 @@ def katex_head() -> str:
     if "url(fonts/" in css:  # a KaTeX whose CSS names fonts another way
         raise RuntimeError("the KaTeX stylesheet refers to font files that were not inlined")
     scripts = "".join(
-        f"<script>{_asset(name).decode()}</script>"
+        f"<script>{asset(f'katex/{name}').decode()}</script>"
         for name in ("katex.min.js", "auto-render.min.js")
     )
     return f"<style>{css}</style>{scripts}"

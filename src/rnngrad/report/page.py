@@ -20,7 +20,6 @@ import os
 import shutil
 import tempfile
 from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +28,7 @@ from rnngrad.errors import InvalidInputError
 from rnngrad.report.build import Section
 from rnngrad.report.figures import hangul_fonts, plotly_spec, save_static
 from rnngrad.report.i18n import current_language, language, t
-from rnngrad.report.math import RENDER_MATH, katex_head
+from rnngrad.report.math import RENDER_MATH, asset, katex_head
 
 # About what a report takes on disk (plotly.js inlined, PNG and SVG figures).
 _REPORT_BYTES = 12_000_000
@@ -41,7 +40,7 @@ __all__ = ["page_title", "prepare_folder", "write_report"]
 def _asset(name: str) -> str:
     """One of the page's own style sheets or scripts in ``assets/`` (the scalar explorer,
     the matrix explorer, the block selector)."""
-    return resources.files("rnngrad.report").joinpath(f"assets/{name}").read_text("utf-8")
+    return asset(name).decode("utf-8")
 
 
 def _footer() -> str:
