@@ -17,7 +17,9 @@ Run: ``.venv/bin/python benchmarks/mnist1d_accuracy.py [--workers N]`` (defaults
 128, 4000 Adam steps of batch 100, lr 2e-3, clipping by norm 1), into
 benchmarks/results/mnist1d, whose runs' summaries and evaluations are committed
 (``--report-only`` tabulates them again).
-The test suite runs the same code on a tiny budget.
+The test suite runs the same code on a tiny budget. (The script is not called
+``mnist1d.py``: run as a script, its folder comes first on ``sys.path``, and a file of
+that name would shadow the ``mnist1d`` package it generates the data with.)
 """
 
 from __future__ import annotations
