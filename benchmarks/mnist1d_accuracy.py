@@ -38,6 +38,9 @@ MODELS: dict[str, dict[str, Any]] = {
     "lstm": {"cell": "lstm"},
     "lru": {"cell": "lru"},
     "lru4": {"cell": "lru", "layers": 4},  # four residual blocks with GLUs between
+    # the head on the mean of the outputs over the steps, as Orvieto et al. pool theirs
+    "lru4-mean": {"cell": "lru", "layers": 4, "readout": "mean"},
+    "gru-mean": {"cell": "gru", "readout": "mean"},
     "mingru": {"cell": "mingru"},
     "minlstm": {"cell": "minlstm"},
     "indrnn": {"cell": "indrnn"},
@@ -67,14 +70,17 @@ def build(models: list[str], seeds: int, steps: int, hidden: int, batch: int, lr
         for seed in range(seeds)
     ]
     return Sweep(
-        ("task", "cell", "layers", "seed"), tuple(configs), "benchmarks/mnist1d_accuracy.py"
+        ("task", "cell", "layers", "readout", "seed"),
+        tuple(configs),
+        "benchmarks/mnist1d_accuracy.py",
     )
 
 
 def _matches(row: dict[str, Any], model: str) -> bool:
     wanted = MODELS[model]
     same_depth = (row.get("layers") or 1) == wanted.get("layers", 1)
-    return bool(row["cell"] == wanted["cell"] and same_depth)
+    same_readout = (row.get("readout") or "last") == wanted.get("readout", "last")
+    return bool(row["cell"] == wanted["cell"] and same_depth and same_readout)
 
 
 def report(out: Path, cells: list[str]) -> str:

@@ -86,6 +86,23 @@ def test_sweep_and_summary(tmp_path: Path) -> None:
             ["train", "--task", "mnist1d", "--cell", "gru", "--permute", "--out", "{tmp}"],
             "--permute applies to --task digits, not mnist1d",
         ),
+        (["train", *TINY, "--readout", "max", "--out", "{tmp}"], "readout must be last or mean"),
+        (
+            [
+                "train",
+                "--task",
+                "copy",
+                "--seq-len",
+                "12",
+                "--cell",
+                "gru",
+                "--readout",
+                "mean",
+                "--out",
+                "{tmp}",
+            ],
+            "copy is read at every step",
+        ),
     ],
 )
 def test_bad_input(tmp_path: Path, args: list[str], message: str) -> None:

@@ -397,10 +397,10 @@ def test_data_set_options_are_checked(overrides: dict[str, object], match: str) 
 
 
 def test_later_fields_keep_the_keys_of_earlier_runs() -> None:
-    """Fields added later (target_accuracy; layers, r_min, r_max) count in the run's key
-    only when they are set."""
+    """Fields added later (target_accuracy; layers, r_min, r_max; readout) count in the
+    run's key only when they are set (``readout="last"``, the default spelled out, is not)."""
     config = TrainConfig(task="adding", seq_len=10, cell="rnn")
-    later = ("target_accuracy", "layers", "r_min", "r_max")
+    later = ("target_accuracy", "layers", "r_min", "r_max", "readout")
     text = json.dumps({k: v for k, v in asdict(config).items() if k not in later},
                       sort_keys=True)  # fmt: skip
     assert config.key() == hashlib.sha1(text.encode()).hexdigest()[:12]
@@ -410,6 +410,57 @@ def test_later_fields_keep_the_keys_of_earlier_runs() -> None:
     lru = TrainConfig(task="adding", seq_len=10, cell="lru")
     assert lru.key() != TrainConfig(task="adding", seq_len=10, cell="lru", layers=2).key()
     assert lru.key() != TrainConfig(task="adding", seq_len=10, cell="lru", r_max=0.99).key()
+    assert TrainConfig(task="adding", seq_len=10, cell="rnn", readout="last").key() == config.key()
+    assert TrainConfig(task="adding", seq_len=10, cell="rnn", readout="mean").key() != config.key()
+
+
+@pytest.mark.parametrize(
+    ("cell", "layers"),
+    [("rnn", None), ("lstm", None), ("gru", None), ("lru", None), ("lru", 3), ("mingru", None),
+     ("minlstm", None), ("indrnn", None)],
+)  # fmt: skip
+def test_the_mean_readout_is_the_mean_of_the_per_step_predictions(
+    cell: str, layers: int | None
+) -> None:
+    """The head is affine, so the prediction from the mean of the outputs over the steps
+    equals the mean over the steps of the head at every step: the same weights read out
+    every step (as for the copy task) give the reference, in float64."""
+    torch.manual_seed(0)
+    kwargs = {"max_length": 7, "layers": layers or 1}
+    mean = LabModel(cell, 3, 6, 2, per_step=False, readout="mean", **kwargs).double()
+    every = LabModel(cell, 3, 6, 2, per_step=True, **kwargs).double()
+    every.load_state_dict(mean.state_dict())
+    x = torch.randn(7, 4, 3, dtype=torch.float64)
+    prediction, states = mean.forward_with_states(x)
+    assert prediction.shape == (4, 2)
+    torch.testing.assert_close(prediction, every(x).mean(dim=0), rtol=1e-12, atol=1e-12)
+    last = LabModel(cell, 3, 6, 2, per_step=False, **kwargs).double()
+    last.load_state_dict(mean.state_dict())
+    assert not torch.allclose(last(x), prediction), "the last step alone differs"
+    assert states.shape[:2] == (7, 4)
+
+
+def test_the_readout_is_checked_against_the_task() -> None:
+    """``readout`` is last or mean, for tasks answered once per sequence (not copy)."""
+    with pytest.raises(InvalidInputError, match="readout must be last or mean, got 'max'"):
+        TrainConfig(task="adding", seq_len=10, cell="gru", readout="max").validate()
+    with pytest.raises(InvalidInputError, match="copy is read at every step"):
+        TrainConfig(task="copy", seq_len=10, cell="gru", readout="mean").validate()
+    TrainConfig(task="adding", seq_len=10, cell="gru", readout="mean").validate()
+
+
+def test_a_results_table_keeps_a_field_the_first_row_lacks(tmp_path: Path) -> None:
+    """Regression: the table's columns were the first row's keys, so a field that an
+    older run's summary lacks (``threads``, ``readout``) vanished from a sweep's
+    results and runs that differ only in it were grouped together."""
+    from rnngrad.lab.records import write_table
+
+    rows = [{"cell": "gru", "seed": 0}, {"cell": "gru", "seed": 1, "readout": "mean"}]
+    write_table(rows, tmp_path / "results")
+    read = read_table_rows(tmp_path / "results.parquet")
+    assert read == [{"cell": "gru", "seed": 0, "readout": None},
+                    {"cell": "gru", "seed": 1, "readout": "mean"}]  # fmt: skip
+    assert (tmp_path / "results.csv").read_text().splitlines()[0] == '"cell","seed","readout"'
 
 
 def test_mnist1d_benchmark_on_a_tiny_budget(tmp_path: Path) -> None:

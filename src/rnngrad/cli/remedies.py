@@ -83,6 +83,14 @@ def train_command(
         float | None,
         typer.Option("--r-max", help="Outer radius of the LRU's eigenvalue ring [default: 0.999]."),
     ] = None,
+    readout: Annotated[
+        str | None,
+        typer.Option(
+            "--readout",
+            help="last or mean: the head reads the last step's output or the mean over the "
+            "steps (tasks answered once per sequence) [default: last].",
+        ),
+    ] = None,
     clip: Annotated[str, typer.Option("--clip", help="none, norm:V or value:V.")] = "norm:1.0",
     regularizer: Annotated[
         float,
@@ -130,6 +138,7 @@ def train_command(
         layers=layers,
         r_min=r_min,
         r_max=r_max,
+        readout=readout,
     )
     task_info = config.validate()
     from rnngrad.devices import resolve_device
@@ -234,7 +243,8 @@ def sweep(
                 str(row["seq_len"]),
                 str(row["cell"])
                 + (f" x{row['layers']}" if row.get("layers") else "")
-                + (" +orth" if row.get("orthogonal_constraint") else ""),
+                + (" +orth" if row.get("orthogonal_constraint") else "")
+                + (f" ({row['readout']})" if row.get("readout") else ""),
                 str(row["init"]),
                 str(row["clip"]),
                 f"{row['solved']}/{row['runs']}",

@@ -24,6 +24,7 @@ from rnngrad.lab.models import (
     MODERN,
     check_lru_options,
     check_modern_options,
+    check_readout,
     parse_init,
 )
 from rnngrad.lab.tasks import TASKS, Task, make_task
@@ -50,7 +51,7 @@ def parse_clip(text: str) -> tuple[str, float | None]:
     raise InvalidInputError(f"clip must be none, norm:V or value:V with V > 0, got {text!r}")
 
 
-_LATER_FIELDS = ("target_accuracy", "layers", "r_min", "r_max")
+_LATER_FIELDS = ("target_accuracy", "layers", "r_min", "r_max", "readout")
 
 
 def config_identity(config: dict[str, Any]) -> dict[str, Any]:
@@ -83,6 +84,11 @@ class TrainConfig:
     layers: int | None = None
     r_min: float | None = None
     r_max: float | None = None
+    readout: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.readout == "last":  # the default, spelled out: the same run, the same key
+            object.__setattr__(self, "readout", None)
 
     def validate(self) -> Task:
         """Check every field; return the task.
@@ -144,6 +150,7 @@ class TrainConfig:
                 f"target_accuracy must be in (0, 1], got {self.target_accuracy!r}"
             )
         task = make_task(self.task, self.seq_len, target_accuracy=self.target_accuracy)
+        check_readout(self.readout, task.per_step, self.task)
         check_memory(
             training_memory(self, task.seq_len),
             f"training {self.cell} with hidden {self.hidden} on T = {task.seq_len}",

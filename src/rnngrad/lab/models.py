@@ -4,7 +4,9 @@ Cells: ``rnn`` (tanh), ``relu``, ``lstm``, ``gru``, and the modern
 recurrences of :mod:`rnngrad.modern`: ``lru`` (a linear encoder, the LRU with
 ring-initialised eigenvalues, its read-out ``Re(C x) + D u`` and a GELU),
 ``mingru``, ``minlstm`` and ``indrnn`` (its recurrent weights clipped to
-``2^(1/T)`` after every optimiser step); one layer and a linear read-out.
+``2^(1/T)`` after every optimiser step); one layer and a linear read-out, of
+every step (the copy task), of the last step, or (``readout="mean"``) of the
+mean of the outputs over the steps, the pooling of Orvieto et al.'s classifiers.
 The LRU can be stacked (``layers``): then each layer is the pre-norm residual
 block of Orvieto et al. (2023), ``u <- u + GLU(GELU(LRU(LayerNorm(u))))``, with
 a position-wise gated linear unit ``GLU(y) = (W_a y) * sigmoid(W_b y)`` between
@@ -37,10 +39,23 @@ from torch import nn
 from rnngrad.errors import InvalidInputError
 from rnngrad.modern.lru import LRU
 
-__all__ = ["CELLS", "LabModel", "check_lru_options", "parse_init"]
+__all__ = ["CELLS", "READOUTS", "LabModel", "check_lru_options", "check_readout", "parse_init"]
 
 CELLS = ("rnn", "relu", "lstm", "gru", "lru", "mingru", "minlstm", "indrnn")
 MODERN = ("lru", "mingru", "minlstm", "indrnn")
+READOUTS = ("last", "mean")
+
+
+def check_readout(readout: str | None, per_step: bool, task: str) -> None:
+    """``last`` or ``mean`` (``None`` is ``last``), for a task read once per sequence."""
+    if readout is None:
+        return
+    if readout not in READOUTS:
+        raise InvalidInputError(f"readout must be last or mean, got {readout!r}")
+    if per_step:
+        raise InvalidInputError(
+            f"readout applies to tasks answered once per sequence; {task} is read at every step"
+        )
 
 
 def check_modern_options(
@@ -124,7 +139,8 @@ class LabModel(nn.Module):
     Args:
         cell: ``rnn``, ``relu``, ``lstm`` or ``gru``.
         input_size, hidden, output_size: sizes.
-        per_step: read out every step (else only the last).
+        per_step: read out every step (else once per sequence).
+        readout: once per sequence, of the ``last`` step or the ``mean`` over the steps.
         init: see the module docstring.
         orthogonal_constraint: parametrize ``W_hh`` as orthogonal.
         forget_bias: LSTM forget-gate bias (``None``: PyTorch's default).
@@ -145,6 +161,7 @@ class LabModel(nn.Module):
         layers: int = 1,
         r_min: float | None = None,
         r_max: float | None = None,
+        readout: str | None = None,
     ) -> None:
         super().__init__()
         if cell not in CELLS:
@@ -154,6 +171,8 @@ class LabModel(nn.Module):
         kind, radius = parse_init(init)
         self.cell = cell
         self.per_step = per_step
+        check_readout(readout, per_step, "this task")
+        self.mean_readout = readout == "mean"
         check_lru_options(cell, None if layers == 1 else layers, r_min, r_max)
         self.layers = layers
         if cell in MODERN:
@@ -297,19 +316,27 @@ class LabModel(nn.Module):
                 encoded = self.encoder(x)
                 states = self.rnn(encoded)
                 # a head that reads the last step only needs that step's read-out
-                read = slice(None) if self.per_step else slice(-1, None)
+                read = slice(-1, None) if self._last_only else slice(None)
                 output = nn.functional.gelu(self.rnn.read(states[read], encoded[read]))  # type: ignore[operator]
             else:
                 output = states = self.rnn(x)
-            prediction: torch.Tensor = self.head(output if self.per_step else output[-1])
-            return prediction, states
+            return self.read_out(output), states
         output, _ = self.rnn(x)
-        result: torch.Tensor = self.head(output if self.per_step else output[-1])
-        return result, output
+        return self.read_out(output), output
 
-    def read_out(self, states: torch.Tensor) -> torch.Tensor:
-        """The prediction from the recurrent outputs (the head at every or the last step)."""
-        result: torch.Tensor = self.head(states if self.per_step else states[-1])
+    @property
+    def _last_only(self) -> bool:
+        return not (self.per_step or self.mean_readout)
+
+    def read_out(self, outputs: torch.Tensor) -> torch.Tensor:
+        """The prediction from the outputs ``(T, B, H)`` under the head: at every step, at
+        the last, or of their mean over the steps."""
+        if self.per_step:
+            result: torch.Tensor = self.head(outputs)
+        elif self.mean_readout:
+            result = self.head(outputs.mean(dim=0))
+        else:
+            result = self.head(outputs[-1])
         return result
 
     def _stacked_lru(self, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -325,7 +352,7 @@ class LabModel(nn.Module):
             zip(layers, self.norms, self.mixers, strict=True)
         ):
             z = norm(u)
-            if index == len(layers) - 1 and first_states is not None and not self.per_step:
+            if index == len(layers) - 1 and first_states is not None and self._last_only:
                 y = nn.functional.gelu(layer.read(layer.final_state(z).unsqueeze(0), z[-1:]))
                 return u[-1:] + nn.functional.glu(mixer(y), dim=-1), first_states
             states = layer(z)

@@ -25,7 +25,10 @@ def write_table(rows: list[dict[str, Any]], base: Path) -> None:
     import pyarrow.csv as pa_csv
     import pyarrow.parquet as pq
 
-    table = pa.Table.from_pylist([{k: _clean(v) for k, v in row.items()} for row in rows])
+    # Every key of every row is a column (from_pylist alone would keep only the first
+    # row's keys, dropping a field that older runs' summaries do not have).
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    table = pa.Table.from_pylist([{k: _clean(row.get(k)) for k in columns} for row in rows])
     for suffix, writer in ((".parquet", pq.write_table), (".csv", pa_csv.write_csv)):
         sink = pa.BufferOutputStream()
         writer(table, sink)

@@ -330,7 +330,7 @@ def sweep_summary(out: str | Path) -> list[dict[str, Any]]:
         raise InvalidInputError(f"{path}: holds no finished runs")
     groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     describing = ("cell", "init", "clip", "orthogonal_constraint", "hidden", "forget_bias",
-                  "layers", "r_min", "r_max")  # fmt: skip
+                  "layers", "r_min", "r_max", "readout")  # fmt: skip
     for row in rows:
         key = (row["task"], row["seq_len"], *(row.get(k) for k in describing))
         groups.setdefault(key, []).append(row)

@@ -251,6 +251,7 @@ def _train(
                 layers=config.layers or 1,
                 r_min=config.r_min,
                 r_max=config.r_max,
+                readout=config.readout,
             ).to(device)
 
     model = fresh_model()
