@@ -9,7 +9,9 @@ A fixed sweep through the lab (resumable: rerun the same command to finish an
 interrupted one): the models below on ``mnist1d`` and ``mnist1d_shuffled``, three
 seeds, the same budget for all (the paper trains 8000 steps of batch 100; the
 default here is 4000, enough for the GRU to level off, so that the sweep fits a
-small machine). Every model reads out its last state only. Writes into --out
+small machine). Every model reads out its last state, except ``lru4-mean`` and
+``gru-mean``, whose heads read the mean of the outputs over the steps (``readout
+"mean"``, the pooling of Orvieto et al.'s classifiers). Writes into --out
 results.parquet/.csv, mnist1d.md (median and range of the test accuracy per model)
 and mnist1d.png.
 
@@ -113,14 +115,14 @@ def report(out: Path, cells: list[str]) -> str:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axis = plt.subplots(figsize=(6, 3.4))
+    figure, axis = plt.subplots(figsize=(7, 3.6))
     positions = range(len(cells))
     for offset, task in enumerate(TASKS):
         axis.bar([p + 0.4 * offset for p in positions], [100 * medians[c][offset] for c in cells],
                  width=0.4, label=task)  # fmt: skip
     axis.axhline(91, color="gray", linestyle="--", linewidth=1, label="published GRU 91%")
     axis.axhline(57, color="gray", linestyle=":", linewidth=1, label="published GRU, shuffled, 57%")
-    axis.set_xticks([p + 0.2 for p in positions], cells)
+    axis.set_xticks([p + 0.2 for p in positions], cells, rotation=30, ha="right", fontsize=8)
     axis.set_ylabel("test accuracy (%), median of seeds")
     axis.legend(fontsize=7)
     figure.tight_layout()
