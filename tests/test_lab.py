@@ -650,3 +650,21 @@ def test_dask_workers_start_without_the_malloc_trim_threshold(
         cluster.close()
     assert list(seen.values()) == [None]
     assert os.environ["MALLOC_TRIM_THRESHOLD_"] == "65536"
+
+
+def test_runs_that_differ_only_in_their_readout_are_told_apart(tmp_path: Path) -> None:
+    """``sweep --summary`` and the report's remedies section group by the same fields
+    (one list), the read-out among them, and the report names the one that differs."""
+    from rnngrad.lab.records import write_table
+    from rnngrad.report.lab import _labels
+
+    common = {"task": "digits", "seq_len": 64, "cell": "gru", "init": "default",
+              "clip": "norm:1.0", "solved": False, "final_loss": 1.0}  # fmt: skip
+    rows = [{**common, "seed": 0}, {**common, "seed": 0, "readout": "mean", "final_loss": 0.5}]
+    write_table(rows, tmp_path / "results")
+    summary = sweep_summary(tmp_path)
+    assert [(s["readout"], s["runs"], s["median_final_loss"]) for s in summary] == [
+        (None, 1, 1.0),
+        ("mean", 1, 0.5),
+    ]
+    assert _labels(summary) == {0: "gru", 1: "gru readout mean"}

@@ -26,7 +26,12 @@ from rnngrad.errors import InvalidInputError, RnngradError
 from rnngrad.lab.config import TrainConfig
 from rnngrad.lab.grid import Sweep, new_cells
 
-__all__ = ["SweepInterrupted", "run_sweep", "sweep_summary"]
+__all__ = ["DESCRIBING", "SweepInterrupted", "run_sweep", "sweep_summary"]
+
+#: What a configuration is, beyond its task, length and seed: the fields by which
+#: ``sweep --summary`` and the report's remedies section group runs.
+DESCRIBING = ("cell", "init", "clip", "orthogonal_constraint", "hidden", "forget_bias",
+              "layers", "r_min", "r_max", "readout")  # fmt: skip
 
 
 class SweepInterrupted(RnngradError):
@@ -329,10 +334,8 @@ def sweep_summary(out: str | Path) -> list[dict[str, Any]]:
     if not rows:
         raise InvalidInputError(f"{path}: holds no finished runs")
     groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
-    describing = ("cell", "init", "clip", "orthogonal_constraint", "hidden", "forget_bias",
-                  "layers", "r_min", "r_max", "readout")  # fmt: skip
     for row in rows:
-        key = (row["task"], row["seq_len"], *(row.get(k) for k in describing))
+        key = (row["task"], row["seq_len"], *(row.get(k) for k in DESCRIBING))
         groups.setdefault(key, []).append(row)
     summary = []
     for key, members in sorted(groups.items(), key=lambda item: tuple(str(v) for v in item[0])):
@@ -343,7 +346,7 @@ def sweep_summary(out: str | Path) -> list[dict[str, Any]]:
             {
                 "task": key[0],
                 "seq_len": key[1],
-                **dict(zip(describing, key[2:], strict=True)),
+                **dict(zip(DESCRIBING, key[2:], strict=True)),
                 "runs": len(members),
                 "solved": len(solved),
                 "median_steps_to_solve": steps[len(steps) // 2] if steps else None,

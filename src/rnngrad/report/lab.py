@@ -31,10 +31,6 @@ from rnngrad.report.section import Section
 
 __all__ = ["BUILT_IN_SWEEP", "built_in_sweep", "lab_section"]
 
-#: What a configuration is, beyond the task and its length (as ``sweep --summary`` groups).
-_DESCRIBING = ("cell", "init", "clip", "orthogonal_constraint", "hidden", "forget_bias",
-               "layers", "r_min", "r_max")  # fmt: skip
-
 #: The built-in sweep: the classic cells and remedies on the adding problem, two seeds.
 BUILT_IN_SWEEP = (("rnn", "default"), ("relu", "identity"), ("lstm", "default"), ("gru", "default"))
 
@@ -100,7 +96,9 @@ def _runs(folder: Path) -> list[_Run]:
 
 def _labels(summaries: list[dict[str, Any]]) -> dict[int, str]:
     """Short names: the cell, then only the settings that differ between configurations."""
-    varying = [k for k in _DESCRIBING[1:] if len({str(s.get(k)) for s in summaries}) > 1]
+    from rnngrad.lab.sweep import DESCRIBING
+
+    varying = [k for k in DESCRIBING[1:] if len({str(s.get(k)) for s in summaries}) > 1]
     names = {}
     for index, summary in enumerate(summaries):
         parts = [str(summary["cell"])]
@@ -142,7 +140,7 @@ def lab_section(lab: Path | None, *, built_in: bool = False) -> Section:
             t("No lab results were given: run `rnngrad sweep GRID.toml --out DIR` and pass "
               "`--lab DIR` to compare the remedies here."), None,
         )  # fmt: skip
-    from rnngrad.lab.sweep import sweep_summary
+    from rnngrad.lab.sweep import DESCRIBING, sweep_summary
 
     rows = sweep_summary(lab)
     runs = _runs(lab)
@@ -150,7 +148,7 @@ def lab_section(lab: Path | None, *, built_in: bool = False) -> Section:
     groups: dict[tuple[Any, ...], list[_Run]] = {}
     for run in runs:
         if run.summary["seq_len"] == longest:
-            key = tuple(str(run.summary.get(k)) for k in ("task", *_DESCRIBING))
+            key = tuple(str(run.summary.get(k)) for k in ("task", *DESCRIBING))
             groups.setdefault(key, []).append(run)
     members = list(groups.values())
     names = _labels([group[0].summary for group in members])
