@@ -668,3 +668,22 @@ def test_runs_that_differ_only_in_their_readout_are_told_apart(tmp_path: Path) -
         ("mean", 1, 0.5),
     ]
     assert _labels(summary) == {0: "gru", 1: "gru readout mean"}
+
+
+def test_the_summary_gives_a_data_sets_median_test_accuracy(tmp_path: Path) -> None:
+    """Runs on a data set are judged by their test accuracy: the summary has its median
+    over seeds (the middle of three, as ``statistics.median``); generated tasks have none."""
+    import statistics
+
+    from rnngrad.lab.records import write_table
+
+    common = {"seq_len": 64, "cell": "gru", "init": "default", "clip": "norm:1.0",
+              "solved": False, "final_loss": 1.0}  # fmt: skip
+    accuracies = [0.5, 0.9, 0.7]
+    rows = [{**common, "task": "digits", "seed": s, "final_accuracy": a}
+            for s, a in enumerate(accuracies)]  # fmt: skip
+    rows.append({**common, "task": "adding", "seed": 0, "final_accuracy": None})
+    write_table(rows, tmp_path / "results")
+    by_task = {s["task"]: s for s in sweep_summary(tmp_path)}
+    assert by_task["digits"]["median_final_accuracy"] == statistics.median(accuracies)
+    assert by_task["adding"]["median_final_accuracy"] is None

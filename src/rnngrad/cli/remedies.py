@@ -237,7 +237,11 @@ def sweep(
             "median loss",
         ):
             table.add_column(header, justify="right" if header in ("T", "solved") else "left")
+        with_accuracy = any(row["median_final_accuracy"] is not None for row in rows)
+        if with_accuracy:  # data sets: their test accuracy
+            table.add_column("median accuracy")
         for row in rows:
+            accuracy = row["median_final_accuracy"]
             table.add_row(
                 str(row["task"]),
                 str(row["seq_len"]),
@@ -250,6 +254,7 @@ def sweep(
                 f"{row['solved']}/{row['runs']}",
                 "—" if row["median_steps_to_solve"] is None else str(row["median_steps_to_solve"]),
                 "—" if row["median_final_loss"] is None else f"{row['median_final_loss']:.4g}",
+                *(() if not with_accuracy else ("—" if accuracy is None else f"{accuracy:.1%}",)),
             )
         console.print(table)
         return

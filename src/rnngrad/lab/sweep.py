@@ -318,7 +318,8 @@ def _run_sweep(
 
 
 def sweep_summary(out: str | Path) -> list[dict[str, Any]]:
-    """Per task and sequence length, each configuration: runs, solved runs, median steps.
+    """Per task and sequence length, each configuration: runs, solved runs, the median
+    solve step, the median final loss and (data sets) the median final test accuracy.
 
     Raises:
         InvalidInputError: no ``results.parquet`` in ``out``.
@@ -342,6 +343,9 @@ def sweep_summary(out: str | Path) -> list[dict[str, Any]]:
         solved = [m for m in members if m["solved"]]
         steps = sorted(m["solved_at"] for m in solved if m.get("solved_at") is not None)
         losses = sorted(m["final_loss"] for m in members if m["final_loss"] is not None)
+        accuracies = sorted(
+            m["final_accuracy"] for m in members if m.get("final_accuracy") is not None
+        )
         summary.append(
             {
                 "task": key[0],
@@ -351,6 +355,7 @@ def sweep_summary(out: str | Path) -> list[dict[str, Any]]:
                 "solved": len(solved),
                 "median_steps_to_solve": steps[len(steps) // 2] if steps else None,
                 "median_final_loss": losses[len(losses) // 2] if losses else None,
+                "median_final_accuracy": (accuracies[len(accuracies) // 2] if accuracies else None),
             }
         )
     return summary
