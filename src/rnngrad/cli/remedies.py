@@ -241,8 +241,7 @@ def sweep(
         if with_accuracy:  # data sets: their test accuracy
             table.add_column("median accuracy")
         for row in rows:
-            accuracy = row["median_final_accuracy"]
-            table.add_row(
+            cells = [
                 str(row["task"]),
                 str(row["seq_len"]),
                 str(row["cell"])
@@ -254,8 +253,11 @@ def sweep(
                 f"{row['solved']}/{row['runs']}",
                 "—" if row["median_steps_to_solve"] is None else str(row["median_steps_to_solve"]),
                 "—" if row["median_final_loss"] is None else f"{row['median_final_loss']:.4g}",
-                *(() if not with_accuracy else ("—" if accuracy is None else f"{accuracy:.1%}",)),
-            )
+            ]
+            if with_accuracy:
+                accuracy = row["median_final_accuracy"]
+                cells.append("—" if accuracy is None else f"{accuracy:.1%}")
+            table.add_row(*cells)
         console.print(table)
         return
     if grid is None or out is None:

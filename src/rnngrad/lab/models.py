@@ -51,7 +51,7 @@ def check_readout(readout: str | None, per_step: bool, task: str) -> None:
     if readout is None:
         return
     if readout not in READOUTS:
-        raise InvalidInputError(f"readout must be last or mean, got {readout!r}")
+        raise InvalidInputError(f"readout must be {' or '.join(READOUTS)}, got {readout!r}")
     if per_step:
         raise InvalidInputError(
             f"readout applies to tasks answered once per sequence; {task} is read at every step"
