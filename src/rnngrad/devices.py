@@ -12,7 +12,21 @@ import torch
 
 from rnngrad.errors import InvalidInputError
 
-__all__ = ["resolve_device"]
+__all__ = ["drawn", "resolve_device"]
+
+
+def drawn(
+    *shape: int,
+    generator: torch.Generator,
+    dtype: torch.dtype,
+    device: torch.device | str,
+    uniform: bool = False,
+) -> torch.Tensor:
+    """Standard normal (or, ``uniform``, U[0, 1)) numbers drawn from a CPU ``generator``
+    and moved to ``device``: the same numbers for the same seed on every device, which a
+    CUDA generator would not give."""
+    values = (torch.rand if uniform else torch.randn)(shape, generator=generator, dtype=dtype)
+    return values.to(device)
 
 
 def resolve_device(name: str | torch.device | None) -> torch.device:

@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from rnngrad.cells import LayerWeights, RecurrentLayout, describe_module, layer_weights
+from rnngrad.devices import drawn
 from rnngrad.errors import InvalidInputError, ShapeError
 
 __all__ = ["CellDynamics", "Dynamics", "ModuleDynamics"]
@@ -76,7 +77,11 @@ class Dynamics:
         return int(part.stop - part.start)
 
     def initial_state(self, batch: int, generator: torch.Generator) -> torch.Tensor:
-        """Random states ``(B, n)``: ``h`` uniform in (-1, 1), ``c`` standard normal."""
+        """Random states ``(B, n)``: ``h`` uniform in (-1, 1), ``c`` standard normal.
+
+        ``generator`` is a CPU generator: draw on it and move the numbers to the
+        device (:func:`rnngrad.devices.drawn`), so that a seed gives the same states
+        on every device."""
         raise NotImplementedError
 
     def step(self, state: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, Any]:
@@ -173,12 +178,13 @@ class ModuleDynamics(Dynamics):
         state = torch.empty(batch, self.state_size, dtype=self.dtype, device=self.device)
         for layer in self.layers:
             part = state[:, layer.state_slice]
-            h = torch.rand(
-                batch, layer.size, generator=generator, dtype=self.dtype, device=self.device
-            )
+            h = drawn(
+                batch, layer.size, generator=generator, dtype=self.dtype, device=self.device,
+                uniform=True,
+            )  # fmt: skip
             part[:, : layer.size] = 2 * h - 1
             if layer.kind == "lstm":
-                part[:, layer.size :] = torch.randn(
+                part[:, layer.size :] = drawn(
                     batch, layer.hidden, generator=generator, dtype=self.dtype, device=self.device
                 )
         return state
@@ -383,9 +389,10 @@ class CellDynamics(Dynamics):
         self.device = torch.device(device)
 
     def initial_state(self, batch: int, generator: torch.Generator) -> torch.Tensor:
-        uniform = torch.rand(
-            batch, self.state_size, generator=generator, dtype=self.dtype, device=self.device
-        )
+        uniform = drawn(
+            batch, self.state_size, generator=generator, dtype=self.dtype, device=self.device,
+            uniform=True,
+        )  # fmt: skip
         return 2 * uniform - 1
 
     def step(self, state: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, Any]:

@@ -112,7 +112,7 @@ def finite_time_spectrum(
     if warmup < 0:
         raise InvalidInputError(f"warmup must be >= 0, got {warmup}")
     count = exponent_count(dynamics, k)
-    generator = torch.Generator(device=dynamics.device).manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)  # on the CPU: the same draws everywhere
     source = DrivingInputs(inputs, dynamics, 1, warmup + steps, generator)
     with torch.no_grad():
         state = warm_start(dynamics, 1, warmup, source, generator)

@@ -421,11 +421,21 @@ def initial_state(
 
 @contextmanager
 def kernel_notes_silenced() -> Iterator[None]:
-    """Silences the kernels' notes about their own implementation choice (CPU float32
-    LSTMs with a projection, which oneDNN does not support): rnngrad calls them, the
-    user did not, and the numbers are the same."""
+    """Silences the kernels' notes about their own implementation choices: rnngrad calls
+    them, the user did not, and the numbers are the same.
+
+    - CPU float32 LSTMs with a projection, which oneDNN does not support;
+    - cuDNN's "weights are not part of single contiguous chunk of memory": rnngrad
+      hands the kernel one layer's weights at a time (and, in the fused backward, input
+      weights widened by extra columns), never the module's flat buffer, so cuDNN copies
+      them into one buffer per call: one layer's weights, small beside the ``T`` steps
+      the call runs. The user's module and its flat buffer are untouched.
+    """
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="LSTM with projections is not supported")
+        warnings.filterwarnings(
+            "ignore", message="RNN module weights are not part of single contiguous chunk"
+        )
         yield
 
 

@@ -39,6 +39,7 @@ from numpy.typing import NDArray
 from torch import nn
 
 from rnngrad.batch_means import student_t_975
+from rnngrad.devices import drawn
 from rnngrad.dynamics import Dynamics
 from rnngrad.errors import InvalidInputError
 from rnngrad.lyapunov_result import LyapunovSpectrum, kaplan_yorke_dimension
@@ -90,7 +91,7 @@ def _batch_inside(basis: torch.Tensor) -> torch.Tensor:
 def _random_orthonormal(
     batch: int, n: int, k: int, like: torch.Tensor, generator: torch.Generator
 ) -> torch.Tensor:
-    gaussian = torch.randn(batch, n, k, generator=generator, dtype=like.dtype, device=like.device)
+    gaussian = drawn(batch, n, k, generator=generator, dtype=like.dtype, device=like.device)
     q: torch.Tensor = torch.linalg.qr(gaussian)[0]
     return q
 
@@ -192,7 +193,7 @@ def lyapunov_spectrum(
         float(batch) * (dynamics.state_size * (count + 4) * 6 + dynamics.input_size) * itemsize,
         f"a Lyapunov spectrum of {count} exponents over a batch of {batch}",
     )
-    generator = torch.Generator(device=dynamics.device).manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)  # on the CPU: the same draws everywhere
     source = DrivingInputs(inputs, dynamics, batch, warmup + steps, generator)
     # Autocast would round the Jacobian products; the analysis runs in the dynamics' dtype.
     with progress_callback(progress, "Lyapunov spectrum", steps) as report:
@@ -245,8 +246,8 @@ def _qr_spectrum(
         # The companion trajectory for the two-trajectory estimate of lambda_1.
         epsilon = 1e-8 if dynamics.dtype == torch.float64 else 1e-4
         offset = torch.zeros_like(state)
-        offset[:, part] = torch.randn(
-            (batch, n), generator=generator, dtype=state.dtype, device=state.device
+        offset[:, part] = drawn(
+            batch, n, generator=generator, dtype=state.dtype, device=state.device
         )
         companion = state + epsilon * offset / offset.norm(dim=1, keepdim=True)
         # Each step's separation before renormalisation; their logs are summed at the end.

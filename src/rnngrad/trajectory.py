@@ -17,6 +17,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from rnngrad.devices import drawn
 from rnngrad.dynamics import Dynamics, ModuleDynamics
 from rnngrad.errors import InvalidInputError, NumericalError, ShapeError
 
@@ -109,10 +110,8 @@ def driving_sequence(
     if spec == "zeros":
         return torch.zeros(length, batch, size, dtype=like.dtype, device=like.device)
     if spec == "random":
-        generator = torch.Generator(device=like.device).manual_seed(seed + 1)
-        return torch.randn(
-            length, batch, size, generator=generator, dtype=like.dtype, device=like.device
-        )
+        generator = torch.Generator().manual_seed(seed + 1)
+        return drawn(length, batch, size, generator=generator, dtype=like.dtype, device=like.device)
     raise InvalidInputError(f"inputs must be 'zeros', 'random' or a tensor, got {spec!r}")
 
 
@@ -252,9 +251,7 @@ class DrivingInputs:
             return self.data[t]
         if self.kind == "zeros":
             return self.zeros
-        return torch.randn(
-            self.shape, generator=self.generator, dtype=self.dtype, device=self.device
-        )
+        return drawn(*self.shape, generator=self.generator, dtype=self.dtype, device=self.device)
 
 
 def check_finite(state: torch.Tensor, t: int) -> None:
