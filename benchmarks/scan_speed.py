@@ -11,9 +11,12 @@ through
 
 at 1 thread and at torch's default thread count, and prints the medians and ratios; the
 last line is ``min scan speed-up = R`` over the three linear recurrences (IndRNN, whose
-forward stays a loop, is printed beside them). Goal: R >= 3.
+forward stays a loop, is printed beside them). Goal: R >= 3 on a CPU.
 
-Run: ``.venv/bin/python benchmarks/scan_speed.py [--repeats N]``
+With ``--device cuda`` the same steps run on the GPU (the CPU's thread count does not
+matter there, so one pass at the default; each repetition ends with a synchronisation).
+
+Run: ``.venv/bin/python benchmarks/scan_speed.py [--repeats N] [--device cuda]``
 """
 
 from __future__ import annotations
@@ -27,12 +30,17 @@ from collections.abc import Callable
 
 import torch
 
+from rnngrad.devices import resolve_device
 from rnngrad.modern import LRU, IndRNN, MinGRU, MinLSTM
 
 
-def timed(work: Callable[[], None]) -> float:
+def timed(work: Callable[[], None], device: torch.device) -> float:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
     started = time.perf_counter()
     work()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
     return time.perf_counter() - started
 
 
@@ -40,12 +48,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
+    device = resolve_device(args.device)
     default_threads = torch.get_num_threads()
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}")
+    if device.type == "cuda":
+        print(f"device: {torch.cuda.get_device_name(device)}")
     print(f"T {args.steps}, batch 32, hidden 64, float32, {args.repeats} interleaved repetitions")
     speedups = []
-    for threads in sorted({1, default_threads}):
+    thread_counts = [default_threads] if device.type == "cuda" else sorted({1, default_threads})
+    for threads in thread_counts:
         torch.set_num_threads(threads)
         cells: list[tuple[str, Callable[[], torch.nn.Module]]] = [
             ("lru", lambda: LRU(64, 64)),
@@ -55,15 +68,15 @@ def main() -> None:
         ]
         for name, make in cells:
             torch.manual_seed(0)
-            layer = make()
-            x = torch.randn(args.steps, 32, 64)
+            layer = make().to(device)
+            x = torch.randn(args.steps, 32, 64).to(device)
 
             def scan(layer: torch.nn.Module = layer, x: torch.Tensor = x) -> None:
                 layer(x).real.sum().backward()
 
             def loop(layer: torch.nn.Module = layer, x: torch.Tensor = x) -> None:
                 h = layer.initial_state(x.shape[1], x)
-                total = torch.zeros(())
+                total = torch.zeros((), device=x.device)
                 for t in range(x.shape[0]):
                     h = layer.step(x[t], h)
                     total = total + h.real.sum()
@@ -73,8 +86,8 @@ def main() -> None:
             loop()
             times: dict[str, list[float]] = {"scan": [], "loop": []}
             for _ in range(args.repeats):
-                times["scan"].append(timed(scan))
-                times["loop"].append(timed(loop))
+                times["scan"].append(timed(scan, device))
+                times["loop"].append(timed(loop, device))
             fast, slow = statistics.median(times["scan"]), statistics.median(times["loop"])
             if name != "indrnn":
                 speedups.append(slow / fast)
