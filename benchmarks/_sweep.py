@@ -64,13 +64,15 @@ def adding_run(
     hidden: int,
     batch: int,
     profile_every: int = 2000,
+    task: str = "adding",
     **settings: Any,
 ) -> TrainConfig:
-    """One adding-problem run as the lab's benchmarks set it up: clipping by norm 1, a
-    held-out evaluation of 1000 sequences every 100 steps, a checkpoint every 500;
-    ``settings`` name the cell and its options, the step budget and the learning rate."""
+    """One adding-problem run (or, ``task``, another generated task's) as the lab's
+    benchmarks set it up: clipping by norm 1, a held-out evaluation of 1000 sequences
+    every 100 steps, a checkpoint every 500; ``settings`` name the cell and its options,
+    the step budget and the learning rate."""
     return TrainConfig(
-        task="adding", seq_len=length, clip="norm:1.0", hidden=hidden, batch=batch, seed=seed,
+        task=task, seq_len=length, clip="norm:1.0", hidden=hidden, batch=batch, seed=seed,
         eval_every=100, eval_batch=1000, checkpoint_every=500, profile_every=profile_every,
         **settings,
     )  # fmt: skip

@@ -1,4 +1,5 @@
-"""The classic and the modern recurrences on long adding problems: T = 200, 1000, 2000.
+"""The classic and the modern recurrences on long adding problems: T = 200, 1000, 2000;
+and on the copy problem at T = 500.
 
 The same step budget and seeds for all: a tanh RNN, an IRNN (relu, identity init; Le et
 al. 2015), an LSTM with the chrono initialisation (Tallec & Ollivier 2018), a GRU, an
@@ -7,7 +8,12 @@ two residual blocks) with its default ring and with a ring chosen for T, each cl
 by norm 1 (the default ring's LRU stops at T = 1000; see MODELS). A fixed sweep through
 the lab (resumable), written into --out: results.parquet/.csv, long_memory.md (solved
 runs and median solve step per cell and T; how far back each cell's gradient reaches;
-the LRU's modes that keep a signal over T steps) and long_memory.png.
+the LRU's modes that keep a signal over T steps; the copy problem's outcomes) and
+long_memory.png. ``--copy 500`` adds the copy problem at T = 500 (none by default):
+every model of the adding problem with the same budget, its ``T`` in place of the
+adding problem's for chrono's gates and the LRU's ring, tabulated beside the rest
+(about 8 hours on two cores; its one run so far, on a GPU, is in
+``results/long_memory/copy_500_h200.txt``).
 
 Run: ``.venv/bin/python benchmarks/long_memory.py [--workers N]`` (defaults: hidden 64,
 6000 Adam steps of batch 50, lr 1e-3, 3 seeds; hours on 2 cores). It writes into
@@ -72,10 +78,11 @@ def _missing(model: dict[str, Any], length: int) -> str:
     return "not run" if length > model.get("up_to", length) else "—"
 
 
-def _matches(row: dict[str, Any], wanted: dict[str, Any]) -> bool:
-    """A run (its summary or results row) of the model ``wanted`` at its length."""
+def _matches(row: dict[str, Any], wanted: dict[str, Any], task: str = "adding") -> bool:
+    """A run (its summary or results row) of the model ``wanted`` on ``task`` at its length."""
     return (
-        row["cell"] == wanted["cell"]
+        row.get("task", "adding") == task
+        and row["cell"] == wanted["cell"]
         and row["init"] == wanted["init"]
         and (row.get("layers") or 1) == wanted.get("layers", 1)
         and row.get("r_min") == wanted.get("r_min")
@@ -83,7 +90,15 @@ def _matches(row: dict[str, Any], wanted: dict[str, Any]) -> bool:
     )
 
 
-def build(lengths: list[int], seeds: int, steps: int, hidden: int, batch: int, lr: float) -> Sweep:
+def build(
+    lengths: list[int],
+    seeds: int,
+    steps: int,
+    hidden: int,
+    batch: int,
+    lr: float,
+    copy_lengths: tuple[int, ...] = (),
+) -> Sweep:
     configs = [
         adding_run(
             length, seed, hidden=hidden, batch=batch, steps=steps, lr=lr, **_model(model, length)
@@ -93,7 +108,16 @@ def build(lengths: list[int], seeds: int, steps: int, hidden: int, batch: int, l
         if length <= model.get("up_to", length)
         for seed in range(seeds)
     ]
-    return Sweep(("seq_len", "cell", "init", "seed"), tuple(configs), "benchmarks/long_memory.py")
+    configs += [
+        adding_run(length, seed, hidden=hidden, batch=batch, steps=steps, lr=lr, task="copy",
+                   **_model(model, length))
+        for length in copy_lengths
+        for model in MODELS.values()
+        for seed in range(seeds)
+    ]  # fmt: skip
+    return Sweep(
+        ("task", "seq_len", "cell", "init", "seed"), tuple(configs), "benchmarks/long_memory.py"
+    )
 
 
 _DIVERGED = 1.0  # where a diverged run's loss is drawn (the baseline is 1/6)
@@ -171,8 +195,40 @@ def modes_table(out: Path, lengths: list[int]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def report(out: Path, lengths: list[int]) -> str:
-    rows = sweep_summary(out)
+def copy_table(rows: list[dict[str, Any]], lengths: tuple[int, ...]) -> str:
+    """The copy problem per model and ``T``: solved runs and the median solve step, or the
+    median final loss against the memoryless baseline ``10 ln 8 / (T + 20)`` and the
+    median share of the 10 symbols recalled."""
+    lines = ["| copy problem | " + " | ".join(f"T = {t}" for t in lengths) + " |",
+             "| --- | " + " | ".join("---" for _ in lengths) + " |"]  # fmt: skip
+    for name, model in MODELS.items():
+        cells = []
+        for length in lengths:
+            match = [r for r in rows if r["task"] == "copy" and r["seq_len"] == length
+                     and _matches(r, _model(model, length), "copy")]  # fmt: skip
+            if not match:
+                cells.append("—")
+                continue
+            row = match[0]
+            steps, loss = row["median_steps_to_solve"], row["median_final_loss"]
+            recalled = row["median_final_accuracy"]
+            if steps:
+                detail = f"median {steps} steps"
+            elif loss is None:
+                detail = "diverged"
+            else:
+                baseline = 10 * math.log(8) / (length + 20)
+                detail = f"loss {loss / baseline:.2g} x baseline"
+                if recalled is not None:
+                    detail += f", {100 * recalled:.0f}% recalled"
+            cells.append(f"{row['solved']}/{row['runs']} ({detail})")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def report(out: Path, lengths: list[int], copy_lengths: tuple[int, ...] = ()) -> str:
+    rows = [r for r in sweep_summary(out) if r["task"] == "adding"]
+    copy_rows = [r for r in sweep_summary(out) if r["task"] == "copy"]
     lines = ["| model | " + " | ".join(f"T = {t}" for t in lengths) + " |",
              "| --- | " + " | ".join("---" for _ in lengths) + " |"]  # fmt: skip
     shares: dict[str, list[float]] = {}
@@ -201,6 +257,8 @@ def report(out: Path, lengths: list[int]) -> str:
             losses.setdefault(name, []).append(_DIVERGED if loss is None or loss > 1e3 else loss)
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     table = "\n".join(lines) + "\n\n" + reach_table(out, lengths) + "\n" + modes_table(out, lengths)
+    if copy_lengths:
+        table += "\n" + copy_table(copy_rows, copy_lengths)
     (out / "long_memory.md").write_text(table)
 
     import matplotlib
@@ -240,10 +298,12 @@ def main(argv: list[str] | None = None) -> str:
     parser = sweep_parser(__doc__.splitlines()[0], out="benchmarks/results/long_memory",
                           seeds=3, steps=6000, hidden=64, batch=50, lr=1e-3)  # fmt: skip
     parser.add_argument("--lengths", default="200,1000,2000")
+    parser.add_argument("--copy", default="", help="the copy problem's lengths, e.g. 500")
     args = parser.parse_args(argv)
     lengths = [int(v) for v in args.lengths.split(",")]
-    sweep = build(lengths, args.seeds, args.steps, args.hidden, args.batch, args.lr)
-    return run_and_tabulate(sweep, args, lambda: report(args.out, lengths))
+    copy_lengths = tuple(int(v) for v in args.copy.split(",") if v.strip())
+    sweep = build(lengths, args.seeds, args.steps, args.hidden, args.batch, args.lr, copy_lengths)
+    return run_and_tabulate(sweep, args, lambda: report(args.out, lengths, copy_lengths))
 
 
 if __name__ == "__main__":
