@@ -218,7 +218,7 @@ def copy_table(rows: list[dict[str, Any]], lengths: tuple[int, ...]) -> str:
                 detail = "diverged"
             else:
                 baseline = 10 * math.log(8) / (length + 20)
-                detail = f"loss {loss / baseline:.2g} x baseline"
+                detail = f"loss {loss / baseline:.2f} x baseline"
                 if recalled is not None:
                     detail += f", {100 * recalled:.0f}% recalled"
             cells.append(f"{row['solved']}/{row['runs']} ({detail})")
