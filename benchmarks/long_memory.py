@@ -25,6 +25,7 @@ resumes where the last one stopped (a run cut short starts again), and
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 from collections.abc import Iterator
@@ -294,14 +295,27 @@ def report(out: Path, lengths: list[int], copy_lengths: tuple[int, ...] = ()) ->
     return table
 
 
+def _lengths(text: str) -> tuple[int, ...]:
+    """Comma-separated sequence lengths (``""``: none)."""
+    try:
+        lengths = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected lengths such as 200,1000, got {text!r}"
+        ) from None
+    if any(length < 2 for length in lengths):
+        raise argparse.ArgumentTypeError(f"lengths must be >= 2, got {text!r}")
+    return lengths
+
+
 def main(argv: list[str] | None = None) -> str:
     parser = sweep_parser(__doc__.splitlines()[0], out="benchmarks/results/long_memory",
                           seeds=3, steps=6000, hidden=64, batch=50, lr=1e-3)  # fmt: skip
-    parser.add_argument("--lengths", default="200,1000,2000")
-    parser.add_argument("--copy", default="", help="the copy problem's lengths, e.g. 500")
+    parser.add_argument("--lengths", type=_lengths, default="200,1000,2000")
+    parser.add_argument("--copy", type=_lengths, default="",
+                        help="the copy problem's lengths, e.g. 500")  # fmt: skip
     args = parser.parse_args(argv)
-    lengths = [int(v) for v in args.lengths.split(",")]
-    copy_lengths = tuple(int(v) for v in args.copy.split(",") if v.strip())
+    lengths, copy_lengths = list(args.lengths), args.copy
     sweep = build(lengths, args.seeds, args.steps, args.hidden, args.batch, args.lr, copy_lengths)
     return run_and_tabulate(sweep, args, lambda: report(args.out, lengths, copy_lengths))
 
