@@ -505,6 +505,18 @@ def test_long_memory_benchmark_on_a_tiny_budget(tmp_path: Path) -> None:
     assert not [c for c in full if c.seq_len == 2000 and c.cell == "lru" and c.r_min is None]
 
 
+@pytest.mark.parametrize("option", [["--copy", "abc"], ["--lengths", "200,x"], ["--copy", "1"]])
+def test_long_memory_benchmark_refuses_a_bad_length_list(
+    option: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    module = load_benchmark("long_memory")
+    with pytest.raises(SystemExit) as stopped:
+        module.main(["--out", str(tmp_path), "--report-only", *option])
+    assert stopped.value.code == 2
+    assert f"argument {option[0]}:" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
 def test_gradient_reach_reads_the_last_profile_of_each_run(tmp_path: Path) -> None:
     """The long-memory report's reach: log10 |dL/dh_1|/|dL/dh_T| at the last recorded
     profile, or the first step with a gradient where dL/dh_1 is zero in float32; the
