@@ -12,8 +12,8 @@ the LRU's modes that keep a signal over T steps; the copy problem's outcomes) an
 long_memory.png. ``--copy 500`` adds the copy problem at T = 500 (none by default):
 every model of the adding problem with the same budget, its ``T`` in place of the
 adding problem's for chrono's gates and the LRU's ring, tabulated beside the rest
-(about 8 hours on two cores; its one run so far, on a GPU, is in
-``results/long_memory/copy_500_h200.txt``).
+(about four CPU-hours; its runs are committed with the rest, and an earlier run
+on a GPU is quoted in ``results/long_memory/copy_500_h200.txt``).
 
 Run: ``.venv/bin/python benchmarks/long_memory.py [--workers N]`` (defaults: hidden 64,
 6000 Adam steps of batch 50, lr 1e-3, 3 seeds; hours on 2 cores). It writes into
