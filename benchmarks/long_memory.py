@@ -28,7 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -122,6 +122,20 @@ def build(
 
 
 _DIVERGED = 1.0  # where a diverged run's loss is drawn (the baseline is 1/6)
+_BLOWN_UP = 1e3  # a median loss above this, thousands of times either task's baseline, blew up
+
+
+def _outcome(row: dict[str, Any], loss_text: Callable[[float], str]) -> str:
+    """A summary row's cell: solved runs and the median solve step, or the median final
+    loss as ``loss_text`` writes it (marked as diverged where it blew up)."""
+    steps, loss = row["median_steps_to_solve"], row["median_final_loss"]
+    if steps:
+        detail = f"median {steps} steps"
+    elif loss is None:
+        detail = "diverged"
+    else:
+        detail = ("diverged, " if loss > _BLOWN_UP else "") + loss_text(loss)
+    return f"{row['solved']}/{row['runs']} ({detail})"
 
 
 def _reach(profile: Path) -> tuple[float, int] | None:
@@ -205,31 +219,23 @@ def copy_table(rows: list[dict[str, Any]], lengths: tuple[int, ...]) -> str:
     for name, model in MODELS.items():
         cells = []
         for length in lengths:
-            match = [r for r in rows if r["task"] == "copy" and r["seq_len"] == length
-                     and _matches(r, _model(model, length), "copy")]  # fmt: skip
+            wanted = _model(model, length)
+            match = [r for r in rows if r["seq_len"] == length and _matches(r, wanted, "copy")]
             if not match:
                 cells.append("—")
                 continue
-            row = match[0]
-            steps, loss = row["median_steps_to_solve"], row["median_final_loss"]
-            recalled = row["median_final_accuracy"]
-            if steps:
-                detail = f"median {steps} steps"
-            elif loss is None:
-                detail = "diverged"
-            else:
-                baseline = 10 * math.log(8) / (length + 20)
-                detail = f"loss {loss / baseline:.2f} x baseline"
-                if recalled is not None:
-                    detail += f", {100 * recalled:.0f}% recalled"
-            cells.append(f"{row['solved']}/{row['runs']} ({detail})")
+            baseline = 10 * math.log(8) / (length + 20)
+            recalled = match[0]["median_final_accuracy"]
+            recall = "" if recalled is None else f", {100 * recalled:.0f}% recalled"
+            cells.append(_outcome(
+                match[0], lambda v, b=baseline, r=recall: f"loss {v / b:.2f} x baseline{r}"
+            ))  # fmt: skip
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
 def report(out: Path, lengths: list[int], copy_lengths: tuple[int, ...] = ()) -> str:
-    rows = [r for r in sweep_summary(out) if r["task"] == "adding"]
-    copy_rows = [r for r in sweep_summary(out) if r["task"] == "copy"]
+    rows = sweep_summary(out)  # both tasks: _matches tells them apart
     lines = ["| model | " + " | ".join(f"T = {t}" for t in lengths) + " |",
              "| --- | " + " | ".join("---" for _ in lengths) + " |"]  # fmt: skip
     shares: dict[str, list[float]] = {}
@@ -245,21 +251,17 @@ def report(out: Path, lengths: list[int], copy_lengths: tuple[int, ...] = ()) ->
                 losses.setdefault(name, []).append(float("nan"))
                 continue
             row = match[0]
-            steps, loss = row["median_steps_to_solve"], row["median_final_loss"]
-            if steps:
-                detail = f"median {steps} steps"
-            elif loss is None:
-                detail = "diverged"
-            else:  # a loss a thousand times the adding problem's baseline (0.167) blew up
-                detail = ("diverged, " if loss > 1e3 else "") + f"final loss {loss:.3g}"
-            cells.append(f"{row['solved']}/{row['runs']} ({detail})")
+            loss = row["median_final_loss"]
+            cells.append(_outcome(row, lambda v: f"final loss {v:.3g}"))
             shares.setdefault(name, []).append(row["solved"] / row["runs"])
             # a diverged run is drawn at the top of the loss axis
-            losses.setdefault(name, []).append(_DIVERGED if loss is None or loss > 1e3 else loss)
+            losses.setdefault(name, []).append(
+                _DIVERGED if loss is None or loss > _BLOWN_UP else loss
+            )
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     table = "\n".join(lines) + "\n\n" + reach_table(out, lengths) + "\n" + modes_table(out, lengths)
     if copy_lengths:
-        table += "\n" + copy_table(copy_rows, copy_lengths)
+        table += "\n" + copy_table(rows, copy_lengths)
     (out / "long_memory.md").write_text(table)
 
     import matplotlib

@@ -17,16 +17,18 @@ __all__ = ["drawn", "resolve_device"]
 
 def drawn(
     *shape: int,
-    generator: torch.Generator,
+    generator: torch.Generator | None,
     dtype: torch.dtype,
     device: torch.device | str,
     uniform: bool = False,
 ) -> torch.Tensor:
-    """Standard normal (or, ``uniform``, U[0, 1)) numbers drawn from a CPU ``generator``
-    and moved to ``device``: the same numbers for the same seed on every device, which a
-    CUDA generator would not give."""
-    values = (torch.rand if uniform else torch.randn)(shape, generator=generator, dtype=dtype)
-    return values.to(device)
+    """Standard normal (or, ``uniform``, U[0, 1)) numbers drawn where ``generator`` lives
+    and moved to ``device`` (``None``: torch's global generator of ``device``). With a CPU
+    generator, the same numbers for the same seed on every device, which a CUDA generator
+    would not give."""
+    source = device if generator is None else generator.device
+    draw = torch.rand if uniform else torch.randn
+    return draw(shape, generator=generator, dtype=dtype, device=source).to(device)
 
 
 def resolve_device(name: str | torch.device | None) -> torch.device:

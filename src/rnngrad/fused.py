@@ -27,6 +27,7 @@ from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
 from rnngrad.cells import RecurrentLayout, layer_weights
+from rnngrad.devices import drawn
 from rnngrad.errors import InvalidInputError, NonFiniteInputError, ShapeError
 from rnngrad.forward_loops import GruSaved, LstmSaved, gru_layer_forward, lstm_layer_forward
 
@@ -317,9 +318,9 @@ def layer_forward(
                 keep = 1.0 - layout.dropout
                 shape = outputs[-1].shape
                 # drawn where the generator lives (the CPU by default), used where out is
-                draw = torch.rand(
-                    shape, generator=generator, dtype=out.dtype, device=generator.device
-                ).to(out.device)
+                draw = drawn(
+                    *shape, generator=generator, dtype=out.dtype, device=out.device, uniform=True
+                )
                 mask = (draw < keep).to(out.dtype) / keep
                 seq = out * (mask if packing is None else packing.pack(mask))
             else:

@@ -43,6 +43,7 @@ from torch.nn.utils.rnn import PackedSequence
 
 from rnngrad.bptt import backward_direction
 from rnngrad.cells import RecurrentLayout, describe_module, is_cell, layer_weights
+from rnngrad.devices import drawn
 from rnngrad.errors import InvalidInputError, ShapeError, calling_user_code
 from rnngrad.fused import (
     FUSED_KERNELS,
@@ -186,10 +187,10 @@ class StepRecorder:
             last = layer == layout.num_layers - 1
             if module.training and layout.dropout > 0 and not last:
                 keep = 1.0 - layout.dropout
-                source = self.generator.device if self.generator is not None else out.device
-                draw = torch.rand(
-                    out.shape, generator=self.generator, dtype=out.dtype, device=source
-                ).to(out.device)
+                draw = drawn(
+                    *out.shape, generator=self.generator, dtype=out.dtype, device=out.device,
+                    uniform=True,
+                )  # fmt: skip
                 seq = out * ((draw < keep).to(out.dtype) / keep)
             else:
                 seq = out
