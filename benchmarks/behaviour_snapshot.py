@@ -34,37 +34,87 @@ COMMANDS: dict[str, list[str]] = {
     "scalar-long": ["scalar", "--a", "0.5", "--steps", "2000", "--input-seed", "0", "--json"],
     "spectrum-nonnormal": ["spectrum", "--example", "nonnormal", "--json"],
     "spectrum-random": [
-        "spectrum", "--example", "random", "--hidden", "32", "--radius", "1.1", "--seed", "3",
+        "spectrum",
+        "--example",
+        "random",
+        "--hidden",
+        "32",
+        "--radius",
+        "1.1",
+        "--seed",
+        "3",
         "--json",
-    ],  # fmt: skip
+    ],
     "profile-lstm": [
-        "profile", "--model", "lstm:input=4,hidden=16,layers=2,bidirectional=true",
-        "--random-input", "3,40", "--dtype", "float64", "--json",
-    ],  # fmt: skip
+        "profile",
+        "--model",
+        "lstm:input=4,hidden=16,layers=2,bidirectional=true",
+        "--random-input",
+        "3,40",
+        "--dtype",
+        "float64",
+        "--json",
+    ],
     "profile-gru-fused": [
-        "profile", "--model", "gru:input=3,hidden=8", "--random-input", "2,30", "--route", "fused",
+        "profile",
+        "--model",
+        "gru:input=3,hidden=8",
+        "--random-input",
+        "2,30",
+        "--route",
+        "fused",
         "--json",
-    ],  # fmt: skip
+    ],
     "profile-rnn-sum": [
-        "profile", "--model", "rnn:input=3,hidden=12", "--random-input", "2,25", "--loss", "sum",
+        "profile",
+        "--model",
+        "rnn:input=3,hidden=12",
+        "--random-input",
+        "2,25",
+        "--loss",
+        "sum",
         "--json",
-    ],  # fmt: skip
+    ],
     "lyapunov-random": ["lyapunov", "--random", "20", "--gain", "3", "--steps", "300", "--json"],
     "lyapunov-lstm": [
-        "lyapunov", "--model", "lstm:input=3,hidden=6", "--steps", "200", "--json",
-    ],  # fmt: skip
+        "lyapunov",
+        "--model",
+        "lstm:input=3,hidden=6",
+        "--steps",
+        "200",
+        "--json",
+    ],
     "train-rnn": [
-        "train", "--task", "adding", "--cell", "rnn", "--seq-len", "20", "--hidden", "8",
-        "--steps", "30", "--batch", "8", "--json", "--out", "{tmp}/run",
-    ],  # fmt: skip
+        "train",
+        "--task",
+        "adding",
+        "--cell",
+        "rnn",
+        "--seq-len",
+        "20",
+        "--hidden",
+        "8",
+        "--steps",
+        "30",
+        "--batch",
+        "8",
+        "--json",
+        "--out",
+        "{tmp}/run",
+    ],
 }
 
 REPORTS: dict[str, list[str]] = {
     "report-quick": ["report", "--quick", "--out", "{tmp}/page", "--force"],
     "report-model": [
-        "report", "--quick", "--model", "gru:input=3,hidden=8,layers=2", "--out", "{tmp}/page",
+        "report",
+        "--quick",
+        "--model",
+        "gru:input=3,hidden=8,layers=2",
+        "--out",
+        "{tmp}/page",
         "--force",
-    ],  # fmt: skip
+    ],
 }
 
 # A temporary folder's name, in what a command printed.
@@ -102,11 +152,7 @@ def record(folder: Path, full: bool, only: list[str]) -> None:
 
 def _strip(value: Any) -> Any:
     if isinstance(value, dict):
-        return {
-            key: _strip(item)
-            for key, item in value.items()
-            if key not in VOLATILE
-        }
+        return {key: _strip(item) for key, item in value.items() if key not in VOLATILE}
     if isinstance(value, list):
         return [_strip(item) for item in value]
     return value

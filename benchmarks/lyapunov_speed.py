@@ -11,7 +11,7 @@ the faster of the two is the baseline. Cases: random tanh networks
 (hidden 128, state 256, PyTorch's initialisation, zero input); full spectrum,
 T = 2000, float64, ``--batch`` trajectories (2) from the same initial states
 and bases on both sides, 1 thread on both sides (BLAS and torch), interleaved
-repetitions, medians. Ours is :func:`rnngrad.lyapunov.lyapunov_spectrum` with
+repetitions, medians. Ours is :func:`rnngrad.lyapunov.spectrum.lyapunov_spectrum` with
 its defaults (``reorth="auto"``, Householder, the trajectories batched) and
 ``warmup=0`` (the textbook has none). Accuracy: a chaotic trajectory computed
 by two libraries parts after a few hundred steps, so the exponents are compared
@@ -48,8 +48,8 @@ from numpy.typing import NDArray  # noqa: E402
 from torch import nn  # noqa: E402
 from torch.func import jacrev  # noqa: E402
 
-from rnngrad.dynamics import ModuleDynamics  # noqa: E402
-from rnngrad.lyapunov import lyapunov_spectrum, random_tanh_network  # noqa: E402
+from rnngrad.lyapunov.dynamics import ModuleDynamics  # noqa: E402
+from rnngrad.lyapunov.spectrum import lyapunov_spectrum, random_tanh_network  # noqa: E402
 
 Array = NDArray[np.float64]
 
@@ -125,7 +125,7 @@ def textbook_lstm(weights: dict[str, Array], state: Array, basis: Array, steps: 
 def starting_points(module: nn.Module, batch: int, seed: int) -> tuple[Array, Array]:
     """The initial states ``(B, n)`` and bases ``(B, n, n)`` that
     ``lyapunov_spectrum(warmup=0, batch=B, seed=seed)`` draws."""
-    from rnngrad.lyapunov import _random_orthonormal
+    from rnngrad.lyapunov.spectrum import _random_orthonormal
 
     dynamics = ModuleDynamics(module)
     generator = torch.Generator().manual_seed(seed)

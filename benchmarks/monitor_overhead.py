@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from rnngrad import GradientMonitor
-from rnngrad.monitor import GradientWarning
+from rnngrad.monitor.monitor import GradientWarning
 
 
 class Classifier(nn.Module):

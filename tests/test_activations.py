@@ -20,7 +20,7 @@ from rnngrad import (
     register_activation,
     saturation,
 )
-from rnngrad.activations import _REGISTRY
+from rnngrad.theory.activations import _REGISTRY
 
 from .reference import TORCH_ACTIVATIONS, central_difference, relative_error
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from rnngrad.batch_means import window_statistics
-from rnngrad.lyapunov import lyapunov_spectrum, random_tanh_network
+from rnngrad.lyapunov.batch_means import window_statistics
+from rnngrad.lyapunov.spectrum import lyapunov_spectrum, random_tanh_network
 
 
 def _ar1(phi: float, seeds: int, batch: int, steps: int, rng: np.random.Generator) -> np.ndarray:

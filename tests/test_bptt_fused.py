@@ -10,10 +10,10 @@ from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from rnngrad import gradient_profile
-from rnngrad.bptt import backward_direction
 from rnngrad.cells import LayerWeights
 from rnngrad.errors import InvalidInputError
-from rnngrad.fused import FUSED_KERNELS
+from rnngrad.profile.fused_forward import FUSED_KERNELS
+from rnngrad.profile.recursion import backward_direction
 
 GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}
 TOLERANCE = 1e-12

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from rnngrad.finite_time import decay_beside_lyapunov
-from rnngrad.lyapunov import lyapunov_spectrum
-from rnngrad.meanfield import mean_field_lambda1
-from rnngrad.spec import build_module, parse_spec
+from rnngrad.io.spec import build_module, parse_spec
+from rnngrad.lyapunov.finite_time import decay_beside_lyapunov
+from rnngrad.lyapunov.spectrum import lyapunov_spectrum
+from rnngrad.theory.meanfield import mean_field_lambda1
 
 from .test_cli import run, strict_json
 

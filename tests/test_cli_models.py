@@ -12,7 +12,7 @@ from torch import nn
 
 from rnngrad import gradient_profile
 from rnngrad.errors import InvalidInputError
-from rnngrad.usermodel import ModelLoadError, build_user_model, is_user_model
+from rnngrad.io.usermodel import ModelLoadError, build_user_model, is_user_model
 
 from .examples_loader import EXAMPLES, load_example
 from .test_cli import run, strict_json
@@ -232,7 +232,7 @@ def test_lyapunov_of_a_models_submodules() -> None:
     of the classifier's bidirectional LSTM; both as the Python API computes them."""
     import torch as _torch
 
-    from rnngrad.lyapunov import lyapunov_spectrum
+    from rnngrad.lyapunov.spectrum import lyapunov_spectrum
 
     common = ["--steps", "60", "--warmup", "10", "--batch", "2", "--json"]
     done = run(
@@ -290,7 +290,7 @@ def test_lengths_pack_a_specs_input(tmp_path: Path) -> None:
     """--lengths FILE packs the input of a spec's module: the API's packed profile."""
     from torch.nn.utils.rnn import pack_padded_sequence
 
-    from rnngrad.spec import build_module, parse_spec
+    from rnngrad.io.spec import build_module, parse_spec
 
     spec = "gru:input=3,hidden=4,layers=2,bidirectional=true"
     x = torch.randn(9, 3, 3, generator=torch.Generator().manual_seed(0))

@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import save_file
 
 from rnngrad import gradient_profile
-from rnngrad.spec import build_module, parse_spec
+from rnngrad.io.spec import build_module, parse_spec
 
 from .test_cli import run, strict_json
 

@@ -15,14 +15,12 @@ import torch
 from torch import nn
 
 import rnngrad
-from rnngrad.report.figures import Figure, plotly_spec
-from rnngrad.report.result_figures import (
-    jacobian_figure,
-    lyapunov_figure,
-    profile_figure,
-    scalar_figure,
-    spectrum_figures,
-)
+from rnngrad.lyapunov.result import lyapunov_figure
+from rnngrad.profile.result import profile_figure
+from rnngrad.show.figure import Figure, plotly_spec
+from rnngrad.theory.jacobians import jacobian_figure
+from rnngrad.theory.scalar import scalar_figure
+from rnngrad.theory.spectrum import spectrum_figures
 
 
 def plotly_data(figure: Figure) -> list[dict[str, object]]:

@@ -9,8 +9,8 @@ import torch
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from rnngrad.cells import LayerWeights
-from rnngrad.forward_loops import GruSaved, LstmSaved, gru_layer_forward, lstm_layer_forward
-from rnngrad.fused import FUSED_KERNELS
+from rnngrad.profile.forward_loops import GruSaved, LstmSaved, gru_layer_forward, lstm_layer_forward
+from rnngrad.profile.fused_forward import FUSED_KERNELS
 
 CASES = [
     (kind, proj, bias, packed)

@@ -10,16 +10,26 @@ from pathlib import Path
 import pytest
 
 from rnngrad.errors import InvalidInputError
-from rnngrad.report.i18n import catalog, fields, language, t
+from rnngrad.show.i18n import catalog, fields, language, t
 
-REPORT = Path(__file__).resolve().parents[1] / "src" / "rnngrad" / "report"
+PACKAGE = Path(__file__).resolve().parents[1] / "src" / "rnngrad"
+
+
+def _translated_modules() -> list[Path]:
+    """Every module that passes messages through ``t``: the report's, and the results'
+    own figures."""
+    return [
+        path
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if "from rnngrad.show.i18n import" in path.read_text() or path.name == "i18n.py"
+    ]
 
 
 def messages_in_code() -> list[str]:
-    """The first argument of every call ``t(...)`` in the report's modules; each must be
+    """The first argument of every call ``t(...)`` in the translated modules; each must be
     a string literal, or no catalog could hold it."""
     found = []
-    for path in sorted(REPORT.glob("*.py")):
+    for path in _translated_modules():
         for node in ast.walk(ast.parse(path.read_text())):
             if (
                 isinstance(node, ast.Call)
@@ -50,7 +60,7 @@ def test_every_message_has_a_korean_counterpart_with_the_same_fields() -> None:
 
 def test_the_language_switches_the_messages_not_the_numbers() -> None:
     from rnngrad.report.teaching import scalar_explanation
-    from rnngrad.scalar import scalar_chain_rule
+    from rnngrad.theory.scalar import scalar_chain_rule
 
     result = scalar_chain_rule()
     english = scalar_explanation(result)

@@ -22,7 +22,7 @@ def test_a_missing_extra_names_its_install_command() -> None:
         require("no_such_pkg.sub", "lightning")
 
 
-@pytest.mark.filterwarnings("ignore::rnngrad.monitor.GradientWarning")
+@pytest.mark.filterwarnings("ignore::rnngrad.monitor.monitor.GradientWarning")
 def test_lightning_callback_in_a_20_step_fit(tmp_path: Path) -> None:
     """A 20-step ``Trainer.fit`` of a GRU classifier with the callback (every step, a loss
     that needs the labels): one record per step, at the trainer's global steps, and the

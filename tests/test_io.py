@@ -11,7 +11,7 @@ import torch
 from safetensors.numpy import save_file
 
 from rnngrad import InvalidInputError, UnsafeFileError, WeightFileError, load_array
-from rnngrad.io import parse_float_list
+from rnngrad.io.files import parse_float_list
 
 
 class Payload:

@@ -676,7 +676,7 @@ def test_runs_that_differ_only_in_their_readout_are_told_apart(tmp_path: Path) -
     """``sweep --summary`` and the report's remedies section group by the same fields
     (one list), the read-out among them, and the report names the one that differs."""
     from rnngrad.lab.records import write_table
-    from rnngrad.report.lab import _labels
+    from rnngrad.report.sections.lab import _labels
 
     common = {"task": "digits", "seq_len": 64, "cell": "gru", "init": "default",
               "clip": "norm:1.0", "solved": False, "final_loss": 1.0}  # fmt: skip

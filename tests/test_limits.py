@@ -207,14 +207,14 @@ def test_warnings_of_a_failed_command_are_held_back(
     """Regression: RuntimeWarning lines came before the error line."""
     import warnings
 
-    import rnngrad.scalar
+    import rnngrad.theory.scalar
     from rnngrad.cli import main
 
     def noisy(*args: object, **kwargs: object) -> None:
         warnings.warn("overflow encountered in exp", RuntimeWarning, stacklevel=1)
         raise InvalidInputError("the real problem")
 
-    monkeypatch.setattr(rnngrad.scalar, "scalar_chain_rule", noisy)
+    monkeypatch.setattr(rnngrad.theory.scalar, "scalar_chain_rule", noisy)
     with pytest.raises(SystemExit) as exited:
         main(["scalar"])
     assert exited.value.code == 2
@@ -230,8 +230,8 @@ def test_long_messages_stay_on_one_line() -> None:
 def test_the_api_raises_typed_errors() -> None:
     from rnngrad import GradientMonitor, lyapunov_spectrum
     from rnngrad.lab.config import TrainConfig
-    from rnngrad.scalar import scalar_inputs
-    from rnngrad.spectrum import default_transient_steps, example_matrix, transient_growth
+    from rnngrad.theory.scalar import scalar_inputs
+    from rnngrad.theory.spectrum import default_transient_steps, example_matrix, transient_growth
 
     with pytest.raises(ResourceError):
         scalar_inputs(10**10)

@@ -11,15 +11,15 @@ import torch
 from torch import nn
 from torch.func import jacrev
 
-from rnngrad.dynamics import CellDynamics, ModuleDynamics
 from rnngrad.errors import InvalidInputError, NumericalError, ShapeError
-from rnngrad.finite_time import finite_time_spectrum
-from rnngrad.lyapunov import (
+from rnngrad.lyapunov.dynamics import CellDynamics, ModuleDynamics
+from rnngrad.lyapunov.finite_time import finite_time_spectrum
+from rnngrad.lyapunov.spectrum import (
     kaplan_yorke_dimension,
     lyapunov_spectrum,
     student_t_975,
 )
-from rnngrad.meanfield import mean_field_lambda1
+from rnngrad.theory.meanfield import mean_field_lambda1
 
 MODULES = {
     "rnn_tanh": lambda: nn.RNN(3, 5, num_layers=2),

@@ -10,9 +10,9 @@ import pytest
 import torch
 from torch import nn
 
-from rnngrad.dynamics import CellDynamics
 from rnngrad.errors import InvalidInputError
-from rnngrad.lyapunov import lyapunov_spectrum
+from rnngrad.lyapunov.dynamics import CellDynamics
+from rnngrad.lyapunov.spectrum import lyapunov_spectrum
 
 from .examples_loader import load_example
 
@@ -144,7 +144,7 @@ def test_finite_time_spectrum_of_one_direction_equals_that_direction_as_its_own_
     """The reverse direction of a bidirectional LSTM's first layer, driven by i.i.d. inputs,
     is the unidirectional LSTM with the reverse weights: the same finite-time singular
     values of dh_T/dh_k for every k."""
-    from rnngrad.finite_time import finite_time_spectrum
+    from rnngrad.lyapunov.finite_time import finite_time_spectrum
 
     torch.manual_seed(11)
     both = torch.nn.LSTM(3, 4, num_layers=2, bidirectional=True).double()

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from rnngrad import GradientMonitor
-from rnngrad.monitor import GradientWarning, MonitorEvent, default_color_range, heat_map
+from rnngrad.monitor.monitor import GradientWarning, MonitorEvent, default_color_range, heat_map
 
 
 class Model(nn.Module):
@@ -57,7 +57,7 @@ def test_monitor_never_changes_training() -> None:
         assert torch.equal(a, b)
 
 
-@pytest.mark.filterwarnings("ignore::rnngrad.monitor.GradientWarning")
+@pytest.mark.filterwarnings("ignore::rnngrad.monitor.monitor.GradientWarning")
 def test_fixed_schedule() -> None:
     model = nn.GRU(3, 4)
     monitor = GradientMonitor(model, every=3)
@@ -81,7 +81,7 @@ def _run_with_costs(costs: list[float], step_seconds: float, steps: int) -> Grad
     model = nn.RNN(3, 4)
     monitor = GradientMonitor(model, overhead=0.05, clock=clock)
     x = torch.randn(5, 2, 3)
-    import rnngrad.monitor as monitor_module
+    import rnngrad.monitor.monitor as monitor_module
 
     real_profile = monitor_module.gradient_profile
     taken = 0

@@ -9,13 +9,13 @@ import pytest
 import torch
 from torch import nn
 
-from rnngrad.lyapunov import lyapunov_spectrum, random_tanh_network
-from rnngrad.orthonormal import (
+from rnngrad.lyapunov.orthonormal import (
     MAX_INTERVAL,
     ROUNDING_TOLERANCE,
     log_abs_diag_qr,
     next_interval,
 )
+from rnngrad.lyapunov.spectrum import lyapunov_spectrum, random_tanh_network
 
 
 def _matrices(batch: int, n: int, k: int, condition: float, seed: int) -> torch.Tensor:

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from rnngrad import gradient_profile
-from rnngrad.lyapunov import lyapunov_spectrum
+from rnngrad.lyapunov.spectrum import lyapunov_spectrum
 
 from .cell_reference import cell_reference
 

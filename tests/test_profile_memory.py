@@ -18,7 +18,7 @@ import json, torch
 from torch import nn
 from rnngrad import gradient_profile
 from rnngrad.cells import describe_module
-from rnngrad.fused import profile_memory_estimate
+from rnngrad.profile.fused_forward import profile_memory_estimate
 
 def resident(field):
     for line in open("/proc/self/status"):

@@ -15,7 +15,7 @@ from torch.nn.utils.rnn import pack_padded_sequence
 
 from rnngrad import GradientMonitor, gradient_profile
 from rnngrad.errors import InvalidInputError, ShapeError
-from rnngrad.monitor import GradientWarning
+from rnngrad.monitor.monitor import GradientWarning
 
 from .cell_reference import cell_reference
 from .examples_loader import load_example

@@ -10,7 +10,7 @@ from torch import nn
 
 from rnngrad import GradientMonitor, gradient_profile
 from rnngrad.errors import InvalidInputError
-from rnngrad.profile import gradient_profiles
+from rnngrad.profile.front import gradient_profiles
 
 from .cell_reference import cell_reference
 from .examples_loader import load_example
@@ -203,7 +203,7 @@ def test_a_bidirectional_module_stepped_is_refused() -> None:
         gradient_profile(Stepper(), torch.randn(4, 1, 2), loss=lambda out: out.sum())
 
 
-@pytest.mark.filterwarnings("ignore::rnngrad.monitor.GradientWarning")
+@pytest.mark.filterwarnings("ignore::rnngrad.monitor.monitor.GradientWarning")
 def test_the_monitor_follows_a_decoder() -> None:
     torch.manual_seed(1)
     model = SteppedDecoder()

@@ -225,9 +225,9 @@ def test_page_renders_in_chromium_and_the_explorer_matches_python(
     np.testing.assert_allclose(bound, expected.log10_bound, rtol=1e-9, atol=1e-9)
     # The matrix explorer against rnngrad: eigenvalues, ||W^j|| and ||dh_T/dh_k|| of the
     # linear and the tanh network on the page's inputs.
-    from rnngrad.jacobians import elman_jacobian_products
     from rnngrad.report.build import explorer_matrix, matrix_explorer_inputs
-    from rnngrad.spectrum import recurrent_spectrum, transient_growth
+    from rnngrad.theory.jacobians import elman_jacobian_products
+    from rnngrad.theory.spectrum import recurrent_spectrum, transient_growth
 
     W = explorer_matrix(0.7, 0.97, 6.0)
     eigenvalues = recurrent_spectrum(W).eigenvalues
@@ -270,7 +270,7 @@ def test_a_model_whose_exponents_are_not_numbers_gets_no_borrowed_verdict() -> N
 
 
 def test_long_titles_wrap_and_log_axes_use_powers_of_ten() -> None:
-    from rnngrad.report.figures import Figure, plotly_spec, wrap_title
+    from rnngrad.show.figure import Figure, plotly_spec, wrap_title
 
     title = "per-time-step gradient ||dL/dh_t|| of every layer and direction of the model"
     lines = wrap_title(title, 30).split("<br>")
@@ -367,7 +367,7 @@ def test_the_remedies_section_draws_median_curves_bands_and_shares(tmp_path: Pat
     solved share, several T give lines against T; the spectral radius over training too."""
     import csv
 
-    from rnngrad.report.lab import _Run, _series, lab_section
+    from rnngrad.report.sections.lab import _Run, _series, lab_section
 
     folder = _tiny_sweep(tmp_path / "one", [6])
     section = lab_section(folder)
@@ -416,7 +416,7 @@ def test_the_derivation_carries_the_examples_own_numbers(report: Path) -> None:
     the textbook example, recomputed here by hand, and its product dy/dh_1."""
     import math
 
-    from rnngrad.scalar import TEXTBOOK_EXAMPLE
+    from rnngrad.theory.scalar import TEXTBOOK_EXAMPLE
 
     results = json.loads((report / "results.json").read_text())
     text = results["sections"]["scalar"]["explanation"]

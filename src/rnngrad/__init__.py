@@ -2,13 +2,13 @@
 
 The public face. Each name is defined in the module named after its idea:
 
-- :mod:`rnngrad.scalar`: the scalar RNN's chain rule, its bound, phase diagrams.
-- :mod:`rnngrad.activations`: ``phi``, ``phi'``, ``gamma = sup|phi'|``, saturation.
-- :mod:`rnngrad.spectrum`: eigen- and singular values of ``W_hh``, transient growth.
-- :mod:`rnngrad.jacobians`: exact Jacobian products of an Elman RNN.
-- :mod:`rnngrad.profile`, :mod:`rnngrad.monitor`: per-time-step gradients of
+- :mod:`rnngrad.theory.scalar`: the scalar RNN's chain rule, its bound, phase diagrams.
+- :mod:`rnngrad.theory.activations`: ``phi``, ``phi'``, ``gamma = sup|phi'|``, saturation.
+- :mod:`rnngrad.theory.spectrum`: eigen- and singular values of ``W_hh``, transient growth.
+- :mod:`rnngrad.theory.jacobians`: exact Jacobian products of an Elman RNN.
+- :mod:`rnngrad.profile.front`, :mod:`rnngrad.monitor.monitor`: per-time-step gradients of
   PyTorch models, and a training-loop monitor.
-- :mod:`rnngrad.dynamics`, :mod:`rnngrad.lyapunov`, :mod:`rnngrad.meanfield`:
+- :mod:`rnngrad.lyapunov.dynamics`, :mod:`rnngrad.lyapunov.spectrum`, :mod:`rnngrad.theory.meanfield`:
   Lyapunov spectra and the mean-field theory of random networks.
 - :mod:`rnngrad.verdict`: the rules behind "vanishing", "exploding", "neither".
 - :mod:`rnngrad.logspace`: numbers carried as ``(sign, log10|value|)``.
@@ -17,14 +17,6 @@ The public face. Each name is defined in the module named after its idea:
 
 from typing import TYPE_CHECKING, Any
 
-from rnngrad.activations import (
-    Activation,
-    Saturation,
-    activation_names,
-    get_activation,
-    register_activation,
-    saturation,
-)
 from rnngrad.errors import (
     InvalidInputError,
     MissingExtraError,
@@ -36,16 +28,24 @@ from rnngrad.errors import (
     UnsafeFileError,
     WeightFileError,
 )
-from rnngrad.io import load_array
-from rnngrad.jacobians import (
+from rnngrad.io.files import load_array
+from rnngrad.logspace import format_signed_log10, to_float
+from rnngrad.theory.activations import (
+    Activation,
+    Saturation,
+    activation_names,
+    get_activation,
+    register_activation,
+    saturation,
+)
+from rnngrad.theory.jacobians import (
     ElmanTrajectory,
     JacobianProducts,
     elman_forward,
     elman_jacobian_products,
 )
-from rnngrad.logspace import format_signed_log10, to_float
-from rnngrad.meanfield import MeanFieldPrediction, mean_field_lambda1
-from rnngrad.scalar import (
+from rnngrad.theory.meanfield import MeanFieldPrediction, mean_field_lambda1
+from rnngrad.theory.scalar import (
     TEXTBOOK_EXAMPLE,
     ScalarChainRule,
     ScalarPhaseDiagram,
@@ -53,7 +53,7 @@ from rnngrad.scalar import (
     scalar_inputs,
     scalar_phase_diagram,
 )
-from rnngrad.spectrum import (
+from rnngrad.theory.spectrum import (
     RecurrentSpectrum,
     TransientGrowth,
     example_matrix,
@@ -74,44 +74,44 @@ __version__ = "0.1.0"
 # The parts built on torch load on first use, so that `import rnngrad` (and the
 # numpy-only commands) stay fast.
 _LAZY = {
-    "GradientProfile": "rnngrad.profile",
-    "LayerProfile": "rnngrad.profile",
-    "gradient_profile": "rnngrad.profile",
-    "gradient_profiles": "rnngrad.profile",
-    "cell_gradient_profile": "rnngrad.cell_profile",
+    "GradientProfile": "rnngrad.profile.front",
+    "LayerProfile": "rnngrad.profile.front",
+    "gradient_profile": "rnngrad.profile.front",
+    "gradient_profiles": "rnngrad.profile.front",
+    "cell_gradient_profile": "rnngrad.profile.cell",
     "find_recurrent_modules": "rnngrad.cells",
     "RecurrentLayout": "rnngrad.cells",
     "describe_module": "rnngrad.cells",
     "find_recurrent_module": "rnngrad.cells",
-    "GradientMonitor": "rnngrad.monitor",
-    "LyapunovSpectrum": "rnngrad.lyapunov",
-    "FiniteTimeSpectrum": "rnngrad.finite_time",
-    "DecayComparison": "rnngrad.finite_time",
-    "lyapunov_spectrum": "rnngrad.lyapunov",
-    "finite_time_spectrum": "rnngrad.finite_time",
-    "decay_beside_lyapunov": "rnngrad.finite_time",
-    "ModuleDynamics": "rnngrad.dynamics",
-    "CellDynamics": "rnngrad.dynamics",
+    "GradientMonitor": "rnngrad.monitor.monitor",
+    "LyapunovSpectrum": "rnngrad.lyapunov.spectrum",
+    "FiniteTimeSpectrum": "rnngrad.lyapunov.finite_time",
+    "DecayComparison": "rnngrad.lyapunov.finite_time",
+    "lyapunov_spectrum": "rnngrad.lyapunov.spectrum",
+    "finite_time_spectrum": "rnngrad.lyapunov.finite_time",
+    "decay_beside_lyapunov": "rnngrad.lyapunov.finite_time",
+    "ModuleDynamics": "rnngrad.lyapunov.dynamics",
+    "CellDynamics": "rnngrad.lyapunov.dynamics",
 }
 
 if TYPE_CHECKING:
-    from rnngrad.cell_profile import cell_gradient_profile
     from rnngrad.cells import (
         RecurrentLayout,
         describe_module,
         find_recurrent_module,
         find_recurrent_modules,
     )
-    from rnngrad.dynamics import CellDynamics, ModuleDynamics
-    from rnngrad.finite_time import (
+    from rnngrad.lyapunov.dynamics import CellDynamics, ModuleDynamics
+    from rnngrad.lyapunov.finite_time import (
         DecayComparison,
         FiniteTimeSpectrum,
         decay_beside_lyapunov,
         finite_time_spectrum,
     )
-    from rnngrad.lyapunov import LyapunovSpectrum, lyapunov_spectrum
-    from rnngrad.monitor import GradientMonitor
-    from rnngrad.profile import (
+    from rnngrad.lyapunov.spectrum import LyapunovSpectrum, lyapunov_spectrum
+    from rnngrad.monitor.monitor import GradientMonitor
+    from rnngrad.profile.cell import cell_gradient_profile
+    from rnngrad.profile.front import (
         GradientProfile,
         LayerProfile,
         gradient_profile,

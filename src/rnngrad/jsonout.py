@@ -9,27 +9,21 @@ exactly zero; NaN and Infinity never appear (``json.dumps`` runs with
 from __future__ import annotations
 
 import json
-import math
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-from rnngrad.scalar import ScalarChainRule
-from rnngrad.spectrum import RecurrentSpectrum
+from rnngrad.logspace import finite_or_none
+from rnngrad.theory.scalar import ScalarChainRule
+from rnngrad.theory.spectrum import RecurrentSpectrum
 from rnngrad.verdict import GrowthVerdict, SpectrumVerdict
 
 if TYPE_CHECKING:  # these need torch; the numpy-only commands should not load it
-    from rnngrad.lyapunov_result import LyapunovSpectrum
-    from rnngrad.profile import GradientProfile
+    from rnngrad.lyapunov.result import LyapunovSpectrum
+    from rnngrad.profile.front import GradientProfile
 
-__all__ = ["dumps", "finite_or_none", "growth_verdict_json", "scalar_json", "spectrum_json"]
-
-
-def finite_or_none(value: float) -> float | None:
-    """``value`` as a float, or ``None`` if it is NaN or infinite."""
-    number = float(value)
-    return number if math.isfinite(number) else None
+__all__ = ["dumps", "growth_verdict_json", "scalar_json", "spectrum_json"]
 
 
 def _list(values: ArrayLike) -> list[float | None]:

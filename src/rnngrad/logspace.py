@@ -18,7 +18,13 @@ import math
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["LOG10_FLOAT_MAX", "LOG10_FLOAT_MIN", "format_signed_log10", "to_float"]
+__all__ = [
+    "LOG10_FLOAT_MAX",
+    "LOG10_FLOAT_MIN",
+    "finite_or_none",
+    "format_signed_log10",
+    "to_float",
+]
 
 #: log10 of the largest finite float64.
 LOG10_FLOAT_MAX = math.log10(np.finfo(np.float64).max)
@@ -60,3 +66,10 @@ def format_signed_log10(sign: float, log10_abs: float, digits: int = 4) -> str:
         exponent += 1
     text = f"{mantissa:.{digits - 1}f}e{exponent:+03d}"
     return ("-" if sign < 0 else "") + text
+
+
+def finite_or_none(value: float) -> float | None:
+    """``value`` as a float, or ``None`` if it is NaN or infinite (how output says "no
+    number": JSON, tables and the page never show NaN or infinity as if it were one)."""
+    number = float(value)
+    return number if math.isfinite(number) else None

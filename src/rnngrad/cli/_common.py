@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 
 from rnngrad import __version__
-from rnngrad.activations import activation_names
 from rnngrad.errors import InvalidInputError
 from rnngrad.logspace import format_signed_log10
+from rnngrad.theory.activations import activation_names
 
 # --device of every command that runs a model (sweep's workers have their own wording).
 DeviceOption = Annotated[

@@ -2,7 +2,7 @@
 
 ``--model`` is a fused module's spec (``lstm:input=8,hidden=64``) or a model of
 the user's own (``path/to/file.py:NAME`` or ``package.module:NAME`` with
-``--model-args``); see :mod:`rnngrad.usermodel`.
+``--model-args``); see :mod:`rnngrad.io.usermodel`.
 """
 
 from __future__ import annotations
@@ -87,8 +87,8 @@ def load_model(
 ) -> LoadedModel:
     """Build ``--model`` (and ``--model-args``) and load ``--state-dict`` into it, strictly;
     ``--model-args`` and ``--module`` are refused for a spec (it is one module)."""
-    from rnngrad.spec import build_module, load_state_dict, parse_spec
-    from rnngrad.usermodel import (
+    from rnngrad.io.spec import build_module, load_state_dict, parse_spec
+    from rnngrad.io.usermodel import (
         build_user_model,
         is_user_model,
         load_model_state,
@@ -116,7 +116,7 @@ def load_model(
 def load_model_inputs(loaded: LoadedModel, files: list[Path], dtype: torch.dtype) -> list[Any]:
     """The ``--input`` files: floats as ``dtype``; whole numbers (token ids) as int64 for a
     model of one's own, which may also take several arguments."""
-    from rnngrad.spec import load_input
+    from rnngrad.io.spec import load_input
 
     if len(files) > 1 and not loaded.is_user_model:
         raise InvalidInputError("a spec's module takes one --input")
@@ -127,7 +127,7 @@ def load_lengths(path: Path, batch: int) -> torch.Tensor:
     """``--lengths FILE``: int64 ``(B,)``."""
     import torch
 
-    from rnngrad.spec import load_input
+    from rnngrad.io.spec import load_input
 
     lengths = load_input(path, torch.float64, allow_integer=True, what="--lengths")
     if torch.is_floating_point(lengths):
@@ -192,7 +192,7 @@ def target_loss(kind: LossName, target: torch.Tensor) -> Any:
 
 def choose_loss(loss: LossName, target_file: Path | None, dtype: torch.dtype) -> Any:
     """The profile's ``loss=`` from ``--loss`` and ``--target``."""
-    from rnngrad.spec import load_input
+    from rnngrad.io.spec import load_input
 
     if loss in (LossName.last, LossName.sum):
         if target_file is not None:

@@ -52,8 +52,8 @@ def scalar(
 
     With no options it runs the three-step textbook example.
     """
-    from rnngrad.io import parse_float_list
-    from rnngrad.scalar import TEXTBOOK_EXAMPLE, scalar_chain_rule, scalar_inputs
+    from rnngrad.io.files import parse_float_list
+    from rnngrad.theory.scalar import TEXTBOOK_EXAMPLE, scalar_chain_rule, scalar_inputs
 
     _activation(activation)
     _finite(a=a, b=b, c=c, d=d, e=e, h0=h0)
@@ -161,8 +161,8 @@ def spectrum(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Eigen- and singular values of W_hh, transient growth, and both criteria's verdict."""
-    from rnngrad.io import load_array
-    from rnngrad.spectrum import example_matrix, recurrent_spectrum
+    from rnngrad.io.files import load_array
+    from rnngrad.theory.spectrum import example_matrix, recurrent_spectrum
 
     _activation(activation)
     _finite(radius=radius)

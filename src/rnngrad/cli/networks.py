@@ -155,7 +155,7 @@ def profile(
     """Per-time-step gradients ||dL/dh_t|| of every layer and direction of a recurrent model."""
     import torch
 
-    from rnngrad.profile import gradient_profile
+    from rnngrad.profile.front import gradient_profile
 
     if (not input_files) == (random_input is None):
         raise InvalidInputError("give exactly one of --input FILE and --random-input B,T")
@@ -316,9 +316,9 @@ def lyapunov(
     """Lyapunov spectrum of a recurrent network along its trajectories (QR method)."""
     import torch
 
-    from rnngrad.lyapunov import lyapunov_spectrum
-    from rnngrad.meanfield import mean_field_lambda1
-    from rnngrad.spec import load_input
+    from rnngrad.io.spec import load_input
+    from rnngrad.lyapunov.spectrum import lyapunov_spectrum
+    from rnngrad.theory.meanfield import mean_field_lambda1
 
     torch_dtype = torch.float64 if dtype == DtypeName.float64 else torch.float32
     if (model is None) == (random is None):
@@ -337,7 +337,7 @@ def lyapunov(
             raise InvalidInputError(f"--random N must be in 1..4096, got {random}")
         prediction = mean_field_lambda1(gain)
         mean_field = prediction.lambda1
-        from rnngrad.lyapunov import random_tanh_network
+        from rnngrad.lyapunov.spectrum import random_tanh_network
 
         network: torch.nn.Module = random_tanh_network(random, gain, seed=seed, dtype=torch_dtype)
         label = f"random tanh network, N = {random}, g = {gain:g}"

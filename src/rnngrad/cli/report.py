@@ -71,11 +71,11 @@ def report(
 
     from rnngrad.devices import resolve_device
     from rnngrad.report.build import build_sections
-    from rnngrad.report.i18n import verdict_word
     from rnngrad.report.page import page_title, prepare_folder, write_report
+    from rnngrad.show.i18n import verdict_word
 
     resolve_device(device)  # an absent device is refused before any work
-    from rnngrad.report.i18n import catalog
+    from rnngrad.show.i18n import catalog
 
     catalog(lang)  # an unknown language too
     prepare_folder(out, force)

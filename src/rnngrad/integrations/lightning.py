@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from rnngrad.extras import require
-from rnngrad.monitor import GradientMonitor, MonitorEvent
+from rnngrad.monitor.monitor import GradientMonitor, MonitorEvent
 
 _pl = require("lightning.pytorch", "lightning", what="lightning")
 

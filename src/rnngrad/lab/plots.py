@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from rnngrad.lab.result import TrainResult
     from rnngrad.lab.tasks import Task
-    from rnngrad.lab.train import TrainResult
 
 __all__ = ["plot_run"]
 

@@ -45,7 +45,7 @@ def gradient_norm_regularizer(
     Raises:
         InvalidInputError: another kind of module.
     """
-    from rnngrad.profile import gradient_profile
+    from rnngrad.profile.front import gradient_profile
 
     if not isinstance(rnn, nn.RNN) or rnn.num_layers != 1 or rnn.bidirectional or rnn.batch_first:
         raise InvalidInputError(

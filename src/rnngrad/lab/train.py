@@ -31,16 +31,14 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
 from rnngrad.atomic import FolderLock, atomic_write_with
-from rnngrad.display import Displayable, Summary, number
 from rnngrad.errors import InvalidInputError
-from rnngrad.jsonout import finite_or_none
 from rnngrad.lab.config import (
     TrainConfig,
     config_identity,
@@ -50,113 +48,13 @@ from rnngrad.lab.config import (
 from rnngrad.lab.models import (
     LabModel,
 )
+from rnngrad.lab.result import TrainResult
 from rnngrad.lab.tasks import Batch, Task
+from rnngrad.logspace import finite_or_none
 
-if TYPE_CHECKING:
-    from rnngrad.report.figures import Figure
-
-__all__ = ["TrainResult", "train"]
+__all__ = ["train"]
 
 Progress = Callable[[int, int, float], None]
-
-
-@dataclass(frozen=True, repr=False)
-class TrainResult(Displayable):
-    """The outcome of a run (the JSON summary).
-
-    Attributes:
-        config: the configuration.
-        final_loss: held-out loss at the end.
-        final_accuracy: held-out accuracy at the end, where the task has one.
-        baseline_loss: the task's memoryless baseline.
-        solved: the task's solved rule was met.
-        solved_at: the step at which it was, or ``None``.
-        steps: steps taken (the budget is ``config.steps``, ``step_budget`` in
-            the summary).
-        skipped_steps: steps skipped for a non-finite gradient norm.
-        clipped_steps: steps at which clipping acted.
-        wall_s: wall time of this process's part of the run.
-        resumed_from: the checkpoint's step when resumed, else ``None``.
-        device: where it ran; threads: torch's intra-op threads on a CPU.
-    """
-
-    config: TrainConfig
-    final_loss: float
-    final_accuracy: float | None
-    baseline_loss: float
-    solved: bool
-    solved_at: int | None
-    steps: int
-    skipped_steps: int
-    clipped_steps: int
-    wall_s: float
-    resumed_from: int | None = None
-    checkpoint_set_aside: str | None = None
-    task_seq_len: int | None = None
-    device: str = "cpu"
-    records: dict[str, list[dict[str, Any]]] = field(default_factory=dict, repr=False)
-    threads: int = 1
-
-    def summary(self) -> dict[str, Any]:
-        """The JSON summary: the contract's fields, then the rest of the configuration."""
-        config = asdict(self.config)
-        budget = config.pop("steps")
-        configured_length = config.pop("seq_len")
-        return {
-            "task": config.pop("task"),
-            "seq_len": self.task_seq_len or configured_length,
-            "cell": config.pop("cell"),
-            "init": config.pop("init"),
-            "clip": config.pop("clip"),
-            "final_loss": finite_or_none(self.final_loss),
-            "baseline_loss": self.baseline_loss,
-            "solved": self.solved,
-            "steps": self.steps,
-            "skipped_steps": self.skipped_steps,
-            "wall_s": round(self.wall_s, 3),
-            "final_accuracy": self.final_accuracy,
-            "solved_at": self.solved_at,
-            "clipped_steps": self.clipped_steps,
-            "resumed_from": self.resumed_from,
-            "step_budget": budget,
-            "checkpoint_set_aside": self.checkpoint_set_aside,
-            "device": self.device,
-            "threads": self.threads,
-            **config,
-        }
-
-    def _summary(self) -> Summary:
-        c = self.config
-        outcome = (f"solved at step {self.solved_at}" if self.solved
-                   else f"not solved in {self.steps} steps")  # fmt: skip
-        numbers = [
-            ("held-out loss", number(self.final_loss)),
-            ("memoryless baseline", number(self.baseline_loss)),
-            ("steps (budget)", f"{self.steps} ({c.steps})"),
-            ("clipped / skipped steps", f"{self.clipped_steps} / {self.skipped_steps}"),
-            ("wall time", f"{self.wall_s:.1f} s on {self.device}"),
-        ]
-        if self.final_accuracy is not None:
-            numbers.insert(1, ("held-out accuracy", f"{self.final_accuracy:.2%}"))
-        return Summary(
-            what=f"{c.task} T={self.task_seq_len or c.seq_len}, {c.cell}, init {c.init}, "
-            f"clip {c.clip}",
-            verdict="solved" if self.solved else "not solved",
-            sentence=f"{outcome}; held-out loss {number(self.final_loss)} against the "
-            f"memoryless baseline {number(self.baseline_loss)}.",
-            numbers=tuple(numbers),
-        )
-
-    def _columns(self) -> dict[str, Any]:
-        """One row per evaluation: step, held-out loss and accuracy, spectral radius."""
-        rows = self.records.get("evaluations", [])
-        keys = ("step", "loss", "accuracy", "spectral_radius")
-        return {key: [row.get(key) for row in rows] for key in keys}
-
-    def _figure(self, which: str | None = None) -> Figure:
-        from rnngrad.report.result_figures import training_figure
-
-        return training_figure(self)
 
 
 _CHECKPOINT_KEYS = frozenset(
@@ -229,7 +127,7 @@ def _train(
     progress: Progress | None,
     device: torch.device,
 ) -> TrainResult:
-    from rnngrad.profile import gradient_profile
+    from rnngrad.profile.front import gradient_profile
 
     started = time.perf_counter()
     checkpoint_path = folder / "checkpoint.pt"

@@ -29,15 +29,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from rnngrad.activations import get_activation
-from rnngrad.jsonout import finite_or_none, scalar_json
-from rnngrad.lyapunov import lyapunov_spectrum, random_tanh_network
-from rnngrad.meanfield import mean_field_lambda1
-from rnngrad.profile import gradient_profile
-from rnngrad.profile_result import LayerProfile
-from rnngrad.report.figures import Figure, Trace
-from rnngrad.report.i18n import growth_sentence, language, shown, t, verdict_word
-from rnngrad.report.lab import built_in_sweep, lab_section
+from rnngrad.jsonout import scalar_json
+from rnngrad.logspace import finite_or_none
+from rnngrad.lyapunov.result import lyapunov_trace
+from rnngrad.lyapunov.spectrum import lyapunov_spectrum, random_tanh_network
+from rnngrad.profile.front import gradient_profile
+from rnngrad.profile.result import LayerProfile, profile_traces
 from rnngrad.report.models import (
     ReportModel,
     default_models,
@@ -47,13 +44,8 @@ from rnngrad.report.models import (
     recurrent_module_of,
     state_size,
 )
-from rnngrad.report.result_figures import (
-    lyapunov_trace,
-    profile_traces,
-    scalar_figure,
-    spectrum_figures,
-)
 from rnngrad.report.section import Section
+from rnngrad.report.sections.lab import built_in_sweep, lab_section
 from rnngrad.report.teaching import (
     activation_explanation,
     lab_explanation,
@@ -62,8 +54,12 @@ from rnngrad.report.teaching import (
     scalar_explanation,
     spectrum_explanation,
 )
-from rnngrad.scalar import TEXTBOOK_EXAMPLE, scalar_chain_rule, scalar_inputs
-from rnngrad.spectrum import example_matrix, recurrent_spectrum
+from rnngrad.show.figure import Figure, Trace
+from rnngrad.show.i18n import growth_sentence, language, shown, t, verdict_word
+from rnngrad.theory.activations import get_activation
+from rnngrad.theory.meanfield import mean_field_lambda1
+from rnngrad.theory.scalar import TEXTBOOK_EXAMPLE, scalar_chain_rule, scalar_figure, scalar_inputs
+from rnngrad.theory.spectrum import example_matrix, recurrent_spectrum, spectrum_figures
 
 __all__ = [
     "EXPLORER_STEPS",
@@ -168,7 +164,7 @@ def _model_spectrum_section(
     """The spectrum section for the reader's model: the singular values of the product of
     its real state Jacobians ``dh_T/dh_k`` along a trajectory as the headline, and the
     fixed blocks of ``W_hh`` (one per gate) behind a selector."""
-    from rnngrad.finite_time import finite_time_spectrum
+    from rnngrad.lyapunov.finite_time import finite_time_spectrum
     from rnngrad.modern.base import DiagonalRecurrence
     from rnngrad.verdict import growth_verdict
 

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from rnngrad.dynamics import ModuleDynamics
+from rnngrad.lyapunov.dynamics import ModuleDynamics
 
 __all__ = [
     "ReportModel",

@@ -26,9 +26,10 @@ from typing import Any
 from rnngrad.atomic import disk_full_error
 from rnngrad.errors import InvalidInputError
 from rnngrad.report.build import Section
-from rnngrad.report.figures import hangul_fonts, plotly_spec, save_static
-from rnngrad.report.i18n import current_language, language, t
 from rnngrad.report.math import RENDER_MATH, asset, katex_head
+from rnngrad.show.draw import hangul_fonts, save_static
+from rnngrad.show.figure import plotly_spec
+from rnngrad.show.i18n import current_language, language, t
 
 # About what a report takes on disk (plotly.js inlined, PNG and SVG figures).
 _REPORT_BYTES = 12_000_000

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from rnngrad.report.figures import Figure
+from rnngrad.show.figure import Figure
 
 __all__ = ["Section"]
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnngrad.report.i18n import t
-from rnngrad.scalar import ScalarChainRule
+from rnngrad.show.i18n import t
+from rnngrad.theory.scalar import ScalarChainRule
 
 __all__ = [
     "activation_explanation",

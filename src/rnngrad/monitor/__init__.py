@@ -1,0 +1,13 @@
+"""The training-loop monitor (:mod:`~rnngrad.monitor.monitor`) and the writers it
+records to (:mod:`~rnngrad.monitor.writers`: TensorBoard, Weights & Biases, the heat
+map)."""
+
+from rnngrad.monitor.monitor import (
+    GradientMonitor,
+    GradientWarning,
+    MonitorEvent,
+    MonitorRecord,
+    ScalarWriter,
+)
+
+__all__ = ["GradientMonitor", "GradientWarning", "MonitorEvent", "MonitorRecord", "ScalarWriter"]

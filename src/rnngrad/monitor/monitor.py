@@ -1,0 +1,419 @@
+"""A training-loop monitor: the gradient profile every N steps, with warnings.
+
+One line in a training loop::
+
+    monitor = rnngrad.GradientMonitor(model, writer=summary_writer)   # once
+    for step, (x, y) in enumerate(loader):
+        ...
+        monitor.step(x)          # the added line: profiles on schedule
+
+``step`` profiles the model on the given batch with
+:func:`rnngrad.gradient_profile`, which builds its own autograd graph from
+leaves of its own: the model's ``.grad`` fields, the optimizer and the global
+RNG are left exactly as they were. By default the schedule adapts so that
+profiling takes at most ``overhead`` (5%) of the wall time: after each profile
+it waits until the training time since then is ``cost / overhead``.
+
+It keeps a history of summary records and, once per event (a layer turns
+vanishing or exploding, or its gradient becomes non-finite), issues one
+:class:`GradientWarning` located at the caller's line, passes a
+:class:`MonitorEvent` to ``on_warning`` when given, and logs it on the
+``rnngrad.monitor.monitor`` logger (shown only where the program configures logging).
+Given a writer it records scalars per layer and a layer-by-time heat map of
+``log10 ||dL/dh_t||`` on one colour scale for the whole run: a TensorBoard
+``SummaryWriter`` (``pip install 'rnngrad[tensorboard]'``) or a Weights & Biases
+run (``pip install 'rnngrad[wandb]'``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any, Literal, Protocol
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+from torch import nn
+
+from rnngrad.errors import InvalidInputError
+from rnngrad.profile.front import GradientProfile, LossSpec, gradient_profile
+from rnngrad.verdict import RATE_TOLERANCE
+
+__all__ = [
+    "GradientMonitor",
+    "GradientWarning",
+    "MonitorEvent",
+    "MonitorRecord",
+    "ScalarWriter",
+]
+
+logger = logging.getLogger("rnngrad.monitor")
+# A library's logger stays silent until the program configures logging: without a
+# handler of its own, Python's last-resort handler would print every record to stderr
+# beside the warning itself.
+logger.addHandler(logging.NullHandler())
+
+# rnngrad's own folder: the monitor lives one folder below it.
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The adaptive schedule spends at most this share of its budget, leaving the rest as
+# a margin for a profile dearer than the last three (see GradientMonitor's overhead).
+_AIM = 0.9
+
+
+class GradientWarning(UserWarning):
+    """A layer's gradient turned vanishing, exploding or non-finite."""
+
+
+class ScalarWriter(Protocol):
+    """What the monitor needs of ``torch.utils.tensorboard.SummaryWriter``."""
+
+    def add_scalar(self, tag: str, scalar_value: float, global_step: int) -> Any: ...
+
+    def add_image(
+        self, tag: str, img_tensor: Any, global_step: int, dataformats: str = ...
+    ) -> Any: ...
+
+
+@dataclass(frozen=True)
+class MonitorEvent:
+    """One change the monitor warns about.
+
+    Attributes:
+        step: the training step of the profile that saw it.
+        layer: the layer and direction's name (``"layer 0"``, ``"layer 1 reverse"``).
+        kind: ``"vanishing"``, ``"exploding"`` or ``"non-finite"``.
+        time_step: for ``"non-finite"``, the first time step ``t`` whose ``dL/dh_t``
+            is not finite; else ``None``.
+        message: the warning's text.
+    """
+
+    step: int
+    layer: str
+    kind: Literal["vanishing", "exploding", "non-finite"]
+    time_step: int | None
+    message: str
+
+
+@dataclass(frozen=True)
+class MonitorRecord:
+    """One profile taken during training.
+
+    Attributes:
+        step: the training step (the monitor's count of ``step`` calls unless given).
+        labels: verdict per layer and direction, in the profile's order.
+        log10_ratio, decay_rate, horizon, saturation: the summaries, same order.
+        log10_grad_norm: ``(layers * directions, T)``, the per-step profile.
+        seconds: the wall time of the monitor's call that took it (profile, warnings
+            and writer).
+        nonfinite_step: per layer, the first time step whose gradient is not finite.
+    """
+
+    step: int
+    names: tuple[str, ...]
+    labels: tuple[str, ...]
+    log10_ratio: tuple[float | None, ...]
+    decay_rate: tuple[float | None, ...]
+    horizon: tuple[int | None, ...]
+    saturation: tuple[float, ...]
+    log10_grad_norm: NDArray[np.float64]
+    seconds: float
+    nonfinite_step: tuple[int | None, ...] = ()
+
+
+class GradientMonitor:
+    """Profiles a recurrent model during training and warns when its gradients turn.
+
+    Args:
+        model: the model, or its recurrent module (see :func:`rnngrad.gradient_profile`).
+        every: profile every ``every`` calls of :meth:`step`; ``None`` adapts the
+            interval so that the monitor adds at most ``overhead`` to the run's wall time.
+        overhead: when ``every`` is None, the most the monitor may add to the wall time
+            of training, as a share of the time training itself takes (0.05: a run
+            that takes 100 s unmonitored takes at most 105 s). The account is kept for
+            the whole run, the first profile included, and a profile is taken only when
+            the run's total stays within ``0.9 * overhead`` after it, assuming it costs
+            as much as the dearest of the last three: the margin absorbs a profile that
+            costs more than those before it.
+        loss: the profile's loss: ``"last"``, ``"sum"``, or a callable, called as
+            ``loss(output)``, or as ``loss(output, y)`` when :meth:`step` is given ``y``.
+        module: the recurrent submodule's name, when the model has several.
+        writer: a TensorBoard ``SummaryWriter`` (anything with ``add_scalar`` and
+            ``add_image``) or a Weights & Biases run (anything with ``log``).
+        on_warning: called with a :class:`MonitorEvent` for each event warned about.
+        color_range: the heat map's ``(low, high)`` in ``log10 ||dL/dh_t||``; ``None``
+            fixes it at the first profile (its finite range widened to whole decades,
+            two more on each side) and keeps it for the run, so that steps compare.
+        tolerance: per-step tolerance of the growth rule.
+        clock: the wall clock in seconds (``time.perf_counter``; replaceable in tests).
+
+    Attributes:
+        history: one :class:`MonitorRecord` per profile taken.
+        events: every :class:`MonitorEvent` warned about, in order.
+        profile_seconds: the wall time the monitor's calls have taken in all.
+        training_seconds: the wall time between the monitor's calls (training).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        every: int | None = None,
+        overhead: float = 0.05,
+        loss: LossSpec | Callable[[Any, Any], torch.Tensor] = "last",
+        module: str | None = None,
+        writer: Any = None,
+        on_warning: Callable[[MonitorEvent], Any] | None = None,
+        color_range: tuple[float, float] | None = None,
+        tolerance: float = RATE_TOLERANCE,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        if not isinstance(model, nn.Module):
+            raise InvalidInputError(
+                f"GradientMonitor needs the model (an nn.Module), got {type(model).__name__}"
+            )
+        from rnngrad.cells import find_recurrent_module
+
+        find_recurrent_module(model, module)  # the recurrent module is there, and only one
+        if every is not None and (isinstance(every, bool) or not isinstance(every, int)):
+            raise InvalidInputError(f"every must be a whole number, got {every!r}")
+        if every is not None and every < 1:
+            raise InvalidInputError(f"every must be >= 1, got {every}")
+        if not 0.0 < overhead < 1.0:
+            raise InvalidInputError(f"overhead must be in (0, 1), got {overhead}")
+        if on_warning is not None and not callable(on_warning):
+            raise InvalidInputError(f"on_warning must be callable, got {type(on_warning).__name__}")
+        self.model = model
+        self.every = every
+        self.overhead = overhead
+        self.loss = loss
+        self.module = module
+        self.writer = writer
+        self._sink = None if writer is None else _writer_for(writer)
+        self.on_warning = on_warning
+        self.color_range = None if color_range is None else _check_range(color_range)
+        self.tolerance = tolerance
+        self.clock = clock
+        self.history: list[MonitorRecord] = []
+        self.events: list[MonitorEvent] = []
+        self.calls = 0
+        self.profile_seconds = 0.0
+        self.training_seconds = 0.0
+        self._last_call: float | None = None
+        self._recent_costs: list[float] = []
+
+    def __repr__(self) -> str:
+        schedule = f"every {self.every} steps" if self.every else f"within {self.overhead:.0%}"
+        last = ""
+        if self.history:
+            record = self.history[-1]
+            last = ", ".join(f"{n}: {v}" for n, v in zip(record.names, record.labels, strict=True))
+        return (
+            f"GradientMonitor({schedule}, {len(self.history)} profiles in {self.calls} steps"
+            + (f"; last: {last}" if last else "")
+            + ")"
+        )
+
+    def _due(self) -> bool:
+        if self.every is not None:
+            return (self.calls - 1) % self.every == 0
+        if not self.history:
+            return True
+        expected = max(self._recent_costs)
+        return self.profile_seconds + expected <= _AIM * self.overhead * self.training_seconds
+
+    def step(
+        self, inputs: Any, y: Any = None, *, step: int | None = None
+    ) -> GradientProfile | None:
+        """Count one training step; profile ``inputs`` when the schedule says so.
+
+        Args:
+            inputs: the batch the model takes (a tensor, a tuple of its arguments,
+                or a packed sequence).
+            y: the targets, passed to the ``loss`` callable as ``loss(output, y)``.
+            step: the training step to record (the monitor's own count when omitted).
+
+        Returns:
+            The profile when one was taken, else ``None``.
+        """
+        now = self.clock()
+        if self._last_call is not None:
+            self.training_seconds += now - self._last_call
+        self.calls += 1
+        if y is not None and not callable(self.loss):
+            raise InvalidInputError(
+                f"targets y were given but the loss is {self.loss!r}; "
+                "pass a callable loss(output, y)"
+            )
+        if not self._due():
+            self._last_call = self.clock()
+            return None
+        loss: LossSpec
+        if y is None or not callable(self.loss):
+            loss = self.loss  # type: ignore[assignment]
+        else:
+            user_loss, targets = self.loss, y
+
+            def loss(output: Any) -> torch.Tensor:
+                return user_loss(output, targets)  # type: ignore[call-arg]
+
+        profile = gradient_profile(
+            self.model, inputs, loss=loss, module=self.module, tolerance=self.tolerance
+        )
+        record = self._record(profile, self.calls if step is None else step, 0.0)
+        self._warn(record, profile)
+        if self._sink is not None:
+            self._write(record)
+        # The cost counts everything the call did: the profile, the warnings, the writer.
+        cost = self.clock() - now
+        record = replace(record, seconds=cost)
+        self.history.append(record)
+        self._recent_costs = [*self._recent_costs[-2:], cost]
+        self.profile_seconds += cost
+        self._last_call = self.clock()
+        return profile
+
+    def _record(self, profile: GradientProfile, step: int, seconds: float) -> MonitorRecord:
+        layers = profile.layers
+        return MonitorRecord(
+            step=step,
+            names=tuple(lp.name for lp in layers),
+            labels=tuple(lp.verdict.label for lp in layers),
+            log10_ratio=tuple(lp.log10_ratio for lp in layers),
+            decay_rate=tuple(lp.decay_rate for lp in layers),
+            horizon=tuple(lp.horizon for lp in layers),
+            saturation=tuple(lp.saturation for lp in layers),
+            log10_grad_norm=np.stack([lp.log10_grad_norm for lp in layers]),
+            seconds=seconds,
+            nonfinite_step=tuple(lp.first_nonfinite_step for lp in layers),
+        )
+
+    def _warn(self, record: MonitorRecord, profile: GradientProfile) -> None:
+        """One warning per event: a layer that turns vanishing or exploding, or whose
+        gradient becomes non-finite (not again while it stays so)."""
+        previous = self.history[-1] if self.history else None
+        for index, lp in enumerate(profile.layers):
+            was_nonfinite = previous is not None and previous.nonfinite_step[index] is not None
+            if lp.first_nonfinite_step is not None:
+                if not was_nonfinite:
+                    self._emit(MonitorEvent(
+                        record.step, lp.name, "non-finite", lp.first_nonfinite_step,
+                        f"training step {record.step}: non-finite gradient dL/dh_t in "
+                        f"{lp.name}, first at time step t = {lp.first_nonfinite_step}",
+                    ))  # fmt: skip
+                continue
+            label = lp.verdict.label
+            turned = previous is None or was_nonfinite or previous.labels[index] != label
+            if label in ("vanishing", "exploding") and turned:
+                self._emit(MonitorEvent(
+                    record.step, lp.name, label, None,
+                    f"training step {record.step}: {lp.name} turned {label}. "
+                    f"{lp.verdict.sentence}",
+                ))  # fmt: skip
+
+    def _emit(self, event: MonitorEvent) -> None:
+        self.events.append(event)
+        logger.warning(event.message)
+        warnings.warn(event.message, GradientWarning, stacklevel=_caller_stacklevel())
+        if self.on_warning is not None:
+            self.on_warning(event)
+
+    def _write(self, record: MonitorRecord) -> None:
+        assert self._sink is not None
+        scalars: dict[str, float] = {}
+        for index, name in enumerate(record.names):
+            tag = "rnngrad/" + name.replace(" ", "_")
+            values = {
+                "log10_ratio": record.log10_ratio[index],
+                "decay_rate": record.decay_rate[index],
+                "horizon": record.horizon[index],
+                "saturation": record.saturation[index],
+            }
+            for key, value in values.items():
+                if value is not None and math.isfinite(value):
+                    scalars[f"{tag}/{key}"] = float(value)
+        if self.color_range is None:
+            self.color_range = default_color_range(record.log10_grad_norm)
+        image = heat_map(record.log10_grad_norm, record.names, self.color_range, record.step)
+        self._sink(scalars, image, record.step)
+
+
+def _check_range(color_range: tuple[float, float]) -> tuple[float, float]:
+    try:
+        low, high = (float(v) for v in color_range)
+    except (TypeError, ValueError):
+        raise InvalidInputError(
+            f"color_range must be two numbers (low, high), got {color_range!r}"
+        ) from None
+    if not (math.isfinite(low) and math.isfinite(high) and low < high):
+        raise InvalidInputError(f"color_range needs finite low < high, got {color_range!r}")
+    return low, high
+
+
+def _caller_stacklevel() -> int:
+    """The ``stacklevel`` that points a warning at the first frame outside rnngrad (the
+    user's line that called the monitor, or the framework's that called our callback)."""
+    frame = sys._getframe(1)
+    level = 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE_DIR):
+        frame = frame.f_back  # type: ignore[assignment]
+        level += 1
+    return level
+
+
+def _writer_for(writer: Any) -> Callable[[dict[str, float], NDArray[np.uint8], int], None]:
+    """A function that writes one record's scalars and heat map to ``writer``."""
+    if callable(getattr(writer, "add_scalar", None)) and callable(
+        getattr(writer, "add_image", None)
+    ):
+
+        def tensorboard(scalars: dict[str, float], image: NDArray[np.uint8], step: int) -> None:
+            for tag, value in scalars.items():
+                writer.add_scalar(tag, value, step)
+            writer.add_image("rnngrad/log10_grad_norm", image, step, dataformats="HWC")
+
+        return tensorboard
+    if callable(getattr(writer, "log", None)):
+        from rnngrad.integrations.wandb import wandb_writer
+
+        return wandb_writer(writer)
+    raise InvalidInputError(
+        "writer must be a TensorBoard SummaryWriter (add_scalar, add_image) or a "
+        f"Weights & Biases run (log), got {type(writer).__name__}"
+    )
+
+
+def default_color_range(log10_norms: NDArray[np.float64]) -> tuple[float, float]:
+    """The heat map's scale from a first profile: its finite range widened to whole
+    decades, then by two decades on each side (``(-1, 1)`` when nothing is finite)."""
+    values = np.asarray(log10_norms, dtype=np.float64)
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return -1.0, 1.0
+    return float(math.floor(finite.min()) - 2), float(math.ceil(finite.max()) + 2)
+
+
+def heat_map(
+    log10_norms: NDArray[np.float64],
+    names: tuple[str, ...] | list[str],
+    color_range: tuple[float, float],
+    step: int | None = None,
+) -> NDArray[np.uint8]:
+    """An RGB image ``(H, W, 3)`` of ``log10 ||dL/dh_t||``: one row per layer and
+    direction (labelled), time steps across, a colour bar on the fixed ``color_range``
+    (values beyond it take the end colours; exact zeros and non-finite values are grey)."""
+    from rnngrad.show.draw import heat_map_rgb
+
+    image: NDArray[np.uint8] = heat_map_rgb(
+        np.asarray(log10_norms, dtype=np.float64),
+        list(names),
+        color_range,
+        title="log10 ||dL/dh_t||" + ("" if step is None else f", training step {step}"),
+    )
+    return image

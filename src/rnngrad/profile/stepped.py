@@ -1,0 +1,362 @@
+r"""Profiles of recurrent modules called step by step: cells in a loop, decoders, and
+several recurrent modules of one model at once.
+
+A decoder loops over time with ``nn.RNNCell``/``nn.LSTMCell``/``nn.GRUCell``, or
+calls a fused ``nn.RNN``/``nn.LSTM``/``nn.GRU`` once per step, and feeds each
+call's state into the next. The total gradient at the state of call ``t``
+includes every path through the later calls and the head, which autograd
+already follows through the model's own graph; what is missing is a handle on
+each state. So every call's new state gets a zero *probe* added,
+
+.. math:: \tilde h_t = h_t + p_t, \quad p_t = 0, \qquad
+          \frac{\partial L}{\partial p_t} = \frac{dL}{dh_t},
+
+and the rest of the model computes with ``\tilde h_t``; one
+``torch.autograd.grad`` of the loss with respect to all probes gives, at every
+step, the gradient through everything but the module's own recurrence inside
+the call (the retain_grad idea without touching ``.grad`` fields). A fused
+module's call runs its own kernel one layer at a time (with autograd), with a
+probe on every layer's output sequence and the final states read from the
+probed outputs, so that the layers above, the head and the later calls all
+reach the probes; an LSTM's cell state gets a probe at the end of each call.
+The exact recursion of :mod:`rnngrad.profile.recursion` over each call's saved activations
+then adds the recurrence within the call (and ``c_t -> h_t``), which gives the
+total ``dL/dh_t`` and ``dL/dc_t`` at every step.
+
+The time axis of the profile is the calls' steps in call order. Summaries follow
+that order (a bidirectional module called step by step has none and is refused).
+Saturation is counted by the same code as for a whole sequence
+(:func:`rnngrad.profile.recursion.backward_direction` on each call's saved activations).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.utils.rnn import PackedSequence
+
+from rnngrad.cells import RecurrentLayout, describe_module, is_cell, layer_weights
+from rnngrad.devices import drawn
+from rnngrad.errors import InvalidInputError, ShapeError, calling_user_code
+from rnngrad.profile.fused_forward import (
+    FUSED_KERNELS,
+    check_input,
+    forked_rng,
+    from_time_major,
+    initial_state,
+    kernel_weights,
+    replaced_forward,
+)
+from rnngrad.profile.recursion import backward_direction
+from rnngrad.profile.result import GradientProfile, LossSpec, gradient_norms, summarise
+
+__all__ = ["StepRecorder", "probe_gradients", "recording", "stepped_profiles"]
+
+
+@dataclass
+class _Activations:
+    """One call of one layer, detached, for the saturation count (time-major)."""
+
+    x: torch.Tensor  # (T_c, B, D)
+    h: torch.Tensor  # (T_c, B, P)
+    h0: torch.Tensor  # (B, P)
+    c0: torch.Tensor | None  # (B, H)
+
+
+@dataclass
+class _Call:
+    # The probes are the leaves themselves (a view of a leaf is not in the graph): per
+    # layer (T_c, B, P), or (B, P)/(P,) for a cell; the cell state's at the call's end.
+    probes_h: list[torch.Tensor]
+    probes_c: list[torch.Tensor]
+    activations: list[_Activations]
+    output: torch.Tensor  # the top layer's probed output, time-major (T_c, B, P)
+    steps: int
+    batch: int
+
+
+@dataclass
+class StepRecorder:
+    """Instruments one recurrent module: every call gets probes; see the module docstring."""
+
+    name: str
+    module: nn.Module
+    layout: RecurrentLayout
+    generator: torch.Generator | None
+    calls: list[_Call] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.layout.bidirectional:
+            raise InvalidInputError(
+                f"{self.name or 'the module'} is bidirectional and is called more than once: a "
+                "reverse direction called step by step has no time order to profile; call it "
+                "once on the whole sequence"
+            )
+
+    # The replacement forward -------------------------------------------------------
+
+    def forward(self, input: Any, state: Any = None) -> Any:
+        if is_cell(self.module):
+            return self._cell_forward(input, state)
+        return self._fused_forward(input, state)
+
+    def _cell_forward(self, x: Any, state: Any) -> Any:
+        layout = self.layout
+        if not isinstance(x, torch.Tensor) or x.dim() not in (1, 2):
+            got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise ShapeError(f"{self.name}: a cell's input must be (B, D) or (D,), got {got}")
+        out = type(self.module).forward(self.module, x, state)
+        unbatched = x.dim() == 1
+        batch = 1 if unbatched else int(x.shape[0])
+        h_new, c_new = (out[0], out[1]) if layout.kind == "lstm" else (out, None)
+        if state is None:
+            h_prev = torch.zeros_like(h_new)
+            c_prev = torch.zeros_like(c_new) if c_new is not None else None
+        else:
+            h_prev, c_prev = (state[0], state[1]) if layout.kind == "lstm" else (state, None)
+        probe_h = torch.zeros_like(h_new, requires_grad=True)
+        h_new = h_new + probe_h
+        probes_c = []
+        if c_new is not None:
+            probe_c = torch.zeros_like(c_new, requires_grad=True)
+            c_new = c_new + probe_c
+            probes_c.append(probe_c)
+        activations = _Activations(
+            x=x.detach().reshape(1, batch, -1),
+            h=h_new.detach().reshape(1, batch, -1),
+            h0=h_prev.detach().reshape(batch, -1),
+            c0=None if c_prev is None else c_prev.detach().reshape(batch, -1),
+        )
+        self.calls.append(
+            _Call(
+                probes_h=[probe_h],
+                probes_c=probes_c,
+                activations=[activations],
+                output=h_new.view(1, batch, -1),
+                steps=1,
+                batch=batch,
+            )
+        )
+        return (h_new, c_new) if c_new is not None else h_new
+
+    def _fused_forward(self, input: Any, state: Any = None) -> Any:
+        layout, module = self.layout, self.module
+        if isinstance(input, PackedSequence):
+            raise InvalidInputError(
+                f"{self.name}: packed sequences in a module called more than once are not "
+                "supported; pad them, or call the module once"
+            )
+        x = check_input(layout, module, input)
+        assert isinstance(x, torch.Tensor)
+        h0, c0 = initial_state(layout, x, state, detach=False)
+        unbatched = x.dim() == 2
+        seq = x.unsqueeze(1) if unbatched else (x.transpose(0, 1) if layout.batch_first else x)
+        steps, batch = int(seq.shape[0]), int(seq.shape[1])
+        kernel = FUSED_KERNELS[layout.kind]
+        probes_h, probes_c, activations, finals_h, finals_c = [], [], [], [], []
+        for layer in range(layout.num_layers):
+            weights = kernel_weights(module, layout, layer)
+            layer_hx: Any = (
+                (h0[layer : layer + 1], c0[layer : layer + 1])
+                if c0 is not None
+                else (h0[layer : layer + 1])
+            )
+            result = kernel(seq, layer_hx, weights, layout.bias, 1, 0.0, False, False, False)
+            probe = torch.zeros_like(result[0], requires_grad=True)
+            out = result[0] + probe
+            probes_h.append(probe)
+            finals_h.append(out[-1:])
+            if c0 is not None:
+                probe_c = torch.zeros_like(result[2][0], requires_grad=True)
+                probes_c.append(probe_c)
+                finals_c.append((result[2][0] + probe_c).unsqueeze(0))
+            activations.append(
+                _Activations(
+                    seq.detach(),
+                    out.detach(),
+                    h0[layer].detach(),
+                    None if c0 is None else c0[layer].detach(),
+                )
+            )
+            last = layer == layout.num_layers - 1
+            if module.training and layout.dropout > 0 and not last:
+                keep = 1.0 - layout.dropout
+                draw = drawn(
+                    *out.shape, generator=self.generator, dtype=out.dtype, device=out.device,
+                    uniform=True,
+                )  # fmt: skip
+                seq = out * ((draw < keep).to(out.dtype) / keep)
+            else:
+                seq = out
+        self.calls.append(_Call(probes_h, probes_c, activations, seq, steps, batch))
+        output = from_time_major(seq, layout, unbatched)
+        h_n = torch.cat(finals_h, dim=0)
+        h_n = h_n.squeeze(1) if unbatched else h_n
+        if c0 is None:
+            return output, h_n
+        c_n = torch.cat(finals_c, dim=0)
+        return output, (h_n, c_n.squeeze(1) if unbatched else c_n)
+
+    # After the forward pass -----------------------------------------------------------
+
+    def check(self) -> None:
+        """At least one call, and one batch size across calls."""
+        if not self.calls:
+            raise InvalidInputError(f"the model never called its recurrent module {self.name!r}")
+        sizes = sorted({call.batch for call in self.calls})
+        if len(sizes) > 1:
+            raise ShapeError(
+                f"{self.name}: the batch size changes between calls ({sizes}); a profile "
+                "needs one batch over all steps"
+            )
+
+    def loss(self, kind: str) -> torch.Tensor:
+        """``"last"``: ``0.5 ||output of the last step||^2``; ``"sum"``: over every step."""
+        if kind == "last":
+            return 0.5 * (self.calls[-1].output[-1] ** 2).sum()
+        return 0.5 * sum((call.output**2).sum() for call in self.calls)  # type: ignore[return-value]
+
+    def probes(self) -> list[torch.Tensor]:
+        return [p for call in self.calls for p in (*call.probes_h, *call.probes_c)]
+
+    def gradients(
+        self, grads: dict[int, torch.Tensor]
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor | None], list[float]]:
+        """Per layer: total ``dL/dh_t`` ``(T, B, P)``, ``dL/dc_t`` ``(T, B, H)`` (LSTM) or
+        ``None``, and the saturated share, from the probes' gradients (by ``id(probe)``).
+
+        A probe's gradient is the *direct* gradient at its step: every path except the
+        module's own recurrence inside the same call (autograd has already been through
+        the layers above, the head and the later calls). The recursion of
+        :func:`rnngrad.profile.recursion.backward_direction` over the call's saved activations adds
+        that recurrence (and, for LSTM, the path ``c_t -> h_t``), as for a whole sequence.
+        """
+        grad_h, grad_c, saturation = [], [], []
+        for layer in range(self.layout.num_layers):
+            weights = layer_weights(self.module, layer, 0)
+            parts_h, parts_c, shares = [], [], []
+            for call in self.calls:
+                saved = call.activations[layer]
+                direct = grads[id(call.probes_h[layer])].reshape(call.steps, call.batch, -1)
+                direct_c = None
+                if saved.c0 is not None:
+                    direct_c = grads[id(call.probes_c[layer])].reshape(call.batch, -1)
+                result = backward_direction(
+                    self.layout.kind,
+                    weights,
+                    saved.x,
+                    saved.h,
+                    saved.h0,
+                    saved.c0,
+                    direct,
+                    direct_c,
+                    need_input=False,
+                )
+                parts_h.append(result.grad_h)
+                if result.grad_c is not None:
+                    parts_c.append(result.grad_c)
+                shares.append(result.saturated)
+            grad_h.append(torch.cat(parts_h))
+            grad_c.append(torch.cat(parts_c) if parts_c else None)
+            steps = [call.steps for call in self.calls]
+            saturation.append(float(np.average(shares, weights=steps)))
+        return grad_h, grad_c, saturation
+
+
+@contextmanager
+def recording(
+    modules: list[tuple[str, nn.Module]], generator: torch.Generator | None
+) -> Iterator[list[StepRecorder]]:
+    """Replace each module's forward by a :class:`StepRecorder`'s for the ``with`` block."""
+    recorders = [StepRecorder(name, m, describe_module(m), generator) for name, m in modules]
+    with ExitStack() as stack:
+        for recorder in recorders:
+            stack.enter_context(replaced_forward(recorder.module, recorder.forward))
+        yield recorders
+
+
+def probe_gradients(loss: torch.Tensor, recorders: list[StepRecorder]) -> dict[int, torch.Tensor]:
+    """``dL/dp`` for every probe of every recorder (zeros where the loss does not reach)."""
+    probes = [p for recorder in recorders for p in recorder.probes()]
+    grads = torch.autograd.grad(loss, probes, allow_unused=True)
+    return {
+        id(p): (torch.zeros_like(p) if g is None else g).detach()
+        for p, g in zip(probes, grads, strict=True)
+    }
+
+
+def stepped_profiles(
+    model: nn.Module,
+    arguments: tuple[Any, ...],
+    modules: list[tuple[str, nn.Module]],
+    *,
+    loss: LossSpec,
+    generator: torch.Generator,
+    keep_gradients: bool,
+    tolerance: float,
+) -> dict[str, GradientProfile]:
+    """One forward pass of ``model`` with every module in ``modules`` probed; a profile each.
+
+    ``loss`` is a callable on the model's output, or ``"last"``/``"sum"`` on the
+    one module's outputs (refused for several modules: which one's?).
+    """
+    if not callable(loss) and len(modules) > 1:
+        raise InvalidInputError(
+            f"loss={loss!r} reads one recurrent module's output; with several modules "
+            "give a callable on the model's output"
+        )
+    with forked_rng(arguments):
+        with recording(modules, generator) as recorders:
+            with calling_user_code(type(model).__name__):
+                model_output = model(*arguments)
+        for recorder in recorders:
+            recorder.check()
+        if callable(loss):
+            with calling_user_code("the loss"):
+                value = loss(model_output)
+        else:
+            value = recorders[0].loss(loss)
+        if not isinstance(value, torch.Tensor) or value.numel() != 1:
+            raise InvalidInputError("the loss must be a scalar tensor")
+        value = value.reshape(())
+        grads = probe_gradients(value, recorders)
+    loss_name = loss if isinstance(loss, str) else "custom"
+    profiles = {}
+    for recorder in recorders:
+        grad_h, grad_c, saturation = recorder.gradients(grads)
+        layers = []
+        for layer, (gh, gc, share) in enumerate(zip(grad_h, grad_c, saturation, strict=True)):
+            layers.append(
+                summarise(
+                    layer,
+                    0,
+                    gradient_norms(gh),
+                    share,
+                    cell_grad_norm=None if gc is None else gradient_norms(gc),
+                    tolerance=tolerance,
+                    grad=gh.transpose(0, 1).clone() if keep_gradients else None,
+                    grad_c=gc.transpose(0, 1).clone()
+                    if keep_gradients and gc is not None
+                    else None,
+                )
+            )
+        steps, batch = (int(n) for n in grad_h[0].shape[:2])
+        profiles[recorder.name] = GradientProfile(
+            layout=recorder.layout,
+            module_name=recorder.name,
+            steps=steps,
+            batch=batch,
+            loss=loss_name,
+            loss_value=float(value.detach()),
+            dtype=str(grad_h[0].dtype).removeprefix("torch."),
+            layers=tuple(layers),
+            lengths=np.full(batch, steps, dtype=np.int64),
+            calls=len(recorder.calls),
+        )
+    return profiles
