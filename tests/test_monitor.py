@@ -12,7 +12,8 @@ import torch
 from torch import nn
 
 from rnngrad import GradientMonitor
-from rnngrad.monitor.monitor import GradientWarning, MonitorEvent, default_color_range, heat_map
+from rnngrad.monitor.monitor import GradientWarning, MonitorEvent
+from rnngrad.monitor.writers import default_color_range, heat_map
 
 
 class Model(nn.Module):

@@ -46,9 +46,10 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from rnngrad._types import FloatArray
+
 __all__ = ["WindowStatistics", "student_t_975", "window_statistics"]
 
-FloatArray = NDArray[np.float64]
 
 # Two-sided 95% quantiles of Student's t, t_{0.975, df} for df = 1..30.
 _T975 = (

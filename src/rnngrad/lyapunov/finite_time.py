@@ -14,9 +14,9 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from numpy.typing import NDArray
 from torch import nn
 
+from rnngrad._types import FloatArray
 from rnngrad.errors import InvalidInputError
 from rnngrad.lyapunov.dynamics import Dynamics, ModuleDynamics
 from rnngrad.lyapunov.spectrum import lyapunov_spectrum
@@ -31,8 +31,6 @@ from rnngrad.lyapunov.trajectory import (
 )
 
 __all__ = ["DecayComparison", "FiniteTimeSpectrum", "decay_beside_lyapunov", "finite_time_spectrum"]
-
-FloatArray = NDArray[np.float64]
 
 
 @dataclass(frozen=True)

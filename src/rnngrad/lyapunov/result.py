@@ -14,13 +14,12 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from rnngrad._types import FloatArray
 from rnngrad.show.display import Displayable, Summary, number
 from rnngrad.show.figure import Figure, Trace
 from rnngrad.show.i18n import shown, t
 
 __all__ = ["LyapunovSpectrum", "kaplan_yorke_dimension", "lyapunov_figure", "lyapunov_trace"]
-
-FloatArray = NDArray[np.float64]
 
 
 def kaplan_yorke_dimension(exponents: FloatArray, complete: bool) -> float | None:

@@ -35,9 +35,9 @@ from typing import Literal
 
 import numpy as np
 import torch
-from numpy.typing import NDArray
 from torch import nn
 
+from rnngrad._types import FloatArray
 from rnngrad.devices import drawn
 from rnngrad.errors import InvalidInputError
 from rnngrad.lyapunov.batch_means import student_t_975
@@ -63,7 +63,6 @@ __all__ = [
     "student_t_975",
 ]
 
-FloatArray = NDArray[np.float64]
 
 # Windows along the measured steps for the batch-means interval (rnngrad.lyapunov.batch_means).
 WINDOWS = 10

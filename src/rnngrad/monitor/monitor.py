@@ -43,6 +43,7 @@ from numpy.typing import NDArray
 from torch import nn
 
 from rnngrad.errors import InvalidInputError
+from rnngrad.monitor.writers import default_color_range, heat_map, writer_for
 from rnngrad.profile.front import GradientProfile, LossSpec, gradient_profile
 from rnngrad.verdict import RATE_TOLERANCE
 
@@ -195,7 +196,7 @@ class GradientMonitor:
         self.loss = loss
         self.module = module
         self.writer = writer
-        self._sink = None if writer is None else _writer_for(writer)
+        self._sink = None if writer is None else writer_for(writer)
         self.on_warning = on_warning
         self.color_range = None if color_range is None else _check_range(color_range)
         self.tolerance = tolerance
@@ -365,55 +366,3 @@ def _caller_stacklevel() -> int:
         frame = frame.f_back  # type: ignore[assignment]
         level += 1
     return level
-
-
-def _writer_for(writer: Any) -> Callable[[dict[str, float], NDArray[np.uint8], int], None]:
-    """A function that writes one record's scalars and heat map to ``writer``."""
-    if callable(getattr(writer, "add_scalar", None)) and callable(
-        getattr(writer, "add_image", None)
-    ):
-
-        def tensorboard(scalars: dict[str, float], image: NDArray[np.uint8], step: int) -> None:
-            for tag, value in scalars.items():
-                writer.add_scalar(tag, value, step)
-            writer.add_image("rnngrad/log10_grad_norm", image, step, dataformats="HWC")
-
-        return tensorboard
-    if callable(getattr(writer, "log", None)):
-        from rnngrad.integrations.wandb import wandb_writer
-
-        return wandb_writer(writer)
-    raise InvalidInputError(
-        "writer must be a TensorBoard SummaryWriter (add_scalar, add_image) or a "
-        f"Weights & Biases run (log), got {type(writer).__name__}"
-    )
-
-
-def default_color_range(log10_norms: NDArray[np.float64]) -> tuple[float, float]:
-    """The heat map's scale from a first profile: its finite range widened to whole
-    decades, then by two decades on each side (``(-1, 1)`` when nothing is finite)."""
-    values = np.asarray(log10_norms, dtype=np.float64)
-    finite = values[np.isfinite(values)]
-    if finite.size == 0:
-        return -1.0, 1.0
-    return float(math.floor(finite.min()) - 2), float(math.ceil(finite.max()) + 2)
-
-
-def heat_map(
-    log10_norms: NDArray[np.float64],
-    names: tuple[str, ...] | list[str],
-    color_range: tuple[float, float],
-    step: int | None = None,
-) -> NDArray[np.uint8]:
-    """An RGB image ``(H, W, 3)`` of ``log10 ||dL/dh_t||``: one row per layer and
-    direction (labelled), time steps across, a colour bar on the fixed ``color_range``
-    (values beyond it take the end colours; exact zeros and non-finite values are grey)."""
-    from rnngrad.show.draw import heat_map_rgb
-
-    image: NDArray[np.uint8] = heat_map_rgb(
-        np.asarray(log10_norms, dtype=np.float64),
-        list(names),
-        color_range,
-        title="log10 ||dL/dh_t||" + ("" if step is None else f", training step {step}"),
-    )
-    return image

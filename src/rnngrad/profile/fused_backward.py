@@ -37,7 +37,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from rnngrad.cells import CellKind, LayerWeights
 from rnngrad.modern.scan import diagonal_adjoint, linear_scan
 from rnngrad.profile.fused_forward import FUSED_KERNELS, kernel_notes_silenced
-from rnngrad.profile.recursion import (
+from rnngrad.profile.gates import (
     DirectionGradients,
     SaturationCount,
     count_rnn_saturation,

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
+from rnngrad._types import FloatArray
 from rnngrad.cells import RecurrentLayout
 from rnngrad.show.display import Displayable, Summary, number
 from rnngrad.show.figure import Figure, Trace
@@ -36,7 +37,6 @@ __all__ = [
     "summarise",
 ]
 
-FloatArray = NDArray[np.float64]
 LossSpec = Literal["last", "sum"] | Callable[[Any], torch.Tensor]
 
 

@@ -16,10 +16,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from rnngrad._types import FloatArray
 from rnngrad.cells import RecurrentLayout, layer_weights
 from rnngrad.profile.fused_forward import Trajectory, reverse_within, to_time_major
 from rnngrad.profile.recursion import Route, backward_direction
-from rnngrad.profile.result import FloatArray, LayerProfile, gradient_norms, summarise
+from rnngrad.profile.result import LayerProfile, gradient_norms, summarise
 
 __all__ = ["backward_layers"]
 

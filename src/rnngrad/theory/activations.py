@@ -42,8 +42,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import ArrayLike
 
+from rnngrad._types import FloatArray
 from rnngrad.errors import InvalidInputError, ShapeError, UnknownActivationError
 
 __all__ = [
@@ -55,7 +56,6 @@ __all__ = [
     "saturation",
 ]
 
-FloatArray = NDArray[np.float64]
 ArrayFunction = Callable[[FloatArray], FloatArray]
 
 

@@ -35,9 +35,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import ArrayLike
 
 from rnngrad._checks import require_finite
+from rnngrad._types import FloatArray
 from rnngrad.errors import NumericalError, ShapeError
 from rnngrad.logspace import to_float
 from rnngrad.show.display import Displayable, Summary, number
@@ -60,7 +61,6 @@ __all__ = [
     "jacobian_figure",
 ]
 
-FloatArray = NDArray[np.float64]
 _LN10 = math.log(10.0)
 
 

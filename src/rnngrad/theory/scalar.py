@@ -38,6 +38,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from rnngrad._checks import require_finite
+from rnngrad._types import FloatArray
 from rnngrad.errors import InvalidInputError, NumericalError, ShapeError
 from rnngrad.logspace import to_float
 from rnngrad.show.display import Displayable, Summary, number
@@ -56,7 +57,6 @@ __all__ = [
     "scalar_phase_diagram",
 ]
 
-FloatArray = NDArray[np.float64]
 _LN10 = math.log(10.0)
 
 #: The three-step example that ``rnngrad scalar`` runs by default.

@@ -32,6 +32,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from rnngrad._checks import require_finite
+from rnngrad._types import FloatArray
 from rnngrad.errors import InvalidInputError, ShapeError
 from rnngrad.show.display import Displayable, Summary, number
 from rnngrad.show.figure import Figure, Trace
@@ -51,7 +52,6 @@ __all__ = [
     "transient_growth",
 ]
 
-FloatArray = NDArray[np.float64]
 ExampleKind = Literal["random", "orthogonal", "nonnormal"]
 
 #: ``W`` counts as (numerically) diagonalizable when ``kappa(V)`` is below
