@@ -84,8 +84,8 @@ def test_stale_staging_folders_of_a_killed_run_are_removed(tmp_path: Path) -> No
 def test_a_full_disk_leaves_the_earlier_report_whole(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from rnngrad.report.build import Section
     from rnngrad.report.page import write_report
+    from rnngrad.report.section import Section
 
     sections = [Section("scalar", "1. t", "s", None, [], {"explorer_inputs": [1.0]})]
     out = tmp_path / "report"

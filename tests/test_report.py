@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from rnngrad import scalar_chain_rule
-from rnngrad.report.build import build_sections, explorer_inputs
+from rnngrad.report.build import build_sections
 from rnngrad.report.page import prepare_folder, write_report
+from rnngrad.report.sections.textbook import explorer_inputs
 
 from .test_cli import run
 
@@ -225,7 +226,7 @@ def test_page_renders_in_chromium_and_the_explorer_matches_python(
     np.testing.assert_allclose(bound, expected.log10_bound, rtol=1e-9, atol=1e-9)
     # The matrix explorer against rnngrad: eigenvalues, ||W^j|| and ||dh_T/dh_k|| of the
     # linear and the tanh network on the page's inputs.
-    from rnngrad.report.build import explorer_matrix, matrix_explorer_inputs
+    from rnngrad.report.sections.textbook import explorer_matrix, matrix_explorer_inputs
     from rnngrad.theory.jacobians import elman_jacobian_products
     from rnngrad.theory.spectrum import recurrent_spectrum, transient_growth
 

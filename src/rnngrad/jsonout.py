@@ -22,8 +22,17 @@ from rnngrad.verdict import GrowthVerdict, SpectrumVerdict
 if TYPE_CHECKING:  # these need torch; the numpy-only commands should not load it
     from rnngrad.lyapunov.result import LyapunovSpectrum
     from rnngrad.profile.front import GradientProfile
+    from rnngrad.profile.result import LayerProfile
 
-__all__ = ["dumps", "growth_verdict_json", "scalar_json", "spectrum_json"]
+__all__ = [
+    "dumps",
+    "growth_verdict_json",
+    "layer_json",
+    "lyapunov_json",
+    "profile_json",
+    "scalar_json",
+    "spectrum_json",
+]
 
 
 def _list(values: ArrayLike) -> list[float | None]:
@@ -112,26 +121,30 @@ def spectrum_json(result: RecurrentSpectrum, source: str) -> dict[str, Any]:
     }
 
 
+def layer_json(lp: LayerProfile) -> dict[str, Any]:
+    """One layer and direction of the ``rnngrad profile --json`` object (the report's
+    profile section takes its numbers from here too)."""
+    entry: dict[str, Any] = {
+        "layer": lp.layer,
+        "direction": lp.direction,
+        "grad_norm": _list(lp.mean_grad_norm),
+        "log10_grad_norm": _list(lp.log10_grad_norm),
+        "log10_ratio": None if lp.log10_ratio is None else finite_or_none(lp.log10_ratio),
+        "decay_rate": None if lp.decay_rate is None else finite_or_none(lp.decay_rate),
+        "horizon": lp.horizon,
+        "saturation": finite_or_none(lp.saturation),
+        "first_nonfinite_step": lp.first_nonfinite_step,
+        "summary_order": "t = 1..T" if lp.direction else "t = T..1",
+        "verdict": growth_verdict_json(lp.verdict),
+    }
+    if lp.mean_cell_grad_norm is not None:
+        entry["cell_grad_norm"] = _list(lp.mean_cell_grad_norm)
+    return entry
+
+
 def profile_json(result: GradientProfile, model: str) -> dict[str, Any]:
     """The ``rnngrad profile --json`` object."""
-    layers = []
-    for lp in result.layers:
-        entry: dict[str, Any] = {
-            "layer": lp.layer,
-            "direction": lp.direction,
-            "grad_norm": _list(lp.mean_grad_norm),
-            "log10_grad_norm": _list(lp.log10_grad_norm),
-            "log10_ratio": None if lp.log10_ratio is None else finite_or_none(lp.log10_ratio),
-            "decay_rate": None if lp.decay_rate is None else finite_or_none(lp.decay_rate),
-            "horizon": lp.horizon,
-            "saturation": finite_or_none(lp.saturation),
-            "first_nonfinite_step": lp.first_nonfinite_step,
-            "summary_order": "t = 1..T" if lp.direction else "t = T..1",
-            "verdict": growth_verdict_json(lp.verdict),
-        }
-        if lp.mean_cell_grad_norm is not None:
-            entry["cell_grad_norm"] = _list(lp.mean_cell_grad_norm)
-        layers.append(entry)
+    layers = [layer_json(lp) for lp in result.layers]
     return {
         "model": model,
         "module": result.layout.kind,

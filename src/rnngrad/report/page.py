@@ -25,8 +25,8 @@ from typing import Any
 
 from rnngrad.atomic import disk_full_error
 from rnngrad.errors import InvalidInputError
-from rnngrad.report.build import Section
 from rnngrad.report.math import RENDER_MATH, asset, katex_head
+from rnngrad.report.section import Section
 from rnngrad.show.draw import hangul_fonts, save_static
 from rnngrad.show.figure import plotly_spec
 from rnngrad.show.i18n import current_language, language, t

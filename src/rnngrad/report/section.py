@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rnngrad.show.figure import Figure
 
-__all__ = ["Section"]
+if TYPE_CHECKING:
+    from rnngrad.report.models import ReportModel
+
+__all__ = ["Section", "legend_label"]
 
 
 @dataclass
@@ -23,3 +26,9 @@ class Section:
     #: The derivation behind the section, for the page: HTML paragraphs with the
     #: mathematics between ``\\( \\)`` and ``\\[ \\]`` (rendered by KaTeX).
     explanation: str = ""
+
+
+def legend_label(model: ReportModel, part: str, models: list[ReportModel]) -> str:
+    """A legend entry: the part alone for the reader's one model (its name is in the page's
+    header), prefixed with the model's name when the page compares several."""
+    return part if len(models) == 1 else f"{model.name}, {part}"

@@ -1,0 +1,100 @@
+"""The Lyapunov spectrum of each model's recurrence, beside a random network and the
+mean-field prediction."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from rnngrad.jsonout import lyapunov_json
+from rnngrad.lyapunov.result import lyapunov_trace
+from rnngrad.lyapunov.spectrum import lyapunov_spectrum, random_tanh_network
+from rnngrad.report.models import (
+    ReportModel,
+    float64_copy,
+    recurrent_module_of,
+    state_size,
+)
+from rnngrad.report.section import Section, legend_label
+from rnngrad.show.figure import Figure, Trace
+from rnngrad.show.i18n import shown, t
+from rnngrad.theory.meanfield import mean_field_lambda1
+
+__all__ = ["lyapunov_section"]
+
+
+def lyapunov_section(
+    models: list[ReportModel], quick: bool, seed: int, device: torch.device
+) -> Section:
+    figure = Figure("lyapunov_spectrum", t("Lyapunov spectrum"), "i", t("lambda_i (nats per step)"))
+    numbers: dict[str, Any] = {}
+    stories = []
+    steps = 150 if quick else 400
+    systems: list[tuple[str, nn.Module, Any, dict[str, int]]] = []
+    for model in models:
+        module = recurrent_module_of(model.module, model.recurrent)
+        if getattr(module, "bidirectional", False):
+            # One causal recurrence per layer and direction, each driven by its real input.
+            for layer in range(int(getattr(module, "num_layers", 1))):
+                for direction, suffix in ((0, ""), (1, " reverse")):
+                    where = {"layer": layer, "direction": direction}
+                    label = legend_label(model, f"layer {layer}{suffix}", models)
+                    systems.append((label, module, "random", where))
+            continue
+        systems.append((legend_label(model, "the recurrence", models), module, "random", {}))
+    gain, size = 2.0, 128
+    random_network = random_tanh_network(size, gain, seed=seed)
+    reference = f"random tanh network (N = {size}, g = {gain:g})"
+    systems.append((reference, random_network, "zeros", {}))
+    for name, module, inputs, where in systems:
+        copy = float64_copy(module).to(device)
+        k = min(32, state_size(copy, bool(where)))
+        result = lyapunov_spectrum(
+            copy, steps=steps, warmup=100, k=k, batch=2, seed=seed, inputs=inputs,
+            layer=where.get("layer"), direction=where.get("direction", 0), progress=False,
+        )  # fmt: skip
+        label = shown(name)
+        figure.traces.append(lyapunov_trace(result, name))
+        entry = lyapunov_json(result, name, None)
+        numbers[name] = {
+            "exponents": entry["exponents"],
+            "lambda1": entry["exponents"][0],
+            "kaplan_yorke_dim": entry["kaplan_yorke_dim"],
+        }
+        stories.append(
+            t("{name}: lambda_1 = {value} nats per step", name=label,
+              value=f"{result.exponents[0]:.3g}")
+        )  # fmt: skip
+    prediction = mean_field_lambda1(gain)
+    numbers["mean_field_lambda1"] = prediction.lambda1
+    largest = len(figure.traces[-1].x) if figure.traces else 1
+    figure.traces.append(
+        Trace(
+            t("mean field, g = {gain}", gain=f"{gain:g}"),
+            [1, largest],
+            [prediction.lambda1] * 2,
+            dash=True,
+        )
+    )
+    sentence = t(
+        "{stories}. Mean-field theory predicts lambda_1 = {value} for the random network "
+        "(N -> infinity); negative exponents mean gradients over long spans vanish, positive "
+        "ones that they can explode.", stories="; ".join(stories),
+        value=f"{prediction.lambda1:.3g}",
+    )  # fmt: skip
+    # The models' own exponents decide the verdict; the random network is the reference.
+    measured = [
+        v["lambda1"]
+        for key, v in numbers.items()
+        if isinstance(v, dict) and not key.startswith("random") and v["lambda1"] is not None
+    ]
+    if not measured:  # never the reference network's verdict in the model's place
+        sentence += " " + t(
+            "The models' own largest exponents are not finite numbers (a state that "
+            "collapses to exactly zero), so this section gives no verdict about them."
+        )
+        return Section("lyapunov", t("The Lyapunov spectrum"), sentence, None, [figure], numbers)
+    verdict = "chaotic" if max(measured) > 0 else "contracting"
+    return Section("lyapunov", t("The Lyapunov spectrum"), sentence, verdict, [figure], numbers)

@@ -1,0 +1,173 @@
+"""The recurrent matrix: the spectra of the built-in ``W_hh`` examples, or the state
+Jacobian of the reader's own model along its trajectory."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from rnngrad.jsonout import spectrum_json
+from rnngrad.logspace import finite_or_none
+from rnngrad.report.models import (
+    ReportModel,
+    float64_copy,
+    recurrent_module_of,
+    state_size,
+)
+from rnngrad.report.section import Section
+from rnngrad.show.figure import Figure, Trace
+from rnngrad.show.i18n import shown, t, verdict_word
+from rnngrad.theory.spectrum import recurrent_spectrum, spectrum_figures
+
+__all__ = ["SPECTRUM_FIELDS", "model_spectrum_section", "spectrum_section"]
+
+#: The fields of ``rnngrad spectrum --json`` that the page keeps.
+SPECTRUM_FIELDS = (
+    "spectral_radius",
+    "norm2",
+    "eigvec_condition",
+    "max_transient_growth",
+    "transient_peak_step",
+)
+
+
+def _trajectory_systems(module: nn.Module) -> list[tuple[str, dict[str, int]]]:
+    """The recurrences whose state Jacobians the spectrum section follows: each layer
+    and direction of a bidirectional module, else the whole (stacked) state."""
+    from rnngrad.cells import describe_module
+
+    layout = describe_module(module)
+    if layout.bidirectional:
+        return [(f"layer {layer}{suffix}", {"layer": layer, "direction": direction})
+                for layer in range(layout.num_layers)
+                for direction, suffix in ((0, ""), (1, " reverse"))]  # fmt: skip
+    return [("all layers" if layout.num_layers > 1 else "the recurrence", {})]
+
+
+def model_spectrum_section(
+    model: ReportModel,
+    matrices: dict[str, np.ndarray],
+    quick: bool,
+    seed: int,
+    device: torch.device,
+) -> Section:
+    """The spectrum section for the reader's model: the singular values of the product of
+    its real state Jacobians ``dh_T/dh_k`` along a trajectory as the headline, and the
+    fixed blocks of ``W_hh`` (one per gate) behind a selector."""
+    from rnngrad.lyapunov.finite_time import finite_time_spectrum
+    from rnngrad.modern.base import DiagonalRecurrence
+    from rnngrad.verdict import growth_verdict
+
+    module = recurrent_module_of(model.module, model.recurrent)
+    blocks = spectrum_section(matrices)
+    if isinstance(module, DiagonalRecurrence):  # its eigenvalues are the recurrence, exactly
+        return blocks
+    steps = 60 if quick else 150
+    figure = Figure(
+        "jacobian_singular_values",
+        t("largest singular value of dh_T/dh_k, the product of the real Jacobians"),
+        t("T - k (steps back)"), "sigma_1(dh_T/dh_k)", log_y=True,
+    )  # fmt: skip
+    numbers: dict[str, Any] = {}
+    stories, labels = [], set()
+    for label, where in _trajectory_systems(module):
+        copy = float64_copy(module).to(device)
+        result = finite_time_spectrum(
+            copy, steps=steps, warmup=50, k=min(4, state_size(copy, bool(where))), seed=seed,
+            inputs="random", **where,  # type: ignore[arg-type]
+        )  # fmt: skip
+        assert result.log_singular_values is not None
+        logs = result.log_singular_values[::-1]  # row j: j steps back
+        log10_top = logs[:, 0] / np.log(10.0)
+        back = list(range(steps))
+        figure.traces.append(Trace(label, back, [10.0**v for v in log10_top]))
+        verdict = growth_verdict(float(log10_top[-1]), steps - 1)
+        labels.add(verdict.label)
+        numbers[label] = {
+            "log10_sigma": [[finite_or_none(v / np.log(10.0)) for v in row] for row in logs],
+            "log10_sigma1_full_span": finite_or_none(float(log10_top[-1])),
+            "verdict": verdict.label,
+        }
+        stories.append(
+            t("{name}: sigma_1 of dh_T/dh_1 over {steps} steps is {value}, {verdict}",
+              name=shown(label), steps=steps - 1, value=_power_of_ten(float(log10_top[-1])),
+              verdict=verdict_word(verdict.label))
+        )  # fmt: skip
+    for name, entry in blocks.numbers.items():
+        numbers[f"W_hh block {name}"] = entry
+    for block_figure in blocks.figures:
+        block_figure.selectable = True
+    verdict_label = labels.pop() if len(labels) == 1 else "mixed"
+    sentence = t(
+        "Along the model's own trajectory (driven by N(0, 1) inputs), the gradient is "
+        "multiplied by the product of the state Jacobians dh_T/dh_k, and its largest singular "
+        "value says how far it can grow or shrink: {stories}. The blocks of W_hh below (one "
+        "per gate for an LSTM or GRU) are not the recurrence by themselves, since the gates' "
+        "derivatives mix them into each step's Jacobian; choose one to see its eigenvalues, "
+        "singular values and powers.", stories="; ".join(stories),
+    )  # fmt: skip
+    return Section(
+        "spectrum",
+        t("The state Jacobian and the blocks of W_hh"),
+        sentence,
+        verdict_label,
+        [figure, *blocks.figures],
+        numbers,
+    )
+
+
+def _power_of_ten(log10_value: float) -> str:
+    if not np.isfinite(log10_value):
+        return t("exactly 0") if log10_value < 0 else t("not finite")
+    return f"10^{log10_value:.1f}"
+
+
+def spectrum_section(matrices: dict[str, np.ndarray]) -> Section:
+    if not matrices:
+        return Section(
+            "spectrum",
+            t("The recurrent matrix W_hh"),
+            t(
+                "This recurrence has no fixed recurrent matrix: its coefficient dh_t/dh_(t-1) "
+                "depends on the input at every step (minGRU, minLSTM); the gradient profile and "
+                "the Lyapunov spectrum below measure it along the real trajectory."
+            ),
+            None,
+        )
+    results = {name: recurrent_spectrum(matrix) for name, matrix in matrices.items()}
+    eigen, singular, growth = spectrum_figures(results)
+    numbers: dict[str, Any] = {}
+    stories = []
+    for name, result in results.items():
+        label = shown(name)
+        entry = spectrum_json(result, name)
+        numbers[name] = {key: entry[key] for key in SPECTRUM_FIELDS}
+        numbers[name]["verdict"] = result.verdict.label
+        numbers[name]["sentence"] = result.verdict.sentence
+        story = t(
+            "{name}: rho = {rho}, {verdict}",
+            name=label,
+            rho=f"{result.spectral_radius:.3g}",
+            verdict=verdict_word(result.verdict.label),
+        )
+        if result.verdict.transient_flag:
+            story += t(
+                ", yet ||W^k|| reaches {peak} at k = {step} before it decays, which the "
+                "eigenvalues miss", peak=f"{result.transient.max_growth:.3g}",
+                step=result.transient.peak_step,
+            )  # fmt: skip
+        stories.append(story)
+    labels = {v["verdict"] for v in numbers.values()}
+    verdict = labels.pop() if len(labels) == 1 else "mixed"
+    sentence = "; ".join(stories) + "."
+    return Section(
+        "spectrum",
+        t("The recurrent matrix W_hh"),
+        sentence,
+        verdict,
+        [eigen, singular, growth],
+        numbers,
+    )
