@@ -161,3 +161,61 @@ def test_each_shared_type_alias_is_defined_once() -> None:
             ):
                 where.setdefault(node.targets[0].id, []).append(name)
     assert {alias: found for alias, found in where.items() if len(found) > 1} == {}
+
+
+DOCUMENTS = [PACKAGE.parents[1] / "README.md", *sorted((PACKAGE.parents[1] / "docs").rglob("*.md"))]
+
+
+def documented_imports() -> list[tuple[str, str]]:
+    """``(module, name)`` for each ``from rnngrad... import name`` and each ``::: rnngrad...``
+    reference of the README and the documentation site."""
+    found: list[tuple[str, str]] = []
+    for path in DOCUMENTS:
+        for line in path.read_text().splitlines():
+            line = line.strip()
+            if line.startswith("from rnngrad") and " import " in line:
+                module, _, names = line[len("from ") :].partition(" import ")
+                found += [(module, n.strip()) for n in names.split(",") if n.strip()]
+            elif line.startswith("::: rnngrad"):
+                found.append((line[len("::: ") :], ""))
+    return found
+
+
+def test_every_public_name_imports_from_where_the_docs_show_it() -> None:
+    """``rnngrad.NAME`` for every name of the public face, and every import and API
+    reference the documents show (``rnngrad.monitor``, ``rnngrad.integrations.lightning``,
+    ...): a move of code must not break what a reader copies."""
+    import importlib
+
+    import rnngrad
+
+    for name in rnngrad.__all__:
+        assert getattr(rnngrad, name) is not None, name
+    shown = documented_imports()
+    assert len(shown) >= 10 and ("rnngrad.integrations.lightning", "") in shown
+    for module, name in shown:
+        imported_module = importlib.import_module(module)
+        if name:
+            assert hasattr(imported_module, name), f"from {module} import {name}"
+    monitor = importlib.import_module("rnngrad.monitor")
+    assert monitor.GradientWarning.__module__ == "rnngrad.monitor.monitor"
+
+
+def test_the_public_face_is_one_list() -> None:
+    """``__init__.pyi`` imports each public name once, and its ``__all__`` (which type
+    checkers and the documentation read) names exactly those; at run time ``rnngrad``
+    offers the same names (``lazy_loader`` reads the same imports)."""
+    import rnngrad
+
+    stub = ast.parse((PACKAGE / "__init__.pyi").read_text())
+    imported_names = [
+        alias.name for node in stub.body if isinstance(node, ast.ImportFrom) for alias in node.names
+    ]
+    listed = next(
+        ast.literal_eval(node.value)
+        for node in stub.body
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "__all__"
+    )
+    assert len(imported_names) == len(set(imported_names))
+    assert sorted(listed) == sorted([*imported_names, "__version__"])
+    assert sorted(rnngrad.__all__) == sorted(listed) == sorted(dir(rnngrad))

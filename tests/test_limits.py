@@ -15,8 +15,7 @@ import torch
 
 from rnngrad.errors import InvalidInputError, RnngradError
 from rnngrad.limits import ResourceError, check_seed, parse_size
-
-from .test_cli import EXECUTABLE, run, strict_json
+from tests.cli.test_cli import EXECUTABLE, run, strict_json
 
 GRU = "gru:input=3,hidden=4"
 TRAIN = ["train", "--task", "order", "--seq-len", "10", "--cell", "gru", "--hidden", "4",

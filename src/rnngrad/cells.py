@@ -6,14 +6,16 @@
 ``weight_hr_l{k}``. Gates are stacked along the first axis in PyTorch's order:
 ``(i, f, g, o)`` for LSTM, ``(r, z, n)`` for GRU. :class:`RecurrentLayout`
 describes a module; :func:`layer_weights` hands out the module's own tensors
-(never copies), and :func:`find_recurrent_module` locates the one recurrent
-module inside a larger model.
+(never copies), :func:`kernel_weights` one layer's in the order the fused kernels
+(:data:`FUSED_KERNELS`) take them, and :func:`find_recurrent_module` locates the one
+recurrent module inside a larger model.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -21,6 +23,7 @@ from torch import nn
 from rnngrad.errors import InvalidInputError
 
 __all__ = [
+    "FUSED_KERNELS",
     "CellKind",
     "LayerWeights",
     "RecurrentLayout",
@@ -28,6 +31,7 @@ __all__ = [
     "find_recurrent_module",
     "find_recurrent_modules",
     "is_cell",
+    "kernel_weights",
     "layer_weights",
 ]
 
@@ -245,3 +249,24 @@ def find_recurrent_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
     if isinstance(model, recurrent):
         return [("", model)]
     return [(n, m) for n, m in model.named_modules() if isinstance(m, recurrent)]
+
+
+FUSED_KERNELS: dict[str, Callable[..., Any]] = {
+    "rnn_tanh": torch.rnn_tanh,
+    "rnn_relu": torch.rnn_relu,
+    "lstm": torch.lstm,
+    "gru": torch.gru,
+}
+
+
+def kernel_weights(module: nn.Module, layout: RecurrentLayout, layer: int) -> list[torch.Tensor]:
+    """One layer's parameters, both directions, in the order the fused kernels take."""
+    weights: list[torch.Tensor] = []
+    for direction in range(layout.num_directions):
+        w = layer_weights(module, layer, direction)
+        weights += [w.w_ih, w.w_hh]
+        if w.b_ih is not None and w.b_hh is not None:
+            weights += [w.b_ih, w.b_hh]
+        if w.w_hr is not None:
+            weights.append(w.w_hr)
+    return weights

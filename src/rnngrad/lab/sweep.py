@@ -282,7 +282,8 @@ def _run_sweep(
                 cluster.close()
     elif jobs:
         import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor, as_completed as completed
+        from concurrent.futures import ProcessPoolExecutor
+        from concurrent.futures import as_completed as completed
         from concurrent.futures.process import BrokenProcessPool
 
         context = multiprocessing.get_context("spawn")

@@ -150,8 +150,7 @@ def measured_system(
         )
     import copy
 
-    from rnngrad.cells import describe_module, find_recurrent_module
-    from rnngrad.profile.fused_forward import FUSED_KERNELS, kernel_weights
+    from rnngrad.cells import FUSED_KERNELS, describe_module, find_recurrent_module, kernel_weights
 
     name, rnn = find_recurrent_module(system, module)
     own = next(rnn.parameters()).dtype

@@ -20,7 +20,7 @@ from rnngrad.cells import RecurrentLayout
 from rnngrad.errors import InvalidInputError, calling_user_code
 from rnngrad.modern.base import DiagonalRecurrence
 from rnngrad.modern.scan import diagonal_adjoint
-from rnngrad.profile.fused_forward import forked_rng, replaced_forward
+from rnngrad.profile.model_call import forked_rng, replaced_forward
 from rnngrad.profile.result import GradientProfile, LossSpec, gradient_norms, summarise
 
 __all__ = ["diagonal_profile"]

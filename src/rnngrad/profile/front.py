@@ -69,16 +69,8 @@ from rnngrad.errors import (
     calling_user_code,
 )
 from rnngrad.profile.cell import cell_gradient_profile
-from rnngrad.profile.fused_forward import (
-    Packing,
-    Trajectory,
-    check_input,
-    forked_rng,
-    from_time_major,
-    initial_state,
-    layer_forward,
-    replaced_forward,
-)
+from rnngrad.profile.fused_forward import Packing, Trajectory, initial_state, layer_forward
+from rnngrad.profile.model_call import check_input, forked_rng, from_time_major, replaced_forward
 from rnngrad.profile.result import (
     GradientProfile,
     LayerProfile,

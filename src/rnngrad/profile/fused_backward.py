@@ -34,9 +34,9 @@ from __future__ import annotations
 import torch
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from rnngrad.cells import CellKind, LayerWeights
+from rnngrad.cells import FUSED_KERNELS, CellKind, LayerWeights
 from rnngrad.modern.scan import diagonal_adjoint, linear_scan
-from rnngrad.profile.fused_forward import FUSED_KERNELS, kernel_notes_silenced
+from rnngrad.profile.fused_forward import kernel_notes_silenced
 from rnngrad.profile.gates import (
     DirectionGradients,
     SaturationCount,

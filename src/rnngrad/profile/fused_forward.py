@@ -17,7 +17,7 @@ is saved is padded and time-major, in the packed batch's length-sorted order
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -26,35 +26,20 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
-from rnngrad.cells import RecurrentLayout, layer_weights
+from rnngrad.cells import FUSED_KERNELS, RecurrentLayout, kernel_weights, layer_weights
 from rnngrad.devices import drawn
-from rnngrad.errors import InvalidInputError, NonFiniteInputError, ShapeError
+from rnngrad.errors import InvalidInputError, ShapeError
 from rnngrad.profile.forward_loops import GruSaved, LstmSaved, gru_layer_forward, lstm_layer_forward
 
 __all__ = [
-    "FUSED_KERNELS",
     "Packing",
     "Trajectory",
-    "check_input",
-    "forked_rng",
-    "from_time_major",
     "initial_state",
     "kernel_notes_silenced",
-    "kernel_weights",
     "layer_forward",
     "profile_memory_estimate",
-    "replaced_forward",
     "reverse_within",
-    "to_time_major",
 ]
-
-
-FUSED_KERNELS: dict[str, Callable[..., Any]] = {
-    "rnn_tanh": torch.rnn_tanh,
-    "rnn_relu": torch.rnn_relu,
-    "lstm": torch.lstm,
-    "gru": torch.gru,
-}
 
 
 @dataclass(frozen=True)
@@ -147,58 +132,6 @@ class Trajectory:
     packing: Packing | None = None
     # per layer and direction, a GRU's or LSTM's gates from its own forward loop
     saved_gates: list[list[GruSaved | LstmSaved] | None] | None = None
-
-
-def check_input(
-    layout: RecurrentLayout, module: nn.Module, value: object
-) -> torch.Tensor | PackedSequence:
-    """The module's input as given, or a typed error that says what is wrong with it."""
-    packed = isinstance(value, PackedSequence)
-    data = value.data if isinstance(value, PackedSequence) else value
-    if not isinstance(data, torch.Tensor):
-        raise InvalidInputError(
-            "the recurrent module's input must be a tensor or a PackedSequence, "
-            f"got {type(value).__name__}"
-        )
-    dtype = next(module.parameters()).dtype
-    if data.dtype != dtype:
-        raise InvalidInputError(
-            f"input dtype {data.dtype} does not match the module's parameters ({dtype})"
-        )
-    if packed:
-        if data.dim() != 2 or data.shape[-1] != layout.input_size:
-            raise ShapeError(
-                f"packed input data must have shape (N, {layout.input_size}), "
-                f"got {tuple(data.shape)}"
-            )
-    else:
-        expected = "(T, D) or " + ("(B, T, D)" if layout.batch_first else "(T, B, D)")
-        if data.dim() not in (2, 3) or data.shape[-1] != layout.input_size:
-            raise ShapeError(
-                f"input must have shape {expected} with D = {layout.input_size}, "
-                f"got {tuple(data.shape)}"
-            )
-        steps = data.shape[0] if data.dim() == 2 or not layout.batch_first else data.shape[1]
-        if steps == 0:
-            raise ShapeError("the input sequence is empty (T = 0)")
-        if data.dim() == 3 and data.shape[1 if not layout.batch_first else 0] == 0:
-            raise ShapeError("the batch is empty (B = 0)")
-    if not torch.isfinite(data).all():
-        raise NonFiniteInputError("the input holds NaN or inf")
-    return value  # type: ignore[return-value]
-
-
-def kernel_weights(module: nn.Module, layout: RecurrentLayout, layer: int) -> list[torch.Tensor]:
-    """One layer's parameters, both directions, in the order the fused kernels take."""
-    weights: list[torch.Tensor] = []
-    for direction in range(layout.num_directions):
-        w = layer_weights(module, layer, direction)
-        weights += [w.w_ih, w.w_hh]
-        if w.b_ih is not None and w.b_hh is not None:
-            weights += [w.b_ih, w.b_hh]
-        if w.w_hr is not None:
-            weights.append(w.w_hr)
-    return weights
 
 
 # Trajectory-sized arrays one layer and direction's recursion (rnngrad.profile.recursion) adds at
@@ -438,37 +371,3 @@ def kernel_notes_silenced() -> Iterator[None]:
             "ignore", message="RNN module weights are not part of single contiguous chunk"
         )
         yield
-
-
-@contextmanager
-def forked_rng(arguments: tuple[Any, ...]) -> Iterator[None]:
-    """The global RNGs restored afterwards: the CPU's and those of the CUDA devices the
-    arguments (tensors or packed sequences) live on; autograd on inside."""
-    devices = set()
-    for argument in arguments:
-        data = argument.data if isinstance(argument, PackedSequence) else argument
-        if isinstance(data, torch.Tensor) and data.is_cuda:
-            devices.add(data.device.index or 0)
-    with torch.random.fork_rng(devices=sorted(devices)), torch.enable_grad():
-        yield
-
-
-@contextmanager
-def replaced_forward(module: nn.Module, forward: Callable[..., Any]) -> Iterator[None]:
-    module.forward = forward
-    try:
-        yield
-    finally:
-        del module.forward
-
-
-def to_time_major(value: torch.Tensor, layout: RecurrentLayout, unbatched: bool) -> torch.Tensor:
-    if unbatched:
-        return value.unsqueeze(1)
-    return value.transpose(0, 1) if layout.batch_first else value
-
-
-def from_time_major(value: torch.Tensor, layout: RecurrentLayout, unbatched: bool) -> torch.Tensor:
-    if unbatched:
-        return value.squeeze(1)
-    return value.transpose(0, 1) if layout.batch_first else value

@@ -18,7 +18,8 @@ from torch import nn
 
 from rnngrad._types import FloatArray
 from rnngrad.cells import RecurrentLayout, layer_weights
-from rnngrad.profile.fused_forward import Trajectory, reverse_within, to_time_major
+from rnngrad.profile.fused_forward import Trajectory, reverse_within
+from rnngrad.profile.model_call import to_time_major
 from rnngrad.profile.recursion import Route, backward_direction
 from rnngrad.profile.result import LayerProfile, gradient_norms, summarise
 

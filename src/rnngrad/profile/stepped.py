@@ -41,18 +41,18 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
-from rnngrad.cells import RecurrentLayout, describe_module, is_cell, layer_weights
+from rnngrad.cells import (
+    FUSED_KERNELS,
+    RecurrentLayout,
+    describe_module,
+    is_cell,
+    kernel_weights,
+    layer_weights,
+)
 from rnngrad.devices import drawn
 from rnngrad.errors import InvalidInputError, ShapeError, calling_user_code
-from rnngrad.profile.fused_forward import (
-    FUSED_KERNELS,
-    check_input,
-    forked_rng,
-    from_time_major,
-    initial_state,
-    kernel_weights,
-    replaced_forward,
-)
+from rnngrad.profile.fused_forward import initial_state
+from rnngrad.profile.model_call import check_input, forked_rng, from_time_major, replaced_forward
 from rnngrad.profile.recursion import backward_direction
 from rnngrad.profile.result import GradientProfile, LossSpec, gradient_norms, summarise
 

@@ -1,0 +1,91 @@
+"""How the profile calls the user's model: the recurrent module's input checked, the
+global RNG left as it was, a module's ``forward`` replaced for one call, and the
+time-major layout the recursions work in."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import PackedSequence
+
+from rnngrad.cells import RecurrentLayout
+from rnngrad.errors import InvalidInputError, NonFiniteInputError, ShapeError
+
+__all__ = ["check_input", "forked_rng", "from_time_major", "replaced_forward", "to_time_major"]
+
+
+def check_input(
+    layout: RecurrentLayout, module: nn.Module, value: object
+) -> torch.Tensor | PackedSequence:
+    """The module's input as given, or a typed error that says what is wrong with it."""
+    packed = isinstance(value, PackedSequence)
+    data = value.data if isinstance(value, PackedSequence) else value
+    if not isinstance(data, torch.Tensor):
+        raise InvalidInputError(
+            "the recurrent module's input must be a tensor or a PackedSequence, "
+            f"got {type(value).__name__}"
+        )
+    dtype = next(module.parameters()).dtype
+    if data.dtype != dtype:
+        raise InvalidInputError(
+            f"input dtype {data.dtype} does not match the module's parameters ({dtype})"
+        )
+    if packed:
+        if data.dim() != 2 or data.shape[-1] != layout.input_size:
+            raise ShapeError(
+                f"packed input data must have shape (N, {layout.input_size}), "
+                f"got {tuple(data.shape)}"
+            )
+    else:
+        expected = "(T, D) or " + ("(B, T, D)" if layout.batch_first else "(T, B, D)")
+        if data.dim() not in (2, 3) or data.shape[-1] != layout.input_size:
+            raise ShapeError(
+                f"input must have shape {expected} with D = {layout.input_size}, "
+                f"got {tuple(data.shape)}"
+            )
+        steps = data.shape[0] if data.dim() == 2 or not layout.batch_first else data.shape[1]
+        if steps == 0:
+            raise ShapeError("the input sequence is empty (T = 0)")
+        if data.dim() == 3 and data.shape[1 if not layout.batch_first else 0] == 0:
+            raise ShapeError("the batch is empty (B = 0)")
+    if not torch.isfinite(data).all():
+        raise NonFiniteInputError("the input holds NaN or inf")
+    return value  # type: ignore[return-value]
+
+
+@contextmanager
+def forked_rng(arguments: tuple[Any, ...]) -> Iterator[None]:
+    """The global RNGs restored afterwards: the CPU's and those of the CUDA devices the
+    arguments (tensors or packed sequences) live on; autograd on inside."""
+    devices = set()
+    for argument in arguments:
+        data = argument.data if isinstance(argument, PackedSequence) else argument
+        if isinstance(data, torch.Tensor) and data.is_cuda:
+            devices.add(data.device.index or 0)
+    with torch.random.fork_rng(devices=sorted(devices)), torch.enable_grad():
+        yield
+
+
+@contextmanager
+def replaced_forward(module: nn.Module, forward: Callable[..., Any]) -> Iterator[None]:
+    module.forward = forward
+    try:
+        yield
+    finally:
+        del module.forward
+
+
+def to_time_major(value: torch.Tensor, layout: RecurrentLayout, unbatched: bool) -> torch.Tensor:
+    if unbatched:
+        return value.unsqueeze(1)
+    return value.transpose(0, 1) if layout.batch_first else value
+
+
+def from_time_major(value: torch.Tensor, layout: RecurrentLayout, unbatched: bool) -> torch.Tensor:
+    if unbatched:
+        return value.squeeze(1)
+    return value.transpose(0, 1) if layout.batch_first else value
