@@ -136,9 +136,15 @@ def layer_json(lp: LayerProfile) -> dict[str, Any]:
         "first_nonfinite_step": lp.first_nonfinite_step,
         "summary_order": "t = 1..T" if lp.direction else "t = T..1",
         "verdict": growth_verdict_json(lp.verdict),
+        "carried_grad_norm": _list(lp.mean_carried_norm),
+        "carried_h_norm": _list(lp.mean_carried_h_norm),
+        "carried_from": [int(t) for t in lp.carried_from],
+        "carried_by": lp.carried_by,
     }
     if lp.mean_cell_grad_norm is not None:
         entry["cell_grad_norm"] = _list(lp.mean_cell_grad_norm)
+    if lp.mean_carried_c_norm is not None:
+        entry["carried_c_norm"] = _list(lp.mean_carried_c_norm)
     return entry
 
 
@@ -163,13 +169,21 @@ def profile_json(result: GradientProfile, model: str) -> dict[str, Any]:
         "orders": {
             "grad_norm, log10_grad_norm, cell_grad_norm, first_nonfinite_step": (
                 "input position t = 1..T (entry t-1), both directions; each entry the mean "
-                "over the sequences that have step t (sequences_per_step)"
+                "over the sequences that have step t (sequences_per_step); the total "
+                "gradient dL/dh_t, which says where the loss enters"
+            ),
+            "carried_grad_norm, carried_h_norm, carried_c_norm": (
+                "input position t = 1..T; the gradient carried back from each sequence's "
+                "last loss-bearing step (carried_from, an input position) alone through the "
+                "recurrence, over the whole state (h, and c for LSTM) and at h and c apart; "
+                "null at the steps no sequence's carried gradient covers"
             ),
             "log10_ratio, decay_rate, horizon, verdict": (
-                "the direction's own backpropagation order (summary_order): the forward "
-                "direction from t = T back to t = 1, the reverse direction from t = 1 back "
-                "to t = T; log10_ratio = log10 |g at the first processed step| / "
-                "|g at the last|, horizon counts back from the last processed step"
+                "read from carried_grad_norm in the direction's own backpropagation order "
+                "(summary_order): the forward direction from its last loss-bearing step "
+                "back to t = 1, the reverse direction back to t = T; log10_ratio = "
+                "log10 |g~ at the first processed step| / |g~ at the last loss-bearing "
+                "step|, horizon counts back from that step"
             ),
         },
         "layers": layers,

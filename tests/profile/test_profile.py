@@ -243,19 +243,23 @@ def test_summary_numbers_follow_their_definitions() -> None:
 
 
 def test_reverse_direction_summaries_follow_its_processing_order() -> None:
-    """A reverse direction is judged from t = 1 (where its gradient enters) back to t = T."""
+    """A reverse direction is judged from t = 1 (where its carried gradient starts) back to
+    t = T, on the carried gradient; the total is kept in input order too."""
     module = build("gru", layers=2, bidirectional=True)
     x = torch.randn(12, 2, 4, dtype=torch.float64)
     profile = gradient_profile(module, x, loss="sum")
     reverse = profile.layer(0, 1)
     mean = reverse.mean_grad_norm
     np.testing.assert_array_equal(reverse.processing_mean_grad_norm, mean[::-1])
-    assert reverse.log10_ratio == pytest.approx(math.log10(mean[-1] / mean[0]))
-    slope = np.polyfit(np.arange(12), np.log(mean[::-1]), 1)[0]
+    carried = reverse.mean_carried_norm
+    assert (reverse.carried_from == 1).all()
+    np.testing.assert_array_equal(reverse.processing_mean_carried_norm, carried[::-1])
+    assert reverse.log10_ratio == pytest.approx(math.log10(carried[-1] / carried[0]))
+    slope = np.polyfit(np.arange(12), np.log(carried[::-1]), 1)[0]
     assert reverse.decay_rate == pytest.approx(slope, rel=1e-10)
     forward = profile.layer(0, 0)
     assert forward.log10_ratio == pytest.approx(
-        math.log10(forward.mean_grad_norm[0] / forward.mean_grad_norm[-1])
+        math.log10(forward.mean_carried_norm[0] / forward.mean_carried_norm[-1])
     )
 
 

@@ -37,7 +37,7 @@ def test_reverse_direction_of_a_classifier_reading_h_n_vanishes() -> None:
         model, tokens, loss=lambda logits: nn.functional.cross_entropy(logits, labels)
     )
     top_reverse = profile.layer(1, 1)
-    mean = top_reverse.mean_grad_norm
+    mean = top_reverse.mean_carried_norm  # over (h, c): the head reads h_n alone
     assert mean[0] > 1e6 * mean[-1], "the test needs a reverse gradient that decays over t"
     assert top_reverse.verdict.label == "vanishing"
     assert top_reverse.log10_ratio == pytest.approx(math.log10(mean[-1] / mean[0]))

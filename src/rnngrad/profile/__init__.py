@@ -25,7 +25,8 @@ from rnngrad.profile.front import (
     gradient_profiles,
     pack_inputs,
 )
-from rnngrad.profile.result import GradientProfile, LayerProfile, summarise
+from rnngrad.profile.result import GradientProfile, LayerProfile
+from rnngrad.profile.summary import summarise
 
 __all__ = [
     "GradientProfile",

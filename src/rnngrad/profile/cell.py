@@ -16,7 +16,9 @@ import torch
 
 from rnngrad.cells import RecurrentLayout
 from rnngrad.errors import InvalidInputError, NonFiniteInputError, ShapeError, calling_user_code
-from rnngrad.profile.result import GradientProfile, LossSpec, gradient_norms, summarise
+from rnngrad.profile.carried import carried_norms, carried_seed
+from rnngrad.profile.result import GradientProfile, LossSpec
+from rnngrad.profile.summary import gradient_norms, summarise
 from rnngrad.verdict import RATE_TOLERANCE
 
 __all__ = ["cell_gradient_profile"]
@@ -67,7 +69,9 @@ def cell_gradient_profile(
         if not isinstance(size, int):
             raise InvalidInputError("give h0, or a cell with an integer hidden_size")
         h0 = torch.zeros(batch, size, dtype=seq.dtype, device=seq.device)
-    state = h0
+    # A leaf of the profile's own: the states then depend on something that requires a
+    # gradient even when the cell has no trainable parameters.
+    state = h0.detach().requires_grad_(True)
     states: list[torch.Tensor] = []
     with torch.random.fork_rng(devices=[]), torch.enable_grad():
         for t in range(steps):
@@ -92,15 +96,30 @@ def cell_gradient_profile(
             value = 0.5 * (stacked**2).sum()
         else:
             raise InvalidInputError(f"unknown loss {loss!r}; expected 'last', 'sum' or a callable")
-        grads = torch.autograd.grad(value, states, allow_unused=True)
-    grad = torch.stack(
-        [torch.zeros_like(s) if g is None else g for g, s in zip(grads, states, strict=True)]
+        if not isinstance(value, torch.Tensor) or value.numel() != 1:
+            raise InvalidInputError("the loss must be a scalar tensor")
+        grads = torch.autograd.grad(value.reshape(()), states, allow_unused=True, retain_graph=True)
+        grad = torch.stack(
+            [torch.zeros_like(s) if g is None else g for g, s in zip(grads, states, strict=True)]
+        ).detach()
+        # The carried gradient: <G, h_s*> alone, differentiated through the cell's own
+        # recurrence (the only path from an earlier state to h_s*).
+        seed = carried_seed(grad)
+        ends = {b: int(s) for b, s in enumerate(seed.last.tolist()) if s >= 0}
+        entry = sum(
+            (torch.dot(seed.h[s, b], states[s][b]) for b, s in ends.items()),
+            torch.zeros((), dtype=grad.dtype, device=grad.device),
+        )
+        carried = torch.autograd.grad(entry, states, allow_unused=True) if ends else grads
+    carried_grad = torch.stack(
+        [torch.zeros_like(s) if g is None else g for g, s in zip(carried, states, strict=True)]
     ).detach()
     layer = summarise(
         0,
         0,
         gradient_norms(grad),
         math.nan,
+        carried=carried_norms(seed, carried_grad),
         tolerance=tolerance,
         grad=grad.transpose(0, 1).clone() if keep_gradients else None,
     )

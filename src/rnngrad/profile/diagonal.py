@@ -4,8 +4,10 @@ During one forward pass of the model the layer's states get a zero probe added
 (as in :mod:`rnngrad.profile.stepped`); ``dL/dprobe`` is the direct gradient ``G_t``
 at every step, and the total is the adjoint scan
 ``g_t = G_t + conj(a_{t+1}) g_{t+1}`` with ``a_t = dh_t/dh_{t-1}`` from
-:meth:`~rnngrad.modern.base.DiagonalRecurrence.state_jacobian`. Norms of
-complex states are the norms of their real and imaginary parts together.
+:meth:`~rnngrad.modern.base.DiagonalRecurrence.state_jacobian`; the same scan
+from the last loss-bearing step's ``G`` alone gives the carried gradient
+(:mod:`rnngrad.profile.carried`). Norms of complex states are the norms of
+their real and imaginary parts together.
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ from rnngrad.cells import RecurrentLayout
 from rnngrad.errors import InvalidInputError, calling_user_code
 from rnngrad.modern.base import DiagonalRecurrence
 from rnngrad.modern.scan import diagonal_adjoint
+from rnngrad.profile.carried import carried_norms, carried_seed
 from rnngrad.profile.model_call import forked_rng, replaced_forward
-from rnngrad.profile.result import GradientProfile, LossSpec, gradient_norms, summarise
+from rnngrad.profile.result import GradientProfile, LossSpec
+from rnngrad.profile.summary import gradient_norms, summarise
 
 __all__ = ["diagonal_profile"]
 
@@ -79,11 +83,14 @@ def diagonal_profile(
         coefficients = layer.state_jacobian(saved["x"], states, saved["h0"])
         total = diagonal_adjoint(direct.detach(), coefficients.detach())
         real = torch.view_as_real(total).flatten(-2) if total.is_complex() else total
+        seed = carried_seed(direct.detach())
+        carried = carried_norms(seed, diagonal_adjoint(seed.h, coefficients.detach()))
     profile = summarise(
         0,
         0,
         gradient_norms(real),
         float("nan"),
+        carried=carried,
         tolerance=tolerance,
         grad=total.transpose(0, 1).clone() if keep_gradients else None,
     )

@@ -71,13 +71,9 @@ from rnngrad.errors import (
 from rnngrad.profile.cell import cell_gradient_profile
 from rnngrad.profile.fused_forward import Packing, Trajectory, initial_state, layer_forward
 from rnngrad.profile.model_call import check_input, forked_rng, from_time_major, replaced_forward
-from rnngrad.profile.result import (
-    GradientProfile,
-    LayerProfile,
-    LossSpec,
-    summarise,
-)
+from rnngrad.profile.result import GradientProfile, LayerProfile, LossSpec
 from rnngrad.profile.stack import backward_layers
+from rnngrad.profile.summary import summarise
 from rnngrad.verdict import RATE_TOLERANCE
 
 ProfileRoute = Literal["auto", "recursion", "fused"]

@@ -11,7 +11,6 @@ loop). The summaries judge each direction in its own backpropagation order; see
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -25,17 +24,9 @@ from rnngrad.cells import RecurrentLayout
 from rnngrad.show.display import Displayable, Summary, number
 from rnngrad.show.figure import Figure, Trace
 from rnngrad.show.i18n import shown, t
-from rnngrad.verdict import RATE_TOLERANCE, GrowthVerdict, gradient_horizon, growth_verdict
+from rnngrad.verdict import GrowthVerdict
 
-__all__ = [
-    "GradientProfile",
-    "LayerProfile",
-    "LossSpec",
-    "gradient_norms",
-    "profile_figure",
-    "profile_traces",
-    "summarise",
-]
+__all__ = ["GradientProfile", "LayerProfile", "LossSpec", "profile_figure", "profile_traces"]
 
 LossSpec = Literal["last", "sum"] | Callable[[Any], torch.Tensor]
 
@@ -45,10 +36,13 @@ class LayerProfile:
     """The gradient profile of one layer and direction.
 
     Arrays are indexed by input position ``t = 1..T`` (entry ``t-1``) for both
-    directions. The summaries (``log10_ratio``, ``decay_rate``, ``horizon``,
-    ``verdict``) follow the direction's own processing order ``s = 1..T``
-    (``t = s`` forward, ``t = T + 1 - s`` reverse; per sequence ``t = len_b + 1 - s``),
-    computed from ``processing_mean_grad_norm``.
+    directions. ``grad_norm`` and its means are the *total* gradient, which says
+    where the loss enters; the summaries judge the gradient *carried* back from
+    each sequence's last loss-bearing step ``s*`` (:mod:`rnngrad.profile.carried`).
+    The summaries (``log10_ratio``, ``decay_rate``, ``horizon``, ``verdict``) follow
+    the direction's own processing order ``s = 1..T`` (``t = s`` forward,
+    ``t = T + 1 - s`` reverse; per sequence ``t = len_b + 1 - s``), computed from
+    ``processing_mean_carried_norm`` over ``s = 1..s*``.
 
     Attributes:
         layer: 0-based layer index.
@@ -63,15 +57,27 @@ class LayerProfile:
             lengths).
         cell_grad_norm: ``(B, T)``, ``||dL/dc_t||_2`` for LSTM, else ``None``.
         mean_cell_grad_norm: ``(T,)`` or ``None``.
-        log10_ratio: ``log10 ||dL/dh_{s=1}|| / ||dL/dh_{s=T}||`` in processing
-            order; ``None`` when the gradient at ``s = T`` is 0 (no loss gradient
-            reaches it) or not finite.
-        decay_rate: nats per processing step, ``None`` with fewer than two nonzero steps.
-        horizon: processing steps back from ``s = T``, or ``None`` for "beyond T".
+        log10_ratio: ``log10 ||g~_{s=1}|| / ||g~_{s*}||`` of the carried gradient
+            over the whole state, in processing order; ``None`` when it is 0 at
+            ``s*`` (no loss gradient reaches the direction) or not finite.
+        decay_rate: of the carried gradient, nats per processing step, ``None``
+            with fewer than two nonzero steps.
+        horizon: processing steps back from ``s*``, or ``None`` for "beyond".
         saturation: share of saturated nonlinearity derivatives (below 10% of max).
-        verdict: the growth rule on the fitted change.
-        first_nonfinite_step: first input position whose gradient is NaN or
-            infinite, or ``None``.
+        verdict: the growth rule on the carried gradient's fitted change.
+        first_nonfinite_step: first input position whose gradient (total or
+            carried) is NaN or infinite, or ``None``.
+        carried_norm: ``(B, T)``, the carried gradient's norm over the whole state
+            (``sqrt(||g~_h||^2 + ||g~_c||^2)`` for LSTM) per sequence; NaN at the
+            steps it does not cover (after ``s*``, padding).
+        mean_carried_norm: ``(T,)`` its mean over the sequences that cover ``t``
+            (NaN where none does).
+        mean_carried_h_norm, mean_carried_c_norm: ``(T,)`` the same at ``h`` and,
+            for LSTM, at ``c`` (else ``None``).
+        processing_mean_carried_norm: ``(T,)`` the mean in processing order, the
+            series the summaries are read from.
+        carried_from: ``(B,)`` the input position of each sequence's last
+            loss-bearing step, where the carried gradient starts (0: none).
         grad: ``(B, T, P)`` the gradients themselves when asked for, else ``None``.
         grad_c: ``(B, T, H)`` for LSTM when asked for, else ``None``.
     """
@@ -90,6 +96,12 @@ class LayerProfile:
     saturation: float
     verdict: GrowthVerdict
     first_nonfinite_step: int | None
+    carried_norm: FloatArray
+    mean_carried_norm: FloatArray
+    mean_carried_h_norm: FloatArray
+    mean_carried_c_norm: FloatArray | None
+    processing_mean_carried_norm: FloatArray
+    carried_from: NDArray[np.int64]
     grad: torch.Tensor | None = None
     grad_c: torch.Tensor | None = None
 
@@ -102,6 +114,16 @@ class LayerProfile:
     def summary_order(self) -> str:
         """The order the summaries follow, in words."""
         return "t = 1..T (reverse direction)" if self.direction else "t = T..1 (forward direction)"
+
+    @property
+    def carried_by(self) -> str:
+        """``"c"`` when an LSTM's cell state carries more of the gradient than ``h`` at
+        the first processed step, else ``"h"``."""
+        cell = self.mean_carried_c_norm
+        if cell is None:
+            return "h"
+        first = self.position_of(1) - 1
+        return "c" if cell[first] > self.mean_carried_h_norm[first] else "h"
 
     def position_of(self, processing_step: int) -> int:
         """The input position ``t`` of processing step ``s`` (both 1-based, equal lengths)."""
@@ -205,162 +227,44 @@ class GradientProfile(Displayable):
         return profile_figure(self)
 
 
-def _fit_decay_rate(log_norms: FloatArray) -> float | None:
-    """Slope of a least-squares line through the finite ``ln`` norms, per step."""
-    steps = np.arange(log_norms.size, dtype=np.float64)
-    finite = np.isfinite(log_norms)
-    if finite.sum() < 2:
-        return None
-    slope, _ = np.polyfit(steps[finite], log_norms[finite], 1)
-    return float(slope)
-
-
-def _valid_steps(batch: int, steps: int, lengths: NDArray[np.int64] | None) -> NDArray[np.bool_]:
-    """``(B, T)``: ``True`` where sequence ``b`` has step ``t``."""
-    if lengths is None:
-        return np.ones((batch, steps), dtype=bool)
-    valid: NDArray[np.bool_] = np.arange(steps)[None, :] < np.asarray(lengths)[:, None]
-    return valid
-
-
-def _masked_mean(values: FloatArray, valid: NDArray[np.bool_]) -> FloatArray:
-    """The mean over the valid entries of each column (NaN and inf propagate)."""
-    total = np.where(valid, values, 0.0).sum(axis=0)
-    count = valid.sum(axis=0)
-    mean: FloatArray = total / np.maximum(count, 1)
-    return mean
-
-
-def _in_processing_order(
-    values: FloatArray, direction: int, lengths: NDArray[np.int64] | None
-) -> FloatArray:
-    """``(B, T)`` per-sequence values in the direction's processing order, padding last."""
-    if direction == 0:
-        return values
-    if lengths is None:
-        return values[:, ::-1]
-    steps = values.shape[1]
-    position = np.arange(steps)[None, :]
-    length = np.asarray(lengths)[:, None]
-    index = np.where(position < length, length - 1 - position, position)
-    ordered: FloatArray = np.take_along_axis(values, index, axis=1)
-    return ordered
-
-
-def summarise(
-    layer: int,
-    direction: int,
-    grad_norm: FloatArray,
-    saturation: float,
-    *,
-    cell_grad_norm: FloatArray | None = None,
-    lengths: NDArray[np.int64] | None = None,
-    tolerance: float = RATE_TOLERANCE,
-    grad: torch.Tensor | None = None,
-    grad_c: torch.Tensor | None = None,
-) -> LayerProfile:
-    """Summary numbers of one layer and direction from its per-sequence norms.
-
-    Args:
-        grad_norm: ``(B, T)`` in input order (padding steps ignored).
-        lengths: ``(B,)`` each sequence's length, ``None`` for all ``T``.
-    """
-    batch, steps = grad_norm.shape
-    valid = _valid_steps(batch, steps, lengths)
-    grad_norm = np.where(valid, grad_norm, np.nan)
-    mean = _masked_mean(grad_norm, valid)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        log10_mean = np.log10(mean)
-    processing = _in_processing_order(grad_norm, direction, lengths)
-    processing_mean = _masked_mean(processing, _valid_steps(batch, steps, lengths))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        log10_processing = np.log10(processing_mean)
-    nonfinite = np.flatnonzero((valid & ~np.isfinite(grad_norm)).any(axis=0))
-    first_nonfinite = int(nonfinite[0]) + 1 if nonfinite.size else None
-    usable = np.where(
-        np.isfinite(log10_processing) | np.isneginf(log10_processing), log10_processing, np.nan
-    )
-    first, last = usable[0], usable[-1]
-    log10_ratio: float | None
-    if np.isnan(first) or np.isnan(last) or np.isneginf(last):
-        log10_ratio = None
-    else:
-        log10_ratio = float(first - last)
-    decay_rate = _fit_decay_rate(np.where(np.isnan(usable), -np.inf, usable) * math.log(10.0))
-    if first_nonfinite is not None:
-        verdict = growth_verdict(math.inf, steps - 1, tolerance=tolerance)
-    elif decay_rate is not None:
-        change = -decay_rate * (steps - 1) / math.log(10.0)
-        verdict = growth_verdict(change, steps - 1, tolerance=tolerance)
-    elif log10_ratio is not None and log10_ratio == -math.inf:
-        verdict = growth_verdict(-math.inf, steps - 1, tolerance=tolerance)
-    else:  # the loss reaches at most one step of this direction: nothing to backpropagate
-        verdict = growth_verdict(0.0, 0, tolerance=tolerance)
-    horizon_input = np.where(np.isnan(log10_processing), -np.inf, log10_processing)
-    mean_cell = None
-    if cell_grad_norm is not None:
-        cell_grad_norm = np.where(valid, cell_grad_norm, np.nan)
-        mean_cell = _masked_mean(cell_grad_norm, valid)
-    return LayerProfile(
-        layer=layer,
-        direction=direction,
-        grad_norm=grad_norm,
-        mean_grad_norm=mean,
-        log10_grad_norm=log10_mean,
-        processing_mean_grad_norm=processing_mean,
-        cell_grad_norm=cell_grad_norm,
-        mean_cell_grad_norm=mean_cell,
-        log10_ratio=log10_ratio,
-        decay_rate=decay_rate,
-        horizon=gradient_horizon(horizon_input),
-        saturation=saturation,
-        verdict=verdict,
-        first_nonfinite_step=first_nonfinite,
-        grad=grad,
-        grad_c=grad_c,
-    )
-
-
-def gradient_norms(grad: torch.Tensor) -> FloatArray:
-    """``(T, B, F)`` gradients to ``(B, T)`` float64 norms.
-
-    The norm is taken in the gradient's own dtype (fast) and again in float64
-    only where that overflowed although the entries were finite.
-    """
-    norms = torch.linalg.vector_norm(grad, dim=2)
-    if grad.dtype != torch.float64 and not torch.isfinite(norms).all():
-        norms = torch.linalg.vector_norm(grad, dim=2, dtype=torch.float64)
-    result: FloatArray = norms.T.to(torch.float64).cpu().numpy()
-    return result
-
-
 def profile_traces(
     profile: GradientProfile, name_of: Callable[[LayerProfile], str] | None = None
 ) -> list[Trace]:
-    """Per layer and direction: ``||dL/dh_t||``, its fitted decay (dashed) and the
-    horizon (a marker). Fit and horizon follow the direction's own processing order
-    (``t = T..1`` forward, ``t = 1..T`` reverse) and are drawn at the input positions
-    they belong to."""
+    """Per layer and direction: the total ``||dL/dh_t||`` (where the loss enters), the
+    gradient carried back from the last loss-bearing step (dotted) with its fitted decay
+    (dashed), and the horizon (a marker). Fit and horizon follow the direction's own
+    processing order (``t = T..1`` forward, ``t = 1..T`` reverse) and are drawn at the
+    input positions they belong to. The carried trace is left out where it equals the
+    total (the loss enters at one step, the state is ``h`` alone)."""
     traces = []
     for layer in profile.layers:
         label = shown(name_of(layer) if name_of else layer.name)
         steps = list(range(1, layer.mean_grad_norm.size + 1))
         norms = layer.mean_grad_norm
         traces.append(Trace(label, steps, list(norms)))
-        processing = layer.processing_mean_grad_norm
+        carried = layer.mean_carried_norm
+        covered = ~np.isnan(carried)
+        if not np.array_equal(carried[covered], norms[covered]) or not covered.all():
+            traces.append(
+                Trace(t("{name}: carried back", name=label), steps, list(carried), dash=True)
+            )
+        processing = layer.processing_mean_carried_norm
+        span = int(np.flatnonzero(~np.isnan(processing)).max()) + 1 if covered.any() else 0
+        processing = processing[:span]
         positive = processing > 0
         logs = np.log(processing, where=positive, out=np.full(processing.size, -np.inf))
         finite = np.isfinite(logs)
-        positions = [layer.position_of(s) for s in steps]
+        fit_steps = np.arange(1, span + 1)
+        positions = [layer.position_of(int(s)) for s in fit_steps]
         if layer.decay_rate is not None and finite.sum() >= 2:
-            slope, intercept = np.polyfit(np.array(steps)[finite], logs[finite], 1)
-            fitted = np.exp(intercept + slope * np.array(steps, dtype=float))
+            slope, intercept = np.polyfit(fit_steps[finite], logs[finite], 1)
+            fitted = np.exp(intercept + slope * fit_steps.astype(float))
             fit = t("{name}: fit, {rate} nats/step", name=label, rate=f"{layer.decay_rate:.3g}")
             traces.append(Trace(fit, positions, list(fitted), dash=True))
-        if layer.horizon is not None:
-            at = layer.position_of(norms.size - layer.horizon)
+        if layer.horizon is not None and span:
+            at = layer.position_of(span - layer.horizon)
             mark = t("{name}: horizon ({steps} steps back)", name=label, steps=layer.horizon)
-            traces.append(Trace(mark, [at], [float(norms[at - 1])], "markers"))
+            traces.append(Trace(mark, [at], [float(carried[at - 1])], "markers"))
     return traces
 
 

@@ -12,16 +12,20 @@ position and in the user's batch order.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
+from numpy.typing import NDArray
 from torch import nn
 
-from rnngrad._types import FloatArray
 from rnngrad.cells import RecurrentLayout, layer_weights
+from rnngrad.profile.carried import CarriedNorms, carried_seed, source_positions
 from rnngrad.profile.fused_forward import Trajectory, reverse_within
 from rnngrad.profile.model_call import to_time_major
 from rnngrad.profile.recursion import Route, backward_direction
-from rnngrad.profile.result import LayerProfile, gradient_norms, summarise
+from rnngrad.profile.result import LayerProfile
+from rnngrad.profile.summary import gradient_norms, summarise
 
 __all__ = ["backward_layers"]
 
@@ -58,10 +62,11 @@ def backward_layers(
     steps, batch = direct.shape[:2]
     batch_index = torch.arange(batch, device=direct.device)
 
-    def to_user(norms: FloatArray) -> FloatArray:
+    def to_user(per_sequence: NDArray[Any]) -> NDArray[Any]:
+        """Per-sequence rows from the packed batch's sorted order to the user's."""
         if packing is None or packing.unsorted_indices is None:
-            return norms
-        reordered: FloatArray = norms[packing.unsorted_indices.cpu().numpy()]
+            return per_sequence
+        reordered: NDArray[Any] = per_sequence[packing.unsorted_indices.cpu().numpy()]
         return reordered
 
     def kept(value: torch.Tensor | None) -> torch.Tensor | None:
@@ -108,22 +113,32 @@ def backward_layers(
                     )
                     direct_c_steps[last, batch_index] = grad_c_n[row]
                     direct_c_last = torch.zeros_like(grad_c_n[row])
+            weights = layer_weights(rnn, layer, direction)
+            x, h = order(layer_input), order(layer_output[..., part])
+            h0 = trajectory.h0[row]
+            c0 = None if trajectory.c0 is None else trajectory.c0[row]
+            seed = carried_seed(given, direct_c_last, direct_c_steps)
             result = backward_direction(
-                layout.kind,
-                layer_weights(rnn, layer, direction),
-                order(layer_input),
-                order(layer_output[..., part]),
-                trajectory.h0[row],
-                None if trajectory.c0 is None else trajectory.c0[row],
-                given,
-                direct_c_last,
-                need_input=layer > 0,
-                direct_c_steps=direct_c_steps,
-                valid=valid,
+                layout.kind, weights, x, h, h0, c0, given, direct_c_last,
+                need_input=layer > 0, direct_c_steps=direct_c_steps, valid=valid,
                 overwrite_direct=True,  # given is this loop's own copy
-                route=route,
-                saved=None if layer_saved is None else layer_saved[direction],
+                route=route, saved=None if layer_saved is None else layer_saved[direction],
+            )  # fmt: skip
+            # The gradient carried back from the last loss-bearing step alone: the same
+            # recursion again, with that step's direct gradient as the only entry.
+            carried = backward_direction(
+                layout.kind, weights, x, h, h0, c0, seed.h,
+                None if c0 is None else torch.zeros_like(c0),
+                need_input=False, direct_c_steps=seed.c_steps, valid=valid,
+                overwrite_direct=True, route=route,
+            )  # fmt: skip
+            carried_norms = CarriedNorms(
+                to_user(gradient_norms(order(carried.grad_h))),
+                None if carried.grad_c is None else to_user(gradient_norms(order(carried.grad_c))),
+                to_user(order(seed.mask().unsqueeze(-1))[..., 0].T.cpu().numpy()),
+                to_user(source_positions(seed.last, lengths, steps, direction == 1)),
             )
+            del carried
             grad_h = order(result.grad_h)
             grad_c = None if result.grad_c is None else order(result.grad_c)
             if result.grad_input is not None:
@@ -134,6 +149,7 @@ def backward_layers(
                 to_user(gradient_norms(grad_h)),
                 result.saturated,
                 cell_grad_norm=None if grad_c is None else to_user(gradient_norms(grad_c)),
+                carried=carried_norms,
                 lengths=user_lengths,
                 tolerance=tolerance,
                 grad=kept(grad_h),

@@ -51,10 +51,12 @@ from rnngrad.cells import (
 )
 from rnngrad.devices import drawn
 from rnngrad.errors import InvalidInputError, ShapeError, calling_user_code
+from rnngrad.profile.carried import CarriedSeed, carried_norms, carried_seed
 from rnngrad.profile.fused_forward import initial_state
 from rnngrad.profile.model_call import check_input, forked_rng, from_time_major, replaced_forward
 from rnngrad.profile.recursion import backward_direction
-from rnngrad.profile.result import GradientProfile, LossSpec, gradient_norms, summarise
+from rnngrad.profile.result import GradientProfile, LossSpec
+from rnngrad.profile.summary import gradient_norms, summarise
 
 __all__ = ["StepRecorder", "probe_gradients", "recording", "stepped_profiles"]
 
@@ -79,6 +81,10 @@ class _Call:
     output: torch.Tensor  # the top layer's probed output, time-major (T_c, B, P)
     steps: int
     batch: int
+    # Per layer, the probed states themselves: (T_c, B, P), and the cell state's at the
+    # call's end (B, H); what the carried gradient starts from.
+    states_h: list[torch.Tensor] = field(default_factory=list)
+    states_c: list[torch.Tensor] = field(default_factory=list)
 
 
 @dataclass
@@ -141,6 +147,8 @@ class StepRecorder:
                 output=h_new.view(1, batch, -1),
                 steps=1,
                 batch=batch,
+                states_h=[h_new.view(1, batch, -1)],
+                states_c=[] if c_new is None else [c_new.view(batch, -1)],
             )
         )
         return (h_new, c_new) if c_new is not None else h_new
@@ -160,6 +168,8 @@ class StepRecorder:
         steps, batch = int(seq.shape[0]), int(seq.shape[1])
         kernel = FUSED_KERNELS[layout.kind]
         probes_h, probes_c, activations, finals_h, finals_c = [], [], [], [], []
+        states_h: list[torch.Tensor] = []
+        states_c: list[torch.Tensor] = []
         for layer in range(layout.num_layers):
             weights = kernel_weights(module, layout, layer)
             layer_hx: Any = (
@@ -171,11 +181,14 @@ class StepRecorder:
             probe = torch.zeros_like(result[0], requires_grad=True)
             out = result[0] + probe
             probes_h.append(probe)
+            states_h.append(out)
             finals_h.append(out[-1:])
             if c0 is not None:
                 probe_c = torch.zeros_like(result[2][0], requires_grad=True)
                 probes_c.append(probe_c)
-                finals_c.append((result[2][0] + probe_c).unsqueeze(0))
+                final_c = result[2][0] + probe_c
+                states_c.append(final_c)
+                finals_c.append(final_c.unsqueeze(0))
             activations.append(
                 _Activations(
                     seq.detach(),
@@ -194,7 +207,9 @@ class StepRecorder:
                 seq = out * ((draw < keep).to(out.dtype) / keep)
             else:
                 seq = out
-        self.calls.append(_Call(probes_h, probes_c, activations, seq, steps, batch))
+        self.calls.append(
+            _Call(probes_h, probes_c, activations, seq, steps, batch, states_h, states_c)
+        )
         output = from_time_major(seq, layout, unbatched)
         h_n = torch.cat(finals_h, dim=0)
         h_n = h_n.squeeze(1) if unbatched else h_n
@@ -226,7 +241,7 @@ class StepRecorder:
         return [p for call in self.calls for p in (*call.probes_h, *call.probes_c)]
 
     def gradients(
-        self, grads: dict[int, torch.Tensor]
+        self, grads: dict[int, torch.Tensor], layers: list[int] | None = None
     ) -> tuple[list[torch.Tensor], list[torch.Tensor | None], list[float]]:
         """Per layer: total ``dL/dh_t`` ``(T, B, P)``, ``dL/dc_t`` ``(T, B, H)`` (LSTM) or
         ``None``, and the saturated share, from the probes' gradients (by ``id(probe)``).
@@ -238,7 +253,7 @@ class StepRecorder:
         that recurrence (and, for LSTM, the path ``c_t -> h_t``), as for a whole sequence.
         """
         grad_h, grad_c, saturation = [], [], []
-        for layer in range(self.layout.num_layers):
+        for layer in range(self.layout.num_layers) if layers is None else layers:
             weights = layer_weights(self.module, layer, 0)
             parts_h, parts_c, shares = [], [], []
             for call in self.calls:
@@ -268,6 +283,51 @@ class StepRecorder:
             saturation.append(float(np.average(shares, weights=steps)))
         return grad_h, grad_c, saturation
 
+    def direct(
+        self, grads: dict[int, torch.Tensor], layer: int
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """One layer's direct gradients over all calls: ``(T, B, P)`` at ``h`` and, for an
+        LSTM, ``(T, B, H)`` at ``c`` (nonzero at each call's last step only)."""
+        parts_h, parts_c = [], []
+        for call in self.calls:
+            parts_h.append(grads[id(call.probes_h[layer])].reshape(call.steps, call.batch, -1))
+            if call.probes_c:
+                at_end = grads[id(call.probes_c[layer])].reshape(1, call.batch, -1)
+                parts_c.append(
+                    torch.cat([torch.zeros_like(at_end).expand(call.steps - 1, -1, -1), at_end])
+                )
+        return torch.cat(parts_h), torch.cat(parts_c) if parts_c else None
+
+    def carried(
+        self, grads: dict[int, torch.Tensor], layer: int
+    ) -> tuple[CarriedSeed, torch.Tensor, torch.Tensor | None]:
+        """The gradient carried back from each sequence's last loss-bearing step alone
+        (:mod:`rnngrad.profile.carried`): ``<G, h~_s*>`` (and ``<G_c, c~_s*>``) through the
+        model's own graph to every probe, then the recursion within each call, as for the
+        total. Needs the forward graph kept."""
+        direct_h, direct_c = self.direct(grads, layer)
+        seed = carried_seed(direct_h, None, direct_c)
+        where = [
+            (index, step) for index, call in enumerate(self.calls) for step in range(call.steps)
+        ]
+        entry = torch.zeros((), dtype=direct_h.dtype, device=direct_h.device)
+        for b, step in enumerate(seed.last.tolist()):
+            if step < 0:
+                continue
+            index, local = where[step]
+            call = self.calls[index]
+            entry = entry + torch.dot(seed.h[step, b], call.states_h[layer][local, b])
+            if seed.c_steps is not None and local == call.steps - 1:
+                entry = entry + torch.dot(
+                    seed.c_steps[step, b], call.states_c[layer].reshape(call.batch, -1)[b]
+                )
+        if not entry.requires_grad:  # the loss reaches no step of this layer
+            zeros_c = None if direct_c is None else torch.zeros_like(direct_c)
+            return seed, torch.zeros_like(direct_h), zeros_c
+        carried_grads = probe_gradients(entry, [self])
+        grad_h, grad_c, _ = self.gradients(carried_grads, [layer])
+        return seed, grad_h[0], grad_c[0]
+
 
 @contextmanager
 def recording(
@@ -282,9 +342,10 @@ def recording(
 
 
 def probe_gradients(loss: torch.Tensor, recorders: list[StepRecorder]) -> dict[int, torch.Tensor]:
-    """``dL/dp`` for every probe of every recorder (zeros where the loss does not reach)."""
+    """``dL/dp`` for every probe of every recorder (zeros where the loss does not reach); the
+    graph is kept for the carried gradient's pass."""
     probes = [p for recorder in recorders for p in recorder.probes()]
-    grads = torch.autograd.grad(loss, probes, allow_unused=True)
+    grads = torch.autograd.grad(loss, probes, allow_unused=True, retain_graph=True)
     return {
         id(p): (torch.zeros_like(p) if g is None else g).detach()
         for p, g in zip(probes, grads, strict=True)
@@ -326,12 +387,18 @@ def stepped_profiles(
             raise InvalidInputError("the loss must be a scalar tensor")
         value = value.reshape(())
         grads = probe_gradients(value, recorders)
+        carried = {
+            (id(recorder), layer): recorder.carried(grads, layer)
+            for recorder in recorders
+            for layer in range(recorder.layout.num_layers)
+        }
     loss_name = loss if isinstance(loss, str) else "custom"
     profiles = {}
     for recorder in recorders:
         grad_h, grad_c, saturation = recorder.gradients(grads)
         layers = []
         for layer, (gh, gc, share) in enumerate(zip(grad_h, grad_c, saturation, strict=True)):
+            seed, carried_h, carried_c = carried[(id(recorder), layer)]
             layers.append(
                 summarise(
                     layer,
@@ -339,6 +406,7 @@ def stepped_profiles(
                     gradient_norms(gh),
                     share,
                     cell_grad_norm=None if gc is None else gradient_norms(gc),
+                    carried=carried_norms(seed, carried_h, carried_c),
                     tolerance=tolerance,
                     grad=gh.transpose(0, 1).clone() if keep_gradients else None,
                     grad_c=gc.transpose(0, 1).clone()
