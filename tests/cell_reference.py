@@ -12,7 +12,6 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-
 Key = tuple[int, int]
 
 
@@ -79,10 +78,13 @@ def carried_reference(
         wanted = list(hs) + (list(cells[key]) if total_c is not None else [])
         found_grads = torch.autograd.grad(value, wanted, retain_graph=True, allow_unused=True)
         found_grads = [
-            torch.zeros_like(w) if g is None else g for g, w in zip(found_grads, wanted, strict=True)
+            torch.zeros_like(w) if g is None else g
+            for g, w in zip(found_grads, wanted, strict=True)
         ]
         out_h = torch.stack(found_grads[:steps]).transpose(0, 1).clone()
-        out_c = torch.stack(found_grads[steps:]).transpose(0, 1).clone() if total_c is not None else None
+        out_c = None
+        if total_c is not None:
+            out_c = torch.stack(found_grads[steps:]).transpose(0, 1).clone()
         for b, s in enumerate(last):
             for later in range(s + 1, steps):
                 out_h[b, processing[later]] = float("nan")

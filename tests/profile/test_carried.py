@@ -117,7 +117,6 @@ def test_a_loss_on_every_step_gives_the_verdict_of_a_loss_at_the_last() -> None:
         rates[name] = layer.decay_rate
         labels_seen.add(layer.verdict.label)
     # cross-entropy on a head over h_n
-    _, h_n = model.rnn(x)
     layer = gradient_profile(
         model.rnn, x, loss=lambda out: nn.functional.cross_entropy(classes(out[1][-1]), labels)
     ).layers[0]
