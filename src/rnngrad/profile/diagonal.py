@@ -23,7 +23,7 @@ from rnngrad.errors import InvalidInputError, calling_user_code
 from rnngrad.modern.base import DiagonalRecurrence
 from rnngrad.modern.scan import diagonal_adjoint
 from rnngrad.profile.carried import carried_norms, carried_seed
-from rnngrad.profile.model_call import forked_rng, replaced_forward
+from rnngrad.profile.model_call import forked_rng, recorded_calls, recurrent_base
 from rnngrad.profile.result import GradientProfile, LossSpec
 from rnngrad.profile.summary import gradient_norms, summarise
 
@@ -42,7 +42,7 @@ def diagonal_profile(
 ) -> GradientProfile:
     """The profile of ``layer`` inside ``model`` (or of ``layer`` itself), inputs time-major."""
     saved: dict[str, Any] = {}
-    original = type(layer).forward
+    original = recurrent_base(type(layer)).forward
 
     def forward(x: torch.Tensor, h0: torch.Tensor | None = None) -> torch.Tensor:
         if saved:
@@ -54,13 +54,13 @@ def diagonal_profile(
             got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
             raise InvalidInputError(f"{type(layer).__name__} takes (T, B, D) inputs, got {got}")
         start = layer.initial_state(x.shape[1], x) if h0 is None else h0
-        states = original(layer, x, start)
+        states: torch.Tensor = original(layer, x, start)
         probe = torch.zeros_like(states, requires_grad=True)
         saved.update(x=x.detach(), h0=start.detach(), states=states.detach(), probe=probe)
         return states + probe
 
     with forked_rng(arguments):
-        with replaced_forward(layer, forward), calling_user_code(type(model).__name__):
+        with recorded_calls(layer, forward), calling_user_code(type(model).__name__):
             output = model(*arguments)
         if not saved:
             raise InvalidInputError(f"the model never called its recurrent module {name!r}")

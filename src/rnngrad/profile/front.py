@@ -70,7 +70,7 @@ from rnngrad.errors import (
 )
 from rnngrad.profile.cell import cell_gradient_profile
 from rnngrad.profile.fused_forward import Packing, Trajectory, initial_state, layer_forward
-from rnngrad.profile.model_call import check_input, forked_rng, from_time_major, replaced_forward
+from rnngrad.profile.model_call import check_input, forked_rng, from_time_major, recorded_calls
 from rnngrad.profile.result import GradientProfile, LayerProfile, LossSpec
 from rnngrad.profile.stack import backward_layers
 from rnngrad.profile.summary import summarise
@@ -395,7 +395,7 @@ def _profile(
             model_output = forward(arguments[0], hx)
         else:
             try:
-                with replaced_forward(rnn, forward), calling_user_code(f"{type(model).__name__}"):
+                with recorded_calls(rnn, forward), calling_user_code(f"{type(model).__name__}"):
                     model_output = model(*arguments)
             except _CalledAgain:
                 called_again = True

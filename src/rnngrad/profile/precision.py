@@ -13,6 +13,7 @@ result says so (:func:`flush_note`).
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -89,13 +90,23 @@ def precision_plan(module: nn.Module, requested: torch.dtype | None = None) -> P
 
 
 def cast_floating(value: Any, dtype: torch.dtype) -> Any:
-    """Floating tensors (in tuples, lists, dicts and packed sequences) as ``dtype``."""
+    """Floating tensors (in tuples, named tuples, lists, dicts, dataclasses and packed
+    sequences) as ``dtype``; everything else as it is."""
     if isinstance(value, PackedSequence):
         return value._replace(data=cast_floating(value.data, dtype))
     if isinstance(value, torch.Tensor):
         return value.to(dtype) if torch.is_floating_point(value) else value
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        changes = {
+            field.name: cast_floating(getattr(value, field.name), dtype)
+            for field in dataclasses.fields(value)
+            if field.init
+        }
+        return dataclasses.replace(value, **changes)
+    if isinstance(value, tuple) and hasattr(value, "_fields"):  # a named tuple
+        return type(value)(*(cast_floating(v, dtype) for v in value))
     if isinstance(value, tuple):
-        return type(value)(cast_floating(v, dtype) for v in value)
+        return tuple(cast_floating(v, dtype) for v in value)
     if isinstance(value, list):
         return [cast_floating(v, dtype) for v in value]
     if isinstance(value, dict):

@@ -53,7 +53,13 @@ from rnngrad.devices import drawn
 from rnngrad.errors import InvalidInputError, ShapeError, calling_user_code
 from rnngrad.profile.carried import CarriedSeed, carried_norms, carried_seed
 from rnngrad.profile.fused_forward import initial_state
-from rnngrad.profile.model_call import check_input, forked_rng, from_time_major, replaced_forward
+from rnngrad.profile.model_call import (
+    check_input,
+    forked_rng,
+    from_time_major,
+    recorded_calls,
+    recurrent_base,
+)
 from rnngrad.profile.recursion import backward_direction
 from rnngrad.profile.result import GradientProfile, LossSpec
 from rnngrad.profile.summary import gradient_norms, summarise
@@ -117,7 +123,7 @@ class StepRecorder:
         if not isinstance(x, torch.Tensor) or x.dim() not in (1, 2):
             got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
             raise ShapeError(f"{self.name}: a cell's input must be (B, D) or (D,), got {got}")
-        out = type(self.module).forward(self.module, x, state)
+        out = recurrent_base(type(self.module)).forward(self.module, x, state)
         unbatched = x.dim() == 1
         batch = 1 if unbatched else int(x.shape[0])
         h_new, c_new = (out[0], out[1]) if layout.kind == "lstm" else (out, None)
@@ -337,7 +343,7 @@ def recording(
     recorders = [StepRecorder(name, m, describe_module(m), generator) for name, m in modules]
     with ExitStack() as stack:
         for recorder in recorders:
-            stack.enter_context(replaced_forward(recorder.module, recorder.forward))
+            stack.enter_context(recorded_calls(recorder.module, recorder.forward))
         yield recorders
 
 

@@ -1,0 +1,144 @@
+"""The calls models really make: subclasses whose forward takes more arguments, inputs in
+dicts and dataclasses, and modules reached only through ``super().forward``."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from rnngrad import GradientMonitor, gradient_profile
+
+
+class ForecastingLSTM(nn.LSTM):
+    """As forecasting libraries subclass it: ``forward(x, hx, lengths=, enforce_sorted=)``
+    packs the input itself and calls ``super().forward``."""
+
+    def forward(  # type: ignore[override]
+        self,
+        x: torch.Tensor,
+        hx: tuple[torch.Tensor, torch.Tensor] | None = None,
+        lengths: torch.Tensor | None = None,
+        enforce_sorted: bool = True,
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        if lengths is None:
+            return super().forward(x, hx)  # type: ignore[no-any-return]
+        packed = pack_padded_sequence(
+            x, lengths.cpu(), batch_first=self.batch_first, enforce_sorted=enforce_sorted
+        )
+        out, state = super().forward(packed, hx)
+        padded, _ = pad_packed_sequence(out, batch_first=self.batch_first)  # type: ignore[arg-type]
+        return padded, state
+
+
+class PlainPacking(nn.Module):
+    """The same computation with a plain nn.LSTM, packed by the model: the reference."""
+
+    def __init__(self, rnn: nn.LSTM, head: nn.Linear) -> None:
+        super().__init__()
+        self.rnn, self.head = rnn, head
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+        _, (h, _) = self.rnn(packed)
+        return self.head(h[-1])  # type: ignore[no-any-return]
+
+
+class Forecaster(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.rnn = ForecastingLSTM(3, 8, num_layers=2, batch_first=True).double()
+        self.head = nn.Linear(8, 1).double()
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        _, (h, _) = self.rnn(x, lengths=lengths, enforce_sorted=False)
+        return self.head(h[-1])  # type: ignore[no-any-return]
+
+
+def _batch() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(1)
+    x = torch.randn(4, 10, 3, generator=generator, dtype=torch.float64)
+    return (
+        x,
+        torch.tensor([10, 6, 8, 3]),
+        torch.randn(4, 1, generator=generator, dtype=torch.float64),
+    )
+
+
+def _mse(target: torch.Tensor):  # type: ignore[no-untyped-def]
+    return lambda out: ((out - target) ** 2).mean()
+
+
+def test_a_subclass_whose_forward_takes_more_arguments_is_profiled() -> None:
+    """Regression: ``self.rnn(x, hx, lengths=..., enforce_sorted=False)`` failed with
+    "unexpected keyword argument 'lengths'", blamed on the model. Now the call reaches the
+    recurrence through ``super().forward`` and is recorded there: the profile equals the
+    one of the same weights in a plain nn.LSTM that the model packs itself."""
+    model = Forecaster()
+    x, lengths, target = _batch()
+    profile = gradient_profile(model, (x, lengths), loss=_mse(target))
+    plain = nn.LSTM(3, 8, num_layers=2, batch_first=True).double()
+    plain.load_state_dict(model.rnn.state_dict())
+    reference = gradient_profile(PlainPacking(plain, model.head), (x, lengths), loss=_mse(target))
+    assert isinstance(model.rnn, ForecastingLSTM) and type(model.rnn) is ForecastingLSTM
+    np.testing.assert_array_equal(profile.lengths, [10, 6, 8, 3])
+    for got, expected in zip(profile.layers, reference.layers, strict=True):
+        np.testing.assert_allclose(got.grad_norm, expected.grad_norm, rtol=1e-12, equal_nan=True)
+        np.testing.assert_allclose(
+            got.carried_norm, expected.carried_norm, rtol=1e-12, equal_nan=True
+        )
+        assert got.verdict == expected.verdict
+
+
+def test_the_subclass_in_the_monitor() -> None:
+    model = Forecaster()
+    x, lengths, target = _batch()
+    monitor = GradientMonitor(model, every=1, loss=lambda out, y: ((out - y) ** 2).mean())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # whatever it says, it is called and profiles
+        assert monitor.step((x, lengths), target) is not None
+
+
+@dataclass
+class Batch:
+    """A batch as some trainers hand it over: a dataclass of tensors."""
+
+    x: torch.Tensor
+    lengths: torch.Tensor
+
+
+class TakesADict(nn.Module):
+    def __init__(self, inner: Forecaster) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, batch: dict[str, torch.Tensor] | Batch) -> torch.Tensor:
+        if isinstance(batch, dict):
+            return self.inner(batch["x"], batch["lengths"])  # type: ignore[no-any-return]
+        return self.inner(batch.x, batch.lengths)  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("form", ["dict", "dataclass"])
+def test_inputs_in_a_dict_or_a_dataclass_work_unchanged_and_convert(form: str) -> None:
+    """A model called with a dict or a dataclass is profiled as it is; ``dtype=`` converts
+    the tensors inside them with the model (it used to convert the model alone)."""
+    model = TakesADict(Forecaster())
+    x, lengths, target = _batch()
+    batch = {"x": x, "lengths": lengths} if form == "dict" else Batch(x, lengths)
+    profile = gradient_profile(model, batch, loss=_mse(target))
+    reference = gradient_profile(model.inner, (x, lengths), loss=_mse(target))
+    np.testing.assert_allclose(profile.layers[0].grad_norm, reference.layers[0].grad_norm)
+    single = model.float()
+    x32 = x.float()
+    batch32 = {"x": x32, "lengths": lengths} if form == "dict" else Batch(x32, lengths)
+    converted = gradient_profile(single, batch32, loss=_mse(target), dtype=torch.float64)
+    assert converted.dtype == "float64"
+    np.testing.assert_allclose(
+        converted.layers[0].grad_norm, reference.layers[0].grad_norm, rtol=1e-5, equal_nan=True
+    )
