@@ -110,10 +110,12 @@ def _run_with_costs(costs: list[float], step_seconds: float, steps: int) -> Grad
 
 def test_adaptive_schedule_holds_the_budget_over_the_whole_run() -> None:
     """Profiles of 1 s, steps of 2 s, 5%: the run's total stays within 5% of training
-    (the first profile included) and uses most of it (0.9 * 5% aimed at)."""
+    (the first profile included) and uses most of it (0.9 * 5% aimed at). The first
+    profile waits until the training so far pays for its estimate, four steps (8 s):
+    8 s <= 0.045 * 2 (k - 1) s first holds at k = 90."""
     monitor = _run_with_costs([1.0], 2.0, 600)
     steps = [r.step for r in monitor.history]
-    assert steps[:3] == [1, 24, 35]  # 2 s <= 0.045 * 2 (k-1) s, then 3 s <= ...
+    assert steps[0] == 90
     share = monitor.profile_seconds / monitor.training_seconds
     assert 0.04 <= share <= 0.05
     assert monitor.training_seconds == pytest.approx(2.0 * 599)
@@ -135,7 +137,10 @@ def test_warns_when_a_layer_turns_vanishing(caplog: pytest.LogCaptureFixture) ->
     monitor = GradientMonitor(model, every=1)
     x = torch.randn(50, 2, 3)
     with caplog.at_level(logging.WARNING, logger="rnngrad.monitor"):
-        with pytest.warns(GradientWarning, match="layer 0 turned vanishing"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", GradientWarning)
+            monitor.step(x)  # seen once: not yet
+        with pytest.warns(GradientWarning, match="layer 0 turned vanishing in two profiles"):
             monitor.step(x)
         with warnings.catch_warnings():
             warnings.simplefilter("error", GradientWarning)
@@ -278,14 +283,15 @@ def test_warning_points_at_the_callers_line_and_shows_once(
     x = torch.randn(50, 2, 3)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
+        monitor.step(x)  # seen once
         line = inspect.currentframe().f_lineno + 1  # type: ignore[union-attr]
-        monitor.step(x)
+        monitor.step(x)  # seen twice: the warning
         monitor.step(x)  # still vanishing: the same event, not warned again
     gradient_warnings = [w for w in caught if issubclass(w.category, GradientWarning)]
     assert len(gradient_warnings) == 1
     assert gradient_warnings[0].filename == __file__
     assert gradient_warnings[0].lineno == line
-    assert [(e.step, e.layer, e.kind) for e in events] == [(1, "layer 0", "vanishing")]
+    assert [(e.step, e.layer, e.kind) for e in events] == [(2, "layer 0", "vanishing")]
     assert events[0].message == str(gradient_warnings[0].message)
     assert monitor.events == events
     assert capsys.readouterr().err == ""
@@ -334,3 +340,62 @@ def test_wandb_writer_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     assert summary["rnngrad/step"] == 7
     assert summary["rnngrad/layer_1/saturation"] == pytest.approx(profile.layer(1).saturation)
     assert summary["rnngrad/log10_grad_norm"]["_type"] == "image-file"
+
+
+def test_a_verdict_on_the_edge_does_not_flip_flop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Regression: the monitor warned "exploding" again and again as a label flipped
+    between profiles. A change is warned about once it holds in two profiles running."""
+    import rnngrad.monitor.monitor as monitor_module
+
+    x = torch.randn(50, 2, 3)
+    vanishing = monitor_module.gradient_profile(vanishing_rnn(), x)
+    exploding_model = nn.RNN(3, 16, nonlinearity="relu", bias=False)
+    with torch.no_grad():  # relu' = 1 on a growing state: every factor is 1.1
+        exploding_model.weight_hh_l0.copy_(torch.eye(16) * 1.1)
+        exploding_model.weight_ih_l0.fill_(1.0)
+    exploding = monitor_module.gradient_profile(exploding_model, torch.ones(50, 2, 3))
+    assert vanishing.layers[0].verdict.label == "vanishing"
+    assert exploding.layers[0].verdict.label == "exploding"
+    sequence = iter([vanishing, exploding] * 5 + [exploding, exploding, vanishing, vanishing])
+    monkeypatch.setattr(monitor_module, "gradient_profile", lambda *a, **k: next(sequence))
+    events: list[MonitorEvent] = []
+    monitor = GradientMonitor(nn.RNN(3, 16), every=1, on_warning=events.append)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", GradientWarning)
+        for _ in range(14):
+            monitor.step(x)
+    # steps 10 and 11 are the first two exploding profiles running; 13 and 14 vanishing
+    assert [(e.step, e.kind) for e in events] == [(11, "exploding"), (14, "vanishing")]
+
+
+def test_the_first_profile_waits_for_the_budget_on_a_short_run() -> None:
+    """The first profile is counted: with profiles of 1 s and steps of 0.1 s a 300-step run
+    at 5% takes its first profile only once 0.045 * training >= 4 steps (0.4 s), and the
+    whole run stays within 5% plus at most one profile's misjudged share."""
+    monitor = _run_with_costs([0.3], 0.1, 300)
+    assert monitor.history and monitor.history[0].step == 90
+    assert monitor.profile_seconds <= 0.05 * monitor.training_seconds
+
+
+def test_a_failure_warns_once_and_switches_the_monitor_off() -> None:
+    """The monitor never stops training: the model raising on a batch gives one
+    MonitorDisabledWarning naming the failure, and later steps do nothing."""
+    from rnngrad.monitor import MonitorDisabledWarning
+
+    class Fails(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.rnn = nn.GRU(3, 4)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            raise ValueError("the batch has no column 'price'")
+
+    monitor = GradientMonitor(Fails(), every=1)
+    with pytest.warns(MonitorDisabledWarning, match="column 'price'") as caught:
+        assert monitor.step(torch.randn(5, 2, 3)) is None
+    assert caught[0].filename == __file__
+    assert monitor.disabled is not None and "price" in monitor.disabled
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert monitor.step(torch.randn(5, 2, 3)) is None
+    assert monitor.history == []

@@ -284,3 +284,29 @@ def test_a_decoder_stepping_its_module_is_carried_through_its_own_graph(kind: st
     if kind != "lstm_steps":
         whole = expected_h if expected_c is None else np.hypot(expected_h, expected_c)
         np.testing.assert_allclose(top.carried_norm, whole, rtol=1e-8)
+
+
+def test_a_custom_cell_without_parameters_is_carried_by_its_closed_form() -> None:
+    """Regression: a cell with no trainable parameters (nothing required a gradient) got
+    torch's raw RuntimeError. For h_t = tanh(a h_{t-1} + x_t) the carried gradient is the
+    textbook's product: |g~_t| = |G_T| prod_{k=t+1..T} |a (1 - h_k^2)|, per sequence."""
+    from rnngrad import cell_gradient_profile
+
+    a = 0.8
+    x = torch.randn(30, 2, 1, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    profile = cell_gradient_profile(
+        lambda x_t, h: torch.tanh(a * h + x_t), x, h0=torch.zeros(2, 1, dtype=torch.float64)
+    )
+    h = torch.zeros(2, 1, dtype=torch.float64)
+    states = []
+    for t in range(30):
+        h = torch.tanh(a * h + x[t])
+        states.append(h[:, 0].numpy())
+    hs = np.array(states)  # (T, B)
+    factors = np.abs(a * (1 - hs**2))  # dh_t/dh_{t-1} at t = 1..T
+    expected = np.empty((2, 30))
+    expected[:, -1] = np.abs(hs[-1])  # G_T = h_T for the loss 0.5 h_T^2
+    for t in range(28, -1, -1):
+        expected[:, t] = expected[:, t + 1] * factors[t + 1]
+    np.testing.assert_allclose(profile.layers[0].carried_norm, expected, rtol=1e-12)
+    assert profile.layers[0].verdict.label == "vanishing"

@@ -5,9 +5,17 @@ map)."""
 from rnngrad.monitor.monitor import (
     GradientMonitor,
     GradientWarning,
+    MonitorDisabledWarning,
     MonitorEvent,
     MonitorRecord,
     ScalarWriter,
 )
 
-__all__ = ["GradientMonitor", "GradientWarning", "MonitorEvent", "MonitorRecord", "ScalarWriter"]
+__all__ = [
+    "GradientMonitor",
+    "GradientWarning",
+    "MonitorDisabledWarning",
+    "MonitorEvent",
+    "MonitorRecord",
+    "ScalarWriter",
+]

@@ -11,18 +11,25 @@ One line in a training loop::
 :func:`rnngrad.gradient_profile`, which builds its own autograd graph from
 leaves of its own: the model's ``.grad`` fields, the optimizer and the global
 RNG are left exactly as they were. By default the schedule adapts so that
-profiling takes at most ``overhead`` (5%) of the wall time: after each profile
-it waits until the training time since then is ``cost / overhead``.
+profiling takes at most ``overhead`` (5%) of the wall time, the first profile
+included: it waits until the training time so far pays for it.
 
-It keeps a history of summary records and, once per event (a layer turns
-vanishing or exploding, or its gradient becomes non-finite), issues one
-:class:`GradientWarning` located at the caller's line, passes a
+It keeps a history of summary records and, once per event, issues one
+:class:`GradientWarning` located at the user's line (the first frame outside
+rnngrad, Lightning and torch): a layer turns vanishing or exploding (its verdict
+on the gradient carried back, :mod:`rnngrad.profile.carried`, the same in two
+consecutive profiles, so that a verdict on the edge does not flip-flop), or its
+gradient becomes non-finite (at once). It passes a
 :class:`MonitorEvent` to ``on_warning`` when given, and logs it on the
-``rnngrad.monitor.monitor`` logger (shown only where the program configures logging).
+``rnngrad.monitor`` logger (shown only where the program configures logging).
 Given a writer it records scalars per layer and a layer-by-time heat map of
 ``log10 ||dL/dh_t||`` on one colour scale for the whole run: a TensorBoard
 ``SummaryWriter`` (``pip install 'rnngrad[tensorboard]'``) or a Weights & Biases
 run (``pip install 'rnngrad[wandb]'``).
+
+The monitor never stops training: a failure inside ``step`` (the model or the loss
+raising on the batch, a writer that fails) issues one :class:`MonitorDisabledWarning`
+naming it in one line and switches the monitor off (``disabled`` says why).
 """
 
 from __future__ import annotations
@@ -50,6 +57,7 @@ from rnngrad.verdict import RATE_TOLERANCE
 __all__ = [
     "GradientMonitor",
     "GradientWarning",
+    "MonitorDisabledWarning",
     "MonitorEvent",
     "MonitorRecord",
     "ScalarWriter",
@@ -66,10 +74,20 @@ _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The adaptive schedule spends at most this share of its budget, leaving the rest as
 # a margin for a profile dearer than the last three (see GradientMonitor's overhead).
 _AIM = 0.9
+# Before the first profile its cost is estimated as this many training steps (a profile
+# runs the model forward once and two backward recursions); the first profile waits
+# until the training so far pays for that within the budget.
+_FIRST_PROFILE_STEPS = 4.0
+# Frames of these packages are passed over when a warning looks for the user's line.
+_FRAMEWORKS = ("rnngrad", "lightning", "pytorch_lightning", "lightning_fabric", "torch")
 
 
 class GradientWarning(UserWarning):
     """A layer's gradient turned vanishing, exploding or non-finite."""
+
+
+class MonitorDisabledWarning(UserWarning):
+    """The monitor failed on a batch and switched itself off; training goes on."""
 
 
 class ScalarWriter(Protocol):
@@ -157,6 +175,8 @@ class GradientMonitor:
     Attributes:
         history: one :class:`MonitorRecord` per profile taken.
         events: every :class:`MonitorEvent` warned about, in order.
+        disabled: ``None`` while the monitor works; the one line that says why it
+            switched itself off after a failure.
         profile_seconds: the wall time the monitor's calls have taken in all.
         training_seconds: the wall time between the monitor's calls (training).
     """
@@ -208,6 +228,9 @@ class GradientMonitor:
         self.training_seconds = 0.0
         self._last_call: float | None = None
         self._recent_costs: list[float] = []
+        self._confirmed: dict[str, str] = {}  # the verdict warned about, per layer
+        self._pending: dict[str, str] = {}  # a new verdict seen once, per layer
+        self.disabled: str | None = None
 
     def __repr__(self) -> str:
         schedule = f"every {self.every} steps" if self.every else f"within {self.overhead:.0%}"
@@ -224,9 +247,12 @@ class GradientMonitor:
     def _due(self) -> bool:
         if self.every is not None:
             return (self.calls - 1) % self.every == 0
-        if not self.history:
-            return True
-        expected = max(self._recent_costs)
+        if self.history:
+            expected = max(self._recent_costs)
+        elif self.calls > 1:  # the first profile, estimated from the training steps so far
+            expected = _FIRST_PROFILE_STEPS * self.training_seconds / (self.calls - 1)
+        else:
+            return False
         return self.profile_seconds + expected <= _AIM * self.overhead * self.training_seconds
 
     def step(
@@ -252,9 +278,24 @@ class GradientMonitor:
                 f"targets y were given but the loss is {self.loss!r}; "
                 "pass a callable loss(output, y)"
             )
-        if not self._due():
+        if self.disabled is not None or not self._due():
             self._last_call = self.clock()
             return None
+        try:
+            profile = self._profile(inputs, y, self.calls if step is None else step)
+        except Exception as error:  # never stop training: say it once and stand aside
+            self._disable(error)
+            profile = None
+        # The cost counts everything the call did: the profile, the warnings, the writer.
+        cost = self.clock() - now
+        if profile is not None:
+            self.history[-1] = replace(self.history[-1], seconds=cost)
+        self._recent_costs = [*self._recent_costs[-2:], cost]
+        self.profile_seconds += cost
+        self._last_call = self.clock()
+        return profile
+
+    def _profile(self, inputs: Any, y: Any, step: int) -> GradientProfile:
         loss: LossSpec
         if y is None or not callable(self.loss):
             loss = self.loss  # type: ignore[assignment]
@@ -267,18 +308,22 @@ class GradientMonitor:
         profile = gradient_profile(
             self.model, inputs, loss=loss, module=self.module, tolerance=self.tolerance
         )
-        record = self._record(profile, self.calls if step is None else step, 0.0)
+        record = self._record(profile, step, 0.0)
         self._warn(record, profile)
         if self._sink is not None:
             self._write(record)
-        # The cost counts everything the call did: the profile, the warnings, the writer.
-        cost = self.clock() - now
-        record = replace(record, seconds=cost)
         self.history.append(record)
-        self._recent_costs = [*self._recent_costs[-2:], cost]
-        self.profile_seconds += cost
-        self._last_call = self.clock()
         return profile
+
+    def _disable(self, error: Exception) -> None:
+        where = type(error).__name__
+        self.disabled = f"{where}: {error}".splitlines()[0] if str(error) else where
+        message = (
+            f"rnngrad's gradient monitor switched itself off after a failure on a batch "
+            f"(training goes on): {self.disabled}"
+        )
+        logger.warning(message)
+        warnings.warn(message, MonitorDisabledWarning, stacklevel=_caller_stacklevel())
 
     def _record(self, profile: GradientProfile, step: int, seconds: float) -> MonitorRecord:
         layers = profile.layers
@@ -296,8 +341,9 @@ class GradientMonitor:
         )
 
     def _warn(self, record: MonitorRecord, profile: GradientProfile) -> None:
-        """One warning per event: a layer that turns vanishing or exploding, or whose
-        gradient becomes non-finite (not again while it stays so)."""
+        """One warning per event: a layer whose verdict turns vanishing or exploding and
+        stays so in the next profile (a verdict on the edge does not flip-flop), or whose
+        gradient becomes non-finite (at once; not again while it stays so)."""
         previous = self.history[-1] if self.history else None
         for index, lp in enumerate(profile.layers):
             was_nonfinite = previous is not None and previous.nonfinite_step[index] is not None
@@ -308,14 +354,24 @@ class GradientMonitor:
                         f"training step {record.step}: non-finite gradient dL/dh_t in "
                         f"{lp.name}, first at time step t = {lp.first_nonfinite_step}",
                     ))  # fmt: skip
+                self._confirmed[lp.name] = "non-finite"
+                self._pending.pop(lp.name, None)
                 continue
             label = lp.verdict.label
-            turned = previous is None or was_nonfinite or previous.labels[index] != label
-            if label in ("vanishing", "exploding") and turned:
+            if self._confirmed.get(lp.name) == label:
+                self._pending.pop(lp.name, None)
+                continue
+            if self._pending.get(lp.name) != label:
+                self._pending[lp.name] = label  # seen once: wait for the next profile
+                continue
+            self._confirmed[lp.name] = label
+            del self._pending[lp.name]
+            if label in ("vanishing", "exploding"):
+                carrier = " (carried by the cell state c)" if lp.carried_by == "c" else ""
                 self._emit(MonitorEvent(
                     record.step, lp.name, label, None,
-                    f"training step {record.step}: {lp.name} turned {label}. "
-                    f"{lp.verdict.sentence}",
+                    f"training step {record.step}: {lp.name} turned {label} in two "
+                    f"profiles running{carrier}. {lp.verdict.sentence}",
                 ))  # fmt: skip
 
     def _emit(self, event: MonitorEvent) -> None:
@@ -358,11 +414,19 @@ def _check_range(color_range: tuple[float, float]) -> tuple[float, float]:
 
 
 def _caller_stacklevel() -> int:
-    """The ``stacklevel`` that points a warning at the first frame outside rnngrad (the
-    user's line that called the monitor, or the framework's that called our callback)."""
+    """The ``stacklevel`` that points a warning at the user's line: the first frame
+    outside rnngrad, Lightning and torch (the line that called the monitor, or the one in
+    the user's training code that called the framework that called our callback)."""
     frame = sys._getframe(1)
     level = 1
-    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE_DIR):
+    while frame is not None and _passed_over(frame):
         frame = frame.f_back  # type: ignore[assignment]
         level += 1
     return level
+
+
+def _passed_over(frame: Any) -> bool:
+    if os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE_DIR):
+        return True
+    module = str(frame.f_globals.get("__name__", ""))
+    return module.split(".")[0] in _FRAMEWORKS

@@ -1,8 +1,8 @@
-"""Figures drawn with Matplotlib: PNG and SVG files beside the page, and the monitor's
-heat map as an RGB array.
+"""Figures drawn: PNG and SVG files beside the page (Matplotlib), and the monitor's heat
+map as an RGB array (numpy and Pillow).
 
-Matplotlib is imported inside each function, so that nothing that merely builds a
-:class:`~rnngrad.show.figure.Figure` pays for it.
+The drawing libraries are imported inside each function, so that nothing that merely
+builds a :class:`~rnngrad.show.figure.Figure` pays for them.
 """
 
 from __future__ import annotations
@@ -14,7 +14,14 @@ from typing import Any
 
 from rnngrad.show.figure import Figure, clean, wrap_title
 
-__all__ = ["HANGUL_FONTS", "hangul_fonts", "heat_map_rgb", "save_static"]
+__all__ = [
+    "HANGUL_FONTS",
+    "VIRIDIS_ANCHORS",
+    "hangul_fonts",
+    "heat_map_rgb",
+    "save_static",
+    "viridis",
+]
 
 
 #: Fonts with Hangul that Matplotlib falls back to for a Korean page's static figures.
@@ -95,36 +102,111 @@ def _draw(figure: Figure, folder: Path, plt: Any) -> None:
     plt.close(drawing)
 
 
+#: Matplotlib's viridis at 17 evenly spaced points, 0..255; :func:`heat_map_rgb`
+#: interpolates between them (within 6/255 of the full table everywhere, exact here).
+VIRIDIS_ANCHORS = (
+    (68, 1, 84), (72, 24, 106), (71, 45, 123), (66, 64, 134), (59, 82, 139), (51, 99, 141),
+    (44, 114, 142), (38, 130, 142), (33, 145, 140), (31, 160, 136), (40, 174, 128),
+    (63, 188, 115), (94, 201, 98), (132, 212, 75), (173, 220, 48), (216, 226, 25),
+    (253, 231, 37),
+)  # fmt: skip
+_GREY = (153, 153, 153)  # non-finite values
+_INK = (40, 40, 40)
+_PLOT_WIDTH = 480
+_ROW_HEIGHT = 22
+
+
+def viridis(fractions: Any) -> Any:
+    """``uint8`` RGB ``(..., 3)`` of viridis at ``fractions`` in ``[0, 1]`` (clipped)."""
+    import numpy as np
+
+    anchors = np.array(VIRIDIS_ANCHORS, dtype=np.float64)
+    where = np.linspace(0.0, 1.0, len(VIRIDIS_ANCHORS))
+    values = np.clip(np.asarray(fractions, dtype=np.float64), 0.0, 1.0)
+    channels = [np.interp(values, where, anchors[:, k]) for k in range(3)]
+    return np.rint(np.stack(channels, axis=-1)).astype(np.uint8)
+
+
+def _font(size: int) -> Any:
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow before 10.1: one bitmap size
+        return ImageFont.load_default()
+
+
 def heat_map_rgb(
     values: Any, row_names: list[str], color_range: tuple[float, float], title: str
 ) -> Any:
     """An RGB ``uint8`` array ``(H, W, 3)``: ``values`` ``(rows, T)`` as a labelled heat map
-    (rows named, time steps ``1..T`` across) on the fixed scale ``color_range`` with a
-    colour bar; values beyond the scale take its end colours, non-finite ones are grey.
-    Drawn with Matplotlib's object interface (no pyplot state), for TensorBoard and W&B."""
-    import matplotlib
-    import numpy as np
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.colors import Normalize
-    from matplotlib.figure import Figure as MatplotlibFigure
+    (rows named, time steps ``1..T`` across, ticks at a few steps) on the fixed scale
+    ``color_range`` with a colour bar; values beyond the scale take its end colours,
+    non-finite ones are grey.
 
-    data = np.ma.masked_invalid(np.asarray(values, dtype=np.float64))
+    Built with numpy (the colours) and Pillow (the words), without Matplotlib: the
+    monitor draws one at every profile, and a figure of Matplotlib's costs about fifteen
+    times the profile itself.
+    """
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    data = np.asarray(values, dtype=np.float64)
     rows, steps = data.shape
-    drawing = MatplotlibFigure(figsize=(6.4, 1.4 + 0.32 * rows), dpi=100)
-    canvas = FigureCanvasAgg(drawing)
-    axis = drawing.add_subplot()
-    colours = matplotlib.colormaps["viridis"].with_extremes(bad="0.6")
     low, high = color_range
-    extent = (0.5, steps + 0.5, rows - 0.5, -0.5)
-    image = axis.imshow(data, aspect="auto", cmap=colours, norm=Normalize(low, high),
-                        interpolation="nearest", extent=extent)  # fmt: skip
-    axis.set_yticks(range(rows), row_names, fontsize=8)
-    axis.set_xlabel("time step t", fontsize=9)
-    axis.set_title(title, fontsize=9)
-    bar = drawing.colorbar(image, ax=axis, extend="both", pad=0.02)
-    bar.set_label("log10 ||dL/dh_t||", fontsize=8)
-    bar.ax.tick_params(labelsize=7)
-    drawing.tight_layout()
-    canvas.draw()  # type: ignore[no-untyped-call]
-    rgba = np.asarray(canvas.buffer_rgba())  # type: ignore[no-untyped-call]
-    return np.ascontiguousarray(rgba[..., :3])
+    font, small = _font(11), _font(9)
+    label_width = max(int(font.getlength(name)) for name in row_names) + 12
+    left, top, bottom, bar = label_width, 26, 40, 110
+    width, height = left + _PLOT_WIDTH + bar, top + rows * _ROW_HEIGHT + bottom
+    image = np.full((height, width, 3), 255, dtype=np.uint8)
+    # the map: each pixel column shows the step under it (nearest), each row its layer
+    columns = np.minimum((np.arange(_PLOT_WIDTH) * steps) // _PLOT_WIDTH, steps - 1)
+    shown = data[:, columns]
+    colours = viridis((shown - low) / (high - low))
+    colours[~np.isfinite(shown)] = _GREY
+    image[top : top + rows * _ROW_HEIGHT, left : left + _PLOT_WIDTH] = np.repeat(
+        colours, _ROW_HEIGHT, axis=0
+    )
+    # the colour bar, high at the top
+    bar_left, bar_top, bar_height = left + _PLOT_WIDTH + 10, top, max(rows * _ROW_HEIGHT, 60)
+    if top + bar_height + bottom > height:
+        extra = top + bar_height + bottom - height
+        image = np.concatenate([image, np.full((extra, width, 3), 255, np.uint8)])
+        height += extra
+    gradient = viridis(np.linspace(1.0, 0.0, bar_height))
+    image[bar_top : bar_top + bar_height, bar_left : bar_left + 12] = gradient[:, None, :]
+    picture = Image.fromarray(image)
+    draw = ImageDraw.Draw(picture)
+    draw.text((left, 6), title, fill=_INK, font=font)
+    for row, name in enumerate(row_names):
+        y = top + row * _ROW_HEIGHT + _ROW_HEIGHT // 2
+        draw.text((left - 6, y), name, fill=_INK, font=font, anchor="rm")
+    plot_bottom = top + rows * _ROW_HEIGHT
+    for step in _ticks(1, steps):
+        x = left + int((step - 0.5) * _PLOT_WIDTH / steps)
+        draw.line([(x, plot_bottom), (x, plot_bottom + 3)], fill=_INK)
+        draw.text((x, plot_bottom + 5), str(step), fill=_INK, font=small, anchor="mt")
+    draw.text((left + _PLOT_WIDTH // 2, plot_bottom + 20), "time step t", fill=_INK, font=font,
+              anchor="mt")  # fmt: skip
+    for tick in _ticks(low, high, whole=False):
+        y = bar_top + int((high - tick) / (high - low) * (bar_height - 1))
+        draw.line([(bar_left + 12, y), (bar_left + 15, y)], fill=_INK)
+        draw.text((bar_left + 18, y), f"{tick:g}", fill=_INK, font=small, anchor="lm")
+    draw.text((bar_left, bar_top + bar_height + 6), "log10 ||dL/dh_t||", fill=_INK, font=small)
+    return np.asarray(picture)
+
+
+def _ticks(first: float, last: float, *, whole: bool = True) -> list[float]:
+    """At most six round values from ``first`` to ``last`` (both ends for steps)."""
+    import math
+
+    span = max(last - first, 1e-12)
+    step = 10 ** math.floor(math.log10(span / 5))
+    for factor in (1, 2, 5, 10):
+        if span / (step * factor) <= 5:
+            step *= factor
+            break
+    values = [step * k for k in range(math.ceil(first / step), math.floor(last / step) + 1)]
+    if whole:
+        values = sorted({int(first), *(int(v) for v in values if v >= first), int(last)})
+    return values
