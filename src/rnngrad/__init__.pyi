@@ -25,6 +25,7 @@ from .lyapunov.finite_time import (
 )
 from .lyapunov.spectrum import LyapunovSpectrum, lyapunov_spectrum
 from .monitor.monitor import GradientMonitor
+from .profile.calls import profile_call
 from .profile.cell import cell_gradient_profile
 from .profile.front import GradientProfile, LayerProfile, gradient_profile, gradient_profiles
 from .theory.activations import (
@@ -120,6 +121,7 @@ __all__ = [
     "load_array",
     "lyapunov_spectrum",
     "mean_field_lambda1",
+    "profile_call",
     "recurrent_spectrum",
     "register_activation",
     "saturation",

@@ -142,3 +142,68 @@ def test_inputs_in_a_dict_or_a_dataclass_work_unchanged_and_convert(form: str) -
     np.testing.assert_allclose(
         converted.layers[0].grad_norm, reference.layers[0].grad_norm, rtol=1e-5, equal_nan=True
     )
+
+
+class EncoderDecoder(nn.Module):
+    """An encoder and a decoder started from its final state, each an nn.LSTM."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(2)
+        self.encoder = nn.LSTM(3, 6, batch_first=True).double()
+        self.decoder = nn.LSTM(2, 6, batch_first=True).double()
+        self.head = nn.Linear(6, 1).double()
+
+    def forward(self, past: torch.Tensor, future: torch.Tensor) -> torch.Tensor:
+        _, state = self.encoder(past)
+        out, _ = self.decoder(future, state)
+        return self.head(out)  # type: ignore[no-any-return]
+
+
+def test_profile_call_profiles_every_recurrent_module_the_function_calls() -> None:
+    """profile_call(fn): fn runs the forward and the loss; each module it calls gets the
+    profile gradient_profiles gives for the same model, inputs and loss."""
+    from rnngrad import gradient_profiles, profile_call
+
+    model = EncoderDecoder()
+    generator = torch.Generator().manual_seed(3)
+    past = torch.randn(4, 9, 3, generator=generator, dtype=torch.float64)
+    future = torch.randn(4, 5, 2, generator=generator, dtype=torch.float64)
+    target = torch.randn(4, 5, 1, generator=generator, dtype=torch.float64)
+
+    def training_loss() -> torch.Tensor:
+        return ((model(past, future) - target) ** 2).mean()
+
+    profiles = profile_call(training_loss, model=model)
+    assert list(profiles) == ["encoder", "decoder"]
+    expected = gradient_profiles(model, (past, future), loss=_mse(target))
+    for name in ("encoder", "decoder"):
+        np.testing.assert_allclose(
+            profiles[name].layers[0].grad_norm, expected[name].layers[0].grad_norm, rtol=1e-12
+        )
+        np.testing.assert_allclose(
+            profiles[name].layers[0].carried_norm,
+            expected[name].layers[0].carried_norm,
+            rtol=1e-12,
+            equal_nan=True,
+        )
+    # Without the model the modules are named after their classes.
+    assert list(profile_call(training_loss)) == ["LSTM", "LSTM #2"]
+    assert all(p.grad is None for p in model.parameters())  # .grad fields untouched
+
+
+@pytest.mark.parametrize(
+    ("fn", "message"),
+    [
+        (42, r"profile_call needs a function fn\(\), got int"),
+        (lambda: torch.ones(3, requires_grad=True), "scalar tensor, got a tensor of shape"),
+        (lambda: "loss", "scalar tensor, got str"),
+        (lambda: (torch.ones(2, requires_grad=True) ** 2).sum(), "calls no recurrent module"),
+    ],
+)
+def test_profile_call_refuses_in_one_line(fn: object, message: str) -> None:
+    from rnngrad import profile_call
+    from rnngrad.errors import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match=message):
+        profile_call(fn)  # type: ignore[arg-type]

@@ -2,6 +2,8 @@
 
 - :mod:`~rnngrad.profile.front`: :func:`gradient_profile` and
   :func:`gradient_profiles`, which pick the route for the model at hand;
+  :mod:`~rnngrad.profile.calls`: :func:`profile_call`, every recurrent module a
+  function of the user's calls;
 - :mod:`~rnngrad.profile.result`: the result and its summaries;
 - fused modules: :mod:`~rnngrad.profile.fused_forward` (the module's own kernel
   run layer by layer, recording every layer's outputs), then the backward
@@ -17,6 +19,7 @@
 - :mod:`~rnngrad.profile.precision`: half precision and autocast.
 """
 
+from rnngrad.profile.calls import profile_call
 from rnngrad.profile.front import (
     LossSpec,
     ProfileRoute,
@@ -37,5 +40,6 @@ __all__ = [
     "gradient_profile",
     "gradient_profiles",
     "pack_inputs",
+    "profile_call",
     "summarise",
 ]

@@ -170,7 +170,7 @@ def _stepped(
     keep_gradients: bool,
     tolerance: float,
 ) -> GradientProfile:
-    from rnngrad.profile.stepped import stepped_profiles
+    from rnngrad.profile.calls import stepped_profiles
 
     profiles = stepped_profiles(
         model,
@@ -212,7 +212,7 @@ def gradient_profiles(
         chosen = [find_recurrent_module(model, name) for name in modules]
     else:
         chosen = found
-    from rnngrad.profile.stepped import stepped_profiles
+    from rnngrad.profile.calls import stepped_profiles
 
     return stepped_profiles(
         model,

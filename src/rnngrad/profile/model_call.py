@@ -66,10 +66,11 @@ def check_input(
 
 
 @contextmanager
-def forked_rng(arguments: tuple[Any, ...]) -> Iterator[None]:
+def forked_rng(arguments: tuple[Any, ...], cuda_devices: list[int] | None = None) -> Iterator[None]:
     """The global RNGs restored afterwards: the CPU's and those of the CUDA devices the
-    arguments (tensors or packed sequences) live on; autograd on inside."""
-    devices = set()
+    arguments (tensors or packed sequences) live on, or ``cuda_devices``; autograd on
+    inside."""
+    devices = set(cuda_devices or ())
     for argument in arguments:
         data = argument.data if isinstance(argument, PackedSequence) else argument
         if isinstance(data, torch.Tensor) and data.is_cuda:

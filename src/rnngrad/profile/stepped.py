@@ -50,21 +50,18 @@ from rnngrad.cells import (
     layer_weights,
 )
 from rnngrad.devices import drawn
-from rnngrad.errors import InvalidInputError, ShapeError, calling_user_code
-from rnngrad.profile.carried import CarriedSeed, carried_norms, carried_seed
+from rnngrad.errors import InvalidInputError, ShapeError
+from rnngrad.profile.carried import CarriedSeed, carried_seed
 from rnngrad.profile.fused_forward import initial_state
 from rnngrad.profile.model_call import (
     check_input,
-    forked_rng,
     from_time_major,
     recorded_calls,
     recurrent_base,
 )
 from rnngrad.profile.recursion import backward_direction
-from rnngrad.profile.result import GradientProfile, LossSpec
-from rnngrad.profile.summary import gradient_norms, summarise
 
-__all__ = ["StepRecorder", "probe_gradients", "recording", "stepped_profiles"]
+__all__ = ["StepRecorder", "probe_gradients", "recording"]
 
 
 @dataclass
@@ -356,81 +353,3 @@ def probe_gradients(loss: torch.Tensor, recorders: list[StepRecorder]) -> dict[i
         id(p): (torch.zeros_like(p) if g is None else g).detach()
         for p, g in zip(probes, grads, strict=True)
     }
-
-
-def stepped_profiles(
-    model: nn.Module,
-    arguments: tuple[Any, ...],
-    modules: list[tuple[str, nn.Module]],
-    *,
-    loss: LossSpec,
-    generator: torch.Generator,
-    keep_gradients: bool,
-    tolerance: float,
-) -> dict[str, GradientProfile]:
-    """One forward pass of ``model`` with every module in ``modules`` probed; a profile each.
-
-    ``loss`` is a callable on the model's output, or ``"last"``/``"sum"`` on the
-    one module's outputs (refused for several modules: which one's?).
-    """
-    if not callable(loss) and len(modules) > 1:
-        raise InvalidInputError(
-            f"loss={loss!r} reads one recurrent module's output; with several modules "
-            "give a callable on the model's output"
-        )
-    with forked_rng(arguments):
-        with recording(modules, generator) as recorders:
-            with calling_user_code(type(model).__name__):
-                model_output = model(*arguments)
-        for recorder in recorders:
-            recorder.check()
-        if callable(loss):
-            with calling_user_code("the loss"):
-                value = loss(model_output)
-        else:
-            value = recorders[0].loss(loss)
-        if not isinstance(value, torch.Tensor) or value.numel() != 1:
-            raise InvalidInputError("the loss must be a scalar tensor")
-        value = value.reshape(())
-        grads = probe_gradients(value, recorders)
-        carried = {
-            (id(recorder), layer): recorder.carried(grads, layer)
-            for recorder in recorders
-            for layer in range(recorder.layout.num_layers)
-        }
-    loss_name = loss if isinstance(loss, str) else "custom"
-    profiles = {}
-    for recorder in recorders:
-        grad_h, grad_c, saturation = recorder.gradients(grads)
-        layers = []
-        for layer, (gh, gc, share) in enumerate(zip(grad_h, grad_c, saturation, strict=True)):
-            seed, carried_h, carried_c = carried[(id(recorder), layer)]
-            layers.append(
-                summarise(
-                    layer,
-                    0,
-                    gradient_norms(gh),
-                    share,
-                    cell_grad_norm=None if gc is None else gradient_norms(gc),
-                    carried=carried_norms(seed, carried_h, carried_c),
-                    tolerance=tolerance,
-                    grad=gh.transpose(0, 1).clone() if keep_gradients else None,
-                    grad_c=gc.transpose(0, 1).clone()
-                    if keep_gradients and gc is not None
-                    else None,
-                )
-            )
-        steps, batch = (int(n) for n in grad_h[0].shape[:2])
-        profiles[recorder.name] = GradientProfile(
-            layout=recorder.layout,
-            module_name=recorder.name,
-            steps=steps,
-            batch=batch,
-            loss=loss_name,
-            loss_value=float(value.detach()),
-            dtype=str(grad_h[0].dtype).removeprefix("torch."),
-            layers=tuple(layers),
-            lengths=np.full(batch, steps, dtype=np.int64),
-            calls=len(recorder.calls),
-        )
-    return profiles
