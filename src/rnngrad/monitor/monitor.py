@@ -51,7 +51,8 @@ from torch import nn
 
 from rnngrad.errors import InvalidInputError
 from rnngrad.monitor.writers import default_color_range, heat_map, writer_for
-from rnngrad.profile.front import GradientProfile, LossSpec, gradient_profile
+from rnngrad.profile.calls import profile_call
+from rnngrad.profile.front import GradientProfile, LayerProfile, LossSpec, gradient_profile
 from rnngrad.verdict import RATE_TOLERANCE
 
 __all__ = [
@@ -79,7 +80,9 @@ _AIM = 0.9
 # until the training so far pays for that within the budget.
 _FIRST_PROFILE_STEPS = 4.0
 # Frames of these packages are passed over when a warning looks for the user's line.
-_FRAMEWORKS = ("rnngrad", "lightning", "pytorch_lightning", "lightning_fabric", "torch")
+_FRAMEWORKS = (
+    "rnngrad", "lightning", "pytorch_lightning", "lightning_fabric", "torch", "contextlib",
+)  # fmt: skip
 
 
 class GradientWarning(UserWarning):
@@ -162,7 +165,8 @@ class GradientMonitor:
             costs more than those before it.
         loss: the profile's loss: ``"last"``, ``"sum"``, or a callable, called as
             ``loss(output)``, or as ``loss(output, y)`` when :meth:`step` is given ``y``.
-        module: the recurrent submodule's name, when the model has several.
+        module: the recurrent submodule's name, when the model has several and
+            :meth:`step` is used (:meth:`step_call` profiles every module it calls).
         writer: a TensorBoard ``SummaryWriter`` (anything with ``add_scalar`` and
             ``add_image``) or a Weights & Biases run (anything with ``log``).
         on_warning: called with a :class:`MonitorEvent` for each event warned about.
@@ -199,9 +203,10 @@ class GradientMonitor:
             raise InvalidInputError(
                 f"GradientMonitor needs the model (an nn.Module), got {type(model).__name__}"
             )
-        from rnngrad.cells import find_recurrent_module
+        from rnngrad.cells import find_recurrent_module, find_recurrent_modules
 
-        find_recurrent_module(model, module)  # the recurrent module is there, and only one
+        if module is not None or len(find_recurrent_modules(model)) < 2:
+            find_recurrent_module(model, module)  # there, and named when there are several
         if every is not None and (isinstance(every, bool) or not isinstance(every, int)):
             raise InvalidInputError(f"every must be a whole number, got {every!r}")
         if every is not None and every < 1:
@@ -261,59 +266,85 @@ class GradientMonitor:
         """Count one training step; profile ``inputs`` when the schedule says so.
 
         Args:
-            inputs: the batch the model takes (a tensor, a tuple of its arguments,
-                or a packed sequence).
+            inputs: the batch the model takes (a tensor, a tuple of its arguments, a
+                dict or a dataclass it takes as one argument, or a packed sequence).
             y: the targets, passed to the ``loss`` callable as ``loss(output, y)``.
             step: the training step to record (the monitor's own count when omitted).
 
         Returns:
             The profile when one was taken, else ``None``.
         """
-        now = self.clock()
-        if self._last_call is not None:
-            self.training_seconds += now - self._last_call
-        self.calls += 1
         if y is not None and not callable(self.loss):
             raise InvalidInputError(
                 f"targets y were given but the loss is {self.loss!r}; "
                 "pass a callable loss(output, y)"
             )
+
+        def profile() -> dict[str, GradientProfile]:
+            loss: LossSpec
+            if y is None or not callable(self.loss):
+                loss = self.loss  # type: ignore[assignment]
+            else:
+                user_loss, targets = self.loss, y
+
+                def loss(output: Any) -> torch.Tensor:
+                    return user_loss(output, targets)  # type: ignore[call-arg]
+
+            found = gradient_profile(
+                self.model, inputs, loss=loss, module=self.module, tolerance=self.tolerance
+            )
+            return {found.module_name: found}
+
+        taken = self._scheduled(profile, step)
+        return None if taken is None else next(iter(taken.values()))
+
+    def step_call(
+        self, fn: Callable[[], torch.Tensor], *, step: int | None = None
+    ) -> dict[str, GradientProfile] | None:
+        """Count one training step; when the schedule says so, profile every recurrent
+        module that ``fn()`` calls (:func:`rnngrad.profile_call`: ``fn`` runs the model's
+        forward and loss on the batch and returns the scalar loss).
+
+        Returns:
+            ``{module name: profile}`` when profiles were taken, else ``None``.
+        """
+        return self._scheduled(
+            lambda: profile_call(fn, model=self.model, tolerance=self.tolerance), step
+        )
+
+    def _scheduled(
+        self, profile: Callable[[], dict[str, GradientProfile]], step: int | None
+    ) -> dict[str, GradientProfile] | None:
+        now = self.clock()
+        if self._last_call is not None:
+            self.training_seconds += now - self._last_call
+        self.calls += 1
         if self.disabled is not None or not self._due():
             self._last_call = self.clock()
             return None
         try:
-            profile = self._profile(inputs, y, self.calls if step is None else step)
+            taken: dict[str, GradientProfile] | None = profile()
+            assert taken is not None
+            layers = [
+                (f"{module} {lp.name}" if len(taken) > 1 else lp.name, lp)
+                for module, found in taken.items()
+                for lp in found.layers
+            ]
+            record = self._record(layers, self.calls if step is None else step)
+            self._warn(record, layers)
+            if self._sink is not None:
+                self._write(record)
         except Exception as error:  # never stop training: say it once and stand aside
             self._disable(error)
-            profile = None
+            taken = None
         # The cost counts everything the call did: the profile, the warnings, the writer.
         cost = self.clock() - now
-        if profile is not None:
-            self.history[-1] = replace(self.history[-1], seconds=cost)
+        if taken is not None:
+            self.history.append(replace(record, seconds=cost))
         self._recent_costs = [*self._recent_costs[-2:], cost]
         self.profile_seconds += cost
         self._last_call = self.clock()
-        return profile
-
-    def _profile(self, inputs: Any, y: Any, step: int) -> GradientProfile:
-        loss: LossSpec
-        if y is None or not callable(self.loss):
-            loss = self.loss  # type: ignore[assignment]
-        else:
-            user_loss, targets = self.loss, y
-
-            def loss(output: Any) -> torch.Tensor:
-                return user_loss(output, targets)  # type: ignore[call-arg]
-
-        profile = gradient_profile(
-            self.model, inputs, loss=loss, module=self.module, tolerance=self.tolerance
-        )
-        record = self._record(profile, step, 0.0)
-        self._warn(record, profile)
-        if self._sink is not None:
-            self._write(record)
-        self.history.append(record)
-        return profile
+        return taken
 
     def _disable(self, error: Exception) -> None:
         where = type(error).__name__
@@ -323,61 +354,58 @@ class GradientMonitor:
             f"(training goes on): {self.disabled}"
         )
         logger.warning(message)
-        warnings.warn(message, MonitorDisabledWarning, stacklevel=_caller_stacklevel())
+        warnings.warn(message, MonitorDisabledWarning, stacklevel=caller_stacklevel())
 
-    def _record(self, profile: GradientProfile, step: int, seconds: float) -> MonitorRecord:
-        layers = profile.layers
+    def _record(self, layers: list[tuple[str, LayerProfile]], step: int) -> MonitorRecord:
         return MonitorRecord(
             step=step,
-            names=tuple(lp.name for lp in layers),
-            labels=tuple(lp.verdict.label for lp in layers),
-            log10_ratio=tuple(lp.log10_ratio for lp in layers),
-            decay_rate=tuple(lp.decay_rate for lp in layers),
-            horizon=tuple(lp.horizon for lp in layers),
-            saturation=tuple(lp.saturation for lp in layers),
-            log10_grad_norm=np.stack([lp.log10_grad_norm for lp in layers]),
-            seconds=seconds,
-            nonfinite_step=tuple(lp.first_nonfinite_step for lp in layers),
+            names=tuple(name for name, _ in layers),
+            labels=tuple(lp.verdict.label for _, lp in layers),
+            log10_ratio=tuple(lp.log10_ratio for _, lp in layers),
+            decay_rate=tuple(lp.decay_rate for _, lp in layers),
+            horizon=tuple(lp.horizon for _, lp in layers),
+            saturation=tuple(lp.saturation for _, lp in layers),
+            log10_grad_norm=np.stack([lp.log10_grad_norm for _, lp in layers]),
+            seconds=0.0,
+            nonfinite_step=tuple(lp.first_nonfinite_step for _, lp in layers),
         )
 
-    def _warn(self, record: MonitorRecord, profile: GradientProfile) -> None:
+    def _warn(self, record: MonitorRecord, layers: list[tuple[str, LayerProfile]]) -> None:
         """One warning per event: a layer whose verdict turns vanishing or exploding and
         stays so in the next profile (a verdict on the edge does not flip-flop), or whose
         gradient becomes non-finite (at once; not again while it stays so)."""
-        previous = self.history[-1] if self.history else None
-        for index, lp in enumerate(profile.layers):
-            was_nonfinite = previous is not None and previous.nonfinite_step[index] is not None
+        for name, lp in layers:
             if lp.first_nonfinite_step is not None:
-                if not was_nonfinite:
+                if self._confirmed.get(name) != "non-finite":
                     self._emit(MonitorEvent(
-                        record.step, lp.name, "non-finite", lp.first_nonfinite_step,
+                        record.step, name, "non-finite", lp.first_nonfinite_step,
                         f"training step {record.step}: non-finite gradient dL/dh_t in "
-                        f"{lp.name}, first at time step t = {lp.first_nonfinite_step}",
+                        f"{name}, first at time step t = {lp.first_nonfinite_step}",
                     ))  # fmt: skip
-                self._confirmed[lp.name] = "non-finite"
-                self._pending.pop(lp.name, None)
+                self._confirmed[name] = "non-finite"
+                self._pending.pop(name, None)
                 continue
             label = lp.verdict.label
-            if self._confirmed.get(lp.name) == label:
-                self._pending.pop(lp.name, None)
+            if self._confirmed.get(name) == label:
+                self._pending.pop(name, None)
                 continue
-            if self._pending.get(lp.name) != label:
-                self._pending[lp.name] = label  # seen once: wait for the next profile
+            if self._pending.get(name) != label:
+                self._pending[name] = label  # seen once: wait for the next profile
                 continue
-            self._confirmed[lp.name] = label
-            del self._pending[lp.name]
+            self._confirmed[name] = label
+            del self._pending[name]
             if label in ("vanishing", "exploding"):
                 carrier = " (carried by the cell state c)" if lp.carried_by == "c" else ""
                 self._emit(MonitorEvent(
-                    record.step, lp.name, label, None,
-                    f"training step {record.step}: {lp.name} turned {label} in two "
+                    record.step, name, label, None,
+                    f"training step {record.step}: {name} turned {label} in two "
                     f"profiles running{carrier}. {lp.verdict.sentence}",
                 ))  # fmt: skip
 
     def _emit(self, event: MonitorEvent) -> None:
         self.events.append(event)
         logger.warning(event.message)
-        warnings.warn(event.message, GradientWarning, stacklevel=_caller_stacklevel())
+        warnings.warn(event.message, GradientWarning, stacklevel=caller_stacklevel())
         if self.on_warning is not None:
             self.on_warning(event)
 
@@ -413,7 +441,7 @@ def _check_range(color_range: tuple[float, float]) -> tuple[float, float]:
     return low, high
 
 
-def _caller_stacklevel() -> int:
+def caller_stacklevel() -> int:
     """The ``stacklevel`` that points a warning at the user's line: the first frame
     outside rnngrad, Lightning and torch (the line that called the monitor, or the one in
     the user's training code that called the framework that called our callback)."""
