@@ -4,6 +4,7 @@ recorded, and the time-major layout the recursions work in."""
 
 from __future__ import annotations
 
+import inspect
 import types
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -107,8 +108,12 @@ def recorded_calls(module: nn.Module, forward: Callable[..., Any]) -> Iterator[N
     original = type(module)
     base = recurrent_base(original)
 
+    signature = inspect.signature(base.forward)
+
     def recording(self: nn.Module, *args: Any, **kwargs: Any) -> Any:
-        return forward(*args, **kwargs)
+        # As the base takes them (``super().forward(x, hx=state)`` names its state).
+        bound = signature.bind(self, *args, **kwargs)
+        return forward(*bound.args[1:])
 
     probe = types.new_class(
         f"Recording{base.__name__}", (base,), exec_body=lambda ns: ns.update(forward=recording)
