@@ -207,3 +207,89 @@ def test_profile_call_refuses_in_one_line(fn: object, message: str) -> None:
 
     with pytest.raises(InvalidInputError, match=message):
         profile_call(fn)  # type: ignore[arg-type]
+
+
+class PackedEncoderDecoder(nn.Module):
+    """One ForecastingLSTM called twice with lengths, as pytorch-forecasting's
+    RecurrentNetwork and DeepAR do: the encoder's window, then the decoder's from the
+    encoder's final state."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(4)
+        self.rnn = ForecastingLSTM(2, 5, batch_first=True).double()
+        self.head = nn.Linear(5, 1).double()
+
+    def forward(
+        self, past: torch.Tensor, past_lengths: torch.Tensor, future: torch.Tensor,
+        future_lengths: torch.Tensor,
+    ) -> torch.Tensor:  # fmt: skip
+        _, state = self.rnn(past, lengths=past_lengths, enforce_sorted=False)
+        out, _ = self.rnn(future, state, lengths=future_lengths, enforce_sorted=False)
+        return self.head(out)  # type: ignore[no-any-return]
+
+
+def _cell_loop_gradients(
+    model: PackedEncoderDecoder, past: torch.Tensor, future: torch.Tensor, target: torch.Tensor
+) -> np.ndarray:
+    """One sequence, its own steps only, by an nn.LSTMCell with the module's weights and
+    retain_grad: the total dL/dh_t at each of its encoder steps, then its decoder steps."""
+    rnn = model.rnn
+    cell = nn.LSTMCell(2, 5).double()
+    with torch.no_grad():
+        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+            getattr(cell, name).copy_(getattr(rnn, f"{name}_l0"))
+    h = c = torch.zeros(1, 5, dtype=torch.float64)
+    states, outputs = [], []
+    for x_t in past[0]:
+        h, c = cell(x_t[None], (h, c))
+        h.retain_grad()
+        states.append(h)
+    for x_t in future[0]:
+        h, c = cell(x_t[None], (h, c))
+        h.retain_grad()
+        states.append(h)
+        outputs.append(model.head(h))
+    loss = ((torch.stack(outputs, dim=1) - target) ** 2).sum()
+    loss.backward()
+    return np.array([float(s.grad.norm()) for s in states])  # type: ignore[union-attr]
+
+
+def test_a_packed_module_called_twice_is_profiled_over_each_sequences_own_steps() -> None:
+    """Regression: a packed module called twice in one forward (encoder, then decoder
+    from its state) was refused. Each sequence's steps are its encoder steps then its
+    decoder steps; dL/dh_t equals a cell loop over that sequence alone, and the carried
+    gradient equals the one of the same sequence profiled alone, unpacked."""
+    from rnngrad import profile_call
+
+    model = PackedEncoderDecoder()
+    generator = torch.Generator().manual_seed(5)
+    past = torch.randn(3, 7, 2, generator=generator, dtype=torch.float64)
+    future = torch.randn(3, 4, 2, generator=generator, dtype=torch.float64)
+    target = torch.randn(3, 4, 1, generator=generator, dtype=torch.float64)
+    past_lengths, future_lengths = torch.tensor([7, 4, 6]), torch.tensor([4, 2, 3])
+    mask = (torch.arange(4)[None, :] < future_lengths[:, None]).double()[..., None]
+
+    def loss() -> torch.Tensor:
+        out = model(past, past_lengths, future, future_lengths)
+        return (((out - target) * mask) ** 2).sum()
+
+    profile = profile_call(loss, model=model)["rnn"]
+    assert profile.calls == 2
+    np.testing.assert_array_equal(profile.lengths, past_lengths + future_lengths)
+    layer = profile.layers[0]
+    for b in range(3):
+        p, f = int(past_lengths[b]), int(future_lengths[b])
+        expected = _cell_loop_gradients(
+            model, past[b : b + 1, :p], future[b : b + 1, :f], target[b : b + 1, :f]
+        )
+        np.testing.assert_allclose(layer.grad_norm[b, : p + f], expected, rtol=1e-10)
+        assert np.isnan(layer.grad_norm[b, p + f :]).all()
+        one = (past[b : b + 1, :p], torch.tensor([p]), future[b : b + 1, :f], torch.tensor([f]))
+        alone = profile_call(
+            lambda one=one, f=f, b=b: ((model(*one) - target[b : b + 1, :f]) ** 2).sum()
+        )
+        np.testing.assert_allclose(
+            layer.carried_norm[b, : p + f], alone["ForecastingLSTM"].layers[0].carried_norm[0],
+            rtol=1e-10,
+        )  # fmt: skip

@@ -224,6 +224,8 @@ def profiles_of_run(
     profiles = {}
     for recorder in recorders:
         grad_h, grad_c, saturation = recorder.gradients(grads)
+        totals = torch.stack([call.steps_of() for call in recorder.calls]).sum(dim=0).numpy()
+        lengths = totals.astype(np.int64)
         layers = []
         for layer, (gh, gc, share) in enumerate(zip(grad_h, grad_c, saturation, strict=True)):
             seed, carried_h, carried_c = carried[(id(recorder), layer)]
@@ -235,6 +237,7 @@ def profiles_of_run(
                     share,
                     cell_grad_norm=None if gc is None else gradient_norms(gc),
                     carried=carried_norms(seed, carried_h, carried_c),
+                    lengths=lengths,
                     tolerance=tolerance,
                     grad=gh.transpose(0, 1).clone() if keep_gradients else None,
                     grad_c=gc.transpose(0, 1).clone()
@@ -252,7 +255,7 @@ def profiles_of_run(
             loss_value=float(value.detach()),
             dtype=str(grad_h[0].dtype).removeprefix("torch."),
             layers=tuple(layers),
-            lengths=np.full(batch, steps, dtype=np.int64),
+            lengths=lengths,
             calls=len(recorder.calls),
         )
     return profiles

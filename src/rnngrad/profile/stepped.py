@@ -52,7 +52,7 @@ from rnngrad.cells import (
 from rnngrad.devices import drawn
 from rnngrad.errors import InvalidInputError, ShapeError
 from rnngrad.profile.carried import CarriedSeed, carried_seed
-from rnngrad.profile.fused_forward import initial_state
+from rnngrad.profile.fused_forward import Packing, initial_state
 from rnngrad.profile.model_call import (
     check_input,
     from_time_major,
@@ -72,6 +72,8 @@ class _Activations:
     h: torch.Tensor  # (T_c, B, P)
     h0: torch.Tensor  # (B, P)
     c0: torch.Tensor | None  # (B, H)
+    # A packed call: padded and in its length-sorted order, as the recursion takes it.
+    packing: Packing | None = None
 
 
 @dataclass
@@ -85,9 +87,25 @@ class _Call:
     steps: int
     batch: int
     # Per layer, the probed states themselves: (T_c, B, P), and the cell state's at the
-    # call's end (B, H); what the carried gradient starts from.
+    # call's end (B, H); what the carried gradient starts from (the user's batch order).
     states_h: list[torch.Tensor] = field(default_factory=list)
     states_c: list[torch.Tensor] = field(default_factory=list)
+    # (B,) each sequence's steps in this call (a packed call's lengths), user's order.
+    lengths: torch.Tensor | None = None
+    packing: Packing | None = None
+
+    def steps_of(self) -> torch.Tensor:
+        """``(B,)`` each sequence's steps in this call."""
+        if self.lengths is not None:
+            return self.lengths
+        return torch.full((self.batch,), self.steps, dtype=torch.int64)
+
+    def direct_h(self, grads: dict[int, torch.Tensor], layer: int) -> torch.Tensor:
+        """``(T_c, B, P)`` the probe's gradient, padded, user's order."""
+        grad = grads[id(self.probes_h[layer])]
+        if self.packing is None:
+            return grad.reshape(self.steps, self.batch, -1)
+        return self.packing.to_user(self.packing.pad(grad), 1)
 
 
 @dataclass
@@ -159,10 +177,7 @@ class StepRecorder:
     def _fused_forward(self, input: Any, state: Any = None) -> Any:
         layout, module = self.layout, self.module
         if isinstance(input, PackedSequence):
-            raise InvalidInputError(
-                f"{self.name}: packed sequences in a module called more than once are not "
-                "supported; pad them, or call the module once"
-            )
+            return self._packed_forward(input, state)
         x = check_input(layout, module, input)
         assert isinstance(x, torch.Tensor)
         h0, c0 = initial_state(layout, x, state, detach=False)
@@ -221,6 +236,72 @@ class StepRecorder:
         c_n = torch.cat(finals_c, dim=0)
         return output, (h_n, c_n.squeeze(1) if unbatched else c_n)
 
+    def _packed_forward(self, input: PackedSequence, state: Any) -> Any:
+        """A packed call: the kernel's packed variant layer by layer (with autograd), a
+        probe on each layer's packed outputs, each sequence's final state read from its
+        own last probed step."""
+        layout, module = self.layout, self.module
+        x = check_input(layout, module, input)
+        assert isinstance(x, PackedSequence)
+        packing = Packing.of(x)
+        h0, c0 = initial_state(layout, x, state, detach=False)  # the packed order
+        steps, batch = (int(n) for n in packing.valid.shape)
+        ends = (packing.lengths - 1).to(x.data.device)
+        rows = torch.arange(batch, device=x.data.device)
+        kernel = FUSED_KERNELS[layout.kind]
+        data = x.data
+        probes_h, probes_c, activations, finals_h, finals_c = [], [], [], [], []
+        states_h: list[torch.Tensor] = []
+        states_c: list[torch.Tensor] = []
+        for layer in range(layout.num_layers):
+            weights = kernel_weights(module, layout, layer)
+            layer_hx: Any = (
+                (h0[layer : layer + 1], c0[layer : layer + 1])
+                if c0 is not None
+                else (h0[layer : layer + 1])
+            )
+            result = kernel(data, x.batch_sizes, layer_hx, weights, layout.bias, 1, 0.0,
+                            False, False)  # fmt: skip
+            probe = torch.zeros_like(result[0], requires_grad=True)
+            out = result[0] + probe  # (N, P)
+            padded = packing.pad(out)  # (T_c, B, P), the packed order
+            probes_h.append(probe)
+            states_h.append(packing.to_user(padded, 1))
+            finals_h.append(padded[ends, rows].unsqueeze(0))
+            if c0 is not None:
+                probe_c = torch.zeros_like(result[2][0], requires_grad=True)
+                probes_c.append(probe_c)
+                final_c = result[2][0] + probe_c
+                states_c.append(packing.to_user(final_c, 0))
+                finals_c.append(final_c.unsqueeze(0))
+            activations.append(
+                _Activations(
+                    packing.pad(data).detach(), padded.detach(), h0[layer].detach(),
+                    None if c0 is None else c0[layer].detach(), packing,
+                )
+            )  # fmt: skip
+            if module.training and layout.dropout > 0 and layer < layout.num_layers - 1:
+                keep = 1.0 - layout.dropout
+                draw = drawn(
+                    *out.shape, generator=self.generator, dtype=out.dtype, device=out.device,
+                    uniform=True,
+                )  # fmt: skip
+                data = out * ((draw < keep).to(out.dtype) / keep)
+            else:
+                data = out
+        top = packing.to_user(packing.pad(data), 1)
+        self.calls.append(
+            _Call(
+                probes_h, probes_c, activations, top, steps, batch, states_h, states_c,
+                lengths=packing.to_user(packing.lengths, 0), packing=packing,
+            )
+        )  # fmt: skip
+        output = PackedSequence(data, x.batch_sizes, x.sorted_indices, x.unsorted_indices)
+        h_n = packing.to_user(torch.cat(finals_h, dim=0), 1)
+        if c0 is None:
+            return output, h_n
+        return output, (h_n, packing.to_user(torch.cat(finals_c, dim=0), 1))
+
     # After the forward pass -----------------------------------------------------------
 
     def check(self) -> None:
@@ -237,7 +318,9 @@ class StepRecorder:
     def loss(self, kind: str) -> torch.Tensor:
         """``"last"``: ``0.5 ||output of the last step||^2``; ``"sum"``: over every step."""
         if kind == "last":
-            return 0.5 * (self.calls[-1].output[-1] ** 2).sum()
+            final = self.calls[-1]
+            ends = (final.steps_of() - 1).to(final.output.device)
+            return 0.5 * (final.output[ends, torch.arange(final.batch)] ** 2).sum()
         return 0.5 * sum((call.output**2).sum() for call in self.calls)  # type: ignore[return-value]
 
     def probes(self) -> list[torch.Tensor]:
@@ -261,28 +344,44 @@ class StepRecorder:
             parts_h, parts_c, shares = [], [], []
             for call in self.calls:
                 saved = call.activations[layer]
-                direct = grads[id(call.probes_h[layer])].reshape(call.steps, call.batch, -1)
+                packing = saved.packing
                 direct_c = None
                 if saved.c0 is not None:
                     direct_c = grads[id(call.probes_c[layer])].reshape(call.batch, -1)
-                result = backward_direction(
-                    self.layout.kind,
-                    weights,
-                    saved.x,
-                    saved.h,
-                    saved.h0,
-                    saved.c0,
-                    direct,
-                    direct_c,
-                    need_input=False,
-                )
-                parts_h.append(result.grad_h)
-                if result.grad_c is not None:
+                if packing is None:
+                    direct = grads[id(call.probes_h[layer])].reshape(call.steps, call.batch, -1)
+                    result = backward_direction(
+                        self.layout.kind, weights, saved.x, saved.h, saved.h0, saved.c0,
+                        direct, direct_c, need_input=False,
+                    )  # fmt: skip
+                    parts_h.append(result.grad_h)
                     parts_c.append(result.grad_c)
+                else:  # the packed order, each sequence's final state at its own last step
+                    direct = packing.pad(grads[id(call.probes_h[layer])])
+                    steps_c = None
+                    if direct_c is not None:
+                        steps_c = torch.zeros(
+                            (call.steps, call.batch, direct_c.shape[-1]),
+                            dtype=direct.dtype, device=direct.device,
+                        )  # fmt: skip
+                        ends = (packing.lengths - 1).to(direct.device)
+                        steps_c[ends, torch.arange(call.batch)] = direct_c
+                        direct_c = torch.zeros_like(direct_c)
+                    result = backward_direction(
+                        self.layout.kind, weights, saved.x, saved.h, saved.h0, saved.c0,
+                        direct, direct_c, need_input=False, direct_c_steps=steps_c,
+                        valid=packing.valid,
+                    )  # fmt: skip
+                    parts_h.append(packing.to_user(result.grad_h, 1))
+                    parts_c.append(
+                        None if result.grad_c is None else packing.to_user(result.grad_c, 1)
+                    )
                 shares.append(result.saturated)
-            grad_h.append(torch.cat(parts_h))
-            grad_c.append(torch.cat(parts_c) if parts_c else None)
-            steps = [call.steps for call in self.calls]
+            lengths = [call.steps_of() for call in self.calls]
+            grad_h.append(in_call_order(parts_h, lengths))
+            cells = [part for part in parts_c if part is not None]
+            grad_c.append(in_call_order(cells, lengths) if cells else None)
+            steps = [int(call.steps_of().sum()) for call in self.calls]
             saturation.append(float(np.average(shares, weights=steps)))
         return grad_h, grad_c, saturation
 
@@ -293,13 +392,17 @@ class StepRecorder:
         LSTM, ``(T, B, H)`` at ``c`` (nonzero at each call's last step only)."""
         parts_h, parts_c = [], []
         for call in self.calls:
-            parts_h.append(grads[id(call.probes_h[layer])].reshape(call.steps, call.batch, -1))
+            parts_h.append(call.direct_h(grads, layer))
             if call.probes_c:
-                at_end = grads[id(call.probes_c[layer])].reshape(1, call.batch, -1)
-                parts_c.append(
-                    torch.cat([torch.zeros_like(at_end).expand(call.steps - 1, -1, -1), at_end])
-                )
-        return torch.cat(parts_h), torch.cat(parts_c) if parts_c else None
+                at_end = grads[id(call.probes_c[layer])].reshape(call.batch, -1)
+                if call.packing is not None:
+                    at_end = call.packing.to_user(at_end, 0)
+                steps_c = at_end.new_zeros((call.steps, *at_end.shape))
+                ends = (call.steps_of() - 1).to(at_end.device)
+                steps_c[ends, torch.arange(call.batch)] = at_end
+                parts_c.append(steps_c)
+        lengths = [call.steps_of() for call in self.calls]
+        return in_call_order(parts_h, lengths), in_call_order(parts_c, lengths) if parts_c else None
 
     def carried(
         self, grads: dict[int, torch.Tensor], layer: int
@@ -310,17 +413,15 @@ class StepRecorder:
         total. Needs the forward graph kept."""
         direct_h, direct_c = self.direct(grads, layer)
         seed = carried_seed(direct_h, None, direct_c)
-        where = [
-            (index, step) for index, call in enumerate(self.calls) for step in range(call.steps)
-        ]
+        lengths = torch.stack([call.steps_of() for call in self.calls])  # (calls, B)
         entry = torch.zeros((), dtype=direct_h.dtype, device=direct_h.device)
         for b, step in enumerate(seed.last.tolist()):
             if step < 0:
                 continue
-            index, local = where[step]
+            index, local = _call_and_step(lengths[:, b], step)
             call = self.calls[index]
             entry = entry + torch.dot(seed.h[step, b], call.states_h[layer][local, b])
-            if seed.c_steps is not None and local == call.steps - 1:
+            if seed.c_steps is not None and local == int(lengths[index, b]) - 1:
                 entry = entry + torch.dot(
                     seed.c_steps[step, b], call.states_c[layer].reshape(call.batch, -1)[b]
                 )
@@ -353,3 +454,35 @@ def probe_gradients(loss: torch.Tensor, recorders: list[StepRecorder]) -> dict[i
         id(p): (torch.zeros_like(p) if g is None else g).detach()
         for p, g in zip(probes, grads, strict=True)
     }
+
+
+def in_call_order(parts: list[torch.Tensor], lengths: list[torch.Tensor]) -> torch.Tensor:
+    """Calls' ``(T_c, B, F)`` arrays (user's batch order, padding after each sequence's
+    ``lengths[c][b]`` steps) one after another per sequence: sequence ``b``'s steps of
+    every call in call order, then its padding. Calls of equal lengths are concatenated."""
+    equal = zip(parts, lengths, strict=True)
+    if all(bool((length == part.shape[0]).all()) for part, length in equal):
+        return torch.cat(parts)
+    batch = parts[0].shape[1]
+    totals = torch.stack(lengths).sum(dim=0)
+    out = parts[0].new_zeros((int(totals.max()), batch, parts[0].shape[2]))
+    offset = torch.zeros(batch, dtype=torch.int64)
+    for part, length in zip(parts, lengths, strict=True):
+        local = torch.arange(part.shape[0]).unsqueeze(1)  # (T_c, 1)
+        keep = local < length.unsqueeze(0)  # (T_c, B)
+        steps, rows = torch.nonzero(keep, as_tuple=True)
+        out[(offset[rows] + steps).to(out.device), rows.to(out.device)] = part[
+            steps.to(part.device), rows.to(part.device)
+        ]
+        offset += length
+    return out
+
+
+def _call_and_step(lengths: torch.Tensor, step: int) -> tuple[int, int]:
+    """The call and its local step of a sequence's ``step`` in call order."""
+    start = 0
+    for index, length in enumerate(lengths.tolist()):
+        if step < start + length:
+            return index, step - start
+        start += length
+    raise IndexError(step)
