@@ -1,19 +1,22 @@
 """What the training monitor costs end to end: wall time with and without it.
 
-A bidirectional 2-layer LSTM (hidden 128, T 200, batch 32; a linear head and a
-classification loss on the last step) trains for 300 Adam steps twice from the
-same seed and data: once with the default :class:`rnngrad.GradientMonitor`
-(adaptive schedule, 5% budget; the loss gets the labels through
-``monitor.step(x, y)``) and once without. On a shared machine the speed of the
-processor drifts by up to 15% between two consecutive 30-second runs (measured
-here), more than the effect to be measured, so the two trainings run in one
-process in alternating segments of ``--segment`` steps (plain first in even
-repeats, monitored first in odd ones): both see the same machine at the same
-time. The monitor's clock counts only its own training's time (its schedule is
-not fooled by the other run's segments). Each thread setting (1 and the
+Two models, each trained for 300 Adam steps twice from the same seed and data: once
+with the default :class:`rnngrad.GradientMonitor` (adaptive schedule, 5% budget, the
+first profile included; the loss gets the targets through ``monitor.step(x, y)``;
+records written to a TensorBoard ``SummaryWriter``, heat map included, unless
+``--no-writer``) and once without. ``classifier``: a bidirectional 2-layer LSTM
+(hidden 128, T 200, batch 32; a linear head and a classification loss on the last
+step). ``seq2seq``: a GRU encoder over the past (T 200) and a GRU decoder from its
+state over the next 50 steps, an MSE loss on every decoded step, as forecasters train.
+On a shared machine the speed of the processor drifts by up to 15% between two
+consecutive 30-second runs (measured here), more than the effect to be measured, so
+the two trainings run in one process in alternating segments of ``--segment``
+steps (plain first in even repeats, monitored first in odd ones): both see the same
+machine at the same time. The monitor's clock counts only its own training's time (its schedule is
+not fooled by the other run's segments). Each model and thread setting (1 and the
 default) prints the wall time of each training, the monitor's own share and
 the overhead, monitored / plain - 1, as the median over ``--repeats``; the last
-line is ``median wall overhead = X%`` (the larger of the two settings).
+line is ``median wall overhead = X%`` (the largest of them).
 Goal: X <= 5.
 
 Run: ``.venv/bin/python benchmarks/monitor_overhead.py [--steps N] [--repeats N]``
@@ -46,6 +49,25 @@ class Classifier(nn.Module):
         return self.head(self.rnn(x)[0][:, -1])
 
 
+class Seq2Seq(nn.Module):
+    """An encoder GRU and a decoder GRU from its state, read at every decoded step."""
+
+    def __init__(self, hidden: int) -> None:
+        super().__init__()
+        self.encoder = nn.GRU(16, hidden, batch_first=True)
+        self.decoder = nn.GRU(4, hidden, batch_first=True)
+        self.head = nn.Linear(hidden, 1)
+
+    def forward(self, past: torch.Tensor, future: torch.Tensor) -> torch.Tensor:
+        _, state = self.encoder(past)
+        out, _ = self.decoder(future, state)
+        return self.head(out)  # type: ignore[no-any-return]
+
+
+def per_step_mse(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return ((output - target) ** 2).mean()
+
+
 class OwnClock:
     """``time.perf_counter`` less the time spent outside this training's segments."""
 
@@ -59,20 +81,43 @@ class OwnClock:
 class Training:
     """One training run, advanced a segment at a time."""
 
-    def __init__(self, monitored: bool, hidden: int, length: int, batch: int) -> None:
+    def __init__(
+        self, monitored: bool, kind: str, hidden: int, length: int, batch: int, writer: bool
+    ) -> None:
         torch.manual_seed(0)
-        self.model = Classifier(hidden)
-        self.optimiser = torch.optim.Adam(self.model.parameters(), lr=1e-3)
         generator = torch.Generator().manual_seed(1)
-        self.data = [
-            (torch.randn(batch, length, 16, generator=generator),
-             torch.randint(0, 10, (batch,), generator=generator))
-            for _ in range(8)
-        ]  # fmt: skip
-        self.loss: Callable[..., torch.Tensor] = nn.functional.cross_entropy
+        self.model: nn.Module
+        if kind == "classifier":
+            self.model = Classifier(hidden)
+            self.loss: Callable[..., torch.Tensor] = nn.functional.cross_entropy
+            self.data = [
+                ((torch.randn(batch, length, 16, generator=generator),),
+                 torch.randint(0, 10, (batch,), generator=generator))
+                for _ in range(8)
+            ]  # fmt: skip
+        else:
+            self.model = Seq2Seq(hidden)
+            self.loss = per_step_mse
+            horizon = 50
+            self.data = [
+                ((torch.randn(batch, length, 16, generator=generator),
+                  torch.randn(batch, horizon, 4, generator=generator)),
+                 torch.randn(batch, horizon, 1, generator=generator))
+                for _ in range(8)
+            ]  # fmt: skip
+        self.optimiser = torch.optim.Adam(self.model.parameters(), lr=1e-3)
         self.clock = OwnClock()
+        self.writer = None
+        if monitored and writer:
+            import tempfile
+
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(log_dir=tempfile.mkdtemp(prefix="monitor-overhead-"))
         self.monitor = (
-            GradientMonitor(self.model, loss=self.loss, clock=self.clock) if monitored else None
+            GradientMonitor(self.model, loss=self.loss, clock=self.clock, writer=self.writer)
+            if monitored
+            else None
         )
         self.step = 0
         self.seconds = 0.0
@@ -84,22 +129,25 @@ class Training:
             self.clock.excluded += entered - self.left_at
         for _ in range(steps):
             x, y = self.data[self.step % len(self.data)]
-            loss = self.loss(self.model(x), y)
+            loss = self.loss(self.model(*x), y)
             self.optimiser.zero_grad()
             loss.backward()
             self.optimiser.step()
             if self.monitor is not None:
-                self.monitor.step(x, y)
+                self.monitor.step(x if len(x) > 1 else x[0], y)
             self.step += 1
         self.left_at = time.perf_counter()
         self.seconds += self.left_at - entered
 
 
 def compare(
-    steps: int, segment: int, plain_first: bool, sizes: tuple[int, int, int]
-) -> tuple[float, float, float]:
-    """Wall seconds of the plain and the monitored training, and the monitor's own."""
-    plain, monitored = Training(False, *sizes), Training(True, *sizes)
+    steps: int, segment: int, plain_first: bool, kind: str, sizes: tuple[int, int, int],
+    writer: bool,
+) -> tuple[float, float, float, int]:  # fmt: skip
+    """Wall seconds of the plain and the monitored training, the monitor's own, and the
+    profiles it took."""
+    plain = Training(False, kind, *sizes, writer)
+    monitored = Training(True, kind, *sizes, writer)
     order = (plain, monitored) if plain_first else (monitored, plain)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", GradientWarning)
@@ -107,7 +155,10 @@ def compare(
             for training in order:
                 training.segment(min(segment, steps - start))
     assert monitored.monitor is not None
-    return plain.seconds, monitored.seconds, monitored.monitor.profile_seconds
+    if monitored.writer is not None:
+        monitored.writer.close()
+    monitor = monitored.monitor
+    return plain.seconds, monitored.seconds, monitor.profile_seconds, len(monitor.history)
 
 
 def main() -> None:
@@ -118,30 +169,37 @@ def main() -> None:
     parser.add_argument("--hidden", type=int, default=128)
     parser.add_argument("--length", type=int, default=200)
     parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--models", default="classifier,seq2seq")
+    parser.add_argument("--no-writer", action="store_true", help="no TensorBoard writer")
     args = parser.parse_args()
     sizes = (args.hidden, args.length, args.batch)
     default_threads = torch.get_num_threads()
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}; "
-          f"bidirectional 2-layer LSTM, hidden {args.hidden}, T {args.length}, "
-          f"batch {args.batch}, {args.steps} steps in segments of {args.segment}, "
-          f"{args.repeats} repeats")  # fmt: skip
+          f"hidden {args.hidden}, T {args.length}, batch {args.batch}, {args.steps} steps in "
+          f"segments of {args.segment}, {args.repeats} repeats, "
+          f"{'no writer' if args.no_writer else 'TensorBoard writer'}")  # fmt: skip
     overheads = []
-    for threads in sorted({1, default_threads}):
-        torch.set_num_threads(threads)
-        compare(5, 5, True, sizes)  # warm the allocator and kernels
-        plain, monitored, own, ratios = [], [], [], []
-        for repeat in range(args.repeats):
-            seconds = compare(args.steps, args.segment, repeat % 2 == 0, sizes)
-            plain.append(seconds[0])
-            monitored.append(seconds[1])
-            own.append(seconds[2] / (seconds[1] - seconds[2]))
-            ratios.append(seconds[1] / seconds[0] - 1.0)
-        overhead = statistics.median(ratios)
-        overheads.append(overhead)
-        print(f"{threads} thread(s): plain {statistics.median(plain):.2f} s, monitored "
-              f"{statistics.median(monitored):.2f} s, monitor's own share "
-              f"{statistics.median(own):.1%} of training, wall overhead {overhead:.1%} "
-              f"(repeats: {', '.join(f'{r:.1%}' for r in ratios)})")  # fmt: skip
+    for kind in args.models.split(","):
+        for threads in sorted({1, default_threads}):
+            torch.set_num_threads(threads)
+            compare(5, 5, True, kind, sizes, not args.no_writer)  # warm kernels, imports
+            plain, monitored, own, ratios, taken = [], [], [], [], []
+            for repeat in range(args.repeats):
+                seconds = compare(
+                    args.steps, args.segment, repeat % 2 == 0, kind, sizes, not args.no_writer
+                )
+                plain.append(seconds[0])
+                monitored.append(seconds[1])
+                own.append(seconds[2] / (seconds[1] - seconds[2]))
+                ratios.append(seconds[1] / seconds[0] - 1.0)
+                taken.append(seconds[3])
+            overhead = statistics.median(ratios)
+            overheads.append(overhead)
+            print(f"{kind}, {threads} thread(s): plain {statistics.median(plain):.2f} s, "
+                  f"monitored {statistics.median(monitored):.2f} s, "
+                  f"{statistics.median(taken)} profiles, monitor's own share "
+                  f"{statistics.median(own):.1%} of training, wall overhead {overhead:.1%} "
+                  f"(repeats: {', '.join(f'{r:.1%}' for r in ratios)})")  # fmt: skip
     print(f"median wall overhead = {100 * max(overheads):.1f}%")
 
 
