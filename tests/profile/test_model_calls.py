@@ -96,9 +96,20 @@ def test_a_subclass_whose_forward_takes_more_arguments_is_profiled() -> None:
         assert got.verdict == expected.verdict
 
 
-def test_the_subclass_in_the_monitor() -> None:
+def test_the_subclass_in_gradient_profiles_and_the_monitor() -> None:
+    """The same subclass through the probes of gradient_profiles (packed, once) gives the
+    fused route's numbers, and the monitor profiles it."""
+    from rnngrad import gradient_profiles
+
     model = Forecaster()
     x, lengths, target = _batch()
+    profiles = gradient_profiles(model, (x, lengths), loss=_mse(target))
+    fused = gradient_profile(model, (x, lengths), loss=_mse(target))
+    for got, expected in zip(profiles["rnn"].layers, fused.layers, strict=True):
+        np.testing.assert_allclose(got.grad_norm, expected.grad_norm, rtol=1e-10, equal_nan=True)
+        np.testing.assert_allclose(
+            got.carried_norm, expected.carried_norm, rtol=1e-10, equal_nan=True
+        )
     monitor = GradientMonitor(model, every=1, loss=lambda out, y: ((out - y) ** 2).mean())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # whatever it says, it is called and profiles
