@@ -229,6 +229,8 @@ def profiles_of_run(
         layers = []
         for layer, (gh, gc, share) in enumerate(zip(grad_h, grad_c, saturation, strict=True)):
             seed, carried_h, carried_c = carried[(id(recorder), layer)]
+            if carried_h is None:
+                carried_h, carried_c = gh, gc
             layers.append(
                 summarise(
                     layer,

@@ -51,11 +51,14 @@ class CarriedSeed:
         c_steps: ``(T, B, H)`` the same at an LSTM's cell state, else ``None``.
         last: ``(B,)`` the processing step (0-based) of each sequence's last
             loss-bearing step, ``-1`` where the loss reaches none.
+        alone: the loss enters each sequence at one step at most, so the carried
+            gradient is the total one (no second pass needed).
     """
 
     h: torch.Tensor
     c_steps: torch.Tensor | None
     last: torch.Tensor
+    alone: bool = False
 
     def mask(self) -> torch.Tensor:
         """``(T, B)`` bool: the processing steps the carried gradient covers (``s <= s*``)."""
@@ -99,7 +102,8 @@ def carried_seed(
     if c_steps is not None:
         seed_c = torch.zeros_like(c_steps)
         seed_c[at, reached] = c_steps[at, reached]
-    return CarriedSeed(seed_h, seed_c, last)
+    alone = bool((bearing.sum(dim=0) <= 1).all())
+    return CarriedSeed(seed_h, seed_c, last, alone)
 
 
 @dataclass(frozen=True)

@@ -125,13 +125,16 @@ def backward_layers(
                 route=route, saved=None if layer_saved is None else layer_saved[direction],
             )  # fmt: skip
             # The gradient carried back from the last loss-bearing step alone: the same
-            # recursion again, with that step's direct gradient as the only entry.
-            carried = backward_direction(
-                layout.kind, weights, x, h, h0, c0, seed.h,
-                None if c0 is None else torch.zeros_like(c0),
-                need_input=False, direct_c_steps=seed.c_steps, valid=valid,
-                overwrite_direct=True, route=route,
-            )  # fmt: skip
+            # recursion again, with that step's direct gradient as the only entry (the
+            # total itself when the loss enters each sequence at that step only).
+            carried = result
+            if not seed.alone:
+                carried = backward_direction(
+                    layout.kind, weights, x, h, h0, c0, seed.h,
+                    None if c0 is None else torch.zeros_like(c0),
+                    need_input=False, direct_c_steps=seed.c_steps, valid=valid,
+                    overwrite_direct=True, route=route,
+                )  # fmt: skip
             carried_norms = CarriedNorms(
                 to_user(gradient_norms(order(carried.grad_h))),
                 None if carried.grad_c is None else to_user(gradient_norms(order(carried.grad_c))),

@@ -406,13 +406,16 @@ class StepRecorder:
 
     def carried(
         self, grads: dict[int, torch.Tensor], layer: int
-    ) -> tuple[CarriedSeed, torch.Tensor, torch.Tensor | None]:
+    ) -> tuple[CarriedSeed, torch.Tensor | None, torch.Tensor | None]:
         """The gradient carried back from each sequence's last loss-bearing step alone
         (:mod:`rnngrad.profile.carried`): ``<G, h~_s*>`` (and ``<G_c, c~_s*>``) through the
         model's own graph to every probe, then the recursion within each call, as for the
-        total. Needs the forward graph kept."""
+        total (``None``: it is the total, the loss entering each sequence at one step).
+        Needs the forward graph kept."""
         direct_h, direct_c = self.direct(grads, layer)
         seed = carried_seed(direct_h, None, direct_c)
+        if seed.alone:  # the loss enters each sequence at one step: the total is carried
+            return seed, None, None
         lengths = torch.stack([call.steps_of() for call in self.calls])  # (calls, B)
         entry = torch.zeros((), dtype=direct_h.dtype, device=direct_h.device)
         for b, step in enumerate(seed.last.tolist()):
