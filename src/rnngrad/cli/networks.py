@@ -221,10 +221,11 @@ def profile(
             + (f", {result.calls} calls (step by step)" if result.calls > 1 else "")
             + (f" (the model runs in {result.source_dtype})" if result.source_dtype else "")
         ),
-        caption="ratio, decay, horizon: in each direction's backpropagation order (forward: "
-        "from t = T back to t = 1; rev: from t = 1 to t = T); ratio: log10 |g first| / "
-        "|g last|; decay: nats per step; sat.: saturated share; profile: log10 ||dL/dh_t|| "
-        "over t = 1..T (· = 0)",
+        caption="verdict, ratio, decay, horizon: of the gradient carried back from the last "
+        "step the loss reaches (over h and c for LSTM), in each direction's backpropagation "
+        "order (forward: from t = T back to t = 1; rev: from t = 1 to t = T); ratio: "
+        "log10 |g first| / |g last|; decay: nats per step; sat.: saturated share; profile: "
+        "the total log10 ||dL/dh_t|| (where the loss enters) over t = 1..T (· = 0)",
     )
     table.add_column("layer", no_wrap=True)
     table.add_column("verdict", no_wrap=True, min_width=9)
