@@ -2,7 +2,9 @@
 
 Two models, each trained for 300 Adam steps twice from the same seed and data: once
 with the default :class:`rnngrad.GradientMonitor` (adaptive schedule, 5% budget, the
-first profile included; the loss gets the targets through ``monitor.step(x, y)``;
+first profile included; the classifier's loss gets the targets through
+``monitor.step(x, y)``, the seq2seq model's encoder and decoder are profiled through
+``monitor.step_call(fn)``, ``fn`` its forward and loss;
 records written to a TensorBoard ``SummaryWriter``, heat map included, unless
 ``--no-writer``) and once without. ``classifier``: a bidirectional 2-layer LSTM
 (hidden 128, T 200, batch 32; a linear head and a classification loss on the last
@@ -133,8 +135,10 @@ class Training:
             self.optimiser.zero_grad()
             loss.backward()
             self.optimiser.step()
-            if self.monitor is not None:
-                self.monitor.step(x if len(x) > 1 else x[0], y)
+            if self.monitor is not None and len(x) == 1:
+                self.monitor.step(x[0], y)
+            elif self.monitor is not None:  # two recurrent modules: every one the step calls
+                self.monitor.step_call(lambda x=x, y=y: self.loss(self.model(*x), y))
             self.step += 1
         self.left_at = time.perf_counter()
         self.seconds += self.left_at - entered

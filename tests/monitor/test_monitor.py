@@ -399,3 +399,38 @@ def test_a_failure_warns_once_and_switches_the_monitor_off() -> None:
         warnings.simplefilter("error")
         assert monitor.step(torch.randn(5, 2, 3)) is None
     assert monitor.history == []
+
+
+def test_step_call_profiles_an_encoder_and_a_decoder_of_other_lengths(tmp_path: Path) -> None:
+    """Regression: the record stacked the layers' profiles, which fails for an encoder
+    (T 30) and a decoder (T 8); the decoder's row is padded (grey in the heat map), and
+    the records name each module's layers."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    class Seq2Seq(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.encoder = nn.GRU(3, 6, batch_first=True)
+            self.decoder = nn.GRU(2, 6, batch_first=True)
+            self.head = nn.Linear(6, 1)
+
+        def forward(self, past: torch.Tensor, future: torch.Tensor) -> torch.Tensor:
+            _, state = self.encoder(past)
+            return self.head(self.decoder(future, state)[0])  # type: ignore[no-any-return]
+
+    torch.manual_seed(0)
+    model = Seq2Seq()
+    past, future, target = torch.randn(4, 30, 3), torch.randn(4, 8, 2), torch.randn(4, 8, 1)
+    writer = SummaryWriter(log_dir=str(tmp_path))
+    monitor = GradientMonitor(model, every=1, writer=writer)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no MonitorDisabledWarning
+        warnings.simplefilter("ignore", GradientWarning)
+        taken = monitor.step_call(lambda: ((model(past, future) - target) ** 2).mean())
+    writer.close()
+    assert taken is not None and list(taken) == ["encoder", "decoder"]
+    record = monitor.history[0]
+    assert record.names == ("encoder layer 0", "decoder layer 0")
+    assert record.log10_grad_norm.shape == (2, 30)
+    assert np.isnan(record.log10_grad_norm[1, 8:]).all()
+    assert np.isfinite(record.log10_grad_norm[1, :8]).all()

@@ -134,7 +134,8 @@ class MonitorRecord:
         step: the training step (the monitor's count of ``step`` calls unless given).
         labels: verdict per layer and direction, in the profile's order.
         log10_ratio, decay_rate, horizon, saturation: the summaries, same order.
-        log10_grad_norm: ``(layers * directions, T)``, the per-step profile.
+        log10_grad_norm: ``(layers * directions, T)``, the per-step profile (rows of a
+            shorter module, a decoder's, padded with NaN).
         seconds: the wall time of the monitor's call that took it (profile, warnings
             and writer).
         nonfinite_step: per layer, the first time step whose gradient is not finite.
@@ -368,7 +369,7 @@ class GradientMonitor:
             decay_rate=tuple(lp.decay_rate for _, lp in layers),
             horizon=tuple(lp.horizon for _, lp in layers),
             saturation=tuple(lp.saturation for _, lp in layers),
-            log10_grad_norm=np.stack([lp.log10_grad_norm for _, lp in layers]),
+            log10_grad_norm=_rows([lp.log10_grad_norm for _, lp in layers]),
             seconds=0.0,
             nonfinite_step=tuple(lp.first_nonfinite_step for _, lp in layers),
         )
@@ -430,6 +431,16 @@ class GradientMonitor:
             self.color_range = default_color_range(record.log10_grad_norm)
         image = heat_map(record.log10_grad_norm, record.names, self.color_range, record.step)
         self._sink(scalars, image, record.step)
+
+
+def _rows(series: list[NDArray[np.float64]]) -> NDArray[np.float64]:
+    """Per-layer series as the rows of one array, a shorter one (a decoder's) padded with
+    NaN: no value there (grey in the heat map)."""
+    width = max(row.size for row in series)
+    rows = np.full((len(series), width), np.nan)
+    for index, row in enumerate(series):
+        rows[index, : row.size] = row
+    return rows
 
 
 def _check_range(color_range: tuple[float, float]) -> tuple[float, float]:

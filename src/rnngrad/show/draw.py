@@ -162,8 +162,9 @@ def heat_map_rgb(
     # the map: each pixel column shows the step under it (nearest), each row its layer
     columns = np.minimum((np.arange(_PLOT_WIDTH) * steps) // _PLOT_WIDTH, steps - 1)
     shown = data[:, columns]
-    colours = viridis((shown - low) / (high - low))
-    colours[~np.isfinite(shown)] = _GREY
+    finite = np.isfinite(shown)
+    colours = viridis(np.where(finite, (np.where(finite, shown, low) - low) / (high - low), 0.0))
+    colours[~finite] = _GREY
     image[top : top + rows * _ROW_HEIGHT, left : left + _PLOT_WIDTH] = np.repeat(
         colours, _ROW_HEIGHT, axis=0
     )
