@@ -52,7 +52,9 @@ class CarriedSeed:
         last: ``(B,)`` the processing step (0-based) of each sequence's last
             loss-bearing step, ``-1`` where the loss reaches none.
         alone: the loss enters each sequence at one step at most, so the carried
-            gradient is the total one (no second pass needed).
+            gradient is the total one (no second pass needed); ``h`` and ``c_steps``
+            are then the direct gradients themselves (``c_steps`` ``None`` where
+            they came as one final-state gradient).
     """
 
     h: torch.Tensor
@@ -84,16 +86,20 @@ def carried_seed(
     """
     steps, batch = direct.shape[:2]
     bearing = (direct != 0).any(dim=2)  # NaN counts as bearing: it is not zero
-    c_steps = direct_c_steps
-    if c_steps is None and direct_c_last is not None:
-        c_steps = torch.zeros(
-            (steps, *direct_c_last.shape), dtype=direct.dtype, device=direct.device
-        )
-        c_steps[-1] = direct_c_last
-    if c_steps is not None:
-        bearing |= (c_steps != 0).any(dim=2)
+    if direct_c_steps is not None:
+        bearing |= (direct_c_steps != 0).any(dim=2)
+    elif direct_c_last is not None:
+        bearing[-1] |= (direct_c_last != 0).any(dim=1)
     index = torch.arange(steps, device=direct.device).unsqueeze(1).expand(steps, batch)
     last = torch.where(bearing, index, torch.full_like(index, -1)).amax(dim=0)
+    if bool((bearing.sum(dim=0) <= 1).all()):
+        # The loss enters each sequence at one step: the direct gradients are the seed
+        # already (no trajectory-sized copy; the carried gradient is the total).
+        return CarriedSeed(direct, direct_c_steps, last, alone=True)
+    c_steps = direct_c_steps
+    if c_steps is None and direct_c_last is not None:
+        c_steps = direct.new_zeros((steps, *direct_c_last.shape))
+        c_steps[-1] = direct_c_last
     reached = torch.nonzero(last >= 0).flatten()
     at = last[reached]
     seed_h = torch.zeros_like(direct)
@@ -102,8 +108,7 @@ def carried_seed(
     if c_steps is not None:
         seed_c = torch.zeros_like(c_steps)
         seed_c[at, reached] = c_steps[at, reached]
-    alone = bool((bearing.sum(dim=0) <= 1).all())
-    return CarriedSeed(seed_h, seed_c, last, alone)
+    return CarriedSeed(seed_h, seed_c, last)
 
 
 @dataclass(frozen=True)
