@@ -65,11 +65,13 @@ class GradientMonitorCallback(_pl.Callback):  # type: ignore[misc,name-defined]
     """Runs :class:`rnngrad.GradientMonitor` inside ``Trainer.fit``.
 
     Args:
-        loss: with ``inputs=``: the profile's loss, ``"last"``, ``"sum"``, or a callable
-            ``loss(output, y)`` (given the batch's targets) or ``loss(output)``. Without
-            ``inputs=`` the loss is the one ``training_step`` returns.
-        inputs: the model's input from a batch; ``None`` (the default) re-runs
-            ``training_step`` instead.
+        loss: the profile's loss when the batch is taken apart: ``"last"``, ``"sum"``,
+            or a callable ``loss(output, y)`` (given the batch's targets) or
+            ``loss(output)``. Given alone, the batch's first element is the model's
+            input (as before this callback re-ran ``training_step``). Without ``loss=``
+            and ``inputs=`` the loss is the one ``training_step`` returns.
+        inputs: the model's input from a batch; ``None`` (the default, without
+            ``loss=``) re-runs ``training_step`` instead.
         targets: the targets from a batch, with ``inputs=`` (the second element of a
             tuple by default).
         writer: ``"auto"`` (the trainer's TensorBoard or W&B logger, if any), a writer
