@@ -114,6 +114,12 @@ def profile_explanation() -> str:
                r"logarithmic axis, is a straight line when the factors are alike: the slope is "
                r"the decay rate per step, and the horizon is how far back the gradient stays "
                r"within a few powers of ten of its largest value."))
+        + _p(t(r"The direct term enters at every step the loss reads. The verdict, the decay "
+               r"rate and the horizon read the gradient carried back from the last such step "
+               r"alone, \(\tilde g_s = (\partial h_{s+1}/\partial h_s)^{\top} \tilde g_{s+1}\): "
+               r"the product of Jacobians the scalar example follows, over the whole state "
+               r"(\(h\) and \(c\) for an LSTM). The solid lines are the total gradient, which "
+               r"shows where the loss enters; the dashed ones are the gradient carried back."))
     )  # fmt: skip
 
 
