@@ -185,26 +185,19 @@ class StepRecorder:
         seq = x.unsqueeze(1) if unbatched else (x.transpose(0, 1) if layout.batch_first else x)
         steps, batch = int(seq.shape[0]), int(seq.shape[1])
         kernel = FUSED_KERNELS[layout.kind]
-        probes_h, probes_c, activations, finals_h, finals_c = [], [], [], [], []
+        probes_h: list[torch.Tensor] = []
+        probes_c: list[torch.Tensor] = []
+        activations, finals_h, finals_c = [], [], []
         states_h: list[torch.Tensor] = []
         states_c: list[torch.Tensor] = []
         for layer in range(layout.num_layers):
             weights = kernel_weights(module, layout, layer)
-            layer_hx: Any = (
-                (h0[layer : layer + 1], c0[layer : layer + 1])
-                if c0 is not None
-                else (h0[layer : layer + 1])
-            )
+            layer_hx = _layer_state(h0, c0, layer)
             result = kernel(seq, layer_hx, weights, layout.bias, 1, 0.0, False, False, False)
-            probe = torch.zeros_like(result[0], requires_grad=True)
-            out = result[0] + probe
-            probes_h.append(probe)
+            out, final_c = _probed(result, probes_h, probes_c)
             states_h.append(out)
             finals_h.append(out[-1:])
-            if c0 is not None:
-                probe_c = torch.zeros_like(result[2][0], requires_grad=True)
-                probes_c.append(probe_c)
-                final_c = result[2][0] + probe_c
+            if final_c is not None:
                 states_c.append(final_c)
                 finals_c.append(final_c.unsqueeze(0))
             activations.append(
@@ -215,16 +208,7 @@ class StepRecorder:
                     None if c0 is None else c0[layer].detach(),
                 )
             )
-            last = layer == layout.num_layers - 1
-            if module.training and layout.dropout > 0 and not last:
-                keep = 1.0 - layout.dropout
-                draw = drawn(
-                    *out.shape, generator=self.generator, dtype=out.dtype, device=out.device,
-                    uniform=True,
-                )  # fmt: skip
-                seq = out * ((draw < keep).to(out.dtype) / keep)
-            else:
-                seq = out
+            seq = self._to_next_layer(out, layer)
         self.calls.append(
             _Call(probes_h, probes_c, activations, seq, steps, batch, states_h, states_c)
         )
@@ -235,6 +219,18 @@ class StepRecorder:
             return output, h_n
         c_n = torch.cat(finals_c, dim=0)
         return output, (h_n, c_n.squeeze(1) if unbatched else c_n)
+
+    def _to_next_layer(self, out: torch.Tensor, layer: int) -> torch.Tensor:
+        """A layer's probed outputs as the next layer's input: in train mode with the
+        module's dropout, its mask drawn from the recorder's generator."""
+        layout = self.layout
+        if not (self.module.training and layout.dropout > 0 and layer < layout.num_layers - 1):
+            return out
+        keep = 1.0 - layout.dropout
+        draw = drawn(
+            *out.shape, generator=self.generator, dtype=out.dtype, device=out.device, uniform=True
+        )
+        return out * ((draw < keep).to(out.dtype) / keep)
 
     def _packed_forward(self, input: PackedSequence, state: Any) -> Any:
         """A packed call: the kernel's packed variant layer by layer (with autograd), a
@@ -250,28 +246,21 @@ class StepRecorder:
         rows = torch.arange(batch, device=x.data.device)
         kernel = FUSED_KERNELS[layout.kind]
         data = x.data
-        probes_h, probes_c, activations, finals_h, finals_c = [], [], [], [], []
+        probes_h: list[torch.Tensor] = []
+        probes_c: list[torch.Tensor] = []
+        activations, finals_h, finals_c = [], [], []
         states_h: list[torch.Tensor] = []
         states_c: list[torch.Tensor] = []
         for layer in range(layout.num_layers):
             weights = kernel_weights(module, layout, layer)
-            layer_hx: Any = (
-                (h0[layer : layer + 1], c0[layer : layer + 1])
-                if c0 is not None
-                else (h0[layer : layer + 1])
-            )
+            layer_hx = _layer_state(h0, c0, layer)
             result = kernel(data, x.batch_sizes, layer_hx, weights, layout.bias, 1, 0.0,
                             False, False)  # fmt: skip
-            probe = torch.zeros_like(result[0], requires_grad=True)
-            out = result[0] + probe  # (N, P)
+            out, final_c = _probed(result, probes_h, probes_c)  # out: (N, P)
             padded = packing.pad(out)  # (T_c, B, P), the packed order
-            probes_h.append(probe)
             states_h.append(packing.to_user(padded, 1))
             finals_h.append(padded[ends, rows].unsqueeze(0))
-            if c0 is not None:
-                probe_c = torch.zeros_like(result[2][0], requires_grad=True)
-                probes_c.append(probe_c)
-                final_c = result[2][0] + probe_c
+            if final_c is not None:
                 states_c.append(packing.to_user(final_c, 0))
                 finals_c.append(final_c.unsqueeze(0))
             activations.append(
@@ -280,15 +269,7 @@ class StepRecorder:
                     None if c0 is None else c0[layer].detach(), packing,
                 )
             )  # fmt: skip
-            if module.training and layout.dropout > 0 and layer < layout.num_layers - 1:
-                keep = 1.0 - layout.dropout
-                draw = drawn(
-                    *out.shape, generator=self.generator, dtype=out.dtype, device=out.device,
-                    uniform=True,
-                )  # fmt: skip
-                data = out * ((draw < keep).to(out.dtype) / keep)
-            else:
-                data = out
+            data = self._to_next_layer(out, layer)
         top = packing.to_user(packing.pad(data), 1)
         self.calls.append(
             _Call(
@@ -489,3 +470,23 @@ def _call_and_step(lengths: torch.Tensor, step: int) -> tuple[int, int]:
             return index, step - start
         start += length
     raise IndexError(step)
+
+
+def _layer_state(h0: torch.Tensor, c0: torch.Tensor | None, layer: int) -> Any:
+    """One layer's initial state as a fused kernel takes it."""
+    h = h0[layer : layer + 1]
+    return h if c0 is None else (h, c0[layer : layer + 1])
+
+
+def _probed(
+    result: Any, probes_h: list[torch.Tensor], probes_c: list[torch.Tensor]
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """A kernel call's outputs and an LSTM's final cell state, each with a zero probe
+    added (the probes appended to ``probes_h`` and ``probes_c``)."""
+    probe = torch.zeros_like(result[0], requires_grad=True)
+    probes_h.append(probe)
+    if len(result) < 3:
+        return result[0] + probe, None
+    probe_c = torch.zeros_like(result[2][0], requires_grad=True)
+    probes_c.append(probe_c)
+    return result[0] + probe, result[2][0] + probe_c
