@@ -21,7 +21,7 @@ from rnngrad.cells import _recurrent_types
 from rnngrad.errors import InvalidInputError, calling_user_code
 from rnngrad.modern.base import DiagonalRecurrence
 from rnngrad.profile.carried import carried_norms
-from rnngrad.profile.model_call import forked_rng
+from rnngrad.profile.model_call import forked_rng, scalar_loss
 from rnngrad.profile.result import GradientProfile, LossSpec
 from rnngrad.profile.stepped import StepRecorder, probe_gradients, recording
 from rnngrad.profile.summary import gradient_norms, summarise
@@ -72,7 +72,7 @@ def profile_call(
                 value = fn()
     finally:
         handle.remove()
-    _check_scalar(value)
+    scalar_loss(value)
     if not called:
         raise InvalidInputError("the function given to profile_call calls no recurrent module")
     diagonal = [type(m).__name__ for m in called if isinstance(m, DiagonalRecurrence)]
@@ -98,16 +98,6 @@ def _user_run(fn: Callable[[], Any]) -> Callable[[], Any]:
             return fn()
 
     return run
-
-
-def _check_scalar(value: Any) -> None:
-    if not isinstance(value, torch.Tensor) or value.numel() != 1:
-        got = (
-            f"a tensor of shape {tuple(value.shape)}"
-            if isinstance(value, torch.Tensor)
-            else type(value).__name__
-        )
-        raise InvalidInputError(f"the loss must be a scalar tensor, got {got}")
 
 
 def _named(modules: list[nn.Module], model: nn.Module | None) -> list[tuple[str, nn.Module]]:
@@ -179,37 +169,19 @@ def profiles_of_run(
     tolerance: float,
     arguments: tuple[Any, ...] = (),
     seen: list[StepRecorder] | None = None,
-    uncalled: str = "refuse",
 ) -> dict[str, GradientProfile]:
     """A profile of each module in ``modules`` from one call of ``run``, which runs the
-    model and returns the scalar loss; every call it makes of a module is probed.
-
-    Args:
-        uncalled: ``"refuse"`` a module that ``run`` never calls, or ``"skip"`` it.
-    """
+    model and returns the scalar loss; every call it makes of a module is probed (a
+    module that ``run`` never calls is refused)."""
     devices = {p.device.index or 0 for _, m in modules for p in m.parameters() if p.is_cuda}
     with forked_rng(arguments, cuda_devices=sorted(devices)):
         with recording(modules, generator) as recorders:
             if seen is not None:
                 seen.extend(recorders)
             value = run()
-        if uncalled == "skip":
-            recorders = [recorder for recorder in recorders if recorder.calls]
-            if not recorders:
-                names = ", ".join(name or type(m).__name__ for name, m in modules)
-                raise InvalidInputError(
-                    f"the function called none of the recurrent modules ({names})"
-                )
         for recorder in recorders:
             recorder.check()
-        if not isinstance(value, torch.Tensor) or value.numel() != 1:
-            got = (
-                f"a tensor of shape {tuple(value.shape)}"
-                if isinstance(value, torch.Tensor)
-                else type(value).__name__
-            )
-            raise InvalidInputError(f"the loss must be a scalar tensor, got {got}")
-        value = value.reshape(())
+        value = scalar_loss(value)
         if not value.requires_grad:
             raise InvalidInputError(
                 "the loss does not depend on the recurrent modules' states (it needs no "

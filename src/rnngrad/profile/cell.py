@@ -17,6 +17,7 @@ import torch
 from rnngrad.cells import RecurrentLayout
 from rnngrad.errors import InvalidInputError, NonFiniteInputError, ShapeError, calling_user_code
 from rnngrad.profile.carried import carried_norms, carried_seed
+from rnngrad.profile.model_call import scalar_loss
 from rnngrad.profile.result import GradientProfile, LossSpec
 from rnngrad.profile.summary import gradient_norms, summarise
 from rnngrad.verdict import RATE_TOLERANCE
@@ -96,9 +97,9 @@ def cell_gradient_profile(
             value = 0.5 * (stacked**2).sum()
         else:
             raise InvalidInputError(f"unknown loss {loss!r}; expected 'last', 'sum' or a callable")
-        if not isinstance(value, torch.Tensor) or value.numel() != 1:
-            raise InvalidInputError("the loss must be a scalar tensor")
-        grads = torch.autograd.grad(value.reshape(()), states, allow_unused=True, retain_graph=True)
+        grads = torch.autograd.grad(
+            scalar_loss(value), states, allow_unused=True, retain_graph=True
+        )
         grad = torch.stack(
             [torch.zeros_like(s) if g is None else g for g, s in zip(grads, states, strict=True)]
         ).detach()

@@ -23,7 +23,7 @@ from rnngrad.errors import InvalidInputError, calling_user_code
 from rnngrad.modern.base import DiagonalRecurrence
 from rnngrad.modern.scan import diagonal_adjoint
 from rnngrad.profile.carried import carried_norms, carried_seed
-from rnngrad.profile.model_call import forked_rng, recorded_calls, recurrent_base
+from rnngrad.profile.model_call import forked_rng, recorded_calls, recurrent_base, scalar_loss
 from rnngrad.profile.result import GradientProfile, LossSpec
 from rnngrad.profile.summary import gradient_norms, summarise
 
@@ -74,9 +74,7 @@ def diagonal_profile(
             value = 0.5 * (output.abs() ** 2).sum()
         else:
             raise InvalidInputError(f"unknown loss {loss!r}; expected 'last', 'sum' or a callable")
-        if not isinstance(value, torch.Tensor) or value.numel() != 1:
-            raise InvalidInputError("the loss must be a scalar tensor")
-        (direct,) = torch.autograd.grad(value.reshape(()), [saved["probe"]], allow_unused=True)
+        (direct,) = torch.autograd.grad(scalar_loss(value), [saved["probe"]], allow_unused=True)
     if direct is None:
         direct = torch.zeros_like(states)
     with torch.no_grad():

@@ -70,7 +70,13 @@ from rnngrad.errors import (
 )
 from rnngrad.profile.cell import cell_gradient_profile
 from rnngrad.profile.fused_forward import Packing, Trajectory, initial_state, layer_forward
-from rnngrad.profile.model_call import check_input, forked_rng, from_time_major, recorded_calls
+from rnngrad.profile.model_call import (
+    check_input,
+    forked_rng,
+    from_time_major,
+    recorded_calls,
+    scalar_loss,
+)
 from rnngrad.profile.result import GradientProfile, LayerProfile, LossSpec
 from rnngrad.profile.stack import backward_layers
 from rnngrad.profile.summary import summarise
@@ -115,9 +121,7 @@ def _loss_of(
         value = 0.5 * (module_output**2).sum()
     else:
         raise InvalidInputError(f"unknown loss {loss!r}; expected 'last', 'sum' or a callable")
-    if not isinstance(value, torch.Tensor) or value.numel() != 1:
-        raise InvalidInputError("the loss must be a scalar tensor")
-    return value.reshape(())
+    return scalar_loss(value)
 
 
 def pack_inputs(inputs: torch.Tensor, lengths: Any, *, batch_first: bool = False) -> PackedSequence:

@@ -23,6 +23,7 @@ __all__ = [
     "from_time_major",
     "recorded_calls",
     "recurrent_base",
+    "scalar_loss",
     "to_time_major",
 ]
 
@@ -78,6 +79,18 @@ def forked_rng(arguments: tuple[Any, ...], cuda_devices: list[int] | None = None
             devices.add(data.device.index or 0)
     with torch.random.fork_rng(devices=sorted(devices)), torch.enable_grad():
         yield
+
+
+def scalar_loss(value: Any) -> torch.Tensor:
+    """The loss as a 0-d tensor, or a typed error that says what was returned instead."""
+    if not isinstance(value, torch.Tensor) or value.numel() != 1:
+        got = (
+            f"a tensor of shape {tuple(value.shape)}"
+            if isinstance(value, torch.Tensor)
+            else type(value).__name__
+        )
+        raise InvalidInputError(f"the loss must be a scalar tensor, got {got}")
+    return value.reshape(())
 
 
 def recurrent_base(cls: type[nn.Module]) -> type[nn.Module]:
