@@ -27,7 +27,6 @@ and switches the monitor off.
 from __future__ import annotations
 
 import copy
-import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -35,12 +34,7 @@ from typing import Any
 import torch
 
 from rnngrad.extras import require
-from rnngrad.monitor.monitor import (
-    GradientMonitor,
-    MonitorDisabledWarning,
-    MonitorEvent,
-    caller_stacklevel,
-)
+from rnngrad.monitor.monitor import GradientMonitor, MonitorEvent, switched_off
 
 _pl = require("lightning.pytorch", "lightning", what="lightning")
 
@@ -152,17 +146,9 @@ def _never_stops_training(callback: GradientMonitorCallback) -> Iterator[None]:
     try:
         yield
     except Exception as error:
-        reason = f"{type(error).__name__}: {error}".splitlines()[0]
-        monitor = callback.monitor
-        if monitor is not None:
-            monitor.disabled = reason
-        else:
-            callback._shared.monitor = None
-        warnings.warn(
-            f"rnngrad's gradient monitor callback switched itself off (training goes on): {reason}",
-            MonitorDisabledWarning,
-            stacklevel=caller_stacklevel(),
-        )
+        reason = switched_off(error, "gradient monitor callback")
+        if callback.monitor is not None:
+            callback.monitor.disabled = reason
 
 
 def _training_loss(pl_module: Any, batch: Any, batch_idx: int) -> torch.Tensor:

@@ -351,14 +351,7 @@ class GradientMonitor:
         return taken
 
     def _disable(self, error: Exception) -> None:
-        where = type(error).__name__
-        self.disabled = f"{where}: {error}".splitlines()[0] if str(error) else where
-        message = (
-            f"rnngrad's gradient monitor switched itself off after a failure on a batch "
-            f"(training goes on): {self.disabled}"
-        )
-        logger.warning(message)
-        warnings.warn(message, MonitorDisabledWarning, stacklevel=caller_stacklevel())
+        self.disabled = switched_off(error, "gradient monitor", "after a failure on a batch")
 
     def _record(self, layers: list[tuple[str, LayerProfile]], step: int) -> MonitorRecord:
         return MonitorRecord(
@@ -453,6 +446,18 @@ def _check_range(color_range: tuple[float, float]) -> tuple[float, float]:
     if not (math.isfinite(low) and math.isfinite(high) and low < high):
         raise InvalidInputError(f"color_range needs finite low < high, got {color_range!r}")
     return low, high
+
+
+def switched_off(error: Exception, who: str, when: str = "") -> str:
+    """Say once, at the user's line, that ``who`` switched itself off (``when``) after
+    ``error``, training going on; returns the failure in one line."""
+    name = type(error).__name__
+    reason = f"{name}: {error}".splitlines()[0] if str(error) else name
+    after = f" {when}" if when else ""
+    message = f"rnngrad's {who} switched itself off{after} (training goes on): {reason}"
+    logger.warning(message)
+    warnings.warn(message, MonitorDisabledWarning, stacklevel=caller_stacklevel())
+    return reason
 
 
 def caller_stacklevel() -> int:
