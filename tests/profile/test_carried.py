@@ -41,10 +41,19 @@ def test_the_carried_gradient_equals_autograd_through_the_cell_loop(
         c = carried_c[key]
         whole = h if c is None else np.hypot(h, _norms(c))
         np.testing.assert_allclose(lp.carried_norm, whole, rtol=1e-8, atol=1e-300)
-        covered_h = ~np.isnan(h)
-        mean_h = np.where(covered_h, h, 0).sum(axis=0) / np.maximum(covered_h.sum(axis=0), 1)
-        mean_h[~covered_h.any(axis=0)] = np.nan
-        np.testing.assert_allclose(lp.mean_carried_h_norm, mean_h, rtol=1e-8, atol=1e-300)
+
+        def covered_mean(values: np.ndarray) -> np.ndarray:
+            covered = ~np.isnan(values)
+            mean = np.where(covered, values, 0).sum(axis=0) / np.maximum(covered.sum(axis=0), 1)
+            mean[~covered.any(axis=0)] = np.nan  # no sequence's carried gradient there
+            return mean
+
+        np.testing.assert_allclose(lp.mean_carried_h_norm, covered_mean(h), rtol=1e-8, atol=1e-300)
+        if c is not None:
+            assert lp.mean_carried_c_norm is not None
+            np.testing.assert_allclose(
+                lp.mean_carried_c_norm, covered_mean(_norms(c)), rtol=1e-8, atol=1e-300
+            )
         covered = ~np.isnan(whole)
         assert (lp.carried_from > 0).all()
         if lp.direction == 0:

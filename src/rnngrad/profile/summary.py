@@ -140,9 +140,9 @@ def summarise(
     if cell_grad_norm is not None:
         cell_grad_norm = np.where(valid, cell_grad_norm, np.nan)
         mean_cell = _masked_mean(cell_grad_norm, valid)
-    carried_c = (
-        None if carried.c is None else _masked_mean(np.where(covered, carried.c, np.nan), covered)
-    )
+    carried_c = None
+    if carried.c is not None:  # NaN where no sequence's carried gradient covers t, as at h
+        carried_c = _masked_mean(np.where(covered, carried.c, np.nan), covered, np.nan)
     return LayerProfile(
         layer=layer,
         direction=direction,
