@@ -326,9 +326,9 @@ class GradientMonitor:
         if self.disabled is not None or not self._due():
             self._last_call = self.clock()
             return None
+        taken: dict[str, GradientProfile] | None
         try:
-            taken: dict[str, GradientProfile] | None = profile()
-            assert taken is not None
+            taken = profile()
             layers = [
                 (f"{module} {lp.name}" if len(taken) > 1 else lp.name, lp)
                 for module, found in taken.items()
