@@ -9,8 +9,10 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
 
 from rnngrad import scalar_chain_rule
+from rnngrad.logspace import format_signed_log10
 from rnngrad.report.build import build_sections
 from rnngrad.report.page import prepare_folder, write_report
 from rnngrad.report.sections.textbook import explorer_inputs
@@ -167,6 +169,27 @@ def _open_page(
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (make test installs it)")
+def _set_sliders(page: Any, prefix: str, values: dict[str, float]) -> None:
+    page.evaluate(
+        """([prefix, values]) => { for (const [key, value] of Object.entries(values)) {
+             const slider = document.getElementById(prefix + '-' + key);
+             slider.value = value; slider.dispatchEvent(new Event('input')); } }""",
+        [prefix, values],
+    )
+
+
+def _explorer_readout(page: Any) -> dict[str, Any]:
+    """What the scalar explorer shows now: its verdict, sentence, formula and table."""
+    result: dict[str, Any] = page.evaluate(
+        """() => ({label: document.getElementById('ex-verdict').dataset.label,
+                   sentence: document.getElementById('ex-verdict').textContent,
+                   formula: document.getElementById('ex-formula').innerText,
+                   rows: Array.from(document.querySelectorAll('#ex-table tbody tr')).map(
+                     r => Array.from(r.cells).map(c => c.textContent))})"""
+    )
+    return result
+
+
 def test_page_renders_in_chromium_and_the_explorer_matches_python(
     report: Path, tmp_path: Path
 ) -> None:
@@ -181,7 +204,7 @@ def test_page_renders_in_chromium_and_the_explorer_matches_python(
             f"document.querySelectorAll('.js-plotly-plot').length >= {figure_count}", timeout=30000
         )
         for key in SECTIONS:
-            assert page.locator(f"section#{key} p.verdict").inner_text().strip()
+            assert page.locator(f"section#{key} > p.verdict").inner_text().strip()
         plotted = page.evaluate(
             "Array.from(document.querySelectorAll('.js-plotly-plot')).map(d => d.data.length)"
         )
@@ -193,6 +216,7 @@ def test_page_renders_in_chromium_and_the_explorer_matches_python(
                  slider.value = value; slider.dispatchEvent(new Event('input')); } }""",
             values,
         )
+        live = _explorer_readout(page)
         widths = page.evaluate(
             """Array.from(document.querySelectorAll('.js-plotly-plot')).map(d => {
                  const legend = d.querySelector('g.legend');
@@ -200,11 +224,17 @@ def test_page_renders_in_chromium_and_the_explorer_matches_python(
                })"""
         )
         assert all(legend <= plot / 3 for legend, plot in widths), widths
+        # The saturation note's claim: a = 1.5 vanishes with the inputs, explodes without.
+        saturation = {}
+        for b in (1.0, 0.0):
+            _set_sliders(page, "ex", {"a": 1.5, "b": b, "c": 0.0, "d": 1.0, "T": 30})
+            saturation[b] = _explorer_readout(page)["label"]
+        _set_sliders(page, "ex", values)
         # Every formula rendered by KaTeX, no TeX left as text.
         assert page.evaluate("document.querySelectorAll('.katex').length") >= 20
         text = page.evaluate("document.body.innerText")
         assert not [m for m in ("\\(", "\\[", "\\frac", "\\prod") if m in text], text[:300]
-        matrix_values = {"theta": 0.7, "s": 0.97, "k": 6.0, "T": 80}
+        matrix_values = {"theta": 0.7, "s": 0.97, "m": 6.0, "T": 80}
         page.evaluate(
             """values => { for (const [key, value] of Object.entries(values)) {
                  const slider = document.getElementById('mx-' + key);
@@ -222,6 +252,18 @@ def test_page_renders_in_chromium_and_the_explorer_matches_python(
     expected = scalar_chain_rule(x, a=1.3, b=0.7, c=-0.2, d=1.5)
     np.testing.assert_allclose(curve, expected.log10_abs_dy_dh, rtol=1e-9, atol=1e-9)
     np.testing.assert_allclose(bound, expected.log10_bound, rtol=1e-9, atol=1e-9)
+    # The live verdict, sentence, formula and table are rnngrad's for the sliders' values.
+    assert live["label"] == expected.verdict.label
+    assert live["sentence"] == expected.verdict.sentence
+    factors = [float(row[4]) for row in live["rows"][1:]]
+    np.testing.assert_allclose(factors, 10.0**expected.log10_abs_factors, atol=5e-5)
+    gradients = [float(row[5]) for row in live["rows"]]
+    np.testing.assert_allclose(np.log10(gradients), expected.log10_abs_dy_dh, atol=1e-3)
+    assert len(live["rows"]) == 40 and "\\frac" not in live["formula"]
+    assert format_signed_log10(1.0, float(expected.log10_abs_dy_dh[0])) == live["rows"][0][5]
+    for b, label in saturation.items():
+        assert label == scalar_chain_rule(explorer_inputs()[:30], a=1.5, b=b).verdict.label
+    assert saturation == {1.0: "vanishing", 0.0: "exploding"}
     # The matrix explorer against rnngrad: eigenvalues, ||W^j|| and ||dh_T/dh_k|| of the
     # linear and the tanh network on the page's inputs.
     from rnngrad.report.sections.textbook import explorer_matrix, matrix_explorer_inputs
@@ -360,20 +402,47 @@ def _tiny_sweep(folder: Path, lengths: list[int]) -> Path:
     return folder
 
 
+def _run_of(folder: Path, cell: str, seed: int) -> Path:
+    """The run folder of ``cell`` at ``seed`` in the sweep ``folder``."""
+    for folder_of_run in (folder / "runs").iterdir():
+        summary = json.loads((folder_of_run / "summary.json").read_text())
+        if summary["cell"] == cell and summary["seed"] == seed:
+            return folder_of_run
+    raise AssertionError(f"no run of {cell} at seed {seed}")
+
+
+def _mark_solved(folder: Path, cell: str, seed: int) -> None:
+    """Record one run of ``folder`` as solved at its last step (summary and results)."""
+    from rnngrad.lab.records import read_table_rows, write_json, write_table
+
+    rows = read_table_rows(folder / "results.parquet")
+    for row in rows:
+        if row["cell"] == cell and row["seed"] == seed:
+            row["solved"], row["solved_at"] = True, row["steps"]
+    write_table(rows, folder / "results")
+    run = _run_of(folder, cell, seed)
+    summary = json.loads((run / "summary.json").read_text())
+    summary["solved"], summary["solved_at"] = True, summary["steps"]
+    write_json(summary, run / "summary.json")
+
+
 def test_the_remedies_section_draws_median_curves_bands_and_shares(tmp_path: Path) -> None:
     """Learning curves at the longest T are the median over seeds of each run's held-out
     loss (read here from the runs' CSV records), the range shaded; one T gives bars of the
-    solved share, several T give lines against T; the spectral radius over training too."""
+    solved share on a 0..1 axis, several T give lines against T, and no configuration solved
+    gives no share at all but a sentence saying so; the spectral radius over training too."""
     import csv
 
     from rnngrad.report.sections.lab import _Run, _series, lab_section
 
     folder = _tiny_sweep(tmp_path / "one", [6])
     section = lab_section(folder)
-    curves, share, radius = section.figures
+    assert section.verdict == "unsolved" and "no share of solved seeds" in section.sentence
+    curves, radius = section.figures
     names = [t.name for t in curves.traces if not t.fill]
-    assert names == ["rnn (3 seeds)", "relu (identity) (3 seeds)"]
+    assert names == ["tanh RNN (3 seeds)", "ReLU RNN (identity) (3 seeds)"]
     assert [t.fill for t in curves.traces[:3]] == ["edge", "band", ""]
+    assert {t.group for t in curves.traces[:3]} == {"tanh RNN"}
     losses: dict[str, list[list[float]]] = {"rnn": [], "relu": []}
     for run_folder in sorted((folder / "runs").iterdir()):
         summary = json.loads((run_folder / "summary.json").read_text())
@@ -386,28 +455,66 @@ def test_the_remedies_section_draws_median_curves_bands_and_shares(tmp_path: Pat
     relu = np.array(losses["relu"])
     np.testing.assert_allclose(curves.traces[5].y, np.median(relu, axis=0), rtol=1e-12)
     # A seed that stopped early (solved) keeps its last loss in the median.
-    early = _Run({}, [{"step": 5, "loss": 1.0}])
-    late = _Run({}, [{"step": 5, "loss": 3.0}, {"step": 10, "loss": 2.0}])
+    early = _Run(folder, {}, [{"step": 5, "loss": 1.0}])
+    late = _Run(folder, {}, [{"step": 5, "loss": 3.0}, {"step": 10, "loss": 2.0}])
     steps, table = _series([early, late], "loss")
     assert steps == [5, 10] and table.tolist() == [[1.0, 1.0], [3.0, 2.0]]
-    assert share.traces[0].kind == "bar"
-    assert sorted(share.traces[0].x) == ["relu (identity)", "rnn"]
-    assert [t.name for t in radius.traces] == ["rnn", "relu (identity)"]
-    assert all(r is not None and r > 0 for r in section.numbers["curves"]["rnn"]
+    assert [t.name for t in radius.traces] == ["tanh RNN", "ReLU RNN (identity)"]
+    assert all(r is not None and r > 0 for r in section.numbers["curves"]["tanh RNN"]
                ["median_spectral_radius"])  # fmt: skip
+    _mark_solved(folder, "rnn", 1)
+    solved = lab_section(folder)
+    assert solved.verdict == "solved" and solved.sentence.count("tanh RNN") == 1
+    share = solved.figures[1]
+    assert [t.kind for t in share.traces] == ["bar", "bar"] and share.y_range == (0.0, 1.0)
+    bars = {t.x[0]: t.y[0] for t in share.traces}
+    assert bars == {"tanh RNN": pytest.approx(1 / 3), "ReLU RNN (identity)": 0.0}
     several = lab_section(_tiny_sweep(tmp_path / "two", [4, 6]))
-    lines = several.figures[1]
+    assert [f.id for f in several.figures] == ["lab_learning_curves", "lab_spectral_radius"]
+    _mark_solved(tmp_path / "two", "relu", 0)
+    lines = lab_section(tmp_path / "two").figures[1]
     assert [t.kind for t in lines.traces] == ["scatter", "scatter"]
     assert [list(t.x) for t in lines.traces] == [[4, 6], [4, 6]]
     assert "T = 6" in several.figures[0].title
 
 
+def test_the_remedies_table_reads_each_configurations_trained_model(tmp_path: Path) -> None:
+    """Each configuration's row gives the verdict, decay and horizon of the gradient carried
+    back through its first seed's trained model: the same numbers as a profile of the
+    checkpoint's weights loaded here by hand into a fresh model, on the same batch."""
+    from rnngrad import gradient_profile
+    from rnngrad.lab.models import LabModel
+    from rnngrad.lab.tasks import make_task
+    from rnngrad.report.sections.lab import lab_section
+
+    folder = _tiny_sweep(tmp_path / "sweep", [6])
+    section = lab_section(folder)
+    header, *rows = section.table
+    assert header[0] == "configuration" and [row[0] for row in rows] == [
+        "tanh RNN", "ReLU RNN (identity)"]  # fmt: skip
+    assert [row[1] for row in rows] == ["0 of 3", "0 of 3"]
+    task = make_task("adding", 6)
+    for cell, name in (("rnn", "tanh RNN"), ("relu", "ReLU RNN (identity)")):
+        state = torch.load(_run_of(folder, cell, 0) / "checkpoint.pt", weights_only=True)
+        init = "identity" if cell == "relu" else "default"
+        model = LabModel(cell, 2, 4, 1, per_step=False, init=init, max_length=6)
+        model.load_state_dict(state["model"])
+        batch = task.sample(16, torch.Generator().manual_seed(7))
+        layer = gradient_profile(
+            model, batch.inputs, loss=lambda out, b=batch: task.loss(out, b.targets)
+        ).layers[0]
+        entry = section.numbers["trained"][name]
+        assert entry["verdict"] == layer.verdict.label and entry["horizon"] == layer.horizon
+        assert entry["decay_rate"] == pytest.approx(layer.decay_rate, rel=1e-9)
+        assert entry["carried_by"] == "h"
+
+
 def test_the_built_in_page_runs_its_own_labelled_sweep(report: Path) -> None:
     results = json.loads((report / "results.json").read_text())
     lab = results["sections"]["lab"]
-    assert lab["verdict"] in ("solved", "unsolved") and "own quick sweep" in lab["sentence"]
+    assert lab["verdict"] in ("solved", "unsolved") and "own sweep" in lab["sentence"]
     assert len(lab["numbers"]["curves"]) == 4
-    assert {"lab_learning_curves", "remedies", "lab_spectral_radius"} <= set(results["figures"])
+    assert {"lab_learning_curves", "lab_spectral_radius"} <= set(results["figures"])
 
 
 def test_the_derivation_carries_the_examples_own_numbers(report: Path) -> None:

@@ -39,9 +39,20 @@ from torch import nn
 from rnngrad.errors import InvalidInputError
 from rnngrad.modern.lru import LRU
 
-__all__ = ["CELLS", "READOUTS", "LabModel", "check_lru_options", "check_readout", "parse_init"]
+__all__ = [
+    "CELLS",
+    "CELL_NAMES",
+    "READOUTS",
+    "LabModel",
+    "check_lru_options",
+    "check_readout",
+    "parse_init",
+]
 
 CELLS = ("rnn", "relu", "lstm", "gru", "lru", "mingru", "minlstm", "indrnn")
+#: Each cell's name in figures and tables.
+CELL_NAMES = {"rnn": "tanh RNN", "relu": "ReLU RNN", "lstm": "LSTM", "gru": "GRU", "lru": "LRU",
+              "mingru": "minGRU", "minlstm": "minLSTM", "indrnn": "IndRNN"}  # fmt: skip
 MODERN = ("lru", "mingru", "minlstm", "indrnn")
 READOUTS = ("last", "mean")
 

@@ -118,7 +118,7 @@ def training_figure(result: TrainResult) -> Figure:
     steps = [row["step"] for row in evaluations]
     figure = Figure(
         "learning_curve", t("held-out loss during training"), t("training step"), t("loss"),
-        log_y=True,
+        log_y=True, integer_x=True,
     )  # fmt: skip
     figure.traces.append(Trace(t("held-out loss"), steps, [row["loss"] for row in evaluations]))
     if steps:

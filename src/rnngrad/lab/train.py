@@ -50,6 +50,7 @@ from rnngrad.lab.models import (
 )
 from rnngrad.lab.result import TrainResult
 from rnngrad.lab.tasks import Batch, Task
+from rnngrad.lab.trained import initial_model
 from rnngrad.logspace import finite_or_none
 
 __all__ = ["train"]
@@ -133,24 +134,7 @@ def _train(
     checkpoint_path = folder / "checkpoint.pt"
 
     def fresh_model() -> LabModel:
-        """The initialisation drawn under ``seed``, the caller's global RNG untouched."""
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(config.seed)
-            return LabModel(
-                config.cell,
-                task.input_size,
-                config.hidden,
-                task.output_size,
-                per_step=task.per_step,
-                init=config.init,
-                orthogonal_constraint=config.orthogonal_constraint,
-                forget_bias=config.forget_bias,
-                max_length=task.seq_len,
-                layers=config.layers or 1,
-                r_min=config.r_min,
-                r_max=config.r_max,
-                readout=config.readout,
-            ).to(device)
+        return initial_model(config, task, device)
 
     model = fresh_model()
     if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):

@@ -182,7 +182,8 @@ def lyapunov_trace(result: LyapunovSpectrum, name: str) -> Trace:
 
 def lyapunov_figure(result: LyapunovSpectrum) -> Figure:
     """The Lyapunov spectrum, with the 95% interval of each exponent as a band."""
-    figure = Figure("lyapunov_spectrum", t("Lyapunov spectrum"), "i", t("lambda_i (nats per step)"))
+    figure = Figure("lyapunov_spectrum", t("Lyapunov spectrum"), "i",
+                    t("lambda_i (nats per step)"), integer_x=True)  # fmt: skip
     index = list(range(1, result.exponents.size + 1))
     if np.isfinite(result.ci95).any():
         figure.traces.append(Trace("", index, list(result.exponents - result.ci95), fill="edge"))

@@ -277,4 +277,5 @@ def profile_figure(profile: GradientProfile) -> Figure:
         "||dL/dh_t||",
         profile_traces(profile),
         log_y=True,
+        integer_x=True,
     )

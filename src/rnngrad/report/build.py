@@ -28,13 +28,14 @@ from torch import nn
 
 from rnngrad.report.models import (
     ReportModel,
-    default_models,
+    built_in_models,
+    built_in_sweep,
     on_device,
     recurrent_blocks,
     recurrent_module_of,
 )
 from rnngrad.report.section import Section
-from rnngrad.report.sections.lab import built_in_sweep, lab_section
+from rnngrad.report.sections.lab import lab_section
 from rnngrad.report.sections.lyapunov import lyapunov_section
 from rnngrad.report.sections.profile import profile_section
 from rnngrad.report.sections.spectrum import model_spectrum_section, spectrum_section
@@ -93,10 +94,11 @@ def build_sections(
         lang: the language of the titles, sentences, figures and explanations
             (``"en"`` or ``"ko"``); the numbers are the same in every language.
     """
-    with language(lang):
+    with language(lang), tempfile.TemporaryDirectory() as folder:
         return _build_sections(
             module=module, name=name, inputs=inputs, loss=loss, recurrent=recurrent,
             quick=quick, lab=lab, seed=seed, progress=progress, device=device,
+            scratch=Path(folder),
         )  # fmt: skip
 
 
@@ -112,6 +114,7 @@ def _build_sections(
     seed: int,
     progress: Callable[[str], None] | None,
     device: str | torch.device | None,
+    scratch: Path,
 ) -> list[Section]:
     from rnngrad.devices import resolve_device
     from rnngrad.limits import check_seed
@@ -121,8 +124,12 @@ def _build_sections(
     report = progress or (lambda stage: None)
     report("the scalar chain rule")
     scalar = scalar_section()
+    initial: list[ReportModel] = []
+    sweep = None
     if module is None:
-        models = default_models(quick, seed, report, where)
+        report("training the classic cells briefly on the adding problem")
+        sweep = built_in_sweep(scratch / "sweep", quick=quick, seed=seed)
+        models, initial = built_in_models(sweep, quick=quick, seed=seed, device=where)
         matrices = {
             "contracting (random, rho 0.8)": example_matrix(
                 "random", hidden=64, radius=0.8, seed=seed
@@ -155,15 +162,13 @@ def _build_sections(
     else:
         spectrum = model_spectrum_section(models[0], matrices, quick, seed, where)
     report("the gradient profiles")
-    profile, saturation = profile_section(models)
+    profile, saturation = profile_section(models, initial=initial)
     activations = activation_section(saturation)
     report("the Lyapunov spectra")
     lyapunov = lyapunov_section(models, quick, seed, where)
     report("the remedies lab")
-    if lab is None and module is None:  # the built-in page runs its own quick sweep
-        with tempfile.TemporaryDirectory() as folder:
-            sweep = built_in_sweep(Path(folder) / "sweep", quick=quick, seed=seed)
-            remedies = lab_section(sweep, built_in=True)
+    if lab is None and sweep is not None:  # the built-in page shows its own short sweep
+        remedies = lab_section(sweep, built_in=True)
     else:
         remedies = lab_section(lab)
     activations.explanation = activation_explanation()

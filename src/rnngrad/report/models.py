@@ -1,19 +1,20 @@
 """The models a report reads: the reader's own, or two the lab trains briefly.
 
 :class:`ReportModel` is one model with the input and the loss its profile uses;
-:func:`default_models` trains the built-in pair (a tanh RNN and an LSTM on the
-adding problem); :func:`recurrent_blocks` reads the square recurrent matrices
+:func:`built_in_sweep` trains the classic cells briefly on the adding problem (the
+remedies section's comparison) and :func:`built_in_models` reads the page's pair from
+it (a tanh RNN and a chrono-initialised LSTM, as trained and as initialised);
+:func:`recurrent_blocks` reads the square recurrent matrices
 whose spectra the report shows (one per gate for LSTM and GRU, the real form of
 the LRU's ``lambda``, IndRNN's ``diag(u)``).
 """
 
 from __future__ import annotations
 
-import tempfile
-from collections.abc import Callable
+import os
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -21,10 +22,18 @@ from torch import nn
 
 from rnngrad.lyapunov.dynamics import ModuleDynamics
 
+if TYPE_CHECKING:
+    from rnngrad.lab.config import TrainConfig
+
 __all__ = [
+    "BUILT_IN_SWEEP",
+    "PAGE_MODELS",
     "ReportModel",
-    "default_models",
+    "built_in_configs",
+    "built_in_models",
+    "built_in_sweep",
     "float64_copy",
+    "model_name",
     "on_device",
     "recurrent_blocks",
     "recurrent_module_of",
@@ -134,48 +143,86 @@ def recurrent_blocks(module: nn.Module) -> dict[str, np.ndarray]:
     return blocks
 
 
-def default_models(
-    quick: bool, seed: int, progress: Callable[[str], None], device: torch.device
-) -> list[ReportModel]:
-    """A tanh RNN and an LSTM trained briefly by the lab on the adding problem (T = 50),
-    on ``device`` (returned there, with their batch)."""
+#: The built-in sweep: the classic cells on the adding problem at T = 50, two seeds each;
+#: the tanh RNN and the chrono-initialised LSTM are also the page's two models.
+BUILT_IN_SWEEP = (
+    ("rnn", "default"), ("lstm", "default"), ("lstm", "chrono:50"), ("gru", "default"),
+)  # fmt: skip
+#: The page's models: (cell, init) of the sweep, at the page's own seed.
+PAGE_MODELS = (("rnn", "default"), ("lstm", "chrono:50"))
+#: The built-in task and its training budget (``quick``: the short one, for previews).
+BUILT_IN_TASK, BUILT_IN_LENGTH, BUILT_IN_STEPS, QUICK_STEPS = "adding", 50, 400, 60
+
+
+def built_in_configs(*, quick: bool, seed: int) -> tuple[TrainConfig, ...]:
+    """The built-in sweep's runs: each of :data:`BUILT_IN_SWEEP` at seeds ``seed`` and
+    ``seed + 1``, hidden 32, batch 32, Adam at 0.01 for 400 steps (60 with ``quick``),
+    evaluated every 20 steps and stopped once solved."""
     from rnngrad.lab.config import TrainConfig
-    from rnngrad.lab.tasks import make_task
-    from rnngrad.lab.train import train
 
-    task = make_task("adding", 50)
-    batch = task.sample(16, torch.Generator().manual_seed(seed + 7))
-    models = []
-    for cell, label in (("rnn", "tanh RNN"), ("lstm", "LSTM")):
-        progress(f"training a {label} briefly on the adding problem")
-        config = TrainConfig(
-            task="adding",
-            seq_len=50,
+    return tuple(
+        TrainConfig(
+            task=BUILT_IN_TASK,
+            seq_len=BUILT_IN_LENGTH,
             cell=cell,
+            init=init,
             hidden=32,
-            steps=60 if quick else 300,
             batch=32,
-            lr=3e-3,
-            seed=seed,
-            eval_every=100,
+            steps=QUICK_STEPS if quick else BUILT_IN_STEPS,
+            lr=1e-2,
+            seed=seed + offset,
+            eval_every=20,
             eval_batch=200,
-            checkpoint_every=1000,
-            profile_every=1000,
+            checkpoint_every=10_000,
+            profile_every=10_000,
         )
-        with tempfile.TemporaryDirectory() as folder:
-            from rnngrad.lab.models import LabModel
+        for cell, init in BUILT_IN_SWEEP
+        for offset in (0, 1)
+    )
 
-            train(config, folder, device=device, progress=False)
-            checkpoint = Path(folder) / "checkpoint.pt"
-            state = torch.load(checkpoint, weights_only=True, map_location="cpu")["model"]
-        model = LabModel(cell, task.input_size, 32, task.output_size, per_step=False)
-        model.load_state_dict(state)
-        model.to(device)
-        targets = batch.targets.to(device)
 
-        def loss(output: torch.Tensor, targets: torch.Tensor = targets) -> torch.Tensor:
-            return task.loss(output, targets)
+def built_in_sweep(folder: Path, *, quick: bool, seed: int) -> Path:
+    """Run the built-in sweep (:func:`built_in_configs`) into ``folder`` on the CPU
+    (resumable, like any sweep) and return the folder."""
+    from rnngrad.lab.grid import Sweep
+    from rnngrad.lab.sweep import run_sweep
 
-        name = f"{label} (adding, {config.steps} steps)"
-        models.append(ReportModel(name, model, batch.inputs.to(device), loss))
-    return models
+    configs = built_in_configs(quick=quick, seed=seed)
+    sweep = Sweep(("cell", "init", "seed"), configs, "the report's built-in sweep")
+    run_sweep(sweep, folder, workers=min(2, os.cpu_count() or 1), progress=False)
+    return folder
+
+
+def model_name(cell: str, init: str = "default") -> str:
+    """A lab model's name on the page: ``tanh RNN``, ``LSTM (chrono:50)``."""
+    from rnngrad.lab.models import CELL_NAMES
+
+    name = CELL_NAMES.get(cell, cell)
+    return name if init == "default" else f"{name} ({init})"
+
+
+def built_in_models(
+    sweep: Path, *, quick: bool, seed: int, device: torch.device
+) -> tuple[list[ReportModel], list[ReportModel]]:
+    """The page's models (:data:`PAGE_MODELS`) from the built-in sweep in ``sweep``: as
+    trained and as initialised, each with the same batch of the task (16 sequences) and
+    the task's loss, on ``device``."""
+    from rnngrad.lab.tasks import make_task
+    from rnngrad.lab.trained import initial_model, trained_model
+
+    task = make_task(BUILT_IN_TASK, BUILT_IN_LENGTH)
+    batch = task.sample(16, torch.Generator().manual_seed(seed + 7))
+    inputs, targets = batch.inputs.to(device), batch.targets.to(device)
+
+    def loss(output: torch.Tensor, targets: torch.Tensor = targets) -> torch.Tensor:
+        return task.loss(output, targets)
+
+    configs = {(c.cell, c.init, c.seed): c for c in built_in_configs(quick=quick, seed=seed)}
+    trained, initial = [], []
+    for cell, init in PAGE_MODELS:
+        config = configs[(cell, init, seed)]
+        name = model_name(cell, init)
+        run = trained_model(sweep / "runs" / config.key(), device)
+        trained.append(ReportModel(name, run.model, inputs, loss))
+        initial.append(ReportModel(name, initial_model(config, task, device), inputs, loss))
+    return trained, initial

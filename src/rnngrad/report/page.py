@@ -28,7 +28,7 @@ from rnngrad.errors import InvalidInputError
 from rnngrad.report.math import RENDER_MATH, asset, katex_head
 from rnngrad.report.section import Section
 from rnngrad.show.draw import hangul_fonts, save_static
-from rnngrad.show.figure import plotly_spec
+from rnngrad.show.figure import assign_colours, plotly_spec
 from rnngrad.show.i18n import current_language, language, t
 
 # About what a report takes on disk (plotly.js inlined, PNG and SVG figures).
@@ -62,14 +62,28 @@ def _explorer_text() -> str:
         "tanh": t("tanh ||dh_T/dh_k||"),
         "norms_title": t("log10 of the norms against the number of steps"),
         "steps_axis": t("j = T - k (steps)"),
+        "verdict_vanishing": t(
+            "Vanishing: over {steps} steps the gradient changes by a factor of {change}, "
+            "about {factor} per step."),
+        "verdict_exploding": t(
+            "Exploding: over {steps} steps the gradient changes by a factor of {change}, about "
+            "{factor} per step."),
+        "verdict_neither": t(
+            "Neither vanishing nor exploding: over {steps} steps the gradient changes by a "
+            "factor of {change}, about {factor} per step."),
+        "one_step": t("Only one step: there is no recurrence to backpropagate through."),
+        "zero": t("The gradient is exactly zero at the first step: it vanished completely."),
+        "overflow": t(
+            "Exploding: the gradient is no longer finite (it overflowed to infinity or "
+            "became NaN) within these steps."),
     }  # fmt: skip
     return json.dumps(text, ensure_ascii=False).replace("</", "<\\/")
 
 
 def _matrix_controls() -> str:
     sliders = [("theta", 0, 3.14, 0.01, 0.3), ("s", 0.5, 1.5, 0.01, 0.95),
-               ("k", 0, 10, 0.1, 4.0), ("T", 2, 100, 1, 60)]  # fmt: skip
-    names = {"theta": t("rotation θ"), "s": t("scale s"), "k": t("shear k"), "T": "T"}
+               ("m", 0, 10, 0.1, 4.0), ("T", 2, 100, 1, 60)]  # fmt: skip
+    names = {"theta": t("rotation θ"), "s": t("scale s"), "m": t("shear m"), "T": "T"}
     parts = [
         f'<label>{names[key]} = <span id="mx-{key}-value">{value}</span>'
         f'<input type="range" id="mx-{key}" min="{low}" max="{high}" step="{step}" '
@@ -77,22 +91,43 @@ def _matrix_controls() -> str:
         for key, low, high, step, value in sliders
     ]
     return (
-        "<h3>"
-        + t("Explorer: a 2 x 2 matrix W = V (s R(θ)) V<sup>-1</sup>, V = [[1, k], [0, 1]]")
+        '<div class="explorer"><h3>'
+        + t("Explorer: a 2 x 2 matrix W = V (s R(θ)) V<sup>-1</sup>, V = [[1, m], [0, 1]]")
         + "</h3><p>"
         + t(
-            "Its eigenvalues are s e<sup>±iθ</sup> whatever the shear k; k tilts the "
+            "Its eigenvalues are s e<sup>±iθ</sup> whatever the shear m; m tilts the "
             "eigenvectors towards each other. With s below 1 the eigenvalues say the gradient "
-            "vanishes; raise k and watch ||W<sup>j</sup>|| grow for a while first."
+            "vanishes; raise m and watch ||W<sup>j</sup>|| grow for a while first. The right "
+            "plot counts j = T - k steps back: ||W<sup>j</sup>|| and the norm of dh<sub>T"
+            "</sub>/dh<sub>k</sub> for the linear and the tanh network driven by stored "
+            "inputs."
+        )
+        + " "
+        + t(
+            "At θ = 0 (or π) the matrix is W = sI (or -sI) whatever m: a multiple of the "
+            "identity commutes with V, so the shear changes nothing; turn θ first."
         )
         + "</p>"
         '<div class="controls matrix">' + "".join(parts) + '</div><p id="mx-numbers"></p>'
         '<div class="pair"><div class="figure" id="mx-eigen"></div>'
-        '<div class="figure" id="mx-growth"></div></div>'
+        '<div class="figure" id="mx-growth"></div></div></div>'
     )
 
 
+def _example() -> str:
+    """The article's example in words: ``a = 0.5, b = 1, ..., x = 1, 0.5, -0.3``."""
+    from rnngrad.theory.scalar import TEXTBOOK_EXAMPLE
+
+    example = TEXTBOOK_EXAMPLE
+    inputs = tuple(example["x"])  # type: ignore[arg-type]
+    parts = [f"{key} = {example[key]:g}" for key in "abcd"]
+    return ", ".join([*parts, f"T = {len(inputs)}", "x = " + ", ".join(f"{v:g}" for v in inputs)])
+
+
 def _controls() -> str:
+    """The scalar explorer: a heading, how to use it, the sliders, then what the script
+    recomputes from them (the verdict, the substituted chain rule, the curve and a table
+    of every step)."""
     sliders = [("a", -2, 2, 0.01, 0.5), ("b", -2, 2, 0.01, 1.0), ("c", -2, 2, 0.01, 0.0),
                ("d", -2, 2, 0.01, 1.0), ("T", 2, 100, 1, 3)]  # fmt: skip
     parts = []
@@ -103,7 +138,41 @@ def _controls() -> str:
             f'value="{value}">'
             "</label>"
         )
-    return '<div class="controls">' + "".join(parts) + "</div>"
+    head = [t("t"), "x_t", "z_t", "tanh'(z_t)", t("factor dh_t/dh_(t-1) = a tanh'(z_t)"),
+            "|dy/dh_t|", t("bound |d| |a|^(T-t)")]  # fmt: skip
+    header = "".join(f"<th>{html.escape(cell)}</th>" for cell in head)
+    return (
+        '<div class="explorer"><h3>'
+        + html.escape(t("Explorer: the chain rule on numbers of your choosing"))
+        + "</h3><p>"
+        + html.escape(t(
+            "Move the sliders: the verdict, the chain rule with your numbers, the curve and "
+            "the table of every step are recomputed at once. It starts on the article's "
+            "example ({example}); the inputs beyond those three, up to T = 100, are random "
+            "N(0, 1) draws (seeded, the same on every page).", example=_example()))
+        + "</p><p>"
+        + html.escape(t(
+            "Saturation: with a = 1.5 the bound grows like 1.5^(T-1), yet the gradient "
+            "vanishes, because the inputs push z_t far from 0, where tanh'(z_t) is small "
+            "(the units saturate) and every factor a tanh'(z_t) falls below 1. Set b = 0 "
+            "(no input): h stays at 0, tanh' = 1, and the same a = 1.5 explodes."))
+        + "</p>"
+        + '<div class="controls">' + "".join(parts) + "</div>"
+        + '<p id="ex-verdict" class="verdict"></p><div id="ex-formula"></div>'
+        + '<div class="figure" id="explorer"></div>'
+        + f'<div class="scroll"><table class="numbers" id="ex-table"><thead><tr>{header}'
+        + "</tr></thead><tbody></tbody></table></div></div>"
+    )  # fmt: skip
+
+
+def _table(rows: list[list[str]]) -> str:
+    """A section's table: the header row, then the rows (text, escaped)."""
+    head = "".join(f"<th>{html.escape(cell)}</th>" for cell in rows[0])
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>"
+        for row in rows[1:]
+    )
+    return f'<table class="numbers"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
 _STAGING = ".rnngrad-report-"
@@ -240,6 +309,8 @@ def _write_report(sections: list[Section], out: Path, title: str) -> Path:
                 "itself uses the browser's fonts",
                 stacklevel=2,
             )
+        # One colour per model (or series) in every figure of the page.
+        assign_colours([figure for section in sections for figure in section.figures])
         for section in sections:
             verdict = section.verdict or "none"
             body.append(f'<section id="{section.key}"><h2>{html.escape(section.title)}</h2>')
@@ -248,8 +319,10 @@ def _write_report(sections: list[Section], out: Path, title: str) -> Path:
             )
             if section.explanation:
                 body.append(f'<div class="explanation">{section.explanation}</div>')
+            if section.table:
+                body.append(_table(section.table))
             if section.key == "scalar":
-                body.append(_controls() + '<div class="figure" id="explorer"></div>')
+                body.append(_controls())
             if section.key == "spectrum" and "matrix_explorer_inputs" in section.numbers:
                 body.append(_matrix_controls())
             choices = [t.name for f in section.figures if f.selectable for t in f.traces
@@ -267,8 +340,10 @@ def _write_report(sections: list[Section], out: Path, title: str) -> Path:
                         f'<select class="block-selector" '
                         f'data-section="{section.key}">{options}</select></label></p>'
                     )
-                specs[figure.id] = plotly_spec(figure)
                 save_static(figure, staging / "figures")
+                if not figure.on_page:
+                    continue
+                specs[figure.id] = plotly_spec(figure)
                 selectable = ' data-selectable="1"' if figure.selectable else ""
                 body.append(f'<div class="figure plot" id="fig-{figure.id}"{selectable}></div>')
             body.append("</section>")
@@ -281,6 +356,7 @@ def _write_report(sections: list[Section], out: Path, title: str) -> Path:
                     "verdict": s.verdict,
                     "numbers": s.numbers,
                     "explanation": s.explanation,
+                    **({"table": s.table} if s.table else {}),
                 }
                 for s in sections
             },

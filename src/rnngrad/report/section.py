@@ -26,6 +26,8 @@ class Section:
     #: The derivation behind the section, for the page: HTML paragraphs with the
     #: mathematics between ``\\( \\)`` and ``\\[ \\]`` (rendered by KaTeX).
     explanation: str = ""
+    #: A table beside the figures: its header row first, then one row per entry (text).
+    table: list[list[str]] = field(default_factory=list)
 
 
 def legend_label(model: ReportModel, part: str, models: list[ReportModel]) -> str:

@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from rnngrad.show.figure import Figure, clean, wrap_title
+from rnngrad.show.figure import Figure, clean, log_range, tick_step, wrap_title
 
 __all__ = [
     "HANGUL_FONTS",
@@ -66,13 +66,36 @@ def save_static(figure: Figure, folder: Path) -> None:
         _draw(figure, folder, plt)
 
 
+def _axes(figure: Figure, axis: Any) -> None:
+    """The page's axes in Matplotlib: a log axis from a power of ten to a power of ten,
+    labelled at powers of ten only; whole-number ticks for steps; a fixed range."""
+    from matplotlib import ticker
+
+    if figure.log_y:
+        axis.set_yscale("log")
+        decades = log_range([v for t in figure.traces for v in t.y])
+        if decades is not None:
+            low, high = decades
+            step = tick_step(low, high, ticks=8, whole=True)
+            axis.set_ylim(10.0**low, 10.0**high)
+            axis.yaxis.set_major_locator(
+                ticker.FixedLocator([10.0**k for k in range(low, high + 1) if k % step == 0])
+            )
+            axis.yaxis.set_major_formatter(ticker.LogFormatterSciNotation())
+        axis.yaxis.set_minor_formatter(ticker.NullFormatter())
+    if figure.y_range is not None:
+        axis.set_ylim(*figure.y_range)
+    if figure.integer_x:
+        axis.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
+
+
 def _draw(figure: Figure, folder: Path, plt: Any) -> None:
     drawing, axis = plt.subplots(figsize=(6.4, 3.8))
     previous: tuple[list[float], list[float]] | None = None
     for trace in figure.traces:
         if trace.kind == "bar":
             heights = [math.nan if v is None else float(v) for v in clean(trace.y)]
-            axis.bar([str(v) for v in trace.x], heights, label=trace.name)
+            axis.bar([str(v) for v in trace.x], heights, label=trace.name, color=trace.color)
             axis.tick_params(axis="x", labelrotation=30, labelsize=7)
             continue
         x = [math.nan if v is None else float(v) for v in clean(trace.x)]
@@ -82,13 +105,14 @@ def _draw(figure: Figure, folder: Path, plt: Any) -> None:
             continue
         if trace.fill == "band":
             if previous is not None and previous[0] == x:
-                axis.fill_between(x, previous[1], y, color="gray", alpha=0.18, linewidth=0)
+                axis.fill_between(x, previous[1], y, color=trace.color or "gray", alpha=0.18,
+                                  linewidth=0)  # fmt: skip
             continue
         marker = "o" if "markers" in trace.mode else None
         line = ("--" if trace.dash else "-") if "lines" in trace.mode else "none"
-        axis.plot(x, y, marker=marker, linestyle=line, ms=3, lw=1.2, label=trace.name)
-    if figure.log_y:
-        axis.set_yscale("log")
+        axis.plot(x, y, marker=marker, linestyle=line, ms=3, lw=1.2, label=trace.name,
+                  color=trace.color)  # fmt: skip
+    _axes(figure, axis)
     if figure.equal_axes:
         axis.set_aspect("equal", adjustable="datalim")
     axis.set_title(wrap_title(figure.title).replace("<br>", "\n"), fontsize=10)

@@ -379,7 +379,14 @@ def elman_jacobian_products(
 def jacobian_figure(result: JacobianProducts) -> Figure:
     """``||dh_T/dh_k||_2`` and, where a loss gradient was given, ``||dL/dh_k||_2``."""
     steps = list(range(1, result.log10_norm.size + 1))
-    figure = Figure("jacobian_products", t("exact Jacobian products"), "k", t("norm"), log_y=True)
+    figure = Figure(
+        "jacobian_products",
+        t("exact Jacobian products"),
+        "k",
+        t("norm"),
+        log_y=True,
+        integer_x=True,
+    )
     figure.traces.append(Trace("||dh_T/dh_k||_2", steps, list(10.0**result.log10_norm)))
     if result.log10_grad_norm is not None:
         figure.traces.append(

@@ -426,4 +426,5 @@ def scalar_figure(result: ScalarChainRule, title: str | None = None) -> Figure:
             ),
         ],
         log_y=True,
+        integer_x=True,
     )

@@ -24,7 +24,7 @@ as ``log10``, so they never overflow.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -42,11 +42,13 @@ from rnngrad.verdict import TRANSIENT_THRESHOLD, SpectrumVerdict, spectrum_verdi
 
 __all__ = [
     "DIAGONALIZABLE_CONDITION_LIMIT",
+    "FIGURE_POWERS",
     "ExampleKind",
     "RecurrentSpectrum",
     "TransientGrowth",
     "as_square_matrix",
     "example_matrix",
+    "power_norms",
     "recurrent_spectrum",
     "spectrum_figures",
     "transient_growth",
@@ -206,6 +208,36 @@ def _spectral_norm(matrix: FloatArray) -> float:
     return scale * math.sqrt(max(top, 0.0))
 
 
+def _log10_power_norms(matrix: FloatArray) -> Iterator[float]:
+    """``log10 ||W^k||_2`` for ``k = 1, 2, ...`` without end: the stored power is
+    renormalised to unit norm and its log10 scale kept apart, so nothing overflows;
+    ``-inf`` from the first ``k`` with ``W^k = 0`` on."""
+    power = matrix.copy()
+    log10_scale = 0.0
+    while True:
+        norm = _spectral_norm(power)
+        if norm == 0.0:  # nilpotent: W^k = 0 from here on
+            while True:
+                yield -math.inf
+        log10_norm = log10_scale + math.log10(norm)
+        yield log10_norm
+        power /= norm
+        log10_scale = log10_norm
+        power = power @ matrix
+
+
+def power_norms(W: ArrayLike, steps: int) -> FloatArray:
+    """``log10 ||W^k||_2`` for ``k = 1..steps``, shape ``(steps,)``: the whole curve, also
+    past the point where :func:`transient_growth` stops (figures show the decay after the
+    peak); ``-inf`` where ``W^k = 0``."""
+    from itertools import islice
+
+    from rnngrad.limits import MAX_TRANSIENT_STEPS, check_whole
+
+    check_whole(steps, "steps", 1, MAX_TRANSIENT_STEPS)
+    return np.fromiter(islice(_log10_power_norms(as_square_matrix(W)), steps), float, steps)
+
+
 def transient_growth(
     W: ArrayLike,
     *,
@@ -235,26 +267,17 @@ def transient_growth(
         max_steps = default_transient_steps(matrix.shape[0])
     check_whole(max_steps, "max_steps", 1, MAX_TRANSIENT_STEPS)
     check_memory(4 * matrix.nbytes, f"the powers of a {matrix.shape[0]} x {matrix.shape[0]} W")
-    power = matrix.copy()
-    log10_scale = 0.0
     log10_norms: list[float] = []
     certified = False
-    for k in range(max_steps):
+    for k, log10_norm in enumerate(_log10_power_norms(matrix)):
         if progress is not None and k:
             progress(k, max_steps)
-        norm = _spectral_norm(power)
-        if norm == 0.0:  # nilpotent: W^k = 0 from here on
-            log10_norms.append(-math.inf)
-            certified = True
-            break
-        log10_norm = log10_scale + math.log10(norm)
         log10_norms.append(log10_norm)
-        if log10_norm < 0.0:
+        if log10_norm < 0.0:  # below 1 (or W^k = 0): the peak is behind
             certified = True
             break
-        power /= norm
-        log10_scale = log10_norm
-        power = power @ matrix
+        if k + 1 == max_steps:
+            break
     norms = np.asarray(log10_norms)
     peak = int(np.argmax(norms))
     log10_max = float(norms[peak])
@@ -378,9 +401,16 @@ def example_matrix(
     )
 
 
-def spectrum_figures(results: dict[str, RecurrentSpectrum]) -> tuple[Figure, Figure, Figure]:
-    """Eigenvalues beside the unit circle, singular values, and ``||W^k||_2`` (the first
-    200 powers at most: powers of a matrix with ``rho > 1`` grow without end)."""
+#: The powers ``||W^k||_2`` a figure draws: ``k = 1..200``.
+FIGURE_POWERS = 200
+
+
+def spectrum_figures(
+    results: dict[str, RecurrentSpectrum], matrices: Mapping[str, ArrayLike] | None = None
+) -> tuple[Figure, Figure, Figure]:
+    """Eigenvalues beside the unit circle, singular values, and ``||W^k||_2``: over
+    ``k = 1..200`` for the ``matrices`` given (keyed as ``results``), else as far as the
+    transient search went (it stops once ``||W^k||_2 < 1``, the peak behind it)."""
     eigen = Figure(
         "eigenvalues", t("eigenvalues of W_hh and the unit circle"), "Re", "Im", equal_axes=True
     )
@@ -388,9 +418,15 @@ def spectrum_figures(results: dict[str, RecurrentSpectrum]) -> tuple[Figure, Fig
     eigen.traces.append(
         Trace(t("unit circle"), list(np.cos(angle)), list(np.sin(angle)), dash=True, fixed=True)
     )
-    singular = Figure("singular_values", t("singular values of W_hh"), "i", "sigma_i", log_y=True)
+    singular = Figure("singular_values", t("singular values of W_hh"), "i", "sigma_i",
+                      log_y=True, integer_x=True)  # fmt: skip
     growth = Figure(
-        "transient_growth", t("transient growth ||W^k||_2"), "k", "||W^k||_2", log_y=True
+        "transient_growth",
+        t("transient growth ||W^k||_2"),
+        "k",
+        "||W^k||_2",
+        log_y=True,
+        integer_x=True,
     )
     for name, result in results.items():
         label = shown(name)
@@ -398,6 +434,10 @@ def spectrum_figures(results: dict[str, RecurrentSpectrum]) -> tuple[Figure, Fig
         eigen.traces.append(Trace(label, list(values.real), list(values.imag), "markers"))
         index = list(range(1, result.size + 1))
         singular.traces.append(Trace(label, index, list(result.singular_values), "lines+markers"))
-        norms = 10.0 ** result.transient.log10_norms[:200]
+        if matrices is not None and name in matrices:
+            logs = power_norms(matrices[name], FIGURE_POWERS)
+        else:
+            logs = result.transient.log10_norms[:FIGURE_POWERS]
+        norms = 10.0**logs
         growth.traces.append(Trace(label, list(range(1, norms.size + 1)), list(norms)))
     return eigen, singular, growth

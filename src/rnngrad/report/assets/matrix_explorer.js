@@ -1,5 +1,5 @@
-/* The matrix explorer: W = V (s R(theta)) V^-1, V = [[1, k], [0, 1]], from three sliders
-   (eigenvalues s e^(+-i theta), non-normal for k != 0); in the page
+/* The matrix explorer: W = V (s R(theta)) V^-1, V = [[1, m], [0, 1]], from three sliders
+   (eigenvalues s e^(+-i theta), non-normal for m != 0 unless theta = 0 or pi); in the page
    its eigenvalues on the unit circle, its singular values, log10 ||W^j|| and the
    log10 ||dh_T/dh_j||_2 of the linear and the tanh network h_t = phi(W h_{t-1} + u_t)
    along the stored inputs: the recursions of rnngrad.spectrum and rnngrad.jacobians
@@ -8,9 +8,9 @@
   const U = REPORT.sections.spectrum.numbers.matrix_explorer_inputs;
   const LN10 = Math.log(10);
   function logSech2(z) { const a = Math.abs(z); return 2 * (Math.log(2) - a - Math.log1p(Math.exp(-2 * a))); }
-  function matrix(p) {  // V (s R(theta)) V^-1 with V = [[1, k], [0, 1]]
+  function matrix(p) {  // V (s R(theta)) V^-1 with V = [[1, m], [0, 1]]
     const c = Math.cos(p.theta), s = Math.sin(p.theta);
-    return [[p.s * (c + p.k * s), -p.s * s * (1 + p.k * p.k)], [p.s * s, p.s * (c - p.k * s)]];
+    return [[p.s * (c + p.m * s), -p.s * s * (1 + p.m * p.m)], [p.s * s, p.s * (c - p.m * s)]];
   }
   function mul(A, B) {
     return [[A[0][0] * B[0][0] + A[0][1] * B[1][0], A[0][0] * B[0][1] + A[0][1] * B[1][1]],
@@ -61,7 +61,7 @@
   }
   function params() {
     const get = id => parseFloat(document.getElementById(id).value);
-    return { theta: get('mx-theta'), s: get('mx-s'), k: get('mx-k'), T: Math.round(get('mx-T')) };
+    return { theta: get('mx-theta'), s: get('mx-s'), m: get('mx-m'), T: Math.round(get('mx-T')) };
   }
   function compute(p) {
     const W = matrix(p);
@@ -70,7 +70,7 @@
   }
   function draw() {
     const p = params(), r = compute(p);
-    for (const key of ['theta', 's', 'k', 'T']) document.getElementById('mx-' + key + '-value').textContent = p[key];
+    for (const key of ['theta', 's', 'm', 'T']) document.getElementById('mx-' + key + '-value').textContent = p[key];
     const rho = Math.max(...r.eigenvalues.map(e => Math.hypot(e[0], e[1])));
     const peak = Math.max(...r.powers);
     document.getElementById('mx-numbers').textContent =
@@ -92,7 +92,7 @@
     ], { title: { text: TEXT.norms_title }, xaxis: { title: { text: TEXT.steps_axis } },
          yaxis: { title: { text: 'log10' } }, height: 340, margin: { l: 60, r: 20, t: 40, b: 40 } });
   }
-  for (const key of ['theta', 's', 'k', 'T']) document.getElementById('mx-' + key).addEventListener('input', draw);
+  for (const key of ['theta', 's', 'm', 'T']) document.getElementById('mx-' + key).addEventListener('input', draw);
   window.rnngradMatrixExplorer = { compute: compute, draw: draw };
   draw();
 })();

@@ -5,19 +5,22 @@ From a sweep's folder (``rnngrad sweep GRID.toml --out DIR``) it draws
 - the held-out loss against the training step, one line per configuration at the
   longest sequence length: the median over seeds, with the range over seeds shaded;
 - the share of seeds that solved the task per configuration: bars for one length,
-  lines against ``T`` for several;
+  lines against ``T`` for several (left out, and said in words, when none solved);
+- beside them, a table: per configuration, the seeds that solved it and, for its first
+  seed's trained model, the verdict on the gradient carried back (its decay per step,
+  its horizon, and whether an LSTM's cell state ``c`` carries it);
 - the spectral radius of the recurrence over training (median over seeds): whether
   a remedy works by keeping ``rho`` near 1.
 
-Without a sweep the built-in page runs :func:`built_in_sweep`, a quick sweep of the
-classic cells on the adding problem, labelled as such on the page.
+Without a sweep the built-in page runs
+:func:`rnngrad.report.models.built_in_sweep`, a short sweep of the classic cells on the
+adding problem, labelled as such on the page.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,50 +28,17 @@ from typing import Any
 import numpy as np
 
 from rnngrad.logspace import finite_or_none
+from rnngrad.profile.result import LayerProfile
 from rnngrad.report.section import Section
 from rnngrad.show.figure import Figure, Trace
-from rnngrad.show.i18n import t
+from rnngrad.show.i18n import t, verdict_word
 
-__all__ = ["BUILT_IN_SWEEP", "built_in_sweep", "lab_section"]
-
-#: The built-in sweep: the classic cells and remedies on the adding problem, two seeds.
-BUILT_IN_SWEEP = (("rnn", "default"), ("relu", "identity"), ("lstm", "default"), ("gru", "default"))
-
-
-def built_in_sweep(folder: Path, *, quick: bool, seed: int) -> Path:
-    """Run the quick built-in sweep into ``folder`` (resumable, like any sweep) and return it:
-    the tanh RNN, the IRNN (relu, identity init), an LSTM and a GRU on the adding problem
-    at T = 50, seeds ``seed`` and ``seed + 1``, 300 Adam steps (60 with ``quick``)."""
-    from rnngrad.lab.config import TrainConfig
-    from rnngrad.lab.grid import Sweep
-    from rnngrad.lab.sweep import run_sweep
-
-    configs = tuple(
-        TrainConfig(
-            task="adding",
-            seq_len=50,
-            cell=cell,
-            init=init,
-            hidden=32,
-            batch=32,
-            steps=60 if quick else 300,
-            lr=3e-3,
-            seed=seed + offset,
-            eval_every=20,
-            eval_batch=200,
-            checkpoint_every=1000,
-            profile_every=1000,
-        )
-        for cell, init in BUILT_IN_SWEEP
-        for offset in (0, 1)
-    )
-    sweep = Sweep(("cell", "init", "seed"), configs, "the report's built-in sweep")
-    run_sweep(sweep, folder, workers=min(2, os.cpu_count() or 1), progress=False)
-    return folder
+__all__ = ["lab_section"]
 
 
 @dataclass
 class _Run:
+    folder: Path
     summary: dict[str, Any]
     evaluations: list[dict[str, Any]]
 
@@ -90,18 +60,19 @@ def _runs(folder: Path) -> list[_Run]:
         evaluations = []
         if (run / "evaluations.parquet").is_file():
             evaluations = read_table_rows(run / "evaluations.parquet", required=("step", "loss"))
-        runs.append(_Run(summary, evaluations))
+        runs.append(_Run(run, summary, evaluations))
     return runs
 
 
 def _labels(summaries: list[dict[str, Any]]) -> dict[int, str]:
     """Short names: the cell, then only the settings that differ between configurations."""
+    from rnngrad.lab.models import CELL_NAMES
     from rnngrad.lab.sweep import DESCRIBING
 
     varying = [k for k in DESCRIBING[1:] if len({str(s.get(k)) for s in summaries}) > 1]
     names = {}
     for index, summary in enumerate(summaries):
-        parts = [str(summary["cell"])]
+        parts = [CELL_NAMES.get(str(summary["cell"]), str(summary["cell"]))]
         for key in varying:
             value = summary.get(key)
             if key == "orthogonal_constraint":
@@ -155,12 +126,12 @@ def lab_section(lab: Path | None, *, built_in: bool = False) -> Section:
     curves = Figure(
         "lab_learning_curves",
         t("held-out loss during training, T = {length} (median over seeds, range shaded)",
-          length=longest), t("step"), t("held-out loss"), log_y=True,
+          length=longest), t("training step"), t("held-out loss"), log_y=True, integer_x=True,
     )  # fmt: skip
     radius = Figure(
         "lab_spectral_radius",
         t("spectral radius of the recurrence during training, T = {length}", length=longest),
-        t("step"), t("rho (median over seeds)"),
+        t("training step"), t("rho (median over seeds)"), integer_x=True,
     )  # fmt: skip
     numbers: dict[str, Any] = {"summary": rows, "curves": {}}
     for index, group in enumerate(members):
@@ -173,39 +144,60 @@ def lab_section(lab: Path | None, *, built_in: bool = False) -> Section:
             low, high = np.nanmin(losses, axis=0), np.nanmax(losses, axis=0)
         if len(group) > 1:
             band = t("{name} range", name=name)
-            curves.traces.append(Trace(band, steps, list(low), fill="edge"))
-            curves.traces.append(Trace(band, steps, list(high), fill="band"))
+            curves.traces.append(Trace(band, steps, list(low), fill="edge", group=name))
+            curves.traces.append(Trace(band, steps, list(high), fill="band", group=name))
         curves.traces.append(
-            Trace(t("{name} ({seeds} seeds)", name=name, seeds=len(group)), steps, list(median))
+            Trace(
+                t("{name} ({seeds} seeds)", name=name, seeds=len(group)),
+                steps,
+                list(median),
+                group=name,
+            )
         )
         _, radii = _series(group, "spectral_radius")
         with np.errstate(all="ignore"):
             radius_median = np.nanmedian(radii, axis=0)
         if np.isfinite(radius_median).any():
-            radius.traces.append(Trace(name, steps, list(radius_median)))
+            radius.traces.append(Trace(name, steps, list(radius_median), group=name))
         numbers["curves"][name] = {
             "step": steps,
             "median_loss": [finite_or_none(v) for v in median],
             "median_spectral_radius": [finite_or_none(v) for v in radius_median],
             "seeds": len(group),
         }
-    share = _share_figure(rows)
-    solved = sorted({names[i] for i, group in enumerate(members)
-                     if any(run.summary.get("solved") for run in group)})  # fmt: skip
-    outcome = (
-        t("these solved the task in at least one seed: {names}.", names=", ".join(solved))
-        if solved
-        else t("no configuration solved the task within its budget.")
+    solved = [names[i] for i, group in enumerate(members)
+              if any(run.summary.get("solved") for run in group)]  # fmt: skip
+    table, numbers["trained"] = _verdict_table(members, names)
+    if solved:
+        outcome = t("{names} solved it in at least one seed; ", names=", ".join(solved))
+        unsolved = [names[i] for i in range(len(members)) if names[i] not in solved]
+        outcome += (
+            t("{names} did not within the budget.", names=", ".join(unsolved))
+            if unsolved
+            else t("every configuration did.")
+        )
+    else:
+        outcome = t(
+            "no configuration solved the task within its budget, so no share of solved seeds "
+            "is drawn: give the runs more steps, or shorter sequences."
+        )
+    if built_in:
+        sentence = t(
+            "The report's own sweep: the classic cells trained on the adding problem at "
+            "T = {length} (the same task and seeds for each, two seeds, at most {steps} "
+            "training steps, stopped once solved; `benchmarks/remedies.py` is the full "
+            "comparison). {outcome}", length=longest, steps=_budget(runs), outcome=outcome,
+        )  # fmt: skip
+    else:
+        sentence = t("At the longest sequence, T = {length}, {outcome}", length=longest,
+                     outcome=outcome)  # fmt: skip
+    sentence += " " + t(
+        "The table reads each configuration's first seed after training: the verdict on the "
+        "gradient carried back from the last step, and the path that carries it (a decay "
+        "whose horizon lies beyond T still reaches the first step)."
     )
-    sentence = (
-        t("In the report's own quick sweep (the classic cells on the adding problem, two "
-          "seeds, a few hundred steps; `benchmarks/remedies.py` is the full comparison), at "
-          "the longest sequence, T = {length}, {outcome}", length=longest, outcome=outcome)
-        if built_in
-        else t("At the longest sequence, T = {length}, {outcome}", length=longest,
-               outcome=outcome)
-    )  # fmt: skip
-    figures = [curves, share] + ([radius] if radius.traces else [])
+    figures = [curves] + ([_share_figure(rows)] if any(row["solved"] for row in rows) else [])
+    figures += [radius] if radius.traces else []
     return Section(
         "lab",
         t("The remedies lab"),
@@ -213,7 +205,76 @@ def lab_section(lab: Path | None, *, built_in: bool = False) -> Section:
         "solved" if solved else "unsolved",
         figures,
         numbers,
+        table=table,
     )
+
+
+def _budget(runs: list[_Run]) -> int:
+    return max(int(run.summary.get("step_budget") or run.summary["steps"]) for run in runs)
+
+
+def _verdict_table(
+    members: list[list[_Run]], names: dict[int, str]
+) -> tuple[list[list[str]], dict[str, Any]]:
+    """Per configuration: the seeds that solved it, and the gradient carried back through
+    its first seed's trained model (verdict, decay, horizon, the path that carries it),
+    profiled on 16 sequences of its task."""
+    header = [t("configuration"), t("solved"), t("carried gradient after training"),
+              t("decay (nat/step)"), t("horizon (steps)"), t("carried by")]  # fmt: skip
+    rows: list[list[str]] = [header]
+    numbers: dict[str, dict[str, Any] | None] = {}
+    for index, group in enumerate(members):
+        solved = [run for run in group if run.summary.get("solved")]
+        steps = sorted(int(run.summary["solved_at"]) for run in solved
+                       if run.summary.get("solved_at") is not None)  # fmt: skip
+        share = t("{solved} of {runs}", solved=len(solved), runs=len(group))
+        if steps:
+            share += " " + t("(median step {step})", step=steps[len(steps) // 2])
+        layer = _trained_profile(group[0].folder)
+        if layer is None:
+            rows.append([names[index], share, t("no checkpoint"), "", "", ""])
+            numbers[names[index]] = None
+            continue
+        decay = "" if layer.decay_rate is None else f"{layer.decay_rate:.3g}"
+        horizon = (
+            t("beyond T = {length}", length=layer.mean_grad_norm.size)
+            if layer.horizon is None
+            else str(layer.horizon)
+        )
+        path = t("the cell state c") if layer.carried_by == "c" else t("the hidden state h")
+        rows.append([names[index], share, verdict_word(layer.verdict.label), decay, horizon,
+                     path])  # fmt: skip
+        numbers[names[index]] = {
+            "verdict": layer.verdict.label,
+            "decay_rate": None if layer.decay_rate is None else finite_or_none(layer.decay_rate),
+            "horizon": layer.horizon,
+            "carried_by": layer.carried_by,
+            "seed": group[0].summary.get("seed"),
+        }
+    return rows, numbers
+
+
+def _trained_profile(run: Path) -> LayerProfile | None:
+    """The first layer's profile of the trained model in ``run`` (``None`` without a
+    readable checkpoint), on 16 sequences drawn from ``seed + 7`` with the task's loss."""
+    import torch
+
+    from rnngrad.errors import RnngradError
+    from rnngrad.lab.trained import trained_model
+    from rnngrad.profile.front import gradient_profile
+
+    try:
+        trained = trained_model(run)
+    except RnngradError:
+        return None
+    task = trained.task
+    batch = task.sample(16, torch.Generator().manual_seed(trained.config.seed + 7))
+
+    def loss(output: torch.Tensor) -> torch.Tensor:
+        return task.loss(output, batch.targets)
+
+    profile = gradient_profile(trained.model, batch.inputs, loss=loss, module="rnn")
+    return profile.layers[0]
 
 
 def _share_figure(rows: list[dict[str, Any]]) -> Figure:
@@ -222,18 +283,18 @@ def _share_figure(rows: list[dict[str, Any]]) -> Figure:
     if len(lengths) == 1:
         figure = Figure("remedies", t("share of seeds that solved it, T = {length}",
                                       length=lengths[0]),
-                        t("configuration"), t("solved share"))  # fmt: skip
-        figure.traces.append(
-            Trace(
-                t("solved share"),
-                [names[i] for i in range(len(rows))],
-                [row["solved"] / row["runs"] for row in rows],
-                kind="bar",
-            )
-        )
+                        t("configuration"), t("solved share"), y_range=(0.0, 1.0))  # fmt: skip
+        for index, row in enumerate(rows):  # one bar each, in its configuration's colour
+            figure.traces.append(Trace(names[index], [names[index]], [row["solved"] / row["runs"]],
+                                       kind="bar", group=names[index]))  # fmt: skip
         return figure
     figure = Figure(
-        "remedies", t("share of seeds that solved it against T"), "T", t("solved share")
+        "remedies",
+        t("share of seeds that solved it against T"),
+        "T",
+        t("solved share"),
+        y_range=(0.0, 1.0),
+        integer_x=True,
     )
     groups: dict[str, list[tuple[int, float]]] = {}
     for index, row in enumerate(rows):

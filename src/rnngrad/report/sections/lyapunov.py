@@ -25,14 +25,20 @@ from rnngrad.theory.meanfield import mean_field_lambda1
 __all__ = ["lyapunov_section"]
 
 
+def _group(model: ReportModel, models: list[ReportModel]) -> str:
+    """The colour's key: the model's name on a page of several models, else the trace's."""
+    return model.name if len(models) > 1 else ""
+
+
 def lyapunov_section(
     models: list[ReportModel], quick: bool, seed: int, device: torch.device
 ) -> Section:
-    figure = Figure("lyapunov_spectrum", t("Lyapunov spectrum"), "i", t("lambda_i (nats per step)"))
+    figure = Figure("lyapunov_spectrum", t("Lyapunov spectrum"), "i",
+                    t("lambda_i (nats per step)"), integer_x=True)  # fmt: skip
     numbers: dict[str, Any] = {}
     stories = []
     steps = 150 if quick else 400
-    systems: list[tuple[str, nn.Module, Any, dict[str, int]]] = []
+    systems: list[tuple[str, nn.Module, Any, dict[str, int], str]] = []
     for model in models:
         module = recurrent_module_of(model.module, model.recurrent)
         if getattr(module, "bidirectional", False):
@@ -41,14 +47,15 @@ def lyapunov_section(
                 for direction, suffix in ((0, ""), (1, " reverse")):
                     where = {"layer": layer, "direction": direction}
                     label = legend_label(model, f"layer {layer}{suffix}", models)
-                    systems.append((label, module, "random", where))
+                    systems.append((label, module, "random", where, _group(model, models)))
             continue
-        systems.append((legend_label(model, "the recurrence", models), module, "random", {}))
+        label = legend_label(model, "the recurrence", models)
+        systems.append((label, module, "random", {}, _group(model, models)))
     gain, size = 2.0, 128
     random_network = random_tanh_network(size, gain, seed=seed)
     reference = f"random tanh network (N = {size}, g = {gain:g})"
-    systems.append((reference, random_network, "zeros", {}))
-    for name, module, inputs, where in systems:
+    systems.append((reference, random_network, "zeros", {}, reference))
+    for name, module, inputs, where, group in systems:
         copy = float64_copy(module).to(device)
         k = min(32, state_size(copy, bool(where)))
         result = lyapunov_spectrum(
@@ -56,7 +63,9 @@ def lyapunov_section(
             layer=where.get("layer"), direction=where.get("direction", 0), progress=False,
         )  # fmt: skip
         label = shown(name)
-        figure.traces.append(lyapunov_trace(result, name))
+        trace = lyapunov_trace(result, name)
+        trace.group = group
+        figure.traces.append(trace)
         entry = lyapunov_json(result, name, None)
         numbers[name] = {
             "exponents": entry["exponents"],
@@ -69,13 +78,15 @@ def lyapunov_section(
         )  # fmt: skip
     prediction = mean_field_lambda1(gain)
     numbers["mean_field_lambda1"] = prediction.lambda1
-    largest = len(figure.traces[-1].x) if figure.traces else 1
+    # The prediction is for lambda_1 alone: one marker at i = 1, in the colour of the
+    # random network it predicts.
     figure.traces.append(
         Trace(
-            t("mean field, g = {gain}", gain=f"{gain:g}"),
-            [1, largest],
-            [prediction.lambda1] * 2,
-            dash=True,
+            t("mean-field lambda_1, g = {gain} (N -> infinity)", gain=f"{gain:g}"),
+            [1],
+            [prediction.lambda1],
+            "markers",
+            group=reference,
         )
     )
     sentence = t(

@@ -69,7 +69,7 @@ def model_spectrum_section(
     figure = Figure(
         "jacobian_singular_values",
         t("largest singular value of dh_T/dh_k, the product of the real Jacobians"),
-        t("T - k (steps back)"), "sigma_1(dh_T/dh_k)", log_y=True,
+        t("T - k (steps back)"), "sigma_1(dh_T/dh_k)", log_y=True, integer_x=True,
     )  # fmt: skip
     numbers: dict[str, Any] = {}
     stories, labels = [], set()
@@ -138,7 +138,7 @@ def spectrum_section(matrices: dict[str, np.ndarray]) -> Section:
             None,
         )
     results = {name: recurrent_spectrum(matrix) for name, matrix in matrices.items()}
-    eigen, singular, growth = spectrum_figures(results)
+    eigen, singular, growth = spectrum_figures(results, matrices)
     numbers: dict[str, Any] = {}
     stories = []
     for name, result in results.items():

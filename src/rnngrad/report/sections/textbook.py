@@ -57,6 +57,7 @@ def explorer_matrix(rotation: float, scale: float, shear: float) -> np.ndarray:
 def scalar_section() -> Section:
     result = scalar_chain_rule()
     figure = scalar_figure(result, t("dy/dh_k against its bound, textbook example"))
+    figure.on_page = False  # the page's explorer draws this curve live, from these numbers
     factors = ", ".join(f"{v:.4f}" for v in result.factors)
     sentence = (
         growth_sentence(result.verdict)
