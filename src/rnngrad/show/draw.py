@@ -36,17 +36,47 @@ def _needs_hangul(figure: Figure) -> bool:
 
 @lru_cache(maxsize=1)
 def hangul_fonts() -> list[str]:
-    """The installed fonts of :data:`HANGUL_FONTS` (Matplotlib's font list is rebuilt once
-    when its cache knows none: a font installed after the cache was written)."""
+    """The installed fonts of :data:`HANGUL_FONTS`.
+
+    Matplotlib reads its font list from a cache; a font installed after the cache was
+    written is missing from it. Then the system's font files that the list does not
+    know are added to the font manager in place (the drawing backends hold that very
+    object, so replacing it would leave them blind to the new fonts) and the cache is
+    rewritten for the next process."""
     from matplotlib import font_manager
 
+    manager = font_manager.fontManager
+
     def found() -> list[str]:
-        installed = {entry.name for entry in font_manager.fontManager.ttflist}
+        installed = {entry.name for entry in manager.ttflist}
         return [name for name in HANGUL_FONTS if name in installed]
 
     if not found():
-        font_manager.fontManager = font_manager._load_fontmanager(try_read_cache=False)  # type: ignore[attr-defined]
+        known = {entry.fname for entry in manager.ttflist}
+        for path in font_manager.findSystemFonts():
+            if path not in known:
+                try:
+                    manager.addfont(path)
+                except (OSError, RuntimeError, ValueError):  # a file FreeType cannot read
+                    continue
+        clear = getattr(manager, "_findfont_cached", None)
+        if clear is not None and hasattr(clear, "cache_clear"):
+            clear.cache_clear()
+        if found():
+            _save_font_cache(manager)
     return found()
+
+
+def _save_font_cache(manager: Any) -> None:
+    """Rewrite Matplotlib's font list cache with ``manager`` (best effort)."""
+    import matplotlib
+    from matplotlib import font_manager
+
+    path = Path(matplotlib.get_cachedir(), f"fontlist-v{font_manager.FontManager.__version__}.json")
+    try:
+        font_manager.json_dump(manager, path)
+    except OSError:
+        pass
 
 
 def save_static(figure: Figure, folder: Path) -> None:
