@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -79,3 +80,48 @@ def test_the_language_switches_the_messages_not_the_numbers() -> None:
     with pytest.raises(InvalidInputError, match="unknown language"):
         with language("fr"):
             pass
+
+
+def _korean_catalog() -> dict[str, Any]:
+    import json
+
+    text = (PACKAGE / "show" / "locale" / "ko.json").read_text("utf-8")
+    catalog_file: dict[str, Any] = json.loads(text)
+    return catalog_file
+
+
+def test_the_korean_catalog_keeps_its_glossary() -> None:
+    """Every translation of a message that names a glossary term uses the glossary's
+    Korean (폭주 for exploding, as the article's reference says; 고유값; 과도 성장;
+    유효 범위 ...), none uses a spelling the glossary avoids (폭발, 고윳값, 지평, 인수 ...),
+    and the terms a machine-learning reader knows in English carry it in brackets once."""
+    import re
+
+    data = _korean_catalog()
+    glossary, avoid, messages = data["glossary"], data["avoid"], data["messages"]
+    assert glossary["exploding"] == "폭주" and "폭발" in avoid
+    for english, korean in messages.items():
+        for word in avoid:
+            assert word not in korean, f"{word!r} ({avoid[word]}) in: {korean}"
+        for term, translation in glossary.items():
+            if re.search(re.escape(term), english, flags=re.IGNORECASE):
+                assert translation in korean, f"{term!r} -> {translation!r} missing: {korean}"
+    everything = "\n".join(messages.values())
+    for term in ("vanishing", "exploding", "eigenvalue", "singular value", "transient growth",
+                 "horizon", "saturation"):  # fmt: skip
+        assert f"{glossary[term]}({term})" in everything, term
+
+
+def test_the_korean_sentences_a_reader_corrected() -> None:
+    """Regression: the wording a native reader corrected stays corrected."""
+    with language("ko"):
+        assert t("layer {n}", n=0) == "0번 층"
+        factors = t(
+            "With a = {a}, the chain factors dh_(k+1)/dh_k are {factors}, each below |a| = "
+            "{abs_a}, so dy/dh_1 = {gradient} against the bound {bound}.",
+            a="0.5", factors="0.2502, 0.4986", abs_a="0.5", gradient="0.1247", bound="0.2500",
+        )  # fmt: skip
+        assert "연쇄 항 dh_(k+1)/dh_k는 각각 0.2502, 0.4986이며 모두 |a| = 0.5보다 작습니다" in factors
+        assert t("{rate} nats per step", rate="0.672") == "0.672 nat/단계"
+        assert t("The remedies lab") == "처방 비교 실험"
+        assert t("transient growth ||W^k||_2").startswith("과도 성장")

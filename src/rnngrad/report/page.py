@@ -138,7 +138,7 @@ def _controls() -> str:
             f'value="{value}">'
             "</label>"
         )
-    head = [t("t"), "x_t", "z_t", "tanh'(z_t)", t("factor dh_t/dh_(t-1) = a tanh'(z_t)"),
+    head = ["t", "x_t", "z_t", "tanh'(z_t)", t("factor dh_t/dh_(t-1) = a tanh'(z_t)"),
             "|dy/dh_t|", t("bound |d| |a|^(T-t)")]  # fmt: skip
     header = "".join(f"<th>{html.escape(cell)}</th>" for cell in head)
     return (

@@ -5,7 +5,9 @@ Every message the page shows is written in English in the code and passed throug
 :func:`t`, with its numbers as named fields (``t("{name}: rho = {rho}", name=...,
 rho=...)``); one table per language, ``locale/<lang>.json``, maps each English
 message to its translation (the gettext model, in a form Python reads without a
-compiler and whose escaping keeps the TeX of the explanations intact). The test
+compiler and whose escaping keeps the TeX of the explanations intact). Its header holds
+the catalog's glossary: the term each field word takes (``"exploding": "폭주"``, the
+article's word) and the spellings to avoid; the test suite holds every translation to it. The test
 suite checks that every message the code passes to :func:`t` has a Korean
 counterpart with the same fields. Numbers are formatted before they reach
 :func:`t`, so they are identical in every language.
@@ -53,7 +55,7 @@ def catalog(lang: str) -> dict[str, str]:
     if lang == "en":
         return {}
     text = resources.files("rnngrad.show").joinpath(f"locale/{lang}.json").read_text("utf-8")
-    messages: dict[str, str] = json.loads(text)
+    messages: dict[str, str] = json.loads(text)["messages"]
     return messages
 
 
@@ -92,8 +94,6 @@ _NAME_PIECES: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]] = [
     (re.compile(r", gate (\w+)"), lambda m: t(", gate {gate}", gate=m.group(1))),
     (re.compile(r"\ball layers\b"), lambda m: t("all layers")),
     (re.compile(r"\bthe recurrence\b"), lambda m: t("the recurrence")),
-    (re.compile(r"^(tanh RNN|LSTM) \(adding, (\d+) steps\)"),
-     lambda m: t("{model} (adding, {steps} steps)", model=m.group(1), steps=m.group(2))),
     (re.compile(r"^random tanh network \(N = (\d+), g = ([\d.]+)\)$"),
      lambda m: t("random tanh network (N = {size}, g = {gain})", size=m.group(1),
                  gain=m.group(2))),
