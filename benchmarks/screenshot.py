@@ -1,10 +1,11 @@
-"""The README's screenshots of the report: the first screen of the built-in page and of
-the page about a model (the example classifier, a 2-layer bidirectional LSTM), and the
-built-in page in Korean.
+"""The README's screenshots of the report, and the tutorial's figures: the first screen of
+the built-in page and of the page about a model (the example classifier, a 2-layer
+bidirectional LSTM), the built-in page in Korean, and the built-in page's PNG figures.
 
 Run: ``make screenshot`` (or ``.venv/bin/python benchmarks/screenshot.py docs``); needs
 Chromium (Debian's package) and Playwright (a test dependency). Writes
-``report.png``, ``report-model.png`` and ``report-ko.png`` into the folder.
+``report.png``, ``report-model.png`` and ``report-ko.png`` into the folder, and the
+figures the tutorial shows into its ``figures/``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,11 @@ from rnngrad.report.build import build_sections
 from rnngrad.report.page import page_title, write_report
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+#: The built-in page's figures that docs/tutorial.md shows.
+TUTORIAL_FIGURES = (
+    "scalar_chain_rule", "tanh_and_derivative", "eigenvalues", "transient_growth",
+    "gradient_profile", "gradient_at_initialisation", "lyapunov_spectrum", "lab_learning_curves",
+)  # fmt: skip
 
 
 def _classifier() -> torch.nn.Module:
@@ -63,7 +69,7 @@ def main(folder: str) -> None:
         return torch.nn.functional.cross_entropy(logits, labels)
 
     pages = {
-        "report.png": (build_sections(quick=True), page_title(None)),
+        "report.png": (build_sections(), page_title(None)),
         "report-ko.png": (build_sections(quick=True, lang="ko"), page_title(None, "ko")),
         "report-model.png": (
             build_sections(module=_classifier(), name="examples/classifier.py:Classifier",
@@ -77,6 +83,12 @@ def main(folder: str) -> None:
             folder_of_page = Path(scratch) / name.removesuffix(".png")
             page_path = write_report(sections, folder_of_page, title, lang=lang)
             _photograph(page_path, out / name, chromium)
+            if name == "report.png":  # the built-in page's figures, for the tutorial
+                (out / "figures").mkdir(exist_ok=True)
+                for figure in TUTORIAL_FIGURES:
+                    shutil.copyfile(folder_of_page / "figures" / f"{figure}.png",
+                                    out / "figures" / f"{figure}.png")  # fmt: skip
+                print(f"wrote {len(TUTORIAL_FIGURES)} figures into {out / 'figures'}")
 
 
 if __name__ == "__main__":

@@ -168,7 +168,6 @@ def _open_page(
     return browser, page
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (make test installs it)")
 def _set_sliders(page: Any, prefix: str, values: dict[str, float]) -> None:
     page.evaluate(
         """([prefix, values]) => { for (const [key, value] of Object.entries(values)) {
@@ -190,6 +189,7 @@ def _explorer_readout(page: Any) -> dict[str, Any]:
     return result
 
 
+@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (make test installs it)")
 def test_page_renders_in_chromium_and_the_explorer_matches_python(
     report: Path, tmp_path: Path
 ) -> None:

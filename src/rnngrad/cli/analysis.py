@@ -34,7 +34,11 @@ def scalar(
     h0: Annotated[float, typer.Option("--h0", help="Initial state h_0.")] = 0.0,
     x: Annotated[
         str | None,
-        typer.Option("--x", help="Inputs x_1..x_T, comma-separated (e.g. 1,0.5,-0.3)."),
+        typer.Option(
+            "--x",
+            help="Inputs x_1..x_T, comma-separated; by default the textbook example's three.",
+            show_default="1,0.5,-0.3",
+        ),
     ] = None,
     steps: Annotated[
         int | None,

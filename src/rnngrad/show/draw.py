@@ -139,9 +139,12 @@ def _draw(figure: Figure, folder: Path, plt: Any) -> None:
                                   linewidth=0)  # fmt: skip
             continue
         marker = "o" if "markers" in trace.mode else None
+        size, edge = 3.0, None
+        if trace.symbol:  # a prediction over a measurement: large, outlined
+            marker, size, edge = {"diamond": "D"}.get(trace.symbol, "o"), 8.0, "black"
         line = ("--" if trace.dash else "-") if "lines" in trace.mode else "none"
-        axis.plot(x, y, marker=marker, linestyle=line, ms=3, lw=1.2, label=trace.name,
-                  color=trace.color)  # fmt: skip
+        axis.plot(x, y, marker=marker, linestyle=line, ms=size, mec=edge, lw=1.2,
+                  label=trace.name, color=trace.color, zorder=3 if trace.symbol else 2)  # fmt: skip
     _axes(figure, axis)
     if figure.equal_axes:
         axis.set_aspect("equal", adjustable="datalim")

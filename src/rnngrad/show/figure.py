@@ -45,6 +45,8 @@ class Trace:
     group: str = ""
     #: Its colour (``"#rrggbb"``), set by :func:`assign_colours`; ``None``: the library's.
     color: str | None = None
+    #: A marker that must stand out (a prediction drawn over a measurement): ``"diamond"``.
+    symbol: str = ""
 
     @property
     def key(self) -> str:
@@ -77,7 +79,7 @@ class Figure:
 #: The page's colours (Okabe and Ito's palette for colour-blind readers, then Tableau's),
 #: one per model or series in every figure; grey is kept for references.
 PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#8C564B",
-           "#BCBD22", "#17BECF", "#9467BD", "#F0E442", "#1F3A93")  # fmt: skip
+           "#BCBD22", "#17BECF", "#9467BD", "#1F3A93", "#F0E442")  # fmt: skip
 #: Traces that are a reference, not a model (the unit circle): drawn in grey.
 REFERENCE_COLOUR = "#888888"
 
@@ -169,6 +171,9 @@ def _plotly_trace(trace: Trace) -> dict[str, Any]:
     if trace.color:
         line["color"] = trace.color
         spec["marker"] = {"color": trace.color}
+    if trace.symbol:
+        spec.setdefault("marker", {}).update(symbol=trace.symbol, size=12,
+                                             line={"width": 1, "color": "#000000"})  # fmt: skip
     if trace.fixed:
         spec["meta"] = "fixed"
     if trace.fill:

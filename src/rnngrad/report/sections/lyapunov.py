@@ -87,6 +87,7 @@ def lyapunov_section(
             [prediction.lambda1],
             "markers",
             group=reference,
+            symbol="diamond",
         )
     )
     sentence = t(
