@@ -104,7 +104,7 @@ def test_the_tutorials_code_runs(tmp_path: Path) -> None:
     assert len(blocks) >= 5
     namespace: dict[str, Any] = {}
     for block in blocks:
-        exec(compile(block, "tutorial.md", "exec"), namespace)  # noqa: S102
+        exec(compile(block, "tutorial.md", "exec"), namespace)
     assert namespace["chain"].verdict.label == "vanishing"
     assert round(float(namespace["sheared"].transient.max_growth)) == 26
     assert round(float(namespace["spectrum"].transient.max_growth)) == 3322
