@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 PIP_FLAGS := --disable-pip-version-check --quiet
 
-.PHONY: demo test check lint typecheck format bench clean chromium screenshot docs
+.PHONY: demo test check lint typecheck format bench clean chromium screenshot docs notebook
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ demo: $(VENV)/.installed
 # The README's screenshot of the page (needs Chromium and the test tools).
 screenshot: $(VENV)/.installed-test chromium
 	$(BIN)/python benchmarks/screenshot.py docs
+
+# The example notebook with its outputs saved (PNG figures beside the interactive ones).
+notebook: $(VENV)/.installed-test
+	$(BIN)/python benchmarks/notebook.py
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check src tests benchmarks examples

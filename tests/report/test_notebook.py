@@ -30,3 +30,21 @@ def test_the_notebook_is_the_script() -> None:
     script = jupytext.read(EXAMPLES / "derivation.py")
     notebook = jupytext.read(EXAMPLES / "derivation.ipynb")
     assert [c.source for c in script.cells] == [c.source for c in notebook.cells]
+
+
+def test_the_saved_notebook_shows_its_results_without_a_kernel() -> None:
+    """Regression: the notebook was saved without outputs and with Plotly figures only, so
+    it showed nothing where it is read without a kernel. Every code cell but the imports
+    now keeps its output, the figures have PNGs beside them, and no output is an error
+    or an unreadable numpy repr (``np.float64(...)``)."""
+    nbformat = pytest.importorskip("nbformat")
+    notebook = nbformat.read(EXAMPLES / "derivation.ipynb", as_version=4)
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    assert all(cell.outputs for cell in code[1:]), [c.source[:40] for c in code if not c.outputs]
+    outputs = [output for cell in code for output in cell.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    plots = [o for o in outputs if "application/vnd.plotly.v1+json" in o.get("data", {})]
+    images = [o for o in outputs if "image/png" in o.get("data", {})]
+    assert len(images) >= len(plots) >= 3
+    text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
+    assert "np.float64" not in text and "carried by c" in text

@@ -12,7 +12,9 @@ beside the result by the same function the page uses). From those the mixin give
   index; non-finite values are nulls, never numbers);
 - ``result.to_frame()``: the same as a ``pandas.DataFrame``
   (``pip install 'rnngrad[pandas]'``);
-- ``result.plot()``: a Plotly ``Figure``, the page's figure for this result.
+- ``result.plot()``: a Plotly ``Figure``, the page's figure for this result;
+- ``result.image()``: the same figure drawn as a PNG (Matplotlib), which notebooks
+  keep where interactive figures do not show (read without a kernel, on GitHub).
 
 Nothing here is imported by the numerical core at start-up: pyarrow, pandas and
 Plotly load on the first call that needs them.
@@ -127,3 +129,10 @@ class Displayable:
 
         spec = plotly_spec(self._figure(which))
         return go.Figure(data=spec["data"], layout=spec["layout"])
+
+    def image(self, which: str | None = None) -> Any:
+        """The result's figure drawn as a PNG (a :class:`~rnngrad.show.draw.StaticImage`
+        that a notebook displays and keeps in its saved outputs)."""
+        from rnngrad.show.draw import static_image
+
+        return static_image(self._figure(which))

@@ -8,6 +8,8 @@ builds a :class:`~rnngrad.show.figure.Figure` pays for them.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -17,9 +19,11 @@ from rnngrad.show.figure import Figure, clean, log_range, tick_step, wrap_title
 __all__ = [
     "HANGUL_FONTS",
     "VIRIDIS_ANCHORS",
+    "StaticImage",
     "hangul_fonts",
     "heat_map_rgb",
     "save_static",
+    "static_image",
     "viridis",
 ]
 
@@ -82,6 +86,39 @@ def _save_font_cache(manager: Any) -> None:
 def save_static(figure: Figure, folder: Path) -> None:
     """``folder/<id>.png`` and ``folder/<id>.svg`` drawn with Matplotlib (Korean text in
     the first installed font of :data:`HANGUL_FONTS`)."""
+    with _drawing(figure) as drawing:
+        for suffix in ("png", "svg"):
+            drawing.savefig(folder / f"{figure.id}.{suffix}", dpi=110)
+
+
+class StaticImage:
+    """A figure drawn as a PNG, for where interactive figures do not show (a notebook read
+    without a kernel, GitHub): a notebook displays it; :meth:`save` writes it."""
+
+    def __init__(self, png: bytes) -> None:
+        self.png = png
+
+    def _repr_png_(self) -> bytes:
+        return self.png
+
+    def save(self, path: str | Path) -> None:
+        """Write the PNG to ``path``."""
+        Path(path).write_bytes(self.png)
+
+
+def static_image(figure: Figure) -> StaticImage:
+    """``figure`` drawn with Matplotlib, as the page's PNG files are."""
+    import io
+
+    buffer = io.BytesIO()
+    with _drawing(figure) as drawing:
+        drawing.savefig(buffer, format="png", dpi=100)
+    return StaticImage(buffer.getvalue())
+
+
+@contextmanager
+def _drawing(figure: Figure) -> Iterator[Any]:
+    """The Matplotlib figure of ``figure``, closed after the block."""
     import warnings
 
     import matplotlib
@@ -93,7 +130,11 @@ def save_static(figure: Figure, folder: Path) -> None:
     with matplotlib.rc_context({"font.family": families}), warnings.catch_warnings():
         # Without a Hangul font the page says so once (page.py); no warning per glyph.
         warnings.filterwarnings("ignore", message="Glyph .* missing from font")
-        _draw(figure, folder, plt)
+        drawing = _draw(figure, plt)
+        try:
+            yield drawing
+        finally:
+            plt.close(drawing)
 
 
 def _axes(figure: Figure, axis: Any) -> None:
@@ -119,7 +160,7 @@ def _axes(figure: Figure, axis: Any) -> None:
         axis.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
 
 
-def _draw(figure: Figure, folder: Path, plt: Any) -> None:
+def _draw(figure: Figure, plt: Any) -> Any:
     drawing, axis = plt.subplots(figsize=(6.4, 3.8))
     previous: tuple[list[float], list[float]] | None = None
     for trace in figure.traces:
@@ -154,9 +195,7 @@ def _draw(figure: Figure, folder: Path, plt: Any) -> None:
     if len(figure.traces) > 1:
         axis.legend(fontsize=7)
     drawing.tight_layout()
-    for suffix in ("png", "svg"):
-        drawing.savefig(folder / f"{figure.id}.{suffix}", dpi=110)
-    plt.close(drawing)
+    return drawing
 
 
 #: Matplotlib's viridis at 17 evenly spaced points, 0..255; :func:`heat_map_rgb`
