@@ -686,7 +686,7 @@ def test_runs_that_differ_only_in_their_readout_are_told_apart(tmp_path: Path) -
         (None, 1, 1.0),
         ("mean", 1, 0.5),
     ]
-    assert _labels(summary) == {0: "gru", 1: "gru readout mean"}
+    assert _labels(summary) == {0: "GRU", 1: "GRU readout mean"}
 
 
 def test_the_summary_gives_a_data_sets_median_test_accuracy(tmp_path: Path) -> None:
