@@ -16,6 +16,7 @@ from rnngrad.logspace import format_signed_log10
 from rnngrad.report.build import build_sections
 from rnngrad.report.page import prepare_folder, write_report
 from rnngrad.report.sections.textbook import explorer_inputs
+from rnngrad.report.sections.textbook import explorer_matrix as explorer_matrix_of
 from tests.cli.test_cli import run, strict_json
 
 SECTIONS = ["scalar", "activations", "spectrum", "profile", "lyapunov", "lab"]
@@ -244,6 +245,10 @@ def test_page_renders_in_chromium_and_the_explorer_matches_python(
         plotted_eigen = page.evaluate("document.getElementById('mx-eigen').data[1]")
         growth = page.evaluate("document.getElementById('mx-growth').data.map(d => d.y)")
         shown = page.evaluate("document.getElementById('mx-numbers').textContent")
+        # theta = 0: W = sI whatever the shear, as the explorer's text says.
+        identity = page.evaluate(
+            "window.rnngradMatrixExplorer.compute({theta: 0, s: 0.9, m: 8, T: 5})"
+        )
         curve = page.evaluate("document.getElementById('explorer').data[0].y")
         bound = page.evaluate("document.getElementById('explorer').data[1].y")
         page.screenshot(path=str(tmp_path / "report.png"), full_page=False)
@@ -264,6 +269,9 @@ def test_page_renders_in_chromium_and_the_explorer_matches_python(
     for b, label in saturation.items():
         assert label == scalar_chain_rule(explorer_inputs()[:30], a=1.5, b=b).verdict.label
     assert saturation == {1.0: "vanishing", 0.0: "exploding"}
+    np.testing.assert_allclose(identity["W"], 0.9 * np.eye(2), atol=1e-12)
+    np.testing.assert_allclose(identity["singular"], [0.9, 0.9], atol=1e-12)
+    np.testing.assert_allclose(explorer_matrix_of(0.0, 0.9, 8.0), 0.9 * np.eye(2), atol=1e-12)
     # The matrix explorer against rnngrad: eigenvalues, ||W^j|| and ||dh_T/dh_k|| of the
     # linear and the tanh network on the page's inputs.
     from rnngrad.report.sections.textbook import explorer_matrix, matrix_explorer_inputs
