@@ -157,7 +157,7 @@ def _axes(figure: Figure, axis: Any) -> None:
     if figure.y_range is not None:
         axis.set_ylim(*figure.y_range)
     if figure.integer_x:
-        axis.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
+        axis.xaxis.set_major_locator(ticker.MaxNLocator(integer=True, steps=[1, 2, 5, 10]))
 
 
 def _draw(figure: Figure, plt: Any) -> Any:
