@@ -12,9 +12,11 @@ Sections follow the reasoning of the textbook argument and go past it:
 For the reader's model its own sections come first (the profile, the spectrum,
 the Lyapunov spectrum, saturation, the lab) and the textbook example is the
 appendix; legends then name layers and directions only (the model's name is in
-the page's header). Without a model the report runs on built-in defaults: the textbook example,
-three ``W_hh`` (contracting, expanding, non-normal), and a tanh RNN and an
-LSTM trained briefly by the lab on the adding problem."""
+the page's header). Without a model the report runs on built-in defaults: the
+textbook example, three ``W_hh`` (contracting, expanding, non-normal), and the lab's
+short sweep of the classic cells on the adding problem at T = 50, whose tanh RNN and
+chrono-initialised LSTM are the page's models (profiled as initialised and as
+trained)."""
 
 from __future__ import annotations
 
@@ -84,7 +86,7 @@ def build_sections(
         recurrent: the recurrent submodule's name, when the model has several.
         quick: shorter runs (for tests and previews).
         lab: a sweep's folder for the remedies section (without it and without a
-            model, the report runs its own quick sweep of the classic cells).
+            model, the report shows its own short sweep of the classic cells).
         seed: seeds everything random.
         progress: called with the name of each stage as it starts.
         device: where the profiles and Lyapunov spectra run (``"cpu"`` by

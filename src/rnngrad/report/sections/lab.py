@@ -104,7 +104,7 @@ def _series(runs: list[_Run], field: str) -> tuple[list[int], np.ndarray]:
 
 def lab_section(lab: Path | None, *, built_in: bool = False) -> Section:
     """The remedies section of a sweep's folder ``lab`` (``built_in``: the report's own
-    quick sweep, said so on the page)."""
+    short sweep, said so on the page)."""
     if lab is None:
         return Section(
             "lab", t("The remedies lab"),
