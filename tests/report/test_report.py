@@ -39,6 +39,9 @@ def test_files_and_numbers(report: Path) -> None:
     for name in figures:
         assert (report / "figures" / f"{name}.png").stat().st_size > 0
         assert (report / "figures" / f"{name}.svg").stat().st_size > 0
+    # The explorer draws the scalar curve live; the static chart is a file, not a repeat.
+    assert "scalar_chain_rule" not in figures
+    assert (report / "figures" / "scalar_chain_rule.png").stat().st_size > 0
     textbook = results["sections"]["scalar"]["numbers"]["textbook"]
     np.testing.assert_allclose(textbook["dy_dh"], scalar_chain_rule().dy_dh)
     assert (
