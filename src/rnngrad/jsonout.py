@@ -196,6 +196,7 @@ def lyapunov_json(
     """The ``rnngrad lyapunov --json`` object."""
     return {
         "source": source,
+        "method": result.method,
         "exponents": _list(result.exponents),
         "ci95": _list(result.ci95),
         "reliable": [bool(v) for v in result.reliable],

@@ -84,6 +84,9 @@ class LyapunovSpectrum(Displayable):
         ci95_trajectories: ``(k,)`` the interval across trajectories (NaN for one).
         ci95_windows: ``(k,)`` the batch-means interval over windows along them.
         halves: ``(2, k)`` the averages over the first and second half of the run.
+        method: ``"qr"`` (the Benettin QR method) or ``"exact diagonal"`` (a diagonal
+            recurrence's time averages of ``ln |a_{t,j}|``, one per mode, no QR;
+            ``per_trajectory`` then keeps the modes' order, not each row's).
     """
 
     exponents: FloatArray
@@ -112,6 +115,7 @@ class LyapunovSpectrum(Displayable):
     ci95_trajectories: FloatArray | None = None
     ci95_windows: FloatArray | None = None
     halves: FloatArray | None = None
+    method: str = "qr"
 
     @property
     def exponents_log10(self) -> FloatArray:

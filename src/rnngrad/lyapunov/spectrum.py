@@ -35,6 +35,7 @@ from typing import Literal
 
 import numpy as np
 import torch
+from numpy.typing import NDArray
 from torch import nn
 
 from rnngrad._types import FloatArray
@@ -60,6 +61,7 @@ __all__ = [
     "kaplan_yorke_dimension",
     "lyapunov_spectrum",
     "random_tanh_network",
+    "resolved_from_neighbours",
     "student_t_975",
 ]
 
@@ -130,8 +132,10 @@ def lyapunov_spectrum(
     direction: int = 0,
     dtype: torch.dtype | None = torch.float64,
     progress: ProgressSpec = True,
+    method: Literal["auto", "qr", "exact"] = "auto",
 ) -> LyapunovSpectrum:
-    """The first ``k`` Lyapunov exponents by the QR (Benettin) method.
+    """The first ``k`` Lyapunov exponents by the QR (Benettin) method, or exactly for a
+    diagonal recurrence.
 
     Args:
         system: an ``nn.RNN``/``nn.LSTM``/``nn.GRU``, one of their cells, a model
@@ -170,6 +174,15 @@ def lyapunov_spectrum(
         progress: ``True``: a progress bar in a terminal or notebook (see
             :mod:`rnngrad.progress`); ``False``: none; a callable: called as
             ``progress(t, steps)`` every ``steps // 100`` steps.
+        method: ``"auto"``: exact for a diagonal recurrence of :mod:`rnngrad.modern`
+            (the time averages of ``ln |a_{t,j}|``, :mod:`rnngrad.lyapunov.diagonal`),
+            QR otherwise; ``"qr"``: the QR method whatever the system (a check);
+            ``"exact"``: refused for a system that is not diagonal.
+
+    The QR route marks an exponent unreliable when its interval overlaps a
+    neighbour's: two exponents the run has not resolved from each other are mixed by
+    the basis (it aligns with their modes only over ``1 / gap`` steps), and the
+    estimate of each can sit outside its interval.
 
     Raises:
         InvalidInputError: ``k`` out of range, ``steps <= warmup``, and the like.
@@ -185,6 +198,21 @@ def lyapunov_spectrum(
     )  # fmt: skip
     dynamics, inputs = chosen.dynamics, chosen.inputs
     count = exponent_count(dynamics, k)
+    if method not in ("auto", "qr", "exact"):
+        raise InvalidInputError(f"method must be 'auto', 'qr' or 'exact', got {method!r}")
+    if method == "exact" and chosen.diagonal is None:
+        raise InvalidInputError(
+            "method='exact' applies to a diagonal recurrence (rnngrad.modern's layers); "
+            "this system's Jacobian is not diagonal: use the QR method"
+        )
+    if chosen.diagonal is not None and method != "qr":
+        from rnngrad.lyapunov.diagonal import exact_diagonal_spectrum
+
+        return exact_diagonal_spectrum(
+            chosen.diagonal, chosen, steps=steps, warmup=warmup, batch=batch, count=count,
+            checkpoints=checkpoints, generator=torch.Generator().manual_seed(seed),
+            boundaries=_boundaries(steps, checkpoints),
+        )  # fmt: skip
     from rnngrad.limits import check_memory
 
     itemsize = torch.tensor([], dtype=dynamics.dtype).element_size()
@@ -201,6 +229,21 @@ def lyapunov_spectrum(
             reorth=reorth, qr=qr, checkpoints=checkpoints, generator=generator, progress=report,
             chosen=chosen,
         )  # fmt: skip
+
+
+def resolved_from_neighbours(exponents: FloatArray, ci95: FloatArray) -> NDArray[np.bool_]:
+    """``(k,)``: each exponent's interval lies clear of its neighbours' (descending
+    ``exponents``, half-widths ``ci95``; a NaN half-width, or exact equality of
+    non-finite values, cannot be judged and counts as clear)."""
+    count = exponents.size
+    clear = np.ones(count, dtype=bool)
+    with np.errstate(invalid="ignore"):
+        gaps = exponents[:-1] - exponents[1:]
+        widths = ci95[:-1] + ci95[1:]
+        apart = ~(gaps <= widths)  # NaN (unknown width, -inf - -inf) counts as apart
+    clear[:-1] &= apart
+    clear[1:] &= apart
+    return clear
 
 
 def _boundaries(steps: int, checkpoints: int) -> tuple[set[int], list[int]]:
@@ -303,7 +346,12 @@ def _qr_spectrum(
     ci95[exact_zero | ~np.isfinite(ci95)] = np.nan
     history = torch.stack(running).cpu().numpy()
     history = -np.sort(-history, axis=1)
-    reliable = np.isfinite(mean) & windows.halves_agree & windows.windows_independent
+    reliable = (
+        np.isfinite(mean)
+        & windows.halves_agree
+        & windows.windows_independent
+        & resolved_from_neighbours(mean, ci95)
+    )
     return LyapunovSpectrum(
         exponents=mean,
         per_trajectory=per_trajectory,

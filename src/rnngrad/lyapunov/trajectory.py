@@ -55,6 +55,8 @@ class MeasuredSystem:
     layer: int | None = None
     direction: int = 0
     converted_from: str | None = None
+    #: The diagonal recurrence itself, when the system is one (its exponents are exact).
+    diagonal: Any = None
 
 
 def _diagonal_dynamics(layer: Any) -> Dynamics:
@@ -162,7 +164,7 @@ def measured_system(
     if isinstance(rnn, DiagonalRecurrence):
         if layer is not None or direction != 0:
             raise InvalidInputError(f"{type(rnn).__name__} has one layer and one direction")
-        return MeasuredSystem(_diagonal_dynamics(rnn), inputs, name, None, 0, converted)
+        return MeasuredSystem(_diagonal_dynamics(rnn), inputs, name, None, 0, converted, rnn)
     layout = describe_module(rnn)
     if layer is not None and not 0 <= layer < layout.num_layers:
         raise InvalidInputError(f"layer must be in 0..{layout.num_layers - 1}, got {layer}")
