@@ -64,3 +64,17 @@ def relative_error(value: np.ndarray | float, reference: np.ndarray | float) -> 
     reference = np.asarray(reference, dtype=np.float64)
     scale = max(float(np.max(np.abs(reference))), 1e-300)
     return float(np.max(np.abs(value - reference)) / scale)
+
+
+def diagonal_log_moduli_autograd(
+    layer: torch.nn.Module, inputs: torch.Tensor, h0: torch.Tensor
+) -> np.ndarray:
+    """``ln|dh_t/dh_{t-1}|`` ``(T, B, N)`` of every mode of a diagonal recurrence, step
+    by step: the diagonal of the Jacobian of the layer's own ``step`` by autograd, along
+    the trajectory its ``step`` makes (independent of its scan and ``state_jacobian``)."""
+    rows, state = [], h0
+    for x in inputs:
+        jacobian = torch.func.vmap(torch.func.jacrev(layer.step, argnums=1))(x, state)
+        rows.append(torch.diagonal(jacobian, dim1=-2, dim2=-1).abs().log())
+        state = layer.step(x, state)
+    return torch.stack(rows).detach().numpy()

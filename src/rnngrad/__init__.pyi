@@ -28,6 +28,7 @@ from .monitor.monitor import GradientMonitor
 from .profile.calls import profile_call
 from .profile.cell import cell_gradient_profile
 from .profile.front import GradientProfile, LayerProfile, gradient_profile, gradient_profiles
+from .selective.criterion import SelectiveSpectrum, selective_spectrum
 from .theory.activations import (
     Activation,
     Saturation,
@@ -94,6 +95,7 @@ __all__ = [
     "Saturation",
     "ScalarChainRule",
     "ScalarPhaseDiagram",
+    "SelectiveSpectrum",
     "ShapeError",
     "SpectrumVerdict",
     "TransientGrowth",
@@ -128,6 +130,7 @@ __all__ = [
     "scalar_chain_rule",
     "scalar_inputs",
     "scalar_phase_diagram",
+    "selective_spectrum",
     "spectrum_verdict",
     "to_float",
     "transient_growth",

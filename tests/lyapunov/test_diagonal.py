@@ -11,6 +11,7 @@ from torch import nn
 from rnngrad import CellDynamics, lyapunov_spectrum
 from rnngrad.errors import InvalidInputError
 from rnngrad.modern import LRU, IndRNN, MinGRU
+from tests.reference import diagonal_log_moduli_autograd
 
 
 def test_the_lrus_exponents_are_the_log_moduli_of_its_eigenvalues() -> None:
@@ -24,18 +25,6 @@ def test_the_lrus_exponents_are_the_log_moduli_of_its_eigenvalues() -> None:
     assert result.method == "exact diagonal" and result.factorisations == 0
     np.testing.assert_allclose(result.exponents, expected, rtol=1e-12)
     assert np.all(result.ci95 < 1e-12) and result.reliable.all()
-
-
-def _autograd_log_moduli(layer: nn.Module, inputs: torch.Tensor, h0: torch.Tensor) -> np.ndarray:
-    """``ln|dh_t/dh_{t-1}|`` of every mode, step by step: the diagonal of the Jacobian of
-    the layer's own ``step`` by autograd (the reference, independent of its scan and of
-    its ``state_jacobian``)."""
-    rows, state = [], h0
-    for x in inputs:
-        jacobian = torch.func.vmap(torch.func.jacrev(layer.step, argnums=1))(x, state)
-        rows.append(torch.diagonal(jacobian, dim1=-2, dim2=-1).abs().log())
-        state = layer.step(x, state)
-    return torch.stack(rows).detach().numpy()
 
 
 @pytest.mark.parametrize("kind", ["mingru", "indrnn"])
@@ -61,7 +50,7 @@ def test_time_varying_exponents_are_time_averages_of_log_coefficients(kind: str)
         batch=batch, length=steps, seed=0,
     ).dynamics  # fmt: skip
     h0 = dynamics.initial_state(batch, torch.Generator().manual_seed(0))
-    logs = _autograd_log_moduli(layer, inputs, h0)
+    logs = diagonal_log_moduli_autograd(layer, inputs, h0)
     per_mode = logs.mean(axis=(0, 1))
     finite = np.isfinite(per_mode)
     expected = np.sort(per_mode[finite])[::-1]

@@ -103,8 +103,9 @@ def test_the_korean_catalog_keeps_its_glossary() -> None:
     for english, korean in messages.items():
         for word in avoid:
             assert word not in korean, f"{word!r} ({avoid[word]}) in: {korean}"
+        words = re.sub(r"\{\w+\}", "", english)  # a field's name is not a word of the text
         for term, translation in glossary.items():
-            if re.search(re.escape(term), english, flags=re.IGNORECASE):
+            if re.search(re.escape(term), words, flags=re.IGNORECASE):
                 assert translation in korean, f"{term!r} -> {translation!r} missing: {korean}"
     everything = "\n".join(messages.values())
     for term in ("vanishing", "exploding", "eigenvalue", "singular value", "transient growth",

@@ -164,6 +164,15 @@ def _draw(figure: Figure, plt: Any) -> Any:
     drawing, axis = plt.subplots(figsize=(6.4, 3.8))
     previous: tuple[list[float], list[float]] | None = None
     for trace in figure.traces:
+        if trace.kind == "heatmap":
+            import numpy as np
+
+            values = np.array([[math.nan if v is None else v for v in clean(row)]
+                               for row in (trace.z or [])], dtype=float)  # fmt: skip
+            image = axis.pcolormesh(list(trace.x), list(trace.y), values, cmap="viridis",
+                                    shading="nearest")  # fmt: skip
+            drawing.colorbar(image, ax=axis, label=trace.z_label)
+            continue
         if trace.kind == "bar":
             heights = [math.nan if v is None else float(v) for v in clean(trace.y)]
             axis.bar([str(v) for v in trace.x], heights, label=trace.name, color=trace.color)

@@ -36,7 +36,7 @@ class Trace:
     mode: str = "lines"  # "lines", "markers" or "lines+markers"
     dash: bool = False
     fixed: bool = False  # shown whatever the page's selector picks (a unit circle)
-    kind: str = "scatter"  # "scatter" or "bar"
+    kind: str = "scatter"  # "scatter", "bar" or "heatmap" (``z`` over ``x`` by ``y``)
     #: A band (over seeds, say) is two traces: its lower ``"edge"`` and then its upper
     #: edge ``"band"``, shaded down to the edge; neither has a line or a legend entry.
     fill: str = ""
@@ -47,6 +47,9 @@ class Trace:
     color: str | None = None
     #: A marker that must stand out (a prediction drawn over a measurement): ``"diamond"``.
     symbol: str = ""
+    #: A heat map's values, one row per ``y`` (``None`` for a gap), and its colour bar.
+    z: Sequence[Sequence[float | None]] | None = None
+    z_label: str = ""
 
     @property
     def key(self) -> str:
@@ -154,6 +157,11 @@ def _rgba(colour: str, alpha: float) -> str:
 
 def _plotly_trace(trace: Trace) -> dict[str, Any]:
     spec: dict[str, Any]
+    if trace.kind == "heatmap":
+        rows = [clean(row) for row in (trace.z or [])]
+        return {"type": "heatmap", "name": trace.name, "x": list(trace.x), "y": list(trace.y),
+                "z": rows, "colorscale": "Viridis",
+                "colorbar": {"title": {"text": trace.z_label}}}  # fmt: skip
     if trace.kind == "bar":
         spec = {"type": "bar", "name": trace.name, "x": list(trace.x), "y": clean(trace.y)}
         if trace.color:
