@@ -20,7 +20,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from rnngrad.errors import InvalidInputError
+from rnngrad.errors import UnsupportedModuleError
 
 __all__ = [
     "FUSED_KERNELS",
@@ -36,10 +36,6 @@ __all__ = [
 ]
 
 CellKind = Literal["rnn_tanh", "rnn_relu", "lstm", "gru", "custom"]
-
-
-class UnsupportedModuleError(InvalidInputError):
-    """A module rnngrad cannot profile (not nn.RNN, nn.LSTM or nn.GRU)."""
 
 
 @dataclass(frozen=True)

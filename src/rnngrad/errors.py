@@ -22,6 +22,7 @@ __all__ = [
     "ShapeError",
     "UnknownActivationError",
     "UnsafeFileError",
+    "UnsupportedModuleError",
     "WeightFileError",
     "calling_user_code",
 ]
@@ -92,3 +93,8 @@ def calling_user_code(what: str) -> Iterator[None]:
         text = str(error).strip()
         detail = text.splitlines()[0] if text else "(no message)"
         raise ModelError(f"{what} raised {type(error).__name__}: {detail}") from error
+
+
+class UnsupportedModuleError(InvalidInputError):
+    """A module rnngrad cannot profile (not nn.RNN, nn.LSTM or nn.GRU, nor a layer it
+    reads through one of its protocols)."""

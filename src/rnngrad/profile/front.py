@@ -287,6 +287,16 @@ def gradient_profile(
     """
     from rnngrad.profile.precision import cast_floating, converted_copy, flush_note, precision_plan
 
+    selective = _selective_blocks(model, module)
+    if selective:
+        from rnngrad.profile.selective import selective_profile
+
+        if hx is not None or lengths is not None:
+            raise InvalidInputError("hx= and lengths= apply to nn.RNN, nn.LSTM and nn.GRU")
+        return selective_profile(
+            model, _as_arguments(inputs), selective, loss=loss, keep_gradients=keep_gradients,
+            tolerance=tolerance,
+        )  # fmt: skip
     precision = precision_plan(find_recurrent_module(model, module)[1], dtype)
     if precision.compute is not None:
         model = converted_copy(model, precision.compute)
@@ -304,6 +314,19 @@ def gradient_profile(
         profile.steps,
     )  # fmt: skip
     return replace(profile, source_dtype=precision.source, precision_note=note)
+
+
+def _selective_blocks(model: nn.Module, module: str | None) -> list[tuple[str, nn.Module]]:
+    """The selective scans to profile (mambapy's blocks, the protocol's layers): the one
+    named, or all of them in a model that has no other recurrent module."""
+    from rnngrad.cells import find_recurrent_modules
+    from rnngrad.modern.selective import is_selective_scan, selective_blocks
+
+    if module is not None:
+        found = dict(model.named_modules()).get(module)
+        return [(module, found)] if found is not None and is_selective_scan(found) else []
+    blocks = selective_blocks(model)
+    return blocks if blocks and not find_recurrent_modules(model) else []
 
 
 def _profile(

@@ -1,0 +1,133 @@
+"""Exact per-token gradients of the selective scans in a model (mambapy's Mamba, a layer
+of the selective-scan protocol of :mod:`rnngrad.modern.selective`).
+
+One forward pass runs every block's recursion through rnngrad's own scan with a zero
+probe added to the states (batch first, ``(B, L, *state)``); ``dL/dprobe`` is each
+block's direct gradient ``G_t`` and the total is the adjoint scan
+``g_t = G_t + a_{t+1} g_{t+1}`` with the block's own coefficients ``a_t`` (Mamba's
+``exp(Delta_t A)``); the same scan from the last loss-bearing step's ``G`` alone is the
+carried gradient the verdict reads. Each block is one layer of the profile, its state
+flattened (``ED * N`` per token for Mamba).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from rnngrad.cells import RecurrentLayout
+from rnngrad.errors import InvalidInputError, calling_user_code
+from rnngrad.modern.scan import diagonal_adjoint, linear_scan
+from rnngrad.modern.selective import scans_through
+from rnngrad.profile.carried import carried_norms, carried_seed
+from rnngrad.profile.model_call import forked_rng, scalar_loss
+from rnngrad.profile.result import GradientProfile, LossSpec
+from rnngrad.profile.summary import gradient_norms, summarise
+
+__all__ = ["selective_profile"]
+
+
+def selective_profile(
+    model: nn.Module,
+    arguments: tuple[Any, ...],
+    blocks: list[tuple[str, nn.Module]],
+    *,
+    loss: LossSpec,
+    keep_gradients: bool,
+    tolerance: float,
+) -> GradientProfile:
+    """The profile of every selective scan in ``blocks`` (inside ``model``), one layer each.
+
+    ``loss``: a callable on the model's output, or ``"last"``/``"sum"``: half the squared
+    norm of the output at the last token (batch first, ``output[:, -1]``) or everywhere.
+    """
+    saved: dict[str, dict[str, torch.Tensor]] = {}
+
+    def scan_of(name: str) -> Any:
+        def scan(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+            if name in saved:
+                raise InvalidInputError(
+                    f"{name or 'the block'} ran its scan more than once in one forward pass; "
+                    "a selective scan is profiled over one call"
+                )
+            states = linear_scan(a.transpose(0, 1), b.transpose(0, 1)).transpose(0, 1)
+            probe = torch.zeros_like(states, requires_grad=True)
+            saved[name] = {"a": a.detach(), "probe": probe, "states": states.detach()}
+            return states + probe
+
+        return scan
+
+    with forked_rng(arguments):
+        with _all_scans_through(blocks, scan_of), calling_user_code(type(model).__name__):
+            output = model(*arguments)
+        missing = [name for name, _ in blocks if name not in saved]
+        if missing:
+            raise InvalidInputError(f"the model never ran the selective scan {missing[0]!r}")
+        if callable(loss):
+            with calling_user_code("the loss"):
+                value = loss(output)
+        elif loss == "last":
+            value = 0.5 * (output[:, -1] ** 2).sum()
+        elif loss == "sum":
+            value = 0.5 * (output**2).sum()
+        else:
+            raise InvalidInputError(f"unknown loss {loss!r}; expected 'last', 'sum' or a callable")
+        probes = [saved[name]["probe"] for name, _ in blocks]
+        directs = torch.autograd.grad(scalar_loss(value), probes, allow_unused=True)
+    layers = []
+    for index, ((name, _), direct) in enumerate(zip(blocks, directs, strict=True)):
+        states = saved[name]["states"]
+        steps, batch = int(states.shape[1]), int(states.shape[0])
+        flat = (steps, batch, -1)  # time-major, the state flattened
+        coefficients = saved[name]["a"].transpose(0, 1).reshape(flat)
+        given = torch.zeros_like(states) if direct is None else direct.detach()
+        direct_flat = given.transpose(0, 1).reshape(flat)
+        with torch.no_grad():
+            total = diagonal_adjoint(direct_flat, coefficients)
+            seed = carried_seed(direct_flat)
+            carried = carried_norms(seed, diagonal_adjoint(seed.h, coefficients))
+        layers.append(
+            summarise(
+                index,
+                0,
+                gradient_norms(total),
+                float("nan"),
+                carried=carried,
+                tolerance=tolerance,
+                grad=total.transpose(0, 1).clone() if keep_gradients else None,
+            )
+        )
+    first = saved[blocks[0][0]]["states"]
+    layout = RecurrentLayout(
+        kind="custom", input_size=int(first.shape[2]), hidden_size=int(first[0, 0].numel()),
+        proj_size=0, num_layers=len(blocks), bidirectional=False, batch_first=True, bias=True,
+        dropout=0.0,
+    )  # fmt: skip
+    steps, batch = int(first.shape[1]), int(first.shape[0])
+    return GradientProfile(
+        layout=layout,
+        module_name=blocks[0][0] if len(blocks) == 1 else type(model).__name__,
+        steps=steps,
+        batch=batch,
+        loss=loss if isinstance(loss, str) else "custom",
+        loss_value=float(value.detach()),
+        dtype=str(first.dtype).removeprefix("torch."),
+        layers=tuple(layers),
+        lengths=np.full(batch, steps, dtype=np.int64),
+    )
+
+
+@contextmanager
+def _all_scans_through(
+    blocks: list[tuple[str, nn.Module]], scan_of: Callable[[str], Any]
+) -> Iterator[None]:
+    """Every block's recursion through its own probed scan, for the ``with`` block."""
+    with ExitStack() as stack:
+        for name, block in blocks:
+            stack.enter_context(scans_through(block, scan_of(name)))
+        yield
