@@ -239,7 +239,7 @@ def profile(
             _ratio_text(lp.log10_ratio),
             "—" if lp.decay_rate is None else f"{lp.decay_rate:.3g}",
             ">T" if lp.horizon is None else str(lp.horizon),
-            f"{lp.saturation:.1%}",
+            f"{lp.saturation:.1%}" if math.isfinite(lp.saturation) else "—",
             _sparkline(list(lp.log10_grad_norm), width=20),
         )
     console.print(table)

@@ -48,7 +48,10 @@ from numpy.typing import NDArray
 
 from rnngrad._types import FloatArray
 
-__all__ = ["WindowStatistics", "student_t_975", "window_statistics"]
+__all__ = ["WINDOWS", "WindowStatistics", "student_t_975", "window_boundaries", "window_statistics"]
+
+#: Windows along the measured steps for the batch-means interval.
+WINDOWS = 10
 
 
 # Two-sided 95% quantiles of Student's t, t_{0.975, df} for df = 1..30.
@@ -185,3 +188,12 @@ def window_statistics(
         correlation=correlation,
         windows_independent=independent,
     )
+
+
+def window_boundaries(steps: int, checkpoints: int) -> tuple[set[int], list[int]]:
+    """Checkpoint steps of the running estimate, and the window edges (``0`` first)."""
+    every = max(1, steps // max(1, checkpoints))
+    marks = {*range(every, steps + 1, every), steps}
+    windows = min(WINDOWS, steps)
+    edges = sorted({round(w * steps / windows) for w in range(windows + 1)})
+    return marks, edges

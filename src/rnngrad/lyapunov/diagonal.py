@@ -23,12 +23,12 @@ import numpy as np
 import torch
 
 from rnngrad._types import FloatArray
-from rnngrad.lyapunov.batch_means import window_statistics
+from rnngrad.lyapunov.batch_means import window_boundaries, window_statistics
 from rnngrad.lyapunov.dynamics import Dynamics
 from rnngrad.lyapunov.result import LyapunovSpectrum, kaplan_yorke_dimension
 from rnngrad.lyapunov.trajectory import DrivingInputs, MeasuredSystem, check_finite
 
-__all__ = ["diagonal_log_moduli", "exact_diagonal_spectrum"]
+__all__ = ["diagonal_log_moduli", "exact_diagonal_spectrum", "exponents_from_log_moduli"]
 
 
 def diagonal_log_moduli(layer: Any, inputs: torch.Tensor, h0: torch.Tensor) -> torch.Tensor:
@@ -78,14 +78,39 @@ def exact_diagonal_spectrum(
         check_finite(state, warmup)
         sequence = torch.stack([source(warmup + t) for t in range(steps)])
         logs = diagonal_log_moduli(layer, sequence, _state_of(layer, state))
-    values: FloatArray = logs.cpu().numpy()  # (T, B, n)
+    return exponents_from_log_moduli(
+        logs.cpu().numpy(), count=count, boundaries=boundaries, warmup=warmup,
+        module_name=chosen.module_name, layer=chosen.layer, direction=chosen.direction,
+        dtype=str(dynamics.dtype).removeprefix("torch."), converted_from=chosen.converted_from,
+    )  # fmt: skip
+
+
+def exponents_from_log_moduli(
+    values: FloatArray,
+    *,
+    count: int | None = None,
+    boundaries: tuple[set[int], list[int]] | None = None,
+    warmup: int = 0,
+    module_name: str = "",
+    layer: int | None = None,
+    direction: int = 0,
+    dtype: str = "float64",
+    converted_from: str | None = None,
+) -> LyapunovSpectrum:
+    """The exponents of a diagonal recurrence from its ``ln |a_{t,b,j}|`` ``(T, B, n)``
+    along ``B`` trajectories: each mode's time average, the ``count`` largest (all by
+    default) in descending order of their batch mean, with batch-means intervals over
+    the windows ``boundaries`` (the running estimate's checkpoints and the window
+    edges; by default 100 checkpoints and ten windows)."""
+    steps, batch, size = values.shape
+    count = size if count is None else count
+    marks, edges = window_boundaries(steps, 100) if boundaries is None else boundaries
     means = values.mean(axis=(0, 1))
     order = np.argsort(-np.nan_to_num(means, nan=-np.inf), kind="stable")[:count]
     chosen_values = values[:, :, order]
     cumulative = np.concatenate(
         [np.zeros((1, batch, count)), np.cumsum(chosen_values, axis=0)], axis=0
     )  # (T + 1, B, k)
-    marks, edges = boundaries
     windows = window_statistics(cumulative[np.asarray(edges)], np.asarray(edges, np.int64))
     per_trajectory = cumulative[-1] / steps
     exponents = per_trajectory.mean(axis=0)
@@ -99,7 +124,7 @@ def exact_diagonal_spectrum(
         per_trajectory=per_trajectory,
         ci95=ci95,
         total=float(exponents.sum()),
-        kaplan_yorke_dim=kaplan_yorke_dimension(exponents, complete=count == values.shape[2]),
+        kaplan_yorke_dim=kaplan_yorke_dimension(exponents, complete=count == size),
         lambda1_two_trajectories=float(exponents[0]),
         running_steps=running_steps,
         running=running,
@@ -108,12 +133,12 @@ def exact_diagonal_spectrum(
         warmup=warmup,
         reorth="none",
         batch=batch,
-        state_size=values.shape[2],
-        module_name=chosen.module_name,
-        layer=chosen.layer,
-        direction=chosen.direction,
-        dtype=str(dynamics.dtype).removeprefix("torch."),
-        converted_from=chosen.converted_from,
+        state_size=size,
+        module_name=module_name,
+        layer=layer,
+        direction=direction,
+        dtype=dtype,
+        converted_from=converted_from,
         exact_zero=exact_zero,
         factorisations=0,
         qr="none",

@@ -41,7 +41,7 @@ from torch import nn
 from rnngrad._types import FloatArray
 from rnngrad.devices import drawn
 from rnngrad.errors import InvalidInputError
-from rnngrad.lyapunov.batch_means import student_t_975
+from rnngrad.lyapunov.batch_means import student_t_975, window_boundaries
 from rnngrad.lyapunov.dynamics import Dynamics
 from rnngrad.lyapunov.orthonormal import QR_METHODS, QRMethod
 from rnngrad.lyapunov.result import LyapunovSpectrum, kaplan_yorke_dimension
@@ -64,10 +64,6 @@ __all__ = [
     "resolved_from_neighbours",
     "student_t_975",
 ]
-
-
-# Windows along the measured steps for the batch-means interval (rnngrad.lyapunov.batch_means).
-WINDOWS = 10
 
 
 def random_tanh_network(
@@ -211,7 +207,7 @@ def lyapunov_spectrum(
         return exact_diagonal_spectrum(
             chosen.diagonal, chosen, steps=steps, warmup=warmup, batch=batch, count=count,
             checkpoints=checkpoints, generator=torch.Generator().manual_seed(seed),
-            boundaries=_boundaries(steps, checkpoints),
+            boundaries=window_boundaries(steps, checkpoints),
         )  # fmt: skip
     from rnngrad.limits import check_memory
 
@@ -246,15 +242,6 @@ def resolved_from_neighbours(exponents: FloatArray, ci95: FloatArray) -> NDArray
     return clear
 
 
-def _boundaries(steps: int, checkpoints: int) -> tuple[set[int], list[int]]:
-    """Checkpoint steps of the running estimate, and the window edges (``0`` first)."""
-    every = max(1, steps // max(1, checkpoints))
-    marks = {*range(every, steps + 1, every), steps}
-    windows = min(WINDOWS, steps)
-    edges = sorted({round(w * steps / windows) for w in range(windows + 1)})
-    return marks, edges
-
-
 def _qr_spectrum(
     dynamics: Dynamics,
     source: DrivingInputs,
@@ -278,7 +265,7 @@ def _qr_spectrum(
     part = dynamics.tangent_slice
     # The basis is factored at every window edge (ten per run), so that the windows are
     # exact; a checkpoint records the estimate as of the latest factorisation.
-    marks, edges = _boundaries(steps, checkpoints)
+    marks, edges = window_boundaries(steps, checkpoints)
     forced = set(edges)
     interval = 1 if reorth == "auto" else reorth
     factorisations = 0

@@ -208,8 +208,11 @@ class GradientMonitor:
                 f"GradientMonitor needs the model (an nn.Module), got {type(model).__name__}"
             )
         from rnngrad.cells import find_recurrent_module, find_recurrent_modules
+        from rnngrad.modern.selective import is_selective_scan, selective_blocks
 
-        if module is not None or len(find_recurrent_modules(model)) < 2:
+        named = dict(model.named_modules()).get(module) if module is not None else None
+        selective = is_selective_scan(named) if named is not None else bool(selective_blocks(model))
+        if not selective and (module is not None or len(find_recurrent_modules(model)) < 2):
             find_recurrent_module(model, module)  # there, and named when there are several
         if every is not None and (isinstance(every, bool) or not isinstance(every, int)):
             raise InvalidInputError(f"every must be a whole number, got {every!r}")
