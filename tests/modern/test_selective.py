@@ -146,3 +146,31 @@ def test_the_fused_cuda_kernel_is_refused_naming_the_protocol() -> None:
     with pytest.raises(UnsupportedModuleError, match="scan\\(a, b\\)"):
         gradient_profile(model, torch.randn(1, 5, 4))
     assert type(block).__name__ == "MambaBlock"
+
+
+def test_mambas_selective_eigenvalues_are_exp_delta_a() -> None:
+    """The criterion of each Mamba block: ln|a_t| = Delta_t A_j for every token, channel
+    and state mode, recomputed here from the block's own projections; the exact Lyapunov
+    exponents are their time averages."""
+    from rnngrad.lyapunov.diagonal import exponents_from_log_moduli
+    from rnngrad.selective.criterion import selective_spectra
+
+    torch.manual_seed(3)
+    config = mamba.MambaConfig(d_model=4, n_layers=2, d_state=3, expand_factor=2)
+    model = mamba.Mamba(config).double()
+    x = torch.randn(2, 10, 4, dtype=torch.float64)
+    spectra = selective_spectra(model, x)
+    assert [s.module_name for s in spectra] == ["layers.0.mixer", "layers.1.mixer"]
+    block, norm = model.layers[0].mixer, model.layers[0].norm
+    with torch.no_grad():
+        inner = block.in_proj(norm(x)).chunk(2, dim=-1)[0]
+        inner = nn.functional.silu(block.conv1d(inner.transpose(1, 2))[:, :, :10].transpose(1, 2))
+        delta = block.x_proj(inner)[..., : config.dt_rank]
+        delta = nn.functional.softplus(block.dt_proj(delta))
+        rates = -torch.exp(block.A_log.float()).double()
+        expected = (delta.unsqueeze(-1) * rates).transpose(0, 1).reshape(10, 2, -1).numpy()
+    np.testing.assert_allclose(spectra[0].log_abs, expected, rtol=1e-6, atol=1e-12)
+    exponents = exponents_from_log_moduli(spectra[0].log_abs)
+    np.testing.assert_allclose(
+        np.sort(exponents.exponents), np.sort(expected.mean(axis=(0, 1))), rtol=1e-10
+    )

@@ -34,7 +34,13 @@ from rnngrad.show.display import Displayable, Summary, number
 from rnngrad.show.figure import Figure, Trace
 from rnngrad.show.i18n import t
 
-__all__ = ["KEPT_FRACTION", "SelectiveSpectrum", "selective_spectrum", "selective_summary"]
+__all__ = [
+    "KEPT_FRACTION",
+    "SelectiveSpectrum",
+    "selective_spectra",
+    "selective_spectrum",
+    "selective_summary",
+]
 
 #: A mode keeps a signal over the sequence when at least ``e^-2`` of it is left.
 KEPT_FRACTION = math.exp(-2.0)
@@ -184,14 +190,78 @@ def selective_spectrum(
     along the trajectory that ``inputs`` drive (one forward pass, no gradient).
 
     Args:
-        model: a diagonal recurrence of :mod:`rnngrad.modern`, or a model that calls
-            one (found as :func:`rnngrad.gradient_profile` finds it).
+        model: a diagonal recurrence of :mod:`rnngrad.modern`, a selective scan (mambapy's
+            Mamba block, a layer of the protocol of :mod:`rnngrad.modern.selective`), or a
+            model that calls one (found as :func:`rnngrad.gradient_profile` finds it; in a
+            model of several selective blocks, the first unless ``module`` names one).
         inputs: the model's input (a tensor, or a tuple of its arguments).
         module: the recurrence's name, when the model has several.
 
     Raises:
         InvalidInputError: the recurrence is not diagonal, or the model never calls it.
     """
+    return selective_spectra(model, inputs, module=module)[0]
+
+
+def selective_spectra(
+    model: nn.Module, inputs: Any, *, module: str | None = None
+) -> list[SelectiveSpectrum]:
+    """:func:`selective_spectrum` of every selective block of ``model`` (a Mamba stack:
+    one per layer), or of its one diagonal recurrence, in registration order."""
+    from rnngrad.modern.selective import is_selective_scan, selective_blocks
+
+    arguments = inputs if isinstance(inputs, tuple) else (inputs,)
+    named = dict(model.named_modules()).get(module) if module is not None else None
+    if named is not None and is_selective_scan(named):
+        blocks = [(str(module), named)]
+    else:
+        blocks = [] if module is not None else selective_blocks(model)
+    if blocks:
+        return [
+            _statistics(logs, name) for name, logs in _scan_coefficients(model, arguments, blocks)
+        ]
+    return [_diagonal_layer(model, arguments, module)]
+
+
+def _scan_coefficients(
+    model: nn.Module, arguments: tuple[Any, ...], blocks: list[tuple[str, nn.Module]]
+) -> list[tuple[str, FloatArray]]:
+    """``ln |a_t|`` ``(T, B, state flattened)`` of every block's scan in one forward."""
+    from contextlib import ExitStack
+
+    from rnngrad.modern.scan import linear_scan
+    from rnngrad.modern.selective import scans_through
+    from rnngrad.profile.model_call import forked_rng
+
+    recorded: dict[str, torch.Tensor] = {}
+
+    def scan_of(name: str) -> Any:
+        def scan(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+            recorded.setdefault(name, a.detach())
+            return linear_scan(a.transpose(0, 1), b.transpose(0, 1)).transpose(0, 1)
+
+        return scan
+
+    with torch.no_grad(), forked_rng(arguments), ExitStack() as stack:
+        for name, block in blocks:
+            stack.enter_context(scans_through(block, scan_of(name)))
+        with calling_user_code(type(model).__name__):
+            model(*arguments)
+    missing = [name for name, _ in blocks if name not in recorded]
+    if missing:
+        raise InvalidInputError(f"the model never ran the selective scan {missing[0]!r}")
+    result = []
+    for name, _ in blocks:
+        a = recorded[name]
+        logs = torch.log(a.abs().double()).transpose(0, 1).reshape(a.shape[1], a.shape[0], -1)
+        result.append((name or type(model).__name__, logs.cpu().numpy()))
+    return result
+
+
+def _diagonal_layer(
+    model: nn.Module, arguments: tuple[Any, ...], module: str | None
+) -> SelectiveSpectrum:
+    """The criterion of a diagonal recurrence of :mod:`rnngrad.modern` in ``model``."""
     from rnngrad.cells import find_recurrent_module
     from rnngrad.modern.base import DiagonalRecurrence
     from rnngrad.profile.model_call import forked_rng, recorded_calls, recurrent_base
@@ -202,7 +272,6 @@ def selective_spectrum(
             f"{name or type(layer).__name__} is not a diagonal recurrence: its eigenvalues "
             "are those of W_hh (rnngrad.recurrent_spectrum), not one per token"
         )
-    arguments = inputs if isinstance(inputs, tuple) else (inputs,)
     seen: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
     original = recurrent_base(type(layer)).forward
 
