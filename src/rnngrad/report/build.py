@@ -28,6 +28,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from rnngrad.errors import InvalidInputError
 from rnngrad.report.models import (
     ReportModel,
     built_in_models,
@@ -40,6 +41,7 @@ from rnngrad.report.section import Section
 from rnngrad.report.sections.lab import lab_section
 from rnngrad.report.sections.lyapunov import lyapunov_section
 from rnngrad.report.sections.profile import profile_section
+from rnngrad.report.sections.selective import selective_sections
 from rnngrad.report.sections.spectrum import model_spectrum_section, spectrum_section
 from rnngrad.report.sections.textbook import (
     activation_section,
@@ -141,6 +143,14 @@ def _build_sections(
             ),
             "non-normal (rho 0.9)": example_matrix("nonnormal", hidden=64, radius=0.9, seed=seed),
         }
+    elif _is_selective(module, recurrent):
+        if inputs is None:
+            raise InvalidInputError(
+                f"{name} is read through its selective scans, whose input size rnngrad cannot "
+                "tell: give the model's input (inputs=, --input FILE)"
+            )
+        models = [ReportModel(name, module, inputs, loss, recurrent)]
+        matrices = {}
     else:
         recurrent_module = recurrent_module_of(module, recurrent)
         layout_inputs = inputs
@@ -158,23 +168,26 @@ def _build_sections(
         matrices = recurrent_blocks(recurrent_module)
     report("the spectrum of W_hh")
     models = [on_device(model, where) for model in models]
+    selective = module is not None and _is_selective(module, recurrent)
     if module is None:
         spectrum = spectrum_section(matrices)
         spectrum.numbers["matrix_explorer_inputs"] = matrix_explorer_inputs()
+    elif selective:
+        spectrum, selective_lyapunov = selective_sections(models[0])
     else:
         spectrum = model_spectrum_section(models[0], matrices, quick, seed, where)
     report("the gradient profiles")
     profile, saturation = profile_section(models, initial=initial)
     activations = activation_section(saturation)
     report("the Lyapunov spectra")
-    lyapunov = lyapunov_section(models, quick, seed, where)
+    lyapunov = selective_lyapunov if selective else lyapunov_section(models, quick, seed, where)
     report("the remedies lab")
     if lab is None and sweep is not None:  # the built-in page shows its own short sweep
         remedies = lab_section(sweep, built_in=True)
     else:
         remedies = lab_section(lab)
     activations.explanation = activation_explanation()
-    spectrum.explanation = spectrum_explanation(model=module is not None)
+    spectrum.explanation = spectrum_explanation(model=module is not None, selective=selective)
     profile.explanation = profile_explanation()
     lyapunov.explanation = lyapunov_explanation()
     if remedies.figures:
@@ -182,9 +195,22 @@ def _build_sections(
     if module is None:  # the textbook's order
         return _numbered([scalar, activations, spectrum, profile, lyapunov, remedies])
     # The reader's model first; the textbook example is the appendix.
-    sections = _numbered([profile, spectrum, lyapunov, activations, remedies])
+    # A selective scan has no tanh between its states: no saturation to show.
+    middle = [] if selective else [activations]
+    sections = _numbered([profile, spectrum, lyapunov, *middle, remedies])
     scalar.title = t("Appendix: the scalar chain rule (the textbook example)")
     return [*sections, scalar]
+
+
+def _is_selective(module: nn.Module, recurrent: str | None) -> bool:
+    """The model is read through its selective scans (mambapy's blocks, the protocol)."""
+    from rnngrad.cells import find_recurrent_modules
+    from rnngrad.modern.selective import is_selective_scan, selective_blocks
+
+    if recurrent is not None:
+        named = dict(module.named_modules()).get(recurrent)
+        return named is not None and is_selective_scan(named)
+    return bool(selective_blocks(module)) and not find_recurrent_modules(module)
 
 
 def _numbered(sections: list[Section]) -> list[Section]:

@@ -71,8 +71,21 @@ def activation_explanation() -> str:
     ))  # fmt: skip
 
 
-def spectrum_explanation(model: bool) -> str:
-    """From one unit to many: the Jacobian, the eigen-decomposition, and its limits."""
+def spectrum_explanation(model: bool, selective: bool = False) -> str:
+    """From one unit to many: the Jacobian, the eigen-decomposition, and its limits; for a
+    selective scan, the eigenvalues that the input chooses token by token."""
+    if selective:
+        return _p(t(
+            r"A selective scan (Mamba) updates each mode of its state by "
+            r"\(h_{t,j} = a_{t,j}\, h_{t-1,j} + b_{t,j}\) with \(a_{t,j} = \exp(\Delta_t A_j)\): "
+            r"its Jacobian \(\partial h_t/\partial h_{t-1} = \operatorname{diag}(a_t)\) is "
+            r"diagonal, so \(a_{t,j}\) are its eigenvalues, and the input \(\Delta_t\) chooses "
+            r"them token by token. The textbook's \(|\lambda| < 1\) becomes a distribution: "
+            r"a mode keeps a signal over \(T\) tokens when "
+            r"\(\prod_t |a_{t,j}| \ge e^{-2}\), its memory lasts about "
+            r"\(-1/\overline{\ln|a_{t,j}|}\) steps, and a token with small \(|a_t|\) resets the "
+            r"memory."
+        ))  # fmt: skip
     text = (
         _p(t(r"With many units, \(h_t = \tanh(W_{hh} h_{t-1} + W_{xh} x_t + b)\) and each "
              r"step contributes the Jacobian"))

@@ -37,6 +37,7 @@ from rnngrad.show.i18n import t
 __all__ = [
     "KEPT_FRACTION",
     "SelectiveSpectrum",
+    "selective_details",
     "selective_spectra",
     "selective_spectrum",
     "selective_summary",
@@ -116,7 +117,15 @@ class SelectiveSpectrum(Displayable):
 
 
 def selective_summary(result: SelectiveSpectrum) -> str:
-    """The criterion in one sentence, in the page's language."""
+    """The criterion in sentences, in the page's language."""
+    return t(
+        "The textbook's |lambda| < 1, made selective: the eigenvalues of this diagonal "
+        "recurrence are its coefficients a_t, chosen token by token."
+    ) + " " + selective_details(result)  # fmt: skip
+
+
+def selective_details(result: SelectiveSpectrum) -> str:
+    """The numbers of the criterion, in one sentence."""
     finite = result.horizon[np.isfinite(result.horizon)]
     median = float(np.median(result.horizon)) if result.horizon.size else math.nan
     lasting = t("without end") if math.isinf(median) else t("{steps} steps", steps=f"{median:.3g}")
@@ -126,11 +135,9 @@ def selective_summary(result: SelectiveSpectrum) -> str:
         else t("the coefficients are the same at every token: a fixed lambda, not selective.")
     )
     return t(
-        "The textbook's |lambda| < 1, made selective: the eigenvalues of this diagonal "
-        "recurrence are its coefficients a_t, chosen token by token. Over T = {steps} "
-        "tokens the median |a| is {median_a}, the median mode's memory lasts {horizon} "
-        "(-1/ln|a|), {kept} of the modes keep e^-2 of a signal over the whole sequence, "
-        "and {tokens}",
+        "Over T = {steps} tokens the median |a| is {median_a}, the median mode's memory "
+        "lasts {horizon} (-1/ln|a|), {kept} of the modes keep e^-2 of a signal over the "
+        "whole sequence, and {tokens}",
         steps=result.steps,
         median_a=f"{result.quantiles[2]:.4g}",
         horizon=lasting,

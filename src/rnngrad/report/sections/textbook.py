@@ -75,6 +75,9 @@ def scalar_section() -> Section:
 
 
 def activation_section(saturation: dict[str, float]) -> Section:
+    """tanh and its derivative, beside the saturated share of each layer's units (layers
+    without tanh units, such as a selective scan's linear state, have none to show)."""
+    saturation = {name: share for name, share in saturation.items() if np.isfinite(share)}
     tanh = get_activation("tanh")
     z = np.linspace(-4, 4, 161)
     figure = Figure(
