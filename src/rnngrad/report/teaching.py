@@ -83,7 +83,7 @@ def spectrum_explanation(model: bool, selective: bool = False) -> str:
             r"them token by token. The textbook's \(|\lambda| < 1\) becomes a distribution: "
             r"a mode keeps a signal over \(T\) tokens when "
             r"\(\prod_t |a_{t,j}| \ge e^{-2}\), its memory lasts about "
-            r"\(-1/\overline{\ln|a_{t,j}|}\) steps, and a token with small \(|a_t|\) resets the "
+            r"\(-1/\langle \ln|a_{t,j}| \rangle_t\) steps, and a token with small \(|a_t|\) resets the "
             r"memory."
         ))  # fmt: skip
     text = (
