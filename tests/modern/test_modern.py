@@ -304,9 +304,10 @@ def test_the_scans_own_backward_passes_gradcheck(kind: str) -> None:
 
 @pytest.mark.parametrize("cell", ["lru", "mingru"])
 def test_the_report_explains_a_modern_cell(cell: str) -> None:
-    """The LRU's spectrum section shows its lambda_j exactly (as 2 x 2 real blocks, whose
-    eigenvalues are lambda and its conjugate); minGRU has no fixed matrix and says so; both
-    get the model's own profile and Lyapunov spectrum."""
+    """Both spectrum sections read the coefficients as eigenvalues token by token (the
+    selective criterion); the LRU's also shows its lambda_j exactly (as 2 x 2 real blocks,
+    whose eigenvalues are lambda and its conjugate), and says its coefficients do not
+    depend on the token; both get the model's own profile and Lyapunov spectrum."""
     from rnngrad.lab.models import LabModel
     from rnngrad.report.build import build_sections
 
@@ -319,8 +320,8 @@ def test_the_report_explains_a_modern_cell(cell: str) -> None:
         numbers = spectrum.numbers["lambda (real form)"]
         lam = model.rnn.eigenvalues().detach().abs().max().item()  # type: ignore[operator]
         assert numbers["spectral_radius"] == pytest.approx(lam, rel=1e-6)
-    else:
-        assert "no fixed recurrent matrix" in spectrum.sentence
+        assert "not selective" in spectrum.sentence
+    assert "made selective" in spectrum.sentence and spectrum.numbers["rnn"]["kept_share"] >= 0
     assert sections["profile"].numbers
     assert "the recurrence" in sections["lyapunov"].numbers  # the model itself, measured
 

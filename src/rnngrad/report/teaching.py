@@ -83,8 +83,8 @@ def spectrum_explanation(model: bool, selective: bool = False) -> str:
             r"them token by token. The textbook's \(|\lambda| < 1\) becomes a distribution: "
             r"a mode keeps a signal over \(T\) tokens when "
             r"\(\prod_t |a_{t,j}| \ge e^{-2}\), its memory lasts about "
-            r"\(-1/\langle \ln|a_{t,j}| \rangle_t\) steps, and a token with small \(|a_t|\) resets the "
-            r"memory."
+            r"\(-1/\langle \ln|a_{t,j}| \rangle_t\) steps, and a token with small "
+            r"\(|a_t|\) resets the memory."
         ))  # fmt: skip
     text = (
         _p(t(r"With many units, \(h_t = \tanh(W_{hh} h_{t-1} + W_{xh} x_t + b)\) and each "

@@ -22,16 +22,18 @@ from rnngrad.selective.criterion import (
 from rnngrad.show.figure import Figure
 from rnngrad.show.i18n import shown, t
 
-__all__ = ["selective_sections"]
+__all__ = ["criterion_section", "selective_sections"]
 
 
 def selective_sections(model: ReportModel) -> tuple[Section, Section]:
     """The spectrum and the Lyapunov sections of a model of selective scans."""
     spectra = selective_spectra(model.module, model.inputs, module=model.recurrent)
-    return _criterion_section(spectra), _lyapunov_section(spectra)
+    return criterion_section(spectra), _lyapunov_section(spectra)
 
 
-def _criterion_section(spectra: list[SelectiveSpectrum]) -> Section:
+def criterion_section(spectra: list[SelectiveSpectrum]) -> Section:
+    """The spectrum section of a diagonal or selective recurrence: its criterion, token by
+    token, one heat map per layer."""
     figures, numbers, stories = [], {}, []
     for index, spectrum in enumerate(spectra):
         figure = selective_figure(spectrum)

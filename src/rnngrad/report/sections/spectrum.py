@@ -63,8 +63,19 @@ def model_spectrum_section(
 
     module = recurrent_module_of(model.module, model.recurrent)
     blocks = spectrum_section(matrices)
-    if isinstance(module, DiagonalRecurrence):  # its eigenvalues are the recurrence, exactly
-        return blocks
+    if isinstance(module, DiagonalRecurrence):
+        # Its coefficients are its eigenvalues token by token (and the LRU's fixed lambda
+        # is the recurrence exactly: its blocks follow).
+        from rnngrad.report.sections.selective import criterion_section
+        from rnngrad.selective.criterion import selective_spectra
+
+        section = criterion_section(selective_spectra(model.module, model.inputs,
+                                                      module=model.recurrent))  # fmt: skip
+        if matrices:
+            section.figures += blocks.figures
+            section.numbers.update(blocks.numbers)
+            section.sentence += " " + blocks.sentence
+        return section
     steps = 60 if quick else 150
     figure = Figure(
         "jacobian_singular_values",
