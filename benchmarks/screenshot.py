@@ -4,7 +4,8 @@ bidirectional LSTM), the built-in page in Korean, and the built-in page's PNG fi
 
 Run: ``make screenshot`` (or ``.venv/bin/python benchmarks/screenshot.py docs``); needs
 Chromium (Debian's package) and Playwright (a test dependency). Writes
-``report.png``, ``report-model.png`` and ``report-ko.png`` into the folder, and the
+``report.png``, ``report-model.png``, ``report-ko.png`` and (with the ssm extra)
+``report-mamba.png`` into the folder, and the
 figures the tutorial shows into its ``figures/``.
 """
 
@@ -37,6 +38,18 @@ def _classifier() -> torch.nn.Module:
     torch.manual_seed(0)
     model: torch.nn.Module = module.Classifier(vocab=100).eval()
     return model
+
+
+def _forecaster() -> tuple[torch.nn.Module, torch.Tensor]:
+    """The example Mamba forecaster (seeded) and a batch of series ``(8, 60, 3)``."""
+    spec = importlib.util.spec_from_file_location("forecaster", EXAMPLES / "mamba_forecaster.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    torch.manual_seed(0)
+    series = torch.cumsum(torch.randn(8, 60, 3, generator=torch.Generator().manual_seed(1)), 1)
+    model: torch.nn.Module = module.Forecaster()
+    return model, series / series.std()
 
 
 def _photograph(page_path: Path, target: Path, chromium: str) -> None:
@@ -77,6 +90,13 @@ def main(folder: str) -> None:
             "rnngrad report: examples/classifier.py:Classifier",
         ),
     }  # fmt: skip
+    if importlib.util.find_spec("mambapy") is not None:  # the ssm extra
+        forecaster, series = _forecaster()
+        name = "examples/mamba_forecaster.py:Forecaster"
+        pages["report-mamba.png"] = (
+            build_sections(module=forecaster, name=name, inputs=series, quick=True),
+            f"rnngrad report: {name}",
+        )
     with tempfile.TemporaryDirectory() as scratch:
         for name, (sections, title) in pages.items():
             lang = "ko" if name.endswith("-ko.png") else "en"
