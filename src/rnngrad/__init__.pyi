@@ -28,6 +28,7 @@ from .monitor.monitor import GradientMonitor
 from .profile.calls import profile_call
 from .profile.cell import cell_gradient_profile
 from .profile.front import GradientProfile, LayerProfile, gradient_profile, gradient_profiles
+from .profile.sensitivity import MemorySensitivity, ParameterSensitivity, memory_sensitivity
 from .selective.criterion import SelectiveSpectrum, selective_spectrum
 from .theory.activations import (
     Activation,
@@ -85,10 +86,12 @@ __all__ = [
     "LayerProfile",
     "LyapunovSpectrum",
     "MeanFieldPrediction",
+    "MemorySensitivity",
     "MissingExtraError",
     "ModuleDynamics",
     "NonFiniteInputError",
     "NumericalError",
+    "ParameterSensitivity",
     "RecurrentLayout",
     "RecurrentSpectrum",
     "RnngradError",
@@ -123,6 +126,7 @@ __all__ = [
     "load_array",
     "lyapunov_spectrum",
     "mean_field_lambda1",
+    "memory_sensitivity",
     "profile_call",
     "recurrent_spectrum",
     "register_activation",

@@ -39,6 +39,10 @@ class IndRNN(DiagonalRecurrence):
         generator: draws ``u ~ U(0, u_max)`` (the global RNG when omitted).
     """
 
+    #: Parameters of which each state entry depends on one entry (the memory sensitivity
+    #: of :mod:`rnngrad.profile.sensitivity` is exact for them).
+    mode_parameters = ("u",)
+
     def __init__(
         self,
         input_size: int,

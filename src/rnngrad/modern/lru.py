@@ -47,6 +47,10 @@ class LRU(DiagonalRecurrence):
 
     complex_state = True
 
+    #: Parameters of which each state entry depends on one entry (the memory sensitivity
+    #: of :mod:`rnngrad.profile.sensitivity` is exact for them).
+    mode_parameters = ("nu_log", "theta_log", "gamma_log")
+
     def __init__(
         self,
         input_size: int,

@@ -1,0 +1,348 @@
+r"""The curse of memory: how strongly the states depend on the recurrence's own parameters.
+
+Zucchet & Orvieto (2024): the gradient carried back through the states can be tame while
+the sensitivity of the states to the recurrence's parameters explodes as its memory
+lengthens. For ``h_t = lambda h_{t-1} + x_t`` with white inputs of variance ``s^2``,
+
+.. math:: \mathbb{E}[h_t^2] = \frac{s^2}{1 - \lambda^2}, \qquad
+          \mathbb{E}\Big[\Big(\frac{\partial h_t}{\partial \lambda}\Big)^2\Big]
+          = \frac{s^2 (1 + \lambda^2)}{(1 - \lambda^2)^3},
+
+which grows without bound as ``|lambda| -> 1`` (stationary values). The LRU's input
+normalisation ``gamma = sqrt(1 - |lambda|^2)`` and its exponential parameterisation of
+``|lambda|`` are the cure they propose.
+
+:func:`memory_sensitivity` measures, for every parameter of a model's diagonal or
+selective recurrence, ``||dh_t/dtheta||_F`` per token and sequence, and the loss's
+``||dL/dtheta||``:
+
+- **per-mode parameters** (each state entry depends on one entry of ``theta``: the LRU's
+  ``nu_log``, ``theta_log``, ``gamma_log``, IndRNN's ``u``, Mamba's ``A_log`` and
+  ``dt_proj.bias``): one forward-mode derivative in the direction of all ones gives
+  every nonzero of the Jacobian at once, so the norm is exact;
+- **other parameters**: Hutchinson's estimate, ``||J||_F^2 = E ||J v||^2`` over random
+  signs ``v``, from ``directions`` forward-mode derivatives, with a 95% interval.
+
+The forward-mode derivatives run the recurrence step by step (dual numbers through the
+layer's own ``step``, or through a sequential scan of a selective block).
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.autograd.forward_ad as fwad
+from torch import nn
+
+from rnngrad._types import FloatArray
+from rnngrad.errors import InvalidInputError, UnsupportedModuleError, calling_user_code
+from rnngrad.show.display import Displayable, Summary, number
+
+__all__ = ["MemorySensitivity", "ParameterSensitivity", "memory_sensitivity"]
+
+#: Per-mode parameters of mambapy's blocks (rnngrad's own layers list theirs in
+#: ``mode_parameters``; a layer of the selective-scan protocol in
+#: ``rnngrad_mode_parameters``).
+MAMBA_MODE_PARAMETERS = ("A_log", "dt_proj.bias")
+
+
+@dataclass(frozen=True)
+class ParameterSensitivity:
+    """One parameter's ``||dh_t/dtheta||`` and ``||dL/dtheta||``.
+
+    Attributes:
+        name: the parameter's name in the recurrence (``"nu_log"``).
+        size: how many numbers it holds.
+        exact: the state norms are exact (a per-mode parameter), not an estimate.
+        state_norm: ``(B, T)`` ``||dh_t/dtheta||_F`` per sequence and token.
+        ci95: ``(B, T)`` the half-width of Hutchinson's 95% interval (zeros when exact).
+        grad_norm: ``||dL/dtheta||`` of the loss.
+        directions: the forward-mode derivatives taken.
+    """
+
+    name: str
+    size: int
+    exact: bool
+    state_norm: FloatArray
+    ci95: FloatArray
+    grad_norm: float
+    directions: int
+
+    @property
+    def mean_state_norm(self) -> FloatArray:
+        """``(T,)`` the mean over the sequences."""
+        result: FloatArray = self.state_norm.mean(axis=0)
+        return result
+
+
+@dataclass(frozen=True, repr=False)
+class MemorySensitivity(Displayable):
+    """Every parameter's sensitivity of one recurrence, beside its states' norms.
+
+    Attributes:
+        module_name: the recurrence's name in the model.
+        state_norm: ``(B, T)`` ``||h_t||`` per sequence and token.
+        parameters: one :class:`ParameterSensitivity` per parameter.
+    """
+
+    module_name: str
+    state_norm: FloatArray
+    parameters: tuple[ParameterSensitivity, ...]
+
+    def parameter(self, name: str) -> ParameterSensitivity:
+        for entry in self.parameters:
+            if entry.name == name:
+                return entry
+        raise InvalidInputError(f"no parameter {name!r}; there are: {self.names}")
+
+    @property
+    def names(self) -> str:
+        return ", ".join(entry.name for entry in self.parameters)
+
+    def _summary(self) -> Summary:
+        largest = max(self.parameters, key=lambda p: float(p.mean_state_norm[-1]))
+        sentence = (
+            f"At the last token, ||dh_T/dtheta|| is largest for {largest.name} "
+            f"({number(float(largest.mean_state_norm[-1]))}, "
+            f"{'exact' if largest.exact else 'estimated'}), against ||h_T|| = "
+            f"{number(float(self.state_norm[:, -1].mean()))}."
+        )
+        rows = tuple(
+            (f"||dh_T/d {p.name}||", number(float(p.mean_state_norm[-1]))) for p in self.parameters
+        ) + tuple((f"||dL/d {p.name}||", number(p.grad_norm)) for p in self.parameters)
+        return Summary(
+            f"memory sensitivity of {self.module_name}, T = {self.state_norm.shape[1]}",
+            None,
+            sentence,
+            rows,
+        )
+
+    def _columns(self) -> dict[str, Any]:
+        steps = self.state_norm.shape[1]
+        columns: dict[str, Any] = {"t": np.arange(1, steps + 1)}
+        columns["state_norm"] = self.state_norm.mean(axis=0)
+        for entry in self.parameters:
+            columns[f"d_{entry.name}"] = entry.mean_state_norm
+        return columns
+
+    def _figure(self, which: str | None = None) -> Any:
+        from rnngrad.show.figure import Figure, Trace
+
+        steps = list(range(1, self.state_norm.shape[1] + 1))
+        figure = Figure("memory_sensitivity", "||dh_t/dtheta|| beside ||h_t||", "t", "norm",
+                        log_y=True, integer_x=True)  # fmt: skip
+        figure.traces.append(Trace("||h_t||", steps, list(self.state_norm.mean(axis=0))))
+        for entry in self.parameters:
+            trace = Trace(f"||dh_t/d {entry.name}||", steps, list(entry.mean_state_norm))
+            trace.dash = not entry.exact  # an estimate: dashed
+            figure.traces.append(trace)
+        return figure
+
+
+def _mode_parameters(module: nn.Module) -> tuple[str, ...]:
+    from rnngrad.modern.selective import is_mamba_block
+
+    if is_mamba_block(module):
+        return MAMBA_MODE_PARAMETERS
+    declared: Any = getattr(module, "rnngrad_mode_parameters", None)
+    if declared is None:
+        declared = getattr(module, "mode_parameters", ())
+    return tuple(str(name) for name in declared)
+
+
+class _StepLoop(nn.Module):
+    """A diagonal recurrence run step by step (its definition), for dual numbers."""
+
+    def __init__(self, layer: nn.Module) -> None:
+        super().__init__()
+        self.layer = layer
+
+    def forward(self, x: torch.Tensor, h0: torch.Tensor) -> torch.Tensor:
+        step: Any = self.layer.step
+        states, h = [], h0
+        for x_t in x:
+            h = step(x_t, h)
+            states.append(h)
+        return torch.stack(states)  # (T, B, N)
+
+
+def _sequential_scan(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``h_t = a_t h_{t-1} + b_t`` along dim 1, step by step (dual numbers pass)."""
+    h, states = torch.zeros_like(b[:, 0]), []
+    for t in range(b.shape[1]):
+        h = a[:, t] * h + b[:, t]
+        states.append(h)
+    return torch.stack(states, dim=1)
+
+
+def memory_sensitivity(
+    model: nn.Module,
+    inputs: Any,
+    *,
+    loss: Any = "last",
+    module: str | None = None,
+    directions: int = 16,
+    seed: int = 0,
+) -> MemorySensitivity:
+    """``||dh_t/dtheta||`` of every parameter of the diagonal or selective recurrence in
+    ``model`` along ``inputs``, and ``||dL/dtheta||`` (see the module's docstring).
+
+    Args:
+        model: a model with one diagonal recurrence of :mod:`rnngrad.modern` or selective
+            scan (mambapy's block, the protocol's layer; the first unless ``module`` names
+            one), or the recurrence itself.
+        inputs: the model's input (a tensor, or a tuple of its arguments).
+        loss: ``"last"``, ``"sum"`` (half the squared norm of the model's output at the
+            last step or everywhere) or a callable on the model's output.
+        directions: Hutchinson's random directions for a parameter that is not per-mode.
+        seed: seeds the directions.
+
+    Raises:
+        UnsupportedModuleError: the recurrence is neither diagonal nor selective.
+        InvalidInputError: ``directions`` below 2, or the model never calls it.
+    """
+    if isinstance(directions, bool) or not isinstance(directions, int) or directions < 2:
+        raise InvalidInputError(f"directions must be a whole number >= 2, got {directions!r}")
+    name, layer, selective = _recurrence(model, module)
+    arguments = inputs if isinstance(inputs, tuple) else (inputs,)
+    captured: list[tuple[Any, ...]] = []
+    handle = layer.register_forward_pre_hook(
+        lambda _m, args: captured.append(args) if not captured else None
+    )
+    try:
+        with calling_user_code(type(model).__name__):
+            output = model(*arguments)
+    finally:
+        handle.remove()
+    if not captured:
+        raise InvalidInputError(f"the model never called its recurrence {name!r}")
+    value = _loss_value(output, loss, selective)
+    named = dict(layer.named_parameters())
+    grads = torch.autograd.grad(value, list(named.values()), allow_unused=True)
+    grad_norms = {
+        key: 0.0 if g is None else float(g.norm()) for key, g in zip(named, grads, strict=True)
+    }
+    args = tuple(a.detach() if isinstance(a, torch.Tensor) else a for a in captured[0])
+    run = _runner(layer, args, selective)
+    with torch.no_grad():
+        states = run({})
+    state_norm = _norms(states, selective)
+    per_mode = set(_mode_parameters(layer))
+    generator = torch.Generator().manual_seed(seed)
+    entries = []
+    for key, parameter in named.items():
+        exact = key in per_mode
+        if exact:
+            tangents = [torch.ones_like(parameter)]
+        else:
+            signs = torch.randint(0, 2, (directions, *parameter.shape), generator=generator)
+            tangents = [(2 * s - 1).to(parameter.dtype).to(parameter.device) for s in signs]
+        squares = []
+        for tangent in tangents:
+            with fwad.dual_level(), torch.no_grad():
+                dual = {key: fwad.make_dual(parameter.detach(), tangent)}  # type: ignore[no-untyped-call]
+                derivative = fwad.unpack_dual(run(dual)).tangent  # type: ignore[no-untyped-call]
+            if derivative is None:  # the states do not depend on this parameter
+                derivative = torch.zeros_like(states)
+            squares.append(_norms(derivative, selective) ** 2)
+        stacked = np.stack(squares)  # (K, B, T)
+        estimate = np.sqrt(stacked.mean(axis=0))
+        if exact:
+            ci95 = np.zeros_like(estimate)
+        else:  # the interval of the mean square, carried to its root
+            spread = 1.96 * stacked.std(axis=0, ddof=1) / math.sqrt(len(tangents))
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ci95 = np.where(estimate > 0, spread / (2.0 * estimate), 0.0)
+        entries.append(ParameterSensitivity(
+            key, parameter.numel(), exact, estimate, ci95, grad_norms[key], len(tangents),
+        ))  # fmt: skip
+    return MemorySensitivity(name or type(layer).__name__, state_norm, tuple(entries))
+
+
+def _recurrence(model: nn.Module, module: str | None) -> tuple[str, nn.Module, bool]:
+    from rnngrad.cells import find_recurrent_module
+    from rnngrad.modern.base import DiagonalRecurrence
+    from rnngrad.modern.selective import is_selective_scan, selective_blocks
+
+    if module is not None:
+        found = dict(model.named_modules()).get(module)
+        if found is not None and is_selective_scan(found):
+            return module, found, True
+    else:
+        blocks = selective_blocks(model)
+        if blocks:
+            return blocks[0][0], blocks[0][1], True
+    name, layer = find_recurrent_module(model, module)
+    if not isinstance(layer, DiagonalRecurrence):
+        raise UnsupportedModuleError(
+            f"{name or type(layer).__name__}: the memory sensitivity reads diagonal and "
+            "selective recurrences (rnngrad.modern's layers, mambapy's Mamba, the "
+            "selective-scan protocol); a dense W_hh is not measured"
+        )
+    return name, layer, False
+
+
+def _loss_value(output: Any, loss: Any, selective: bool) -> torch.Tensor:
+    from rnngrad.profile.model_call import scalar_loss
+
+    if callable(loss):
+        with calling_user_code("the loss"):
+            value = loss(output)
+    elif loss in ("last", "sum"):
+        last = output[:, -1] if selective else output[-1]
+        value = 0.5 * ((last if loss == "last" else output).abs() ** 2).sum()
+    else:
+        raise InvalidInputError(f"unknown loss {loss!r}; expected 'last', 'sum' or a callable")
+    result: torch.Tensor = scalar_loss(value)
+    return result
+
+
+def _runner(layer: nn.Module, args: tuple[Any, ...], selective: bool) -> Any:
+    """``run(params)``: the recurrence's states with some parameters replaced, computed
+    step by step (``(B, L, *state)`` for a selective block, ``(T, B, N)`` otherwise)."""
+    from rnngrad.modern.selective import scans_through
+
+    if selective:
+
+        def run_selective(params: dict[str, torch.Tensor]) -> torch.Tensor:
+            kept: list[torch.Tensor] = []
+
+            def scan(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+                states = _sequential_scan(a, b)
+                kept.append(states)
+                return states
+
+            with scans_through(layer, scan):
+                torch.func.functional_call(layer, params, args, strict=False)
+            return kept[0]
+
+        return run_selective
+    loop = _StepLoop(layer)
+    x = args[0]
+    start = getattr(layer, "initial_state")  # noqa: B009 - a DiagonalRecurrence's method
+    h0 = args[1] if len(args) > 1 and args[1] is not None else start(x.shape[1], x)
+
+    def run_diagonal(params: dict[str, torch.Tensor]) -> torch.Tensor:
+        renamed = {f"layer.{key}": value for key, value in params.items()}
+        with nullcontext():
+            result: torch.Tensor = torch.func.functional_call(loop, renamed, (x, h0), strict=False)
+        return result
+
+    return run_diagonal
+
+
+def _norms(states: torch.Tensor, selective: bool) -> FloatArray:
+    """``(B, T)`` float64 norms of the states (complex ones by their real and imaginary
+    parts together)."""
+    real = torch.view_as_real(states) if states.is_complex() else states
+    if selective:  # (B, L, ...)
+        flat = real.reshape(real.shape[0], real.shape[1], -1)
+    else:  # (T, B, ...)
+        flat = real.reshape(real.shape[0], real.shape[1], -1).transpose(0, 1)
+    result: FloatArray = torch.linalg.vector_norm(flat.double(), dim=2).cpu().numpy()
+    return result
