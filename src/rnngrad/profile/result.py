@@ -241,12 +241,18 @@ def profile_traces(
         label = shown(name_of(layer) if name_of else layer.name)
         steps = list(range(1, layer.mean_grad_norm.size + 1))
         norms = layer.mean_grad_norm
-        traces.append(Trace(label, steps, list(norms)))
+        traces.append(Trace(label, steps, list(norms), group=label))
         carried = layer.mean_carried_norm
         covered = ~np.isnan(carried)
         if not np.array_equal(carried[covered], norms[covered]) or not covered.all():
             traces.append(
-                Trace(t("{name}: carried back", name=label), steps, list(carried), dash=True)
+                Trace(
+                    t("{name}: carried back", name=label),
+                    steps,
+                    list(carried),
+                    dash=True,
+                    group=label,
+                )
             )
         processing = layer.processing_mean_carried_norm
         span = int(np.flatnonzero(~np.isnan(processing)).max()) + 1 if covered.any() else 0
@@ -260,11 +266,11 @@ def profile_traces(
             slope, intercept = np.polyfit(fit_steps[finite], logs[finite], 1)
             fitted = np.exp(intercept + slope * fit_steps.astype(float))
             fit = t("{name}: fit, {rate} nats/step", name=label, rate=f"{layer.decay_rate:.3g}")
-            traces.append(Trace(fit, positions, list(fitted), dash=True))
+            traces.append(Trace(fit, positions, list(fitted), dash=True, group=label))
         if layer.horizon is not None and span:
             at = layer.position_of(span - layer.horizon)
             mark = t("{name}: horizon ({steps} steps back)", name=label, steps=layer.horizon)
-            traces.append(Trace(mark, [at], [float(carried[at - 1])], "markers"))
+            traces.append(Trace(mark, [at], [float(carried[at - 1])], "markers", group=label))
     return traces
 
 
