@@ -66,7 +66,6 @@ from rnngrad.errors import (
     ControlFlow,
     InvalidInputError,
     ShapeError,
-    UnsupportedModuleError,
     calling_user_code,
 )
 from rnngrad.profile.cell import cell_gradient_profile
@@ -286,18 +285,18 @@ def gradient_profile(
             initial state given twice, or ``hx``/``lengths`` given for a model
             that is not itself the recurrent module.
     """
+    from rnngrad.profile.mlstm import mlstm_cells
     from rnngrad.profile.precision import cast_floating, converted_copy, flush_note, precision_plan
     from rnngrad.profile.slstm import slstm_cells
 
-    cells = slstm_cells(model) if module is None else []
-    if cells and not find_recurrent_modules(model):
-        from rnngrad.profile.slstm import slstm_profile
+    xlstm = [*mlstm_cells(model), *slstm_cells(model)] if module is None else []
+    if xlstm and not find_recurrent_modules(model):
+        from rnngrad.profile.mlstm import profile_xlstm_cells
 
         if hx is not None or lengths is not None:
             raise InvalidInputError("hx= and lengths= apply to nn.RNN, nn.LSTM and nn.GRU")
-        _refuse_mlstm(model)
-        return slstm_profile(
-            model, _as_arguments(inputs), cells, loss=loss, keep_gradients=keep_gradients,
+        return profile_xlstm_cells(
+            model, _as_arguments(inputs), loss=loss, keep_gradients=keep_gradients,
             tolerance=tolerance,
         )  # fmt: skip
     selective = _selective_blocks(model, module)
@@ -327,16 +326,6 @@ def gradient_profile(
         profile.steps,
     )  # fmt: skip
     return replace(profile, source_dtype=precision.source, precision_note=note)
-
-
-def _refuse_mlstm(model: nn.Module) -> None:
-    """A model with xLSTM's mLSTM layers is refused: their matrix memory is not read yet."""
-    for name, part in model.named_modules():
-        if type(part).__name__.startswith("mLSTM") and type(part).__module__.startswith("xlstm"):
-            raise UnsupportedModuleError(
-                f"{name} is an xLSTM mLSTM layer, whose matrix memory rnngrad does not read "
-                "yet; its sLSTM blocks can be profiled in a model without mLSTM blocks"
-            )
 
 
 def _selective_blocks(model: nn.Module, module: str | None) -> list[tuple[str, nn.Module]]:

@@ -23,20 +23,17 @@ state ``(h, c, n, m)`` of every unit.
 from __future__ import annotations
 
 import types
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
-from rnngrad.cells import RecurrentLayout
 from rnngrad.errors import InvalidInputError, UnsupportedModuleError, calling_user_code
 from rnngrad.profile.carried import CarriedNorms
-from rnngrad.profile.model_call import forked_rng, scalar_loss
-from rnngrad.profile.result import GradientProfile, LossSpec
-from rnngrad.profile.summary import gradient_norms, summarise
 
-__all__ = ["is_slstm_cell", "slstm_cells", "slstm_profile"]
+__all__ = ["is_slstm_cell", "recording_slstm", "slstm_cells", "slstm_layer"]
 
 
 def is_slstm_cell(module: nn.Module) -> bool:
@@ -52,29 +49,16 @@ def slstm_cells(model: nn.Module) -> list[tuple[str, nn.Module]]:
     return [(name, module) for name, module in model.named_modules() if is_slstm_cell(module)]
 
 
-def slstm_profile(
-    model: nn.Module,
-    arguments: tuple[Any, ...],
-    cells: list[tuple[str, nn.Module]],
-    *,
-    loss: LossSpec,
-    keep_gradients: bool,
-    tolerance: float,
-) -> GradientProfile:
-    """The profile of every sLSTM cell in ``cells`` (inside ``model``), one layer each.
-
-    ``loss``: a callable on the model's output, or ``"last"``/``"sum"`` on a batch-first
-    output (``output[:, -1]`` or all of it), as the ``xlstm`` package's blocks return it.
-    """
+@contextmanager
+def recording_slstm(cells: list[tuple[str, nn.Module]], saved: dict[str, Any]) -> Iterator[None]:
+    """For the block, every cell's recursion is recorded into ``saved[name]`` (its input,
+    its states ``(4, T + 1, B, H)``) and what it hands out gets a probe."""
     for name, cell in cells:
-        if type(cell).__name__ != "sLSTMCell_vanilla" and not hasattr(cell, "_impl_step"):
-            raise UnsupportedModuleError(f"{name}: only the vanilla (PyTorch) sLSTM is read")
-        if "cuda" in type(cell).__name__:
+        if "cuda" in type(cell).__name__.lower() or not hasattr(cell, "_impl_step"):
             raise UnsupportedModuleError(
                 f"{name} runs the sLSTM CUDA kernel, whose recursion rnngrad cannot read: "
                 "build it with backend='vanilla'"
             )
-    saved: dict[str, dict[str, Any]] = {}
     originals = {name: type(cell) for name, cell in cells}
 
     def recording(name: str) -> Any:
@@ -97,60 +81,18 @@ def slstm_profile(
     try:
         for name, cell in cells:
             cell.__class__ = _recording_class(originals[name], recording(name))
-        with forked_rng(arguments), calling_user_code(type(model).__name__):
-            output = model(*arguments)
+        yield
     finally:
         for name, cell in cells:
             cell.__class__ = originals[name]
-    missing = [name for name, _ in cells if name not in saved]
-    if missing:
-        raise InvalidInputError(f"the model never ran the sLSTM cell {missing[0]!r}")
-    with forked_rng(arguments):
-        if callable(loss):
-            with calling_user_code("the loss"):
-                value = loss(output)
-        elif loss == "last":
-            value = 0.5 * (output[:, -1] ** 2).sum()
-        elif loss == "sum":
-            value = 0.5 * (output**2).sum()
-        else:
-            raise InvalidInputError(f"unknown loss {loss!r}; expected 'last', 'sum' or a callable")
-        probes = [saved[name]["probe"] for name, _ in cells]
-        directs = torch.autograd.grad(scalar_loss(value), probes, allow_unused=True)
-    layers = []
-    for index, ((name, cell), direct) in enumerate(zip(cells, directs, strict=True)):
-        record = saved[name]
-        given = torch.zeros_like(record["states"]) if direct is None else direct.detach()
-        total, carried = _adjoints(cell, record, given[:, 1:])  # (T, B, 4H) each
-        layers.append(
-            summarise(
-                index,
-                0,
-                gradient_norms(total),
-                float("nan"),
-                carried=carried,
-                tolerance=tolerance,
-                grad=total.transpose(0, 1).clone() if keep_gradients else None,
-            )
-        )
-    first = saved[cells[0][0]]["states"]
-    states, steps, batch = int(first.shape[0]), int(first.shape[1]) - 1, int(first.shape[2])
-    layout = RecurrentLayout(
-        kind="custom", input_size=int(saved[cells[0][0]]["inputs"][0, 0].numel()),
-        hidden_size=states * int(first.shape[3]), proj_size=0, num_layers=len(cells),
-        bidirectional=False, batch_first=True, bias=True, dropout=0.0,
-    )  # fmt: skip
-    return GradientProfile(
-        layout=layout,
-        module_name=cells[0][0] if len(cells) == 1 else type(model).__name__,
-        steps=steps,
-        batch=batch,
-        loss=loss if isinstance(loss, str) else "custom",
-        loss_value=float(value.detach()),
-        dtype=str(first.dtype).removeprefix("torch."),
-        layers=tuple(layers),
-        lengths=np.full(batch, steps, dtype=np.int64),
-    )
+
+
+def slstm_layer(
+    cell: Any, record: dict[str, Any], direct: torch.Tensor
+) -> tuple[torch.Tensor, CarriedNorms]:
+    """The total and the carried gradients ``(T, B, 4H)`` of one cell from the direct
+    ones at its states ``(4, T, B, H)``."""
+    return _adjoints(cell, record, direct)
 
 
 def _recording_class(original: type[nn.Module], impl: Any) -> type[nn.Module]:
