@@ -42,7 +42,11 @@ def train_command(
     ],
     cell: Annotated[
         str,
-        typer.Option("--cell", help="rnn (tanh), relu, lstm, gru, lru, mingru, minlstm or indrnn."),
+        typer.Option(
+            "--cell",
+            help="rnn (tanh), relu, lstm, gru, lru, mingru, minlstm, indrnn, or (with the "
+            "ssm extra) mamba, mlstm, slstm.",
+        ),
     ],
     out: Annotated[Path, typer.Option("--out", help="Folder of the run (resumed if it exists).")],
     seq_len: Annotated[

@@ -169,7 +169,15 @@ class TrainConfig:
 # gradient profile's probes and adjoint), measured with the peak resident memory of
 # runs at T = 1000 and 2000 (benchmarks/training_memory.py) and rounded up.
 _BYTES_PER_ACTIVATION = {"rnn": 80, "relu": 80, "lstm": 80, "gru": 100, "indrnn": 90,
-                         "mingru": 140, "minlstm": 140, "lru": 210}  # fmt: skip
+                         "mingru": 140, "minlstm": 140, "lru": 210,
+                         # Estimated from their activations' shapes, not yet measured: Mamba's
+                         # (ED, N) = (2H, 16) state per token, three such tensors and the
+                         # profile's; the sLSTM's four states; the mLSTM's recurrent memory
+                         # (H x H / heads per token) in the profile, and its parallel form's
+                         # S x S matrices per head (counted apart, _PARALLEL_BYTES).
+                         "mamba": 1000, "mlstm": 1500, "slstm": 300}  # fmt: skip
+# The mLSTM's parallel form: about six S x S float32 matrices per head and sequence.
+_PARALLEL_BYTES = 6 * 4 * 4
 _FIXED_BYTES = 200e6  # the allocator's slack, the data and the records
 # Sequences per evaluation chunk beyond the batch size (no autograd graph is kept).
 _EVAL_CHUNK = 100
@@ -188,6 +196,8 @@ def training_memory(config: TrainConfig, seq_len: int) -> float:
     per_number = _BYTES_PER_ACTIVATION[config.cell] * (config.layers or 1)
     numbers = seq_len * config.hidden
     step = per_number * numbers * (config.batch + eval_chunk(config) / 4)
+    if config.cell == "mlstm":
+        step += _PARALLEL_BYTES * seq_len**2 * (config.batch + eval_chunk(config) / 4)
     gates = {"lstm": 4, "gru": 3, "lru": 6, "mingru": 3, "minlstm": 4}.get(config.cell, 1)
     parameters = 4.0 * gates * config.hidden * config.hidden * (config.layers or 1)
     return _FIXED_BYTES + step + 4 * parameters

@@ -37,6 +37,7 @@ import torch
 from torch import nn
 
 from rnngrad.errors import InvalidInputError
+from rnngrad.lab.library_cells import LIBRARY_CELLS, LibraryRecurrence
 from rnngrad.modern.lru import LRU
 
 __all__ = [
@@ -49,11 +50,13 @@ __all__ = [
     "parse_init",
 ]
 
-CELLS = ("rnn", "relu", "lstm", "gru", "lru", "mingru", "minlstm", "indrnn")
+CELLS = ("rnn", "relu", "lstm", "gru", "lru", "mingru", "minlstm", "indrnn", "mamba", "mlstm",
+         "slstm")  # fmt: skip
 #: Each cell's name in figures and tables.
 CELL_NAMES = {"rnn": "tanh RNN", "relu": "ReLU RNN", "lstm": "LSTM", "gru": "GRU", "lru": "LRU",
-              "mingru": "minGRU", "minlstm": "minLSTM", "indrnn": "IndRNN"}  # fmt: skip
-MODERN = ("lru", "mingru", "minlstm", "indrnn")
+              "mingru": "minGRU", "minlstm": "minLSTM", "indrnn": "IndRNN", "mamba": "Mamba",
+              "mlstm": "mLSTM", "slstm": "sLSTM"}  # fmt: skip
+MODERN = ("lru", "mingru", "minlstm", "indrnn", "mamba", "mlstm", "slstm")
 READOUTS = ("last", "mean")
 
 
@@ -269,6 +272,9 @@ class LabModel(nn.Module):
                 self.mixers = nn.ModuleList(
                     nn.Linear(hidden, 2 * hidden) for _ in range(self.layers)
                 )
+        elif cell in LIBRARY_CELLS:  # the encoder is inside the block's wrapper
+            self.encoder = None
+            self.rnn = LibraryRecurrence(cell, input_size, hidden, max_length)
         else:
             self.encoder = None
             if cell == "mingru":
@@ -288,14 +294,15 @@ class LabModel(nn.Module):
     def spectral_radius(self) -> float:
         """The largest modulus of the recurrence's eigenvalues: of ``W_hh`` (the largest
         over the gate blocks of LSTM/GRU), the LRU's ``lambda``, IndRNN's ``u``; NaN for
-        minGRU/minLSTM (their coefficient depends on the input) and for non-finite weights."""
+        minGRU/minLSTM, Mamba, mLSTM and sLSTM (their coefficients depend on the input, or
+        their recurrence is gated per head) and for non-finite weights."""
         with torch.no_grad():
             if self.cell == "lru":
                 return max(float(layer.eigenvalues().abs().max()) for layer in self.lru_layers())
             if self.cell == "indrnn":
                 recurrent_weights = self.rnn.get_parameter("u")
                 return float(recurrent_weights.abs().max())
-            if self.cell in ("mingru", "minlstm"):
+            if self.cell in ("mingru", "minlstm", *LIBRARY_CELLS):
                 return math.nan
             weight = self.recurrent_matrix().detach().double()
             hidden = weight.shape[1]

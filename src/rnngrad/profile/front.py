@@ -289,15 +289,16 @@ def gradient_profile(
     from rnngrad.profile.precision import cast_floating, converted_copy, flush_note, precision_plan
     from rnngrad.profile.slstm import slstm_cells
 
-    xlstm = [*mlstm_cells(model), *slstm_cells(model)] if module is None else []
-    if xlstm and not find_recurrent_modules(model):
+    scope = model if module is None else dict(model.named_modules()).get(module)
+    xlstm = [] if scope is None else [*mlstm_cells(scope), *slstm_cells(scope)]
+    if xlstm and not find_recurrent_modules(scope if scope is not None else model):
         from rnngrad.profile.mlstm import profile_xlstm_cells
 
         if hx is not None or lengths is not None:
             raise InvalidInputError("hx= and lengths= apply to nn.RNN, nn.LSTM and nn.GRU")
         return profile_xlstm_cells(
             model, _as_arguments(inputs), loss=loss, keep_gradients=keep_gradients,
-            tolerance=tolerance,
+            tolerance=tolerance, module=module,
         )  # fmt: skip
     selective = _selective_blocks(model, module)
     if selective:
@@ -336,7 +337,12 @@ def _selective_blocks(model: nn.Module, module: str | None) -> list[tuple[str, n
 
     if module is not None:
         found = dict(model.named_modules()).get(module)
-        return [(module, found)] if found is not None and is_selective_scan(found) else []
+        if found is None:
+            return []
+        if is_selective_scan(found):
+            return [(module, found)]
+        inside = [(f"{module}.{name}", block) for name, block in selective_blocks(found)]
+        return inside if inside and not find_recurrent_modules(found) else []
     blocks = selective_blocks(model)
     return blocks if blocks and not find_recurrent_modules(model) else []
 

@@ -176,15 +176,19 @@ def profile_xlstm_cells(
     loss: LossSpec,
     keep_gradients: bool,
     tolerance: float,
+    module: str | None = None,
 ) -> GradientProfile:
-    """The profile of every mLSTM and sLSTM cell of an xLSTM model, one layer each, in
+    """The profile of every mLSTM and sLSTM cell of an xLSTM model (inside its submodule
+    ``module`` when one is named), one layer each, in
     registration order: the mLSTM at its matrix memory, the sLSTM at its ``(h, c, n, m)``
     (:mod:`rnngrad.profile.slstm`)."""
     from rnngrad.profile.slstm import recording_slstm, slstm_cells, slstm_layer
 
-    matrices = mlstm_cells(model)
-    scalars = slstm_cells(model)
-    order = {name: index for index, (name, _) in enumerate(model.named_modules())}
+    scope = model if module is None else model.get_submodule(module)
+    prefix = "" if module is None else f"{module}."
+    matrices = [(prefix + name, cell) for name, cell in mlstm_cells(scope)]
+    scalars = [(prefix + name, cell) for name, cell in slstm_cells(scope)]
+    order = {prefix + name: index for index, (name, _) in enumerate(scope.named_modules())}
     cells = sorted([*matrices, *scalars], key=lambda item: order[item[0]])
     saved: dict[str, Any] = {}
     with forked_rng(arguments):
