@@ -22,8 +22,10 @@ pytest.importorskip("xlstm", reason="pip install 'rnngrad[ssm]'")
 def test_a_library_cell_trains_with_its_profile_recorded(cell: str, tmp_path: Path) -> None:
     """A few Adam steps on the adding problem: the loss is a number, the profile of the
     block's state is recorded at every token, and the checkpoint resumes."""
-    config = TrainConfig(task="adding", seq_len=12, cell=cell, hidden=16, batch=8, steps=4,
-                         eval_every=2, eval_batch=16, profile_every=2, checkpoint_every=2)  # fmt: skip
+    config = TrainConfig(
+        task="adding", seq_len=12, cell=cell, hidden=16, batch=8, steps=4, eval_every=2,
+        eval_batch=16, profile_every=2, checkpoint_every=2,
+    )  # fmt: skip
     result = train(config, tmp_path / "run", progress=False)
     assert math.isfinite(result.final_loss) and result.steps == 4
     profiled = [row for row in result.records["profiles"] if row["step"] == 2]
