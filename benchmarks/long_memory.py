@@ -3,9 +3,10 @@ and on the copy problem at T = 500.
 
 The same step budget and seeds for all: a tanh RNN, an IRNN (relu, identity init; Le et
 al. 2015), an LSTM with the chrono initialisation (Tallec & Ollivier 2018), a GRU, an
-IndRNN (Li et al. 2018), minGRU (Feng et al. 2024) and the LRU (Orvieto et al. 2023;
-two residual blocks) with its default ring and with a ring chosen for T, each clipped
-by norm 1 (the default ring's LRU stops at T = 1000; see MODELS). A fixed sweep through
+IndRNN (Li et al. 2018), minGRU (Feng et al. 2024), the LRU (Orvieto et al. 2023;
+two residual blocks) with its default ring and with a ring chosen for T, and one block
+of Mamba (mambapy), mLSTM and sLSTM (xlstm), each clipped by norm 1 (the default ring's
+LRU stops at T = 1000, the mLSTM at T = 200; see MODELS). A fixed sweep through
 the lab (resumable), written into --out: results.parquet/.csv, long_memory.md (solved
 runs and median solve step per cell and T; how far back each cell's gradient reaches;
 the LRU's modes that keep a signal over T steps; the copy problem's outcomes) and
@@ -63,6 +64,12 @@ MODELS: dict[str, dict[str, Any]] = {
         "r_min": "1-2/T",
         "r_max": 0.9999,
     },
+    # The recurrences of other libraries (the ssm extra): one block each behind a linear
+    # encoder. The mLSTM runs in its parallel form, whose S x S matrices per head grow
+    # with the square of T: not run beyond T = 200 on this machine's memory.
+    "Mamba": {"cell": "mamba", "init": "default"},
+    "mLSTM": {"cell": "mlstm", "init": "default", "up_to": 200},
+    "sLSTM": {"cell": "slstm", "init": "default"},
 }
 
 

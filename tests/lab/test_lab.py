@@ -480,7 +480,7 @@ def test_long_memory_benchmark_on_a_tiny_budget(tmp_path: Path) -> None:
     table = module.main(["--out", str(tmp_path), "--lengths", "6", "--seeds", "1",
                          "--steps", "3", "--hidden", "4", "--batch", "4",
                          "--workers", "2", "--copy", "5"])  # fmt: skip
-    assert table.count("\n") == 2 + 8 + 1 + 2 + 8 + 1 + 2 + 2 + 1 + 2 + 8
+    assert table.count("\n") == 2 + 11 + 1 + 2 + 11 + 1 + 2 + 2 + 1 + 2 + 11
     # the copy problem: every model, its own table, recall read from the runs
     copy = table.split("| copy problem | T = 5 |")[1]
     assert re.search(
@@ -493,13 +493,14 @@ def test_long_memory_benchmark_on_a_tiny_budget(tmp_path: Path) -> None:
     assert re.search(r"\| GRU \| (-?\d+\.\d|0 before t = \d) \|", table.split("gradient reach")[1])
     assert re.search(r"\| LRU \(2 layers\) \| [01]/1", table)
     rows = read_table_rows(tmp_path / "results.parquet")
-    assert len(rows) == 8 + 8
+    assert len(rows) == 11 + 11
     assert sorted(r["r_min"] for r in rows if r["r_min"] is not None) == [1 - 2 / 5, 1 - 2 / 6]
     assert sorted({(r["task"], r["seq_len"]) for r in rows}) == [("adding", 6), ("copy", 5)]
     assert re.search(r"\| LRU \(2 layers, ring 1 - 2/T\) \| [01]/1", table)
-    # the full grid: the default ring's LRU stops at T = 1000, every other model runs all
+    # the full grid: the default ring's LRU stops at T = 1000 and the mLSTM at T = 200 (its
+    # parallel form's S x S matrices), every other model runs all; the copy problem, all
     full = module.build([200, 1000, 2000], 3, 6000, 64, 50, 1e-3, (500,)).configs
-    assert len(full) == 3 * 8 * 3 - 3 + 8 * 3
+    assert len(full) == 3 * 11 * 3 - 3 - 2 * 3 + 11 * 3
     assert {c.init for c in full if c.task == "copy" and c.cell == "lstm"} == {"chrono:500"}
     assert not [c for c in full if c.seq_len == 2000 and c.cell == "lru" and c.r_min is None]
 
