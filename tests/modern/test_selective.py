@@ -3,6 +3,7 @@ exactly, against autograd through a sequential selective-scan loop written here.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -174,3 +175,24 @@ def test_mambas_selective_eigenvalues_are_exp_delta_a() -> None:
     np.testing.assert_allclose(
         np.sort(exponents.exponents), np.sort(expected.mean(axis=(0, 1))), rtol=1e-10
     )
+
+
+def test_the_monitor_profiles_a_mamba_model_in_training() -> None:
+    """GradientMonitor on a Mamba model: one profile per schedule, one verdict per block."""
+    from rnngrad import GradientMonitor
+    from rnngrad.monitor.monitor import GradientWarning
+
+    torch.manual_seed(4)
+    model = mamba.Mamba(mamba.MambaConfig(d_model=4, n_layers=2, d_state=2))
+    monitor = GradientMonitor(model, every=3, loss=lambda out: out[:, -1].pow(2).sum())
+    optimiser = torch.optim.Adam(model.parameters(), lr=1e-3)
+    with warnings.catch_warnings():  # the verdicts' warnings are not this test's subject
+        warnings.simplefilter("ignore", GradientWarning)
+        for _ in range(6):
+            x = torch.randn(2, 10, 4)
+            loss = model(x)[:, -1].pow(2).sum()
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            monitor.step(x)
+    assert len(monitor.history) == 2 and len(monitor.history[-1].labels) == 2

@@ -3,6 +3,7 @@ per-step gradient of its whole state (h, c, n, m) against autograd through a ste
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -142,3 +143,29 @@ def test_mlstm_memory_gradients_match_autograd_through_its_recurrent_steps(
     np.testing.assert_allclose(profile.layers[0].grad_norm, memory[0], rtol=1e-9, atol=1e-14)
     scalar = _reference_norms(model, x, losses[loss_name])
     np.testing.assert_allclose(profile.layers[1].grad_norm, scalar[0], rtol=1e-9, atol=1e-14)
+
+
+def test_the_monitor_attaches_and_the_report_says_what_it_lacks() -> None:
+    """A training loop of an xLSTM stack: the monitor profiles every cell on its schedule;
+    the report refuses such a model in one line that says where its profile is."""
+    from rnngrad import GradientMonitor
+    from rnngrad.errors import UnsupportedModuleError
+    from rnngrad.monitor.monitor import GradientWarning
+    from rnngrad.report.build import build_sections
+
+    torch.manual_seed(2)
+    model = _stack(blocks=2, mlstm=True)
+    monitor = GradientMonitor(model, every=2)
+    optimiser = torch.optim.Adam(model.parameters(), lr=1e-3)
+    with warnings.catch_warnings():  # the verdicts' warnings are not this test's subject
+        warnings.simplefilter("ignore", GradientWarning)
+        for _ in range(4):
+            x = torch.randn(2, 12, 8, dtype=torch.float64)
+            loss = model(x).pow(2).mean()
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            monitor.step(x)
+    assert len(monitor.history) == 2 and len(monitor.history[-1].labels) == 2
+    with pytest.raises(UnsupportedModuleError, match="its page is not yet"):
+        build_sections(module=model, inputs=torch.randn(1, 12, 8, dtype=torch.float64), quick=True)

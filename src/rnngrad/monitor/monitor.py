@@ -209,9 +209,16 @@ class GradientMonitor:
             )
         from rnngrad.cells import find_recurrent_module, find_recurrent_modules
         from rnngrad.modern.selective import is_selective_scan, selective_blocks
+        from rnngrad.profile.mlstm import mlstm_cells
+        from rnngrad.profile.slstm import slstm_cells
 
         named = dict(model.named_modules()).get(module) if module is not None else None
-        selective = is_selective_scan(named) if named is not None else bool(selective_blocks(model))
+        scope = named if named is not None else model
+        selective = (
+            (named is not None and is_selective_scan(named))
+            or bool(selective_blocks(scope))
+            or bool(mlstm_cells(scope) or slstm_cells(scope))
+        )
         if not selective and (module is not None or len(find_recurrent_modules(model)) < 2):
             find_recurrent_module(model, module)  # there, and named when there are several
         if every is not None and (isinstance(every, bool) or not isinstance(every, int)):

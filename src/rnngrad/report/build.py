@@ -152,6 +152,7 @@ def _build_sections(
         models = [ReportModel(name, module, inputs, loss, recurrent)]
         matrices = {}
     else:
+        _refuse_xlstm(module)
         recurrent_module = recurrent_module_of(module, recurrent)
         layout_inputs = inputs
         if layout_inputs is None:
@@ -200,6 +201,22 @@ def _build_sections(
     sections = _numbered([profile, spectrum, lyapunov, *middle, remedies])
     scalar.title = t("Appendix: the scalar chain rule (the textbook example)")
     return [*sections, scalar]
+
+
+def _refuse_xlstm(module: nn.Module) -> None:
+    """An xLSTM model has no page yet (its profile has: rnngrad.gradient_profile, rnngrad
+    profile); said in one line rather than as a missing LSTM."""
+    from rnngrad.cells import find_recurrent_modules
+    from rnngrad.profile.mlstm import mlstm_cells
+    from rnngrad.profile.slstm import slstm_cells
+
+    if (mlstm_cells(module) or slstm_cells(module)) and not find_recurrent_modules(module):
+        from rnngrad.errors import UnsupportedModuleError
+
+        raise UnsupportedModuleError(
+            f"{type(module).__name__} is an xLSTM model: its gradient profile is there "
+            "(rnngrad profile, rnngrad.gradient_profile), its page is not yet"
+        )
 
 
 def _is_selective(module: nn.Module, recurrent: str | None) -> bool:
