@@ -63,8 +63,8 @@ def main() -> str:
         f"machine: {platform.machine()}, torch {torch.__version__}; LRU hidden {HIDDEN}, "
         f"T = {STEPS}, {SEQUENCES} sequences of white N(0, 1) inputs, at initialisation",
         "",
-        "| ring radius | ||h_T|| | ||dh_T/d nu||, normalised | ||dh_T/d nu||, gamma = 1 "
-        "| ||dh_T/d|lambda|||, gamma = 1 | one mode's closed form ((1+r^2)/(1-r^2)^3)^1/2 |",
+        "| ring radius | ‖h_T‖ | ‖dh_T/dν‖, normalised | ‖dh_T/dν‖, γ = 1 "
+        "| ‖dh_T/d|λ|‖, γ = 1 | one mode's closed form ((1+r²)/(1-r²)³)^½ |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
     for radius in RADII:
