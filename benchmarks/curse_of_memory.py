@@ -64,7 +64,7 @@ def main() -> str:
         f"T = {STEPS}, {SEQUENCES} sequences of white N(0, 1) inputs, at initialisation",
         "",
         "| ring radius | ‖h_T‖ | ‖dh_T/dν‖, normalised | ‖dh_T/dν‖, γ = 1 "
-        "| ‖dh_T/d|λ|‖, γ = 1 | one mode's closed form ((1+r²)/(1-r²)³)^½ |",
+        "| ‖dh_T/dρ‖ (ρ = modulus of λ), γ = 1 | one mode's closed form ((1+r²)/(1-r²)³)^½ |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
     for radius in RADII:
