@@ -324,6 +324,7 @@ def test_the_report_explains_a_modern_cell(cell: str) -> None:
     assert "made selective" in spectrum.sentence and spectrum.numbers["rnn"]["kept_share"] >= 0
     assert sections["profile"].numbers
     assert "the recurrence" in sections["lyapunov"].numbers  # the model itself, measured
+    assert sections["memory"].numbers  # the states' sensitivity to their own parameters
 
 
 def test_a_stacked_lru_profiles_its_first_layer_exactly() -> None:

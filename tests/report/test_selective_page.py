@@ -49,3 +49,12 @@ def test_the_page_of_a_mamba_forecaster(tmp_path: Path) -> None:
         np.testing.assert_allclose(exponents, expected, rtol=1e-9)
     assert "selective_eigenvalues_0" in results["figures"]
     assert "activations" not in sections  # no tanh between a selective scan's states
+    # The curse of memory: each block's parameters, the per-mode ones exact.
+    from rnngrad.profile.sensitivity import memory_sensitivity
+
+    memory = sections["memory"]["numbers"]
+    assert memory["A_log"]["exact"] and not memory["x_proj.weight"]["exact"]
+    expected = memory_sensitivity(model, inputs, loss="last", directions=8)
+    assert memory["A_log"]["state_sensitivity_last"] == pytest.approx(
+        float(expected.parameter("A_log").mean_state_norm[-1]), rel=1e-5
+    )

@@ -41,7 +41,7 @@ from rnngrad.report.section import Section
 from rnngrad.report.sections.lab import lab_section
 from rnngrad.report.sections.lyapunov import lyapunov_section
 from rnngrad.report.sections.profile import profile_section
-from rnngrad.report.sections.selective import selective_sections
+from rnngrad.report.sections.selective import memory_section, selective_sections
 from rnngrad.report.sections.spectrum import model_spectrum_section, spectrum_section
 from rnngrad.report.sections.textbook import (
     activation_section,
@@ -196,11 +196,22 @@ def _build_sections(
     if module is None:  # the textbook's order
         return _numbered([scalar, activations, spectrum, profile, lyapunov, remedies])
     # The reader's model first; the textbook example is the appendix.
-    # A selective scan has no tanh between its states: no saturation to show.
+    # A selective scan has no tanh between its states: no saturation to show; a diagonal
+    # or selective recurrence shows its states' sensitivity to its own parameters.
     middle = [] if selective else [activations]
+    if selective or _is_diagonal(models[0]):
+        report("the curse of memory")
+        middle.insert(0, memory_section(models[0]))
     sections = _numbered([profile, spectrum, lyapunov, *middle, remedies])
     scalar.title = t("Appendix: the scalar chain rule (the textbook example)")
     return [*sections, scalar]
+
+
+def _is_diagonal(model: ReportModel) -> bool:
+    """The model's recurrence is one of rnngrad's diagonal layers."""
+    from rnngrad.modern.base import DiagonalRecurrence
+
+    return isinstance(recurrent_module_of(model.module, model.recurrent), DiagonalRecurrence)
 
 
 def _refuse_xlstm(module: nn.Module) -> None:

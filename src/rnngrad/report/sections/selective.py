@@ -22,7 +22,7 @@ from rnngrad.selective.criterion import (
 from rnngrad.show.figure import Figure
 from rnngrad.show.i18n import shown, t
 
-__all__ = ["criterion_section", "selective_sections"]
+__all__ = ["criterion_section", "memory_section", "selective_sections"]
 
 
 def selective_sections(model: ReportModel) -> tuple[Section, Section]:
@@ -81,3 +81,34 @@ def _lyapunov_section(spectra: list[SelectiveSpectrum]) -> Section:
     lambda1 = max(v["lambda1"] for v in numbers.values() if v["lambda1"] is not None)
     verdict = "chaotic" if lambda1 > 0 else "contracting"
     return Section("lyapunov", t("The Lyapunov spectrum"), sentence, verdict, [figure], numbers)
+
+
+def memory_section(model: ReportModel) -> Section:
+    """The curse of memory: ``||dh_t/dtheta||`` of the recurrence's own parameters beside
+    ``||h_t||``, and ``||dL/dtheta||`` (:func:`rnngrad.memory_sensitivity`)."""
+    from rnngrad.profile.sensitivity import memory_sensitivity
+
+    result = memory_sensitivity(model.module, model.inputs, loss=model.loss,
+                                module=model.recurrent, directions=8)  # fmt: skip
+    figure = result._figure()
+    figure.title = t("sensitivity of the states to the recurrence's own parameters")
+    numbers: dict[str, Any] = {}
+    stories = []
+    for entry in result.parameters:
+        last = float(entry.mean_state_norm[-1])
+        numbers[entry.name] = {
+            "state_sensitivity_last": finite_or_none(last),
+            "grad_norm": finite_or_none(entry.grad_norm),
+            "exact": entry.exact,
+        }
+        if entry.exact:
+            stories.append(t("{name}: {value}", name=entry.name, value=f"{last:.3g}"))
+    sentence = t(
+        "The gradient carried through the states can be tame while the states' "
+        "sensitivity to the recurrence's own parameters explodes as its memory lengthens "
+        "(the curse of memory, Zucchet & Orvieto 2024). At the last token, against "
+        "||h_T|| = {state}, ||dh_T/dtheta|| per mode is {stories}.",
+        state=f"{float(result.state_norm[:, -1].mean()):.3g}",
+        stories="; ".join(stories) or t("not measured (no per-mode parameter)"),
+    )
+    return Section("memory", t("The curse of memory"), sentence, None, [figure], numbers)
