@@ -128,8 +128,27 @@ def test_mambas_a_log_sensitivity_is_exact() -> None:
     np.testing.assert_allclose(entry.state_norm, exact, rtol=1e-6)
 
 
+def test_a_dense_rnns_w_hh_is_estimated_within_its_interval() -> None:
+    """A fused nn.RNN: ||dh_t/dW_hh|| (its outputs h_t) by Hutchinson's estimate, within
+    its own interval of the exact norm of autograd's full Jacobian on most tokens."""
+    torch.manual_seed(3)
+    rnn = nn.RNN(2, 4).double()
+    x = torch.randn(10, 2, 2, dtype=torch.float64)
+    result = memory_sensitivity(rnn, x, directions=64, seed=2)
+    entry = result.parameter("weight_hh_l0")
+
+    def outputs(weight: torch.Tensor) -> torch.Tensor:
+        return torch.func.functional_call(rnn, {"weight_hh_l0": weight}, (x,), strict=False)[0]
+
+    truth = _jacobian_norms(outputs, rnn.weight_hh_l0.detach())
+    inside = np.abs(entry.state_norm - truth) <= entry.ci95 + 1e-12
+    assert not entry.exact and inside.mean() >= 0.8
+    np.testing.assert_allclose(result.state_norm, torch.linalg.vector_norm(
+        rnn(x)[0].detach(), dim=2).T.numpy(), rtol=1e-12)  # fmt: skip
+
+
 def test_bad_input() -> None:
-    with pytest.raises(UnsupportedModuleError, match="dense W_hh"):
-        memory_sensitivity(nn.RNN(2, 3), torch.randn(5, 1, 2))
+    with pytest.raises(UnsupportedModuleError, match="cell stepped"):
+        memory_sensitivity(nn.RNNCell(2, 3), torch.randn(1, 2))
     with pytest.raises(InvalidInputError, match="directions"):
         memory_sensitivity(LRU(2, 3), torch.randn(5, 1, 2), directions=1)

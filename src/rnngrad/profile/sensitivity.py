@@ -20,7 +20,8 @@ selective recurrence, ``||dh_t/dtheta||_F`` per token and sequence, and the loss
   ``nu_log``, ``theta_log``, ``gamma_log``, IndRNN's ``u``, Mamba's ``A_log`` and
   ``dt_proj.bias``): one forward-mode derivative in the direction of all ones gives
   every nonzero of the Jacobian at once, so the norm is exact;
-- **other parameters**: Hutchinson's estimate, ``||J||_F^2 = E ||J v||^2`` over random
+- **other parameters** (a fused ``nn.RNN``'s ``W_hh`` among them, whose states are its
+  outputs ``h_t``): Hutchinson's estimate, ``||J||_F^2 = E ||J v||^2`` over random
   signs ``v``, from ``directions`` forward-mode derivatives, with a 95% interval.
 
 The forward-mode derivatives run the recurrence step by step (dual numbers through the
@@ -189,8 +190,9 @@ def memory_sensitivity(
     directions: int = 16,
     seed: int = 0,
 ) -> MemorySensitivity:
-    """``||dh_t/dtheta||`` of every parameter of the diagonal or selective recurrence in
-    ``model`` along ``inputs``, and ``||dL/dtheta||`` (see the module's docstring).
+    """``||dh_t/dtheta||`` of every parameter of the recurrence in ``model`` (diagonal,
+    selective, or a fused ``nn.RNN``/``nn.LSTM``/``nn.GRU``) along ``inputs``, and
+    ``||dL/dtheta||`` (see the module's docstring).
 
     Args:
         model: a model with one diagonal recurrence of :mod:`rnngrad.modern` or selective
@@ -203,12 +205,13 @@ def memory_sensitivity(
         seed: seeds the directions.
 
     Raises:
-        UnsupportedModuleError: the recurrence is neither diagonal nor selective.
+        UnsupportedModuleError: a cell stepped by its model.
         InvalidInputError: ``directions`` below 2, or the model never calls it.
     """
     if isinstance(directions, bool) or not isinstance(directions, int) or directions < 2:
         raise InvalidInputError(f"directions must be a whole number >= 2, got {directions!r}")
-    name, layer, selective = _recurrence(model, module)
+    name, layer, kind = _recurrence(model, module)
+    selective = kind == "selective"
     arguments = inputs if isinstance(inputs, tuple) else (inputs,)
     captured: list[tuple[Any, ...]] = []
     handle = layer.register_forward_pre_hook(
@@ -221,14 +224,14 @@ def memory_sensitivity(
         handle.remove()
     if not captured:
         raise InvalidInputError(f"the model never called its recurrence {name!r}")
-    value = _loss_value(output, loss, selective)
+    value = _loss_value(output[0] if isinstance(output, tuple) else output, loss, selective)
     named = dict(layer.named_parameters())
     grads = torch.autograd.grad(value, list(named.values()), allow_unused=True)
     grad_norms = {
         key: 0.0 if g is None else float(g.norm()) for key, g in zip(named, grads, strict=True)
     }
     args = tuple(a.detach() if isinstance(a, torch.Tensor) else a for a in captured[0])
-    run = _runner(layer, args, selective)
+    run = _runner(layer, args, kind)
     with torch.no_grad():
         states = run({})
     state_norm = _norms(states, selective)
@@ -264,27 +267,31 @@ def memory_sensitivity(
     return MemorySensitivity(name or type(layer).__name__, state_norm, tuple(entries))
 
 
-def _recurrence(model: nn.Module, module: str | None) -> tuple[str, nn.Module, bool]:
-    from rnngrad.cells import find_recurrent_module
+def _recurrence(model: nn.Module, module: str | None) -> tuple[str, nn.Module, str]:
+    """The recurrence to measure and its kind: ``"selective"``, ``"diagonal"`` or
+    ``"dense"`` (PyTorch's fused ``nn.RNN``/``nn.LSTM``/``nn.GRU``)."""
+    from rnngrad.cells import find_recurrent_module, is_cell
     from rnngrad.modern.base import DiagonalRecurrence
     from rnngrad.modern.selective import is_selective_scan, selective_blocks
 
     if module is not None:
         found = dict(model.named_modules()).get(module)
         if found is not None and is_selective_scan(found):
-            return module, found, True
+            return module, found, "selective"
     else:
         blocks = selective_blocks(model)
         if blocks:
-            return blocks[0][0], blocks[0][1], True
+            return blocks[0][0], blocks[0][1], "selective"
     name, layer = find_recurrent_module(model, module)
-    if not isinstance(layer, DiagonalRecurrence):
+    if isinstance(layer, DiagonalRecurrence):
+        return name, layer, "diagonal"
+    if is_cell(layer):
         raise UnsupportedModuleError(
-            f"{name or type(layer).__name__}: the memory sensitivity reads diagonal and "
-            "selective recurrences (rnngrad.modern's layers, mambapy's Mamba, the "
-            "selective-scan protocol); a dense W_hh is not measured"
+            f"{name or type(layer).__name__} is a cell stepped by its model: the memory "
+            "sensitivity reads a fused nn.RNN, nn.LSTM or nn.GRU, or a diagonal or "
+            "selective recurrence"
         )
-    return name, layer, False
+    return name, layer, "dense"
 
 
 def _loss_value(output: Any, loss: Any, selective: bool) -> torch.Tensor:
@@ -302,12 +309,29 @@ def _loss_value(output: Any, loss: Any, selective: bool) -> torch.Tensor:
     return result
 
 
-def _runner(layer: nn.Module, args: tuple[Any, ...], selective: bool) -> Any:
+def _runner(layer: nn.Module, args: tuple[Any, ...], kind: str) -> Any:
     """``run(params)``: the recurrence's states with some parameters replaced, computed
-    step by step (``(B, L, *state)`` for a selective block, ``(T, B, N)`` otherwise)."""
+    step by step (``(B, L, *state)`` for a selective block, ``(T, B, N)`` otherwise; a
+    fused module's outputs ``h_t``, through its own kernel, which carries dual numbers)."""
     from rnngrad.modern.selective import scans_through
 
-    if selective:
+    if kind == "dense":
+        from torch.nn.utils.rnn import PackedSequence
+
+        from rnngrad.cells import describe_module
+
+        batch_first = describe_module(layer).batch_first
+        if isinstance(args[0], PackedSequence):
+            raise InvalidInputError("the memory sensitivity takes padded inputs, not packed ones")
+
+        def run_dense(params: dict[str, torch.Tensor]) -> torch.Tensor:
+            outputs: torch.Tensor = torch.func.functional_call(layer, params, args, strict=False)[0]
+            if outputs.dim() == 2:  # unbatched
+                return outputs.unsqueeze(1)
+            return outputs.transpose(0, 1) if batch_first else outputs
+
+        return run_dense
+    if kind == "selective":
 
         def run_selective(params: dict[str, torch.Tensor]) -> torch.Tensor:
             kept: list[torch.Tensor] = []
