@@ -196,3 +196,36 @@ def test_the_monitor_profiles_a_mamba_model_in_training() -> None:
             optimiser.step()
             monitor.step(x)
     assert len(monitor.history) == 2 and len(monitor.history[-1].labels) == 2
+
+
+def test_norms_per_channel_group_on_request() -> None:
+    """With keep_gradients=True, a block's per-token gradient splits into groups of its
+    channels: each group's norm is the norm of that slice of the (ED, N) state's gradient
+    (autograd's, through the sequential loop), and their squares add up to the total."""
+    from rnngrad.errors import InvalidInputError
+    from rnngrad.profile.selective import channel_group_norms
+
+    torch.manual_seed(5)
+    config = mamba.MambaConfig(d_model=4, n_layers=1, d_state=3, expand_factor=2)
+    model = mamba.Mamba(config).double()
+    x = torch.randn(2, 9, 4, dtype=torch.float64)
+    profile = gradient_profile(model, x, loss="sum", keep_gradients=True)
+    grad = profile.layers[0].grad
+    assert grad is not None
+    groups = channel_group_norms(grad, channels=8, groups=4)  # (4, B, T)
+    states: list[Any] = []
+    block = model.layers[0].mixer
+    original = type(block).selective_scan
+    type(block).selective_scan = _sequential_states(states)  # type: ignore[method-assign]
+    try:
+        (0.5 * (model(x) ** 2).sum()).backward()
+    finally:
+        type(block).selective_scan = original  # type: ignore[method-assign]
+    expected = torch.stack([h.grad for h in states[0]], dim=1)  # (B, T, ED, N)
+    for group in range(4):
+        part = expected[:, :, 2 * group : 2 * group + 2].flatten(2).norm(dim=2).numpy()
+        np.testing.assert_allclose(groups[group], part, rtol=1e-9, atol=1e-15)
+    np.testing.assert_allclose((groups**2).sum(axis=0), profile.layers[0].grad_norm**2,
+                               rtol=1e-9)  # fmt: skip
+    with pytest.raises(InvalidInputError, match="divide"):
+        channel_group_norms(grad, channels=8, groups=3)

@@ -29,7 +29,7 @@ from rnngrad.profile.model_call import forked_rng, scalar_loss
 from rnngrad.profile.result import GradientProfile, LossSpec
 from rnngrad.profile.summary import gradient_norms, summarise
 
-__all__ = ["selective_profile"]
+__all__ = ["channel_group_norms", "selective_profile"]
 
 
 def selective_profile(
@@ -131,3 +131,28 @@ def _all_scans_through(
         for name, block in blocks:
             stack.enter_context(scans_through(block, scan_of(name)))
         yield
+
+
+def channel_group_norms(grad: torch.Tensor, channels: int, groups: int) -> np.ndarray:
+    """``(G, B, T)`` norms of a selective block's per-token gradients by channel group.
+
+    Args:
+        grad: ``(B, T, ED * N)`` the block's gradients, as a profile with
+            ``keep_gradients=True`` keeps them (``profile.layers[i].grad``).
+        channels: ``ED``, the block's channels (its state is ``(ED, N)`` per token).
+        groups: how many groups of consecutive channels (``ED`` divisible by it).
+
+    Raises:
+        InvalidInputError: ``groups`` does not divide ``channels``, or the gradients'
+            width is not a multiple of ``channels``.
+    """
+    batch, steps, width = grad.shape
+    if groups < 1 or channels % groups or width % channels:
+        raise InvalidInputError(
+            f"{groups} groups of the {channels} channels of a state {width} wide: the groups "
+            "must divide the channels and the channels the state"
+        )
+    per_group = grad.reshape(batch, steps, groups, -1)  # channels first in (ED, N)
+    norms = torch.linalg.vector_norm(per_group.double(), dim=3)  # (B, T, G)
+    result: np.ndarray = norms.permute(2, 0, 1).cpu().numpy()
+    return result
