@@ -39,3 +39,26 @@ def test_a_missing_library_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setitem(sys.modules, "mambapy.mamba", None)
     with pytest.raises(MissingExtraError, match=r"rnngrad\[ssm\]"):
         LibraryRecurrence("mamba", 2, 8, 10)
+
+
+def test_the_selective_copy_task() -> None:
+    """Gu & Dao's selective copy: the copy problem's targets, the 10 symbols at distinct
+    random steps among the first T + 9 in their order, the delimiter at T + 9; a
+    memoryless strategy scores the copy problem's baseline."""
+    import torch
+
+    from rnngrad.lab.tasks import make_task
+
+    task = make_task("selective_copy", 15)
+    batch = task.sample(64, torch.Generator().manual_seed(3))
+    tokens = batch.inputs.argmax(-1)  # (T + 20, B)
+    assert tokens.shape == (35, 64) and task.per_step
+    assert bool((tokens[24] == 9).all()) and bool((tokens[25:] == 0).all())
+    for column in range(64):
+        placed = tokens[:24, column]
+        symbols = placed[placed > 0]
+        assert symbols.numel() == 10
+        assert torch.equal(symbols, batch.targets[-10:, column])
+    positions = torch.stack([torch.nonzero(tokens[:24, c]).squeeze(1) for c in range(64)])
+    assert len({tuple(p.tolist()) for p in positions}) > 50  # not always the same steps
+    assert task.baseline_loss == pytest.approx(make_task("copy", 15).baseline_loss)

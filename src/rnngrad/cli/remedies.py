@@ -36,8 +36,8 @@ def train_command(
         str,
         typer.Option(
             "--task",
-            help="adding, copy, order, or a data set: mnist1d, mnist1d_shuffled, digits, "
-            "digits_permuted.",
+            help="adding, copy, selective_copy, order, or a data set: mnist1d, "
+            "mnist1d_shuffled, digits, digits_permuted.",
         ),
     ],
     cell: Annotated[

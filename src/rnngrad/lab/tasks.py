@@ -11,6 +11,10 @@ Each task states its memoryless baseline loss and its "solved" rule.
   for ``T + 10`` steps, then the 10 symbols. Cross-entropy per step; the
   memoryless strategy (blanks, then uniform guesses) scores
   ``10 ln 8 / (T + 20)``. Solved at 10% of that.
+- **selective_copy** (Gu & Dao 2023, the task that motivated selective state space
+  layers): the copy problem's layout and targets, but the 10 symbols sit at random
+  distinct steps among the first ``T + 9``, in their order, blanks elsewhere; a model
+  must choose what to keep, not count. The same loss, baseline and solved rule.
 - **order** (the temporal order problem, Hochreiter & Schmidhuber 1997, task
   6a; Pascanu et al. 2013): a sequence of distractors ``a-d`` between a start
   and an end symbol, with ``X`` or ``Y`` at one step in ``[0.1T, 0.2T)`` and
@@ -37,11 +41,14 @@ from rnngrad.errors import InvalidInputError
 
 __all__ = ["TASKS", "Batch", "Task", "make_task"]
 
-TaskName = Literal["adding", "copy", "order"]
+TaskName = Literal["adding", "copy", "selective_copy", "order"]
 TASKS: tuple[str, ...] = (
-    "adding", "copy", "order", "mnist1d", "mnist1d_shuffled", "digits", "digits_permuted",
+    "adding", "copy", "selective_copy", "order", "mnist1d", "mnist1d_shuffled", "digits",
+    "digits_permuted",
 )  # fmt: skip
-GENERATED = ("adding", "copy", "order")
+GENERATED = ("adding", "copy", "selective_copy", "order")
+#: The tasks read at every step, with the copy problem's recall at the end.
+_COPYING = ("copy", "selective_copy")
 
 
 @dataclass(frozen=True)
@@ -57,7 +64,7 @@ class Task:
     """A task of a given sequence length.
 
     Attributes:
-        name: ``"adding"``, ``"copy"`` or ``"order"``.
+        name: ``"adding"``, ``"copy"``, ``"selective_copy"`` or ``"order"``.
         seq_len: the length parameter ``T``.
         input_size, output_size: feature sizes of the inputs and of the model's output.
         per_step: the model is read at every step (copy) or only at the last.
@@ -90,13 +97,15 @@ class Task:
             return _adding(self.seq_len, batch, generator)
         if self.name == "copy":
             return _copy(self.seq_len, batch, generator)
+        if self.name == "selective_copy":
+            return _selective_copy(self.seq_len, batch, generator)
         return _order(self.seq_len, batch, generator)
 
     def loss(self, output: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """The training loss of the model's output."""
         if self.name == "adding":
             return nn.functional.mse_loss(output.squeeze(-1), targets)
-        if self.name == "copy":  # output (T', B, 9), targets (T', B)
+        if self.name in _COPYING:  # output (T', B, 9), targets (T', B)
             return nn.functional.cross_entropy(
                 output.reshape(-1, output.shape[-1]), targets.reshape(-1)
             )
@@ -107,7 +116,7 @@ class Task:
         if self.name == "adding":
             return None
         predicted = output.argmax(dim=-1)
-        if self.name == "copy":
+        if self.name in _COPYING:
             recall = slice(-10, None)
             return float((predicted[recall] == targets[recall]).float().mean())
         return float((predicted == targets).float().mean())
@@ -116,7 +125,7 @@ class Task:
         """Whether ``loss``/``accuracy`` on held-out data meet the solved rule."""
         if self.name == "adding":
             return loss <= 0.01
-        if self.name == "copy":
+        if self.name in _COPYING:
             return loss <= 0.1 * self.baseline_loss
         if self.data is not None:
             target = self.target_accuracy
@@ -152,14 +161,14 @@ def make_task(name: str, seq_len: int, *, target_accuracy: float | None = None) 
         raise InvalidInputError("--target-accuracy applies to the data-set tasks")
     if seq_len == 0:
         raise InvalidInputError(f"the {name} task needs a sequence length: --seq-len T")
-    minimum = {"adding": 2, "copy": 1, "order": 10}[name]
+    minimum = {"adding": 2, "copy": 1, "selective_copy": 1, "order": 10}[name]
     if seq_len < minimum:
         raise InvalidInputError(
             f"the {name} task needs a sequence length >= {minimum}, got {seq_len}"
         )
     if name == "adding":
         return Task(name, seq_len, 2, 1, False, 1.0 / 6.0, "MSE <= 0.01 (baseline 1/6)")
-    if name == "copy":
+    if name in _COPYING:
         baseline = 10.0 * math.log(8.0) / (seq_len + 20)
         return Task(
             name, seq_len, 10, 9, True, baseline, "cross-entropy <= 10% of 10 ln 8 / (T + 20)"
@@ -190,6 +199,21 @@ def _copy(steps: int, batch: int, generator: torch.Generator) -> Batch:
     targets[-10:] = symbols
     inputs = nn.functional.one_hot(sequence, 10).float()
     return Batch(inputs, targets)
+
+
+def _selective_copy(steps: int, batch: int, generator: torch.Generator) -> Batch:
+    """The copy problem's layout, but the 10 symbols sit at random distinct steps (in
+    their order) among the first ``T + 9``, blanks elsewhere (Gu & Dao 2023)."""
+    length = steps + 20
+    symbols = torch.randint(1, 9, (10, batch), generator=generator)
+    scores = torch.rand(steps + 9, batch, generator=generator)
+    positions = scores.topk(10, dim=0).indices.sort(dim=0).values  # (10, B), ascending
+    sequence = torch.zeros(length, batch, dtype=torch.long)
+    sequence.scatter_(0, positions, symbols)
+    sequence[steps + 9] = 9  # the delimiter
+    targets = torch.zeros(length, batch, dtype=torch.long)
+    targets[-10:] = symbols
+    return Batch(nn.functional.one_hot(sequence, 10).float(), targets)
 
 
 def _order(steps: int, batch: int, generator: torch.Generator) -> Batch:
