@@ -10,7 +10,9 @@ LRU stops at T = 1000, the mLSTM at T = 200; see MODELS). A fixed sweep through
 the lab (resumable), written into --out: results.parquet/.csv, long_memory.md (solved
 runs and median solve step per cell and T; how far back each cell's gradient reaches;
 the LRU's modes that keep a signal over T steps; the copy problem's outcomes) and
-long_memory.png. ``--copy 500`` adds the copy problem at T = 500 (none by default):
+long_memory.png. ``--selective-copy 500`` adds Gu & Dao's selective copy (the copy
+problem's symbols at random steps) the same way as ``--copy 500`` adds the copy
+problem at T = 500 (none by default):
 every model of the adding problem with the same budget, its ``T`` in place of the
 adding problem's for chrono's gates and the LRU's ring, tabulated beside the rest
 (about four CPU-hours; its runs are committed with the rest, and an earlier run
@@ -106,6 +108,7 @@ def build(
     batch: int,
     lr: float,
     copy_lengths: tuple[int, ...] = (),
+    selective_lengths: tuple[int, ...] = (),
 ) -> Sweep:
     configs = [
         adding_run(
@@ -117,9 +120,10 @@ def build(
         for seed in range(seeds)
     ]
     configs += [
-        adding_run(length, seed, hidden=hidden, batch=batch, steps=steps, lr=lr, task="copy",
+        adding_run(length, seed, hidden=hidden, batch=batch, steps=steps, lr=lr, task=task,
                    **_model(model, length))
-        for length in copy_lengths
+        for task, task_lengths in (("copy", copy_lengths), ("selective_copy", selective_lengths))
+        for length in task_lengths
         for model in MODELS.values()
         for seed in range(seeds)
     ]  # fmt: skip
@@ -217,17 +221,18 @@ def modes_table(out: Path, lengths: list[int]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def copy_table(rows: list[dict[str, Any]], lengths: tuple[int, ...]) -> str:
-    """The copy problem per model and ``T``: solved runs and the median solve step, or the
-    median final loss against the memoryless baseline ``10 ln 8 / (T + 20)`` and the
-    median share of the 10 symbols recalled."""
-    lines = ["| copy problem | " + " | ".join(f"T = {t}" for t in lengths) + " |",
+def copy_table(rows: list[dict[str, Any]], lengths: tuple[int, ...], task: str = "copy") -> str:
+    """The copy problem (or the selective copy) per model and ``T``: solved runs and the
+    median solve step, or the median final loss against the memoryless baseline
+    ``10 ln 8 / (T + 20)`` and the median share of the 10 symbols recalled."""
+    title = "copy problem" if task == "copy" else "selective copy"
+    lines = [f"| {title} | " + " | ".join(f"T = {t}" for t in lengths) + " |",
              "| --- | " + " | ".join("---" for _ in lengths) + " |"]  # fmt: skip
     for name, model in MODELS.items():
         cells = []
         for length in lengths:
             wanted = _model(model, length)
-            match = [r for r in rows if r["seq_len"] == length and _matches(r, wanted, "copy")]
+            match = [r for r in rows if r["seq_len"] == length and _matches(r, wanted, task)]
             if not match:
                 cells.append("—")
                 continue
@@ -241,7 +246,12 @@ def copy_table(rows: list[dict[str, Any]], lengths: tuple[int, ...]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def report(out: Path, lengths: list[int], copy_lengths: tuple[int, ...] = ()) -> str:
+def report(
+    out: Path,
+    lengths: list[int],
+    copy_lengths: tuple[int, ...] = (),
+    selective_lengths: tuple[int, ...] = (),
+) -> str:
     rows = sweep_summary(out)  # both tasks: _matches tells them apart
     lines = ["| model | " + " | ".join(f"T = {t}" for t in lengths) + " |",
              "| --- | " + " | ".join("---" for _ in lengths) + " |"]  # fmt: skip
@@ -269,6 +279,8 @@ def report(out: Path, lengths: list[int], copy_lengths: tuple[int, ...] = ()) ->
     table = "\n".join(lines) + "\n\n" + reach_table(out, lengths) + "\n" + modes_table(out, lengths)
     if copy_lengths:
         table += "\n" + copy_table(rows, copy_lengths)
+    if selective_lengths:
+        table += "\n" + copy_table(rows, selective_lengths, "selective_copy")
     (out / "long_memory.md").write_text(table)
 
     import matplotlib
@@ -323,10 +335,13 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--lengths", type=_lengths, default="200,1000,2000")
     parser.add_argument("--copy", type=_lengths, default="",
                         help="the copy problem's lengths, e.g. 500")  # fmt: skip
+    parser.add_argument("--selective-copy", type=_lengths, default="",
+                        help="the selective copy's lengths, e.g. 500")  # fmt: skip
     args = parser.parse_args(argv)
-    lengths, copy_lengths = list(args.lengths), args.copy
-    sweep = build(lengths, args.seeds, args.steps, args.hidden, args.batch, args.lr, copy_lengths)
-    return run_and_tabulate(sweep, args, lambda: report(args.out, lengths, copy_lengths))
+    lengths, copy_lengths, selective = list(args.lengths), args.copy, args.selective_copy
+    sweep = build(lengths, args.seeds, args.steps, args.hidden, args.batch, args.lr, copy_lengths,
+                  selective)  # fmt: skip
+    return run_and_tabulate(sweep, args, lambda: report(args.out, lengths, copy_lengths, selective))
 
 
 if __name__ == "__main__":

@@ -505,6 +505,19 @@ def test_long_memory_benchmark_on_a_tiny_budget(tmp_path: Path) -> None:
     assert not [c for c in full if c.seq_len == 2000 and c.cell == "lru" and c.r_min is None]
 
 
+def test_long_memory_benchmark_tabulates_the_selective_copy(tmp_path: Path) -> None:
+    """--selective-copy adds Gu & Dao's task for every model, in a table of its own."""
+    module = load_benchmark("long_memory")
+    table = module.main(["--out", str(tmp_path), "--lengths", "4", "--seeds", "1",
+                         "--steps", "2", "--hidden", "4", "--batch", "4", "--workers", "2",
+                         "--selective-copy", "5"])  # fmt: skip
+    selective = table.split("| selective copy | T = 5 |")[1]
+    assert selective.count("\n| ") == 1 + len(module.MODELS)  # the rule, then one row each
+    assert re.search(r"\| Mamba \| [01]/1 \(", selective)
+    rows = read_table_rows(tmp_path / "results.parquet")
+    assert sorted({r["task"] for r in rows}) == ["adding", "selective_copy"]
+
+
 @pytest.mark.parametrize("option", [["--copy", "abc"], ["--lengths", "200,x"], ["--copy", "1"]])
 def test_long_memory_benchmark_refuses_a_bad_length_list(
     option: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
