@@ -96,7 +96,8 @@ def _power_of_ten(label: str) -> bool:
 def test_the_figures_read_cleanly_in_chromium(page: Path, tmp_path: Path) -> None:
     """As drawn: log axes label powers of ten only, from a power at or below the lowest
     point; step axes label whole numbers only; each model keeps one colour in every figure
-    of the page, and different models have different colours."""
+    of the page, and different models have different colours; the remedies section says
+    who solved the task and shows the verdicts after training."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -115,8 +116,20 @@ def test_the_figures_read_cleanly_in_chromium(page: Path, tmp_path: Path) -> Non
                  traces: d.data.map(t => ({name: t.name, y: t.y,
                    color: (t.line && t.line.color) || (t.marker && t.marker.color)}))}))"""
         )
+        # The remedies section, as the reader sees it: the sentence names who solved the
+        # task, and the table beside the curves gives the verdicts after training.
+        remedies = view.locator("section#lab > p.verdict").inner_text()
+        table = view.evaluate(
+            """Array.from(document.querySelectorAll('section#lab table tbody tr')).map(
+                 r => Array.from(r.cells).map(c => c.textContent))"""
+        )
         view.screenshot(path=str(tmp_path / "page.png"), full_page=True)
         browser.close()
+    assert "solved it in at least one seed" in remedies and "tanh RNN" in remedies
+    by_name = {row[0]: row for row in table}
+    assert (
+        by_name["tanh RNN"][1] == "0 of 2" and by_name["LSTM (chrono:50)"][5] == "the cell state c"
+    )
     logs = [figure for figure in drawn if figure["log"]]
     assert len(logs) >= 5
     for figure in logs:
