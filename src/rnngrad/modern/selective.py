@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import types
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import torch
@@ -37,7 +37,13 @@ from torch import nn
 
 from rnngrad.errors import UnsupportedModuleError
 
-__all__ = ["is_mamba_block", "is_selective_scan", "scans_through", "selective_blocks"]
+__all__ = [
+    "all_scans_through",
+    "is_mamba_block",
+    "is_selective_scan",
+    "scans_through",
+    "selective_blocks",
+]
 
 Scan = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -100,3 +106,14 @@ def scans_through(module: nn.Module, scan: Scan) -> Iterator[None]:
         yield
     finally:
         module.__class__ = original
+
+
+@contextmanager
+def all_scans_through(
+    blocks: list[tuple[str, nn.Module]], scan_of: Callable[[str], Scan]
+) -> Iterator[None]:
+    """Inside the block, every named block's recursion runs through ``scan_of(name)``."""
+    with ExitStack() as stack:
+        for name, block in blocks:
+            stack.enter_context(scans_through(block, scan_of(name)))
+        yield

@@ -23,7 +23,7 @@ from rnngrad.errors import InvalidInputError, calling_user_code
 from rnngrad.modern.base import DiagonalRecurrence
 from rnngrad.modern.scan import diagonal_adjoint
 from rnngrad.profile.carried import carried_norms, carried_seed
-from rnngrad.profile.model_call import forked_rng, recorded_calls, recurrent_base, scalar_loss
+from rnngrad.profile.model_call import forked_rng, output_loss, recorded_calls, recurrent_base
 from rnngrad.profile.result import GradientProfile, LossSpec
 from rnngrad.profile.summary import gradient_norms, summarise
 
@@ -65,16 +65,8 @@ def diagonal_profile(
         if not saved:
             raise InvalidInputError(f"the model never called its recurrent module {name!r}")
         states = saved["states"]
-        if callable(loss):
-            with calling_user_code("the loss"):
-                value = loss(output)
-        elif loss == "last":
-            value = 0.5 * (output[-1].abs() ** 2).sum()
-        elif loss == "sum":
-            value = 0.5 * (output.abs() ** 2).sum()
-        else:
-            raise InvalidInputError(f"unknown loss {loss!r}; expected 'last', 'sum' or a callable")
-        (direct,) = torch.autograd.grad(scalar_loss(value), [saved["probe"]], allow_unused=True)
+        value = output_loss(output, loss, time_dim=0)
+        (direct,) = torch.autograd.grad(value, [saved["probe"]], allow_unused=True)
     if direct is None:
         direct = torch.zeros_like(states)
     with torch.no_grad():

@@ -35,7 +35,7 @@ from torch import nn
 from rnngrad.cells import RecurrentLayout
 from rnngrad.errors import InvalidInputError, calling_user_code
 from rnngrad.profile.carried import CarriedNorms
-from rnngrad.profile.model_call import forked_rng, scalar_loss
+from rnngrad.profile.model_call import forked_rng, output_loss
 from rnngrad.profile.result import GradientProfile, LossSpec
 from rnngrad.profile.summary import gradient_norms, summarise
 
@@ -198,17 +198,9 @@ def profile_xlstm_cells(
         missing = [name for name, _ in cells if name not in saved]
         if missing:
             raise InvalidInputError(f"the model never ran the xLSTM cell {missing[0]!r}")
-        if callable(loss):
-            with calling_user_code("the loss"):
-                value = loss(output)
-        elif loss == "last":
-            value = 0.5 * (output[:, -1] ** 2).sum()
-        elif loss == "sum":
-            value = 0.5 * (output**2).sum()
-        else:
-            raise InvalidInputError(f"unknown loss {loss!r}; expected 'last', 'sum' or a callable")
+        value = output_loss(output, loss, time_dim=1)  # batch first, as the libraries' blocks
         probes = [saved[name]["probe"] for name, _ in cells]
-        directs = torch.autograd.grad(scalar_loss(value), probes, allow_unused=True)
+        directs = torch.autograd.grad(value, probes, allow_unused=True)
     layers, widths = [], []
     for index, ((name, cell), direct) in enumerate(zip(cells, directs, strict=True)):
         record = saved[name]

@@ -15,12 +15,13 @@ from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
 from rnngrad.cells import CELLS, FUSED, RecurrentLayout
-from rnngrad.errors import InvalidInputError, NonFiniteInputError, ShapeError
+from rnngrad.errors import InvalidInputError, NonFiniteInputError, ShapeError, calling_user_code
 
 __all__ = [
     "check_input",
     "forked_rng",
     "from_time_major",
+    "output_loss",
     "recorded_calls",
     "recurrent_base",
     "scalar_loss",
@@ -91,6 +92,26 @@ def scalar_loss(value: Any) -> torch.Tensor:
         )
         raise InvalidInputError(f"the loss must be a scalar tensor, got {got}")
     return value.reshape(())
+
+
+def output_loss(output: Any, loss: Any, *, time_dim: int) -> torch.Tensor:
+    """The scalar loss of a model's ``output`` under ``loss``: a callable on it (its
+    failure quoted as the user's code), ``"last"``: half the squared norm of the output at
+    the last step along ``time_dim``, or ``"sum"``: half its squared norm everywhere.
+
+    Raises:
+        InvalidInputError: another ``loss``, or a callable that returns no scalar.
+    """
+    if callable(loss):
+        with calling_user_code("the loss"):
+            value = loss(output)
+    elif loss == "last":
+        value = 0.5 * (output.select(time_dim, -1).abs() ** 2).sum()
+    elif loss == "sum":
+        value = 0.5 * (output.abs() ** 2).sum()
+    else:
+        raise InvalidInputError(f"unknown loss {loss!r}; expected 'last', 'sum' or a callable")
+    return scalar_loss(value)
 
 
 def recurrent_base(cls: type[nn.Module]) -> type[nn.Module]:

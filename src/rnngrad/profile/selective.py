@@ -12,8 +12,6 @@ flattened (``ED * N`` per token for Mamba).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import numpy as np
@@ -23,9 +21,9 @@ from torch import nn
 from rnngrad.cells import RecurrentLayout
 from rnngrad.errors import InvalidInputError, calling_user_code
 from rnngrad.modern.scan import diagonal_adjoint, linear_scan
-from rnngrad.modern.selective import scans_through
+from rnngrad.modern.selective import all_scans_through
 from rnngrad.profile.carried import carried_norms, carried_seed
-from rnngrad.profile.model_call import forked_rng, scalar_loss
+from rnngrad.profile.model_call import forked_rng, output_loss
 from rnngrad.profile.result import GradientProfile, LossSpec
 from rnngrad.profile.summary import gradient_norms, summarise
 
@@ -63,22 +61,14 @@ def selective_profile(
         return scan
 
     with forked_rng(arguments):
-        with _all_scans_through(blocks, scan_of), calling_user_code(type(model).__name__):
+        with all_scans_through(blocks, scan_of), calling_user_code(type(model).__name__):
             output = model(*arguments)
         missing = [name for name, _ in blocks if name not in saved]
         if missing:
             raise InvalidInputError(f"the model never ran the selective scan {missing[0]!r}")
-        if callable(loss):
-            with calling_user_code("the loss"):
-                value = loss(output)
-        elif loss == "last":
-            value = 0.5 * (output[:, -1] ** 2).sum()
-        elif loss == "sum":
-            value = 0.5 * (output**2).sum()
-        else:
-            raise InvalidInputError(f"unknown loss {loss!r}; expected 'last', 'sum' or a callable")
+        value = output_loss(output, loss, time_dim=1)  # batch first, as the libraries' blocks
         probes = [saved[name]["probe"] for name, _ in blocks]
-        directs = torch.autograd.grad(scalar_loss(value), probes, allow_unused=True)
+        directs = torch.autograd.grad(value, probes, allow_unused=True)
     layers = []
     for index, ((name, _), direct) in enumerate(zip(blocks, directs, strict=True)):
         states = saved[name]["states"]
@@ -120,17 +110,6 @@ def selective_profile(
         layers=tuple(layers),
         lengths=np.full(batch, steps, dtype=np.int64),
     )
-
-
-@contextmanager
-def _all_scans_through(
-    blocks: list[tuple[str, nn.Module]], scan_of: Callable[[str], Any]
-) -> Iterator[None]:
-    """Every block's recursion through its own probed scan, for the ``with`` block."""
-    with ExitStack() as stack:
-        for name, block in blocks:
-            stack.enter_context(scans_through(block, scan_of(name)))
-        yield
 
 
 def channel_group_norms(grad: torch.Tensor, channels: int, groups: int) -> np.ndarray:

@@ -224,7 +224,10 @@ def memory_sensitivity(
         handle.remove()
     if not captured:
         raise InvalidInputError(f"the model never called its recurrence {name!r}")
-    value = _loss_value(output[0] if isinstance(output, tuple) else output, loss, selective)
+    from rnngrad.profile.model_call import output_loss
+
+    outputs = output[0] if isinstance(output, tuple) else output
+    value = output_loss(outputs, loss, time_dim=1 if selective else 0)
     named = dict(layer.named_parameters())
     grads = torch.autograd.grad(value, list(named.values()), allow_unused=True)
     grad_norms = {
@@ -292,21 +295,6 @@ def _recurrence(model: nn.Module, module: str | None) -> tuple[str, nn.Module, s
             "selective recurrence"
         )
     return name, layer, "dense"
-
-
-def _loss_value(output: Any, loss: Any, selective: bool) -> torch.Tensor:
-    from rnngrad.profile.model_call import scalar_loss
-
-    if callable(loss):
-        with calling_user_code("the loss"):
-            value = loss(output)
-    elif loss in ("last", "sum"):
-        last = output[:, -1] if selective else output[-1]
-        value = 0.5 * ((last if loss == "last" else output).abs() ** 2).sum()
-    else:
-        raise InvalidInputError(f"unknown loss {loss!r}; expected 'last', 'sum' or a callable")
-    result: torch.Tensor = scalar_loss(value)
-    return result
 
 
 def _runner(layer: nn.Module, args: tuple[Any, ...], kind: str) -> Any:

@@ -234,10 +234,8 @@ def _scan_coefficients(
     model: nn.Module, arguments: tuple[Any, ...], blocks: list[tuple[str, nn.Module]]
 ) -> list[tuple[str, FloatArray]]:
     """``ln |a_t|`` ``(T, B, state flattened)`` of every block's scan in one forward."""
-    from contextlib import ExitStack
-
     from rnngrad.modern.scan import linear_scan
-    from rnngrad.modern.selective import scans_through
+    from rnngrad.modern.selective import all_scans_through
     from rnngrad.profile.model_call import forked_rng
 
     recorded: dict[str, torch.Tensor] = {}
@@ -249,9 +247,7 @@ def _scan_coefficients(
 
         return scan
 
-    with torch.no_grad(), forked_rng(arguments), ExitStack() as stack:
-        for name, block in blocks:
-            stack.enter_context(scans_through(block, scan_of(name)))
+    with torch.no_grad(), forked_rng(arguments), all_scans_through(blocks, scan_of):
         with calling_user_code(type(model).__name__):
             model(*arguments)
     missing = [name for name, _ in blocks if name not in recorded]
