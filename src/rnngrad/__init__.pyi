@@ -28,7 +28,12 @@ from .monitor.monitor import GradientMonitor
 from .profile.calls import profile_call
 from .profile.cell import cell_gradient_profile
 from .profile.front import GradientProfile, LayerProfile, gradient_profile, gradient_profiles
-from .profile.sensitivity import MemorySensitivity, ParameterSensitivity, memory_sensitivity
+from .profile.sensitivity import (
+    MemorySensitivity,
+    ParameterSensitivity,
+    memory_sensitivity,
+    sensitivity_call,
+)
 from .selective.criterion import SelectiveSpectrum, selective_spectrum
 from .theory.activations import (
     Activation,
@@ -135,6 +140,7 @@ __all__ = [
     "scalar_inputs",
     "scalar_phase_diagram",
     "selective_spectrum",
+    "sensitivity_call",
     "spectrum_verdict",
     "to_float",
     "transient_growth",

@@ -25,7 +25,8 @@ def test_a_missing_extra_names_its_install_command() -> None:
 def test_lightning_callback_in_a_20_step_fit(tmp_path: Path) -> None:
     """A 20-step ``Trainer.fit`` of a GRU classifier with the callback (every step, a loss
     that needs the labels): one record per step, at the trainer's global steps, and the
-    last record equals a profile of the trained model on the last batch."""
+    last record equals a profile of the trained model on the last batch, its parameters'
+    ``||dL/dtheta||`` (sensitivity=True) autograd's on that batch."""
     lightning = pytest.importorskip("lightning.pytorch")
     from rnngrad import gradient_profile
     from rnngrad.integrations.lightning import GradientMonitorCallback
@@ -53,7 +54,9 @@ def test_lightning_callback_in_a_20_step_fit(tmp_path: Path) -> None:
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=4)
     torch.manual_seed(0)
     model = LightningClassifier()
-    callback = GradientMonitorCallback(loss=nn.functional.cross_entropy, every=1, writer=None)
+    callback = GradientMonitorCallback(
+        loss=nn.functional.cross_entropy, every=1, writer=None, sensitivity=True
+    )
     trainer = lightning.Trainer(
         max_steps=20, callbacks=[callback], logger=False, enable_checkpointing=False,
         enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path,
@@ -71,6 +74,12 @@ def test_lightning_callback_in_a_20_step_fit(tmp_path: Path) -> None:
     np.testing.assert_allclose(
         monitor.history[-1].log10_grad_norm[0], expected.layers[0].log10_grad_norm, rtol=1e-12
     )
+    named = dict(model.net.rnn.named_parameters())
+    loss = nn.functional.cross_entropy(model(x[76:80]), y[76:80])
+    grads = torch.autograd.grad(loss, list(named.values()))
+    recorded = {r.name: r.grad_norm for r in monitor.history[-1].parameters}
+    for name, grad in zip(named, grads, strict=True):
+        assert recorded[name] == pytest.approx(float(grad.norm()), rel=1e-5)
 
 
 def _lightning_forecaster(lightning: object, batch_kind: str) -> object:

@@ -434,3 +434,113 @@ def test_step_call_profiles_an_encoder_and_a_decoder_of_other_lengths(tmp_path: 
     assert record.log10_grad_norm.shape == (2, 30)
     assert np.isnan(record.log10_grad_norm[1, 8:]).all()
     assert np.isfinite(record.log10_grad_norm[1, :8]).all()
+
+
+class LRUForecaster(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        from rnngrad.modern import LRU
+
+        self.encoder = nn.Linear(2, 3)
+        self.lru = LRU(3, 4)
+        self.head = nn.Linear(4, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.lru(self.encoder(x)).real[-1])
+
+
+def _jacobian_norm_at_last_token(model: LRUForecaster, x: torch.Tensor, name: str) -> float:
+    """||dh_T/dtheta||_F per sequence from autograd's full Jacobian, mean over the batch."""
+    parameter = dict(model.lru.named_parameters())[name].detach()
+    u = model.encoder(x).detach()
+
+    def last_state(value: torch.Tensor) -> torch.Tensor:
+        states = torch.func.functional_call(model.lru, {name: value}, (u,), strict=False)
+        return torch.view_as_real(states[-1])  # (B, N, 2)
+
+    jacobian = torch.autograd.functional.jacobian(last_state, parameter)
+    per_sequence = jacobian.reshape(x.shape[1], -1).norm(dim=1)
+    return float(per_sequence.mean())
+
+
+def test_the_monitor_records_the_curse_of_memory_per_parameter(tmp_path: Path) -> None:
+    """sensitivity=True: each profile records, per parameter of the recurrence,
+    ||dL/dtheta|| (autograd on the user's loss) and ||dh_T/dtheta|| (exact for the LRU's
+    nu_log: autograd's full Jacobian), and writes both as TensorBoard scalars; training's
+    own gradients and parameters are left as they were."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from torch.utils.tensorboard import SummaryWriter
+
+    torch.manual_seed(5)
+    model = LRUForecaster().double()
+    x = torch.randn(15, 3, 2, dtype=torch.float64)
+    y = torch.randn(3, 1, dtype=torch.float64)
+    writer = SummaryWriter(log_dir=str(tmp_path))
+    monitor = GradientMonitor(model, every=1, loss=nn.functional.mse_loss, writer=writer,
+                              sensitivity=True)  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", GradientWarning)
+        monitor.step(x, y, step=7)
+    writer.close()
+    assert monitor.disabled is None and all(p.grad is None for p in model.parameters())
+    record = {entry.name: entry for entry in monitor.history[0].parameters}
+    assert set(record) == {name for name, _ in model.lru.named_parameters()}
+    nu = record["nu_log"]
+    assert nu.exact and nu.module == "lru"
+    assert nu.state_sensitivity == pytest.approx(
+        _jacobian_norm_at_last_token(model, x, "nu_log"), rel=1e-9
+    )
+    nn.functional.mse_loss(model(x), y).backward()
+    for name, parameter in model.lru.named_parameters():
+        expected = 0.0 if parameter.grad is None else float(parameter.grad.norm())
+        assert record[name].grad_norm == pytest.approx(expected, rel=1e-9, abs=1e-15)
+    events = EventAccumulator(str(tmp_path))
+    events.Reload()
+    written = events.Scalars("rnngrad/lru/nu_log/grad_norm")[0]
+    assert written.step == 7 and written.value == pytest.approx(nu.grad_norm, rel=1e-6)
+    assert "rnngrad/lru/theta_log/state_sensitivity" in events.Tags()["scalars"]
+
+
+def test_step_call_records_the_same_sensitivities() -> None:
+    """The training step's own loss (step_call, as Lightning's callback calls it) gives
+    the records that step(x, y) gives (a fused LSTM: every parameter by Hutchinson's
+    estimate, the same directions from the same seed)."""
+    torch.manual_seed(6)
+    model = Model().double().eval()
+    x = torch.randn(2, 10, 3, dtype=torch.float64)
+    y = torch.randn(2, 1, dtype=torch.float64)
+    by_inputs = GradientMonitor(model, every=1, loss=nn.functional.mse_loss, sensitivity=True)
+    by_call = GradientMonitor(model, every=1, sensitivity=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", GradientWarning)
+        by_inputs.step(x, y)
+        by_call.step_call(lambda: nn.functional.mse_loss(model(x), y))
+    assert by_inputs.disabled is None and by_call.disabled is None
+    records = by_inputs.history[0].parameters, by_call.history[0].parameters
+    assert [r.name for r in records[0]] == [n for n, _ in model.rnn.named_parameters()]
+    for a, b in zip(*records, strict=True):
+        assert not a.exact and a.grad_norm > 0
+        assert a.grad_norm == pytest.approx(b.grad_norm, rel=1e-12)
+        assert a.state_sensitivity == pytest.approx(b.state_sensitivity, rel=1e-12)
+
+
+def test_sensitivity_needs_a_recurrence_it_can_measure() -> None:
+    from rnngrad.errors import InvalidInputError, UnsupportedModuleError
+
+    class Stepped(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.cell = nn.GRUCell(2, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            h = torch.zeros(x.shape[1], 3)
+            for x_t in x:
+                h = self.cell(x_t, h)
+            return h
+
+    with pytest.raises(UnsupportedModuleError, match="cell stepped"):
+        GradientMonitor(Stepped(), sensitivity=True)
+    with pytest.raises(InvalidInputError, match="directions"):
+        GradientMonitor(LRUForecaster(), sensitivity=True, directions=1)
+    with pytest.raises(InvalidInputError, match="sensitivity"):
+        GradientMonitor(LRUForecaster(), sensitivity="yes")  # type: ignore[arg-type]

@@ -8,11 +8,11 @@ import pytest
 import torch
 from torch import nn
 
-from rnngrad.errors import InvalidInputError, UnsupportedModuleError
+from rnngrad.errors import InvalidInputError, ModelError, UnsupportedModuleError
 from rnngrad.modern import LRU
 from rnngrad.modern.base import DiagonalRecurrence
 from rnngrad.modern.scan import linear_scan
-from rnngrad.profile.sensitivity import memory_sensitivity
+from rnngrad.profile.sensitivity import memory_sensitivity, sensitivity_call
 
 
 class Linear(DiagonalRecurrence):
@@ -152,3 +152,58 @@ def test_bad_input() -> None:
         memory_sensitivity(nn.RNNCell(2, 3), torch.randn(1, 2))
     with pytest.raises(InvalidInputError, match="directions"):
         memory_sensitivity(LRU(2, 3), torch.randn(5, 1, 2), directions=1)
+
+
+class Forecaster(nn.Module):
+    """An LRU between a linear encoder and a linear head, as a user writes one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.encoder = nn.Linear(2, 3)
+        self.lru = LRU(3, 4)
+        self.head = nn.Linear(4, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.lru(self.encoder(x)).real)
+
+
+def test_a_training_steps_function_measures_what_the_model_and_inputs_do() -> None:
+    """sensitivity_call(fn) on the batch that fn runs: the states' sensitivities equal
+    memory_sensitivity's on the same inputs (a route of its own: the model called with the
+    recurrence's inputs), and ||dL/dtheta|| is autograd's on the user's loss."""
+    torch.manual_seed(4)
+    model = Forecaster().double()
+    x = torch.randn(9, 3, 2, dtype=torch.float64)
+    target = torch.randn(3, 1, dtype=torch.float64)
+
+    def training_loss() -> torch.Tensor:
+        return nn.functional.mse_loss(model(x)[-1], target)
+
+    result = sensitivity_call(training_loss, model=model, directions=8, seed=3)
+    direct = memory_sensitivity(model, x, directions=8, seed=3)
+    for name in ("nu_log", "theta_log", "B_re"):
+        np.testing.assert_allclose(
+            result.parameter(name).state_norm, direct.parameter(name).state_norm, rtol=1e-12
+        )
+    training_loss().backward()
+    for name, parameter in model.lru.named_parameters():
+        expected = 0.0 if parameter.grad is None else float(parameter.grad.norm())
+        assert result.parameter(name).grad_norm == pytest.approx(expected)
+    assert result.parameter("nu_log").grad_norm > 0
+
+
+def test_a_training_steps_function_that_fails_is_quoted_in_one_line() -> None:
+    model = Forecaster()
+    x = torch.randn(5, 2, 2)
+
+    def broken() -> torch.Tensor:
+        raise KeyError("target")
+
+    with pytest.raises(ModelError, match=r"sensitivity_call.*KeyError"):
+        sensitivity_call(broken, model=model)
+    with pytest.raises(InvalidInputError, match="scalar tensor"):
+        sensitivity_call(lambda: model(x), model=model)
+    with pytest.raises(InvalidInputError, match="never called"):
+        sensitivity_call(lambda: torch.zeros(()), model=model)
+    with pytest.raises(InvalidInputError, match="function"):
+        sensitivity_call(model(x), model=model)  # type: ignore[arg-type]

@@ -34,7 +34,8 @@ from typing import Any
 import torch
 
 from rnngrad.extras import require
-from rnngrad.monitor.monitor import GradientMonitor, MonitorEvent, switched_off
+from rnngrad.monitor.alerts import switched_off
+from rnngrad.monitor.monitor import GradientMonitor, MonitorEvent
 
 _pl = require("lightning.pytorch", "lightning", what="lightning")
 
@@ -70,7 +71,8 @@ class GradientMonitorCallback(_pl.Callback):  # type: ignore[misc,name-defined]
             tuple by default).
         writer: ``"auto"`` (the trainer's TensorBoard or W&B logger, if any), a writer
             the monitor accepts, or ``None``.
-        every, overhead, module, on_warning, color_range: as for the monitor.
+        every, overhead, module, on_warning, color_range, sensitivity, directions: as for
+            the monitor.
 
     Attributes:
         monitor: the :class:`rnngrad.GradientMonitor`, built when training starts
@@ -89,6 +91,8 @@ class GradientMonitorCallback(_pl.Callback):  # type: ignore[misc,name-defined]
         module: str | None = None,
         on_warning: Callable[[MonitorEvent], Any] | None = None,
         color_range: tuple[float, float] | None = None,
+        sensitivity: bool = False,
+        directions: int = 4,
     ) -> None:
         super().__init__()
         if loss is not None and inputs is None:
@@ -97,6 +101,7 @@ class GradientMonitorCallback(_pl.Callback):  # type: ignore[misc,name-defined]
         self.options: dict[str, Any] = {
             "every": every, "overhead": overhead, "module": module,
             "on_warning": on_warning, "color_range": color_range,
+            "sensitivity": sensitivity, "directions": directions,
         }  # fmt: skip
         self._shared = _Shared()
 

@@ -36,13 +36,11 @@ from __future__ import annotations
 
 import logging
 import math
-import os
-import sys
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, replace
-from typing import Any, Literal, Protocol
+from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import torch
@@ -50,9 +48,19 @@ from numpy.typing import NDArray
 from torch import nn
 
 from rnngrad.errors import InvalidInputError
+from rnngrad.monitor.alerts import caller_stacklevel, switched_off
+from rnngrad.monitor.records import (
+    GradientWarning,
+    MonitorDisabledWarning,
+    MonitorEvent,
+    MonitorRecord,
+    ParameterRecord,
+    ScalarWriter,
+)
 from rnngrad.monitor.writers import default_color_range, heat_map, writer_for
 from rnngrad.profile.calls import profile_call
 from rnngrad.profile.front import GradientProfile, LayerProfile, LossSpec, gradient_profile
+from rnngrad.profile.sensitivity import MemorySensitivity
 from rnngrad.verdict import RATE_TOLERANCE
 
 __all__ = [
@@ -61,17 +69,14 @@ __all__ = [
     "MonitorDisabledWarning",
     "MonitorEvent",
     "MonitorRecord",
+    "ParameterRecord",
     "ScalarWriter",
+    "caller_stacklevel",
+    "switched_off",
 ]
 
 logger = logging.getLogger("rnngrad.monitor")
-# A library's logger stays silent until the program configures logging: without a
-# handler of its own, Python's last-resort handler would print every record to stderr
-# beside the warning itself.
-logger.addHandler(logging.NullHandler())
 
-# rnngrad's own folder: the monitor lives one folder below it.
-_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The adaptive schedule spends at most this share of its budget on what its own clock
 # sees, leaving the rest as a margin for a profile dearer than the last three and for
 # what a profile costs the training around it, which no clock of the monitor's sees
@@ -82,75 +87,6 @@ _AIM = 0.75
 # runs the model forward once and two backward recursions); the first profile waits
 # until the training so far pays for that within the budget.
 _FIRST_PROFILE_STEPS = 4.0
-# Frames of these packages are passed over when a warning looks for the user's line.
-_FRAMEWORKS = (
-    "rnngrad", "lightning", "pytorch_lightning", "lightning_fabric", "torch", "contextlib",
-)  # fmt: skip
-
-
-class GradientWarning(UserWarning):
-    """A layer's gradient turned vanishing, exploding or non-finite."""
-
-
-class MonitorDisabledWarning(UserWarning):
-    """The monitor failed on a batch and switched itself off; training goes on."""
-
-
-class ScalarWriter(Protocol):
-    """What the monitor needs of ``torch.utils.tensorboard.SummaryWriter``."""
-
-    def add_scalar(self, tag: str, scalar_value: float, global_step: int) -> Any: ...
-
-    def add_image(
-        self, tag: str, img_tensor: Any, global_step: int, dataformats: str = ...
-    ) -> Any: ...
-
-
-@dataclass(frozen=True)
-class MonitorEvent:
-    """One change the monitor warns about.
-
-    Attributes:
-        step: the training step of the profile that saw it.
-        layer: the layer and direction's name (``"layer 0"``, ``"layer 1 reverse"``).
-        kind: ``"vanishing"``, ``"exploding"`` or ``"non-finite"``.
-        time_step: for ``"non-finite"``, the first time step ``t`` whose ``dL/dh_t``
-            is not finite; else ``None``.
-        message: the warning's text.
-    """
-
-    step: int
-    layer: str
-    kind: Literal["vanishing", "exploding", "non-finite"]
-    time_step: int | None
-    message: str
-
-
-@dataclass(frozen=True)
-class MonitorRecord:
-    """One profile taken during training.
-
-    Attributes:
-        step: the training step (the monitor's count of ``step`` calls unless given).
-        labels: verdict per layer and direction, in the profile's order.
-        log10_ratio, decay_rate, horizon, saturation: the summaries, same order.
-        log10_grad_norm: ``(layers * directions, T)``, the per-step profile (rows of a
-            shorter module, a decoder's, padded with NaN).
-        seconds: the wall time of the monitor's call that took it (profile, warnings
-            and writer).
-        nonfinite_step: per layer, the first time step whose gradient is not finite.
-    """
-
-    step: int
-    names: tuple[str, ...]
-    labels: tuple[str, ...]
-    log10_ratio: tuple[float | None, ...]
-    decay_rate: tuple[float | None, ...]
-    horizon: tuple[int | None, ...]
-    saturation: tuple[float, ...]
-    log10_grad_norm: NDArray[np.float64]
-    seconds: float
-    nonfinite_step: tuple[int | None, ...] = ()
 
 
 class GradientMonitor:
@@ -178,6 +114,14 @@ class GradientMonitor:
             fixes it at the first profile (its finite range widened to whole decades,
             two more on each side) and keeps it for the run, so that steps compare.
         tolerance: per-step tolerance of the growth rule.
+        sensitivity: also measure, at each profile, the curse of memory
+            (:func:`rnngrad.memory_sensitivity`): per parameter of the recurrence,
+            ``||dL/dtheta||`` and ``||dh_T/dtheta||`` (exact for per-mode parameters,
+            else Hutchinson's estimate from ``directions`` derivatives), in
+            :attr:`MonitorRecord.parameters` and the writer's scalars. A fused
+            ``nn.RNN``/``nn.LSTM``/``nn.GRU``, a diagonal or a selective recurrence; the
+            schedule counts its cost like the profile's.
+        directions: Hutchinson's directions per parameter that is not per-mode.
         clock: the wall clock in seconds (``time.perf_counter``; replaceable in tests).
 
     Attributes:
@@ -201,6 +145,8 @@ class GradientMonitor:
         on_warning: Callable[[MonitorEvent], Any] | None = None,
         color_range: tuple[float, float] | None = None,
         tolerance: float = RATE_TOLERANCE,
+        sensitivity: bool = False,
+        directions: int = 4,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         if not isinstance(model, nn.Module):
@@ -227,6 +173,13 @@ class GradientMonitor:
             raise InvalidInputError(f"every must be >= 1, got {every}")
         if not 0.0 < overhead < 1.0:
             raise InvalidInputError(f"overhead must be in (0, 1), got {overhead}")
+        if not isinstance(sensitivity, bool):
+            raise InvalidInputError(f"sensitivity must be True or False, got {sensitivity!r}")
+        if sensitivity:
+            from rnngrad.profile.sensitivity import check_directions, recurrence_to_measure
+
+            check_directions(directions)
+            recurrence_to_measure(model, module)  # one it can measure, or a typed error
         if on_warning is not None and not callable(on_warning):
             raise InvalidInputError(f"on_warning must be callable, got {type(on_warning).__name__}")
         self.model = model
@@ -239,6 +192,8 @@ class GradientMonitor:
         self.on_warning = on_warning
         self.color_range = None if color_range is None else _check_range(color_range)
         self.tolerance = tolerance
+        self.sensitivity = sensitivity
+        self.directions = directions
         self.clock = clock
         self.history: list[MonitorRecord] = []
         self.events: list[MonitorEvent] = []
@@ -293,24 +248,33 @@ class GradientMonitor:
                 f"targets y were given but the loss is {self.loss!r}; "
                 "pass a callable loss(output, y)"
             )
+        loss = self._loss_on(y)
 
         def profile() -> dict[str, GradientProfile]:
-            loss: LossSpec
-            if y is None or not callable(self.loss):
-                loss = self.loss  # type: ignore[assignment]
-            else:
-                user_loss, targets = self.loss, y
-
-                def loss(output: Any) -> torch.Tensor:
-                    return user_loss(output, targets)  # type: ignore[call-arg]
-
             found = gradient_profile(
                 self.model, inputs, loss=loss, module=self.module, tolerance=self.tolerance
             )
             return {found.module_name: found}
 
-        taken = self._scheduled(profile, step)
+        def sensitivity() -> MemorySensitivity:
+            from rnngrad.profile.sensitivity import memory_sensitivity
+
+            return memory_sensitivity(self.model, inputs, loss=loss, module=self.module,
+                                      directions=self.directions)  # fmt: skip
+
+        taken = self._scheduled(profile, step, sensitivity)
         return None if taken is None else next(iter(taken.values()))
+
+    def _loss_on(self, y: Any) -> LossSpec:
+        """The profile's loss on the batch: the monitor's, given the targets ``y``."""
+        if y is None or not callable(self.loss):
+            return self.loss  # type: ignore[return-value]
+        user_loss, targets = self.loss, y
+
+        def loss(output: Any) -> torch.Tensor:
+            return user_loss(output, targets)  # type: ignore[call-arg]
+
+        return loss
 
     def step_call(
         self, fn: Callable[[], torch.Tensor], *, step: int | None = None
@@ -322,12 +286,24 @@ class GradientMonitor:
         Returns:
             ``{module name: profile}`` when profiles were taken, else ``None``.
         """
+
+        def sensitivity() -> MemorySensitivity:
+            from rnngrad.profile.sensitivity import sensitivity_call
+
+            return sensitivity_call(fn, model=self.model, module=self.module,
+                                    directions=self.directions)  # fmt: skip
+
         return self._scheduled(
-            lambda: profile_call(fn, model=self.model, tolerance=self.tolerance), step
+            lambda: profile_call(fn, model=self.model, tolerance=self.tolerance),
+            step,
+            sensitivity,
         )
 
     def _scheduled(
-        self, profile: Callable[[], dict[str, GradientProfile]], step: int | None
+        self,
+        profile: Callable[[], dict[str, GradientProfile]],
+        step: int | None,
+        sensitivity: Callable[[], MemorySensitivity],
     ) -> dict[str, GradientProfile] | None:
         now = self.clock()
         if self._last_call is not None:
@@ -345,6 +321,8 @@ class GradientMonitor:
                 for lp in found.layers
             ]
             record = self._record(layers, self.calls if step is None else step)
+            if self.sensitivity:
+                record = replace(record, parameters=parameter_records(sensitivity()))
             self._warn(record, layers)
             if self._sink is not None:
                 self._write(record)
@@ -430,10 +408,31 @@ class GradientMonitor:
             for key, value in values.items():
                 if value is not None and math.isfinite(value):
                     scalars[f"{tag}/{key}"] = float(value)
+        for entry in record.parameters:
+            tag = f"rnngrad/{entry.module}/{entry.name}".replace(" ", "_")
+            for key, value in (("grad_norm", entry.grad_norm),
+                               ("state_sensitivity", entry.state_sensitivity)):  # fmt: skip
+                if math.isfinite(value):
+                    scalars[f"{tag}/{key}"] = float(value)
         if self.color_range is None:
             self.color_range = default_color_range(record.log10_grad_norm)
         image = heat_map(record.log10_grad_norm, record.names, self.color_range, record.step)
         self._sink(scalars, image, record.step)
+
+
+def parameter_records(result: MemorySensitivity) -> tuple[ParameterRecord, ...]:
+    """The monitor's record of one :func:`rnngrad.memory_sensitivity`: per parameter,
+    ``||dL/dtheta||`` and ``||dh_T/dtheta||`` at the last token (mean over the batch)."""
+    return tuple(
+        ParameterRecord(
+            result.module_name,
+            entry.name,
+            entry.grad_norm,
+            float(entry.mean_state_norm[-1]),
+            entry.exact,
+        )
+        for entry in result.parameters
+    )
 
 
 def _rows(series: list[NDArray[np.float64]]) -> NDArray[np.float64]:
@@ -456,34 +455,3 @@ def _check_range(color_range: tuple[float, float]) -> tuple[float, float]:
     if not (math.isfinite(low) and math.isfinite(high) and low < high):
         raise InvalidInputError(f"color_range needs finite low < high, got {color_range!r}")
     return low, high
-
-
-def switched_off(error: Exception, who: str, when: str = "") -> str:
-    """Say once, at the user's line, that ``who`` switched itself off (``when``) after
-    ``error``, training going on; returns the failure in one line."""
-    name = type(error).__name__
-    reason = f"{name}: {error}".splitlines()[0] if str(error) else name
-    after = f" {when}" if when else ""
-    message = f"rnngrad's {who} switched itself off{after} (training goes on): {reason}"
-    logger.warning(message)
-    warnings.warn(message, MonitorDisabledWarning, stacklevel=caller_stacklevel())
-    return reason
-
-
-def caller_stacklevel() -> int:
-    """The ``stacklevel`` that points a warning at the user's line: the first frame
-    outside rnngrad, Lightning and torch (the line that called the monitor, or the one in
-    the user's training code that called the framework that called our callback)."""
-    frame = sys._getframe(1)
-    level = 1
-    while frame is not None and _passed_over(frame):
-        frame = frame.f_back  # type: ignore[assignment]
-        level += 1
-    return level
-
-
-def _passed_over(frame: Any) -> bool:
-    if os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE_DIR):
-        return True
-    module = str(frame.f_globals.get("__name__", ""))
-    return module.split(".")[0] in _FRAMEWORKS

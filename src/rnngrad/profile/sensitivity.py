@@ -31,6 +31,7 @@ layer's own ``step``, or through a sequential scan of a selective block).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
@@ -44,7 +45,7 @@ from rnngrad._types import FloatArray
 from rnngrad.errors import InvalidInputError, UnsupportedModuleError, calling_user_code
 from rnngrad.show.display import Displayable, Summary, number
 
-__all__ = ["MemorySensitivity", "ParameterSensitivity", "memory_sensitivity"]
+__all__ = ["MemorySensitivity", "ParameterSensitivity", "memory_sensitivity", "sensitivity_call"]
 
 #: Per-mode parameters of mambapy's blocks (rnngrad's own layers list theirs in
 #: ``mode_parameters``; a layer of the selective-scan protocol in
@@ -208,26 +209,81 @@ def memory_sensitivity(
         UnsupportedModuleError: a cell stepped by its model.
         InvalidInputError: ``directions`` below 2, or the model never calls it.
     """
+    check_directions(directions)
+    name, layer, kind = recurrence_to_measure(model, module)
+    arguments = inputs if isinstance(inputs, tuple) else (inputs,)
+
+    def run_model() -> torch.Tensor:
+        from rnngrad.profile.model_call import output_loss
+
+        with calling_user_code(type(model).__name__):
+            output = model(*arguments)
+        outputs = output[0] if isinstance(output, tuple) else output
+        return output_loss(outputs, loss, time_dim=1 if kind == "selective" else 0)
+
+    return _measure(name, layer, kind, run_model, directions, seed)
+
+
+def sensitivity_call(
+    fn: Callable[[], torch.Tensor],
+    *,
+    model: nn.Module,
+    module: str | None = None,
+    directions: int = 16,
+    seed: int = 0,
+) -> MemorySensitivity:
+    """:func:`memory_sensitivity` of the recurrence in ``model`` along the batch that
+    ``fn()`` runs: ``fn`` runs the model's forward and its loss and returns the scalar
+    loss (a training step without its backward and optimiser step), as for
+    :func:`rnngrad.profile_call`.
+
+    Raises:
+        InvalidInputError: ``fn`` returns no scalar tensor or never calls the recurrence;
+            ``directions`` below 2.
+        ModelError: ``fn`` raised (quoted in one line).
+    """
+    from rnngrad.profile.model_call import scalar_loss
+
+    if not callable(fn):
+        raise InvalidInputError(f"sensitivity_call needs a function fn(), got {type(fn).__name__}")
+    check_directions(directions)
+    name, layer, kind = recurrence_to_measure(model, module)
+
+    def run_fn() -> torch.Tensor:
+        with calling_user_code("the function given to sensitivity_call"):
+            value = fn()
+        scalar_loss(value)
+        return value
+
+    return _measure(name, layer, kind, run_fn, directions, seed)
+
+
+def check_directions(directions: Any) -> None:
     if isinstance(directions, bool) or not isinstance(directions, int) or directions < 2:
         raise InvalidInputError(f"directions must be a whole number >= 2, got {directions!r}")
-    name, layer, kind = _recurrence(model, module)
+
+
+def _measure(
+    name: str,
+    layer: nn.Module,
+    kind: str,
+    run_loss: Callable[[], torch.Tensor],
+    directions: int,
+    seed: int,
+) -> MemorySensitivity:
+    """Run ``run_loss()`` once, keeping the recurrence's first call's arguments and the
+    loss's ``||dL/dtheta||``, then the states' derivatives along those arguments."""
     selective = kind == "selective"
-    arguments = inputs if isinstance(inputs, tuple) else (inputs,)
     captured: list[tuple[Any, ...]] = []
     handle = layer.register_forward_pre_hook(
         lambda _m, args: captured.append(args) if not captured else None
     )
     try:
-        with calling_user_code(type(model).__name__):
-            output = model(*arguments)
+        value = run_loss()
     finally:
         handle.remove()
     if not captured:
         raise InvalidInputError(f"the model never called its recurrence {name!r}")
-    from rnngrad.profile.model_call import output_loss
-
-    outputs = output[0] if isinstance(output, tuple) else output
-    value = output_loss(outputs, loss, time_dim=1 if selective else 0)
     named = dict(layer.named_parameters())
     grads = torch.autograd.grad(value, list(named.values()), allow_unused=True)
     grad_norms = {
@@ -270,7 +326,7 @@ def memory_sensitivity(
     return MemorySensitivity(name or type(layer).__name__, state_norm, tuple(entries))
 
 
-def _recurrence(model: nn.Module, module: str | None) -> tuple[str, nn.Module, str]:
+def recurrence_to_measure(model: nn.Module, module: str | None) -> tuple[str, nn.Module, str]:
     """The recurrence to measure and its kind: ``"selective"``, ``"diagonal"`` or
     ``"dense"`` (PyTorch's fused ``nn.RNN``/``nn.LSTM``/``nn.GRU``)."""
     from rnngrad.cells import find_recurrent_module, is_cell
