@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # these need torch; the numpy-only commands should not load i
     from rnngrad.lyapunov.result import LyapunovSpectrum
     from rnngrad.profile.front import GradientProfile
     from rnngrad.profile.result import LayerProfile
+    from rnngrad.profile.sensitivity import MemorySensitivity
 
 __all__ = [
     "dumps",
@@ -31,6 +32,7 @@ __all__ = [
     "lyapunov_json",
     "profile_json",
     "scalar_json",
+    "sensitivity_json",
     "spectrum_json",
 ]
 
@@ -187,6 +189,30 @@ def profile_json(result: GradientProfile, model: str) -> dict[str, Any]:
             ),
         },
         "layers": layers,
+    }
+
+
+def sensitivity_json(result: MemorySensitivity) -> dict[str, Any]:
+    """The curse of memory (``rnngrad profile --sensitivity --json``'s
+    ``memory_sensitivity``, the report's memory section): per parameter of the recurrence,
+    ``||dh_t/dtheta||`` (mean over the sequences, per token) and ``||dL/dtheta||``."""
+    return {
+        "module_name": result.module_name,
+        "orders": {"state_norm, state_sensitivity, ci95": "token t = 1..T (entry t-1)"},
+        "state_norm": _list(result.state_norm.mean(axis=0)),
+        "parameters": [
+            {
+                "name": entry.name,
+                "size": entry.size,
+                "exact": entry.exact,
+                "directions": entry.directions,
+                "state_sensitivity": _list(entry.mean_state_norm),
+                "state_sensitivity_last": finite_or_none(float(entry.mean_state_norm[-1])),
+                "ci95": _list(entry.ci95.mean(axis=0)),
+                "grad_norm": finite_or_none(entry.grad_norm),
+            }
+            for entry in result.parameters
+        ],
     }
 
 

@@ -160,3 +160,33 @@ def test_bad_input_gives_one_line_and_exit_2(tmp_path: Path, args: list[str], me
     assert len(lines) == 1, done.stderr
     assert message in lines[0]
     assert done.stdout == ""
+
+
+def test_sensitivity_adds_the_curse_of_memory(tmp_path: Path) -> None:
+    """--sensitivity --json: memory_sensitivity's numbers for the same module, weights and
+    input (Hutchinson's estimates from the same seed), under "memory_sensitivity"; the
+    text output has the table; with --lengths (packed) it is a usage error."""
+    from rnngrad.profile.sensitivity import memory_sensitivity
+
+    spec = "gru:input=3,hidden=4"
+    args = ["profile", "--model", spec, "--random-input", "2,12", "--dtype", "float64"]
+    done = run(*args, "--sensitivity", "--json")
+    assert done.returncode == 0, done.stderr
+    shown = strict_json(done.stdout)["memory_sensitivity"]
+    module = build_module(parse_spec(spec), seed=0, dtype=torch.float64)
+    x = torch.randn((12, 2, 3), generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    expected = memory_sensitivity(module, x, loss="last", seed=0)
+    assert [p["name"] for p in shown["parameters"]] == [p.name for p in expected.parameters]
+    for entry, reference in zip(shown["parameters"], expected.parameters, strict=True):
+        np.testing.assert_allclose(entry["state_sensitivity"], reference.mean_state_norm,
+                                   rtol=1e-12)  # fmt: skip
+        assert entry["grad_norm"] == pytest.approx(reference.grad_norm, rel=1e-12)
+        assert entry["exact"] is False and len(entry["ci95"]) == 12
+    text = run(*args, "--sensitivity")
+    assert text.returncode == 0 and "curse of memory" in text.stdout
+    assert "weight_hh_l0" in text.stdout
+    np.save(tmp_path / "x.npy", x.numpy())
+    np.save(tmp_path / "lengths.npy", np.array([12, 5], dtype=np.int64))
+    packed = run("profile", "--model", spec, "--input", str(tmp_path / "x.npy"),
+                 "--lengths", str(tmp_path / "lengths.npy"), "--sensitivity")  # fmt: skip
+    assert packed.returncode == 2 and "--sensitivity takes padded inputs" in packed.stderr

@@ -207,3 +207,26 @@ def test_a_training_steps_function_that_fails_is_quoted_in_one_line() -> None:
         sensitivity_call(lambda: torch.zeros(()), model=model)
     with pytest.raises(InvalidInputError, match="function"):
         sensitivity_call(model(x), model=model)  # type: ignore[arg-type]
+
+
+def test_a_fused_modules_named_loss_reads_its_own_output_as_the_profile_does() -> None:
+    """loss="last" on a whole model around a batch-first nn.GRU: half the squared norm of
+    the GRU's own last output (gradient_profile's contract), not of the model's head."""
+    torch.manual_seed(7)
+
+    class Head(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.gru = nn.GRU(2, 3, batch_first=True)
+            self.head = nn.Linear(3, 5)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.head(self.gru(x)[0])
+
+    model = Head().double()
+    x = torch.randn(2, 6, 2, dtype=torch.float64)
+    result = memory_sensitivity(model, x, loss="last", directions=2)
+    named = dict(model.gru.named_parameters())
+    value = 0.5 * (model.gru(x)[0][:, -1] ** 2).sum()
+    for name, grad in zip(named, torch.autograd.grad(value, list(named.values())), strict=True):
+        assert result.parameter(name).grad_norm == pytest.approx(float(grad.norm()), rel=1e-12)

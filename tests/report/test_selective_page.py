@@ -52,7 +52,7 @@ def test_the_page_of_a_mamba_forecaster(tmp_path: Path) -> None:
     # The curse of memory: each block's parameters, the per-mode ones exact.
     from rnngrad.profile.sensitivity import memory_sensitivity
 
-    memory = sections["memory"]["numbers"]
+    memory = {entry["name"]: entry for entry in sections["memory"]["numbers"]["parameters"]}
     assert memory["A_log"]["exact"] and not memory["x_proj.weight"]["exact"]
     expected = memory_sensitivity(model, inputs, loss="last", directions=8)
     assert memory["A_log"]["state_sensitivity_last"] == pytest.approx(

@@ -150,6 +150,14 @@ def profile(
             "launches), auto (fused on a GPU). Same numbers to rounding.",
         ),
     ] = ProfileRouteName.auto,
+    sensitivity: Annotated[
+        bool,
+        typer.Option(
+            "--sensitivity",
+            help="Also the curse of memory: per parameter of the recurrence ||dh_T/dtheta|| "
+            "and ||dL/dtheta|| (a fused module, a diagonal or selective recurrence).",
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Per-time-step gradients ||dL/dh_t|| of every layer and direction of a recurrent model."""
@@ -191,20 +199,33 @@ def profile(
         loaded.model.to(target_device)
         moved = [t.to(target_device) for t in inputs]
         arguments = tuple(moved) if len(moved) > 1 else moved[0]
+    if sensitivity and lengths is not None:
+        raise InvalidInputError("--sensitivity takes padded inputs: drop --lengths")
+    profile_loss = choose_loss(loss, target_file, torch_dtype)
     result = gradient_profile(
         loaded.model,
         arguments,
-        loss=choose_loss(loss, target_file, torch_dtype),
+        loss=profile_loss,
         module=module,
         lengths=lengths,
         generator=torch.Generator().manual_seed(seed),
         route=route.value,
     )
+    memory = None
+    if sensitivity:
+        from rnngrad.profile.sensitivity import memory_sensitivity
+
+        memory = memory_sensitivity(
+            loaded.model, arguments, loss=profile_loss, module=module, seed=seed
+        )
     spec_text = loaded.label
     if as_json:
-        from rnngrad.jsonout import dumps, profile_json
+        from rnngrad.jsonout import dumps, profile_json, sensitivity_json
 
-        print(dumps(profile_json(result, spec_text)))
+        payload = profile_json(result, spec_text)
+        if memory is not None:
+            payload["memory_sensitivity"] = sensitivity_json(memory)
+        print(dumps(payload))
         return
 
     console = Console()
@@ -251,6 +272,10 @@ def profile(
         console.print(f"Gradients that vanish or explode: {names}.")
     else:
         console.print(f"No layer of the {layout.kind} vanishes or explodes on this batch.")
+    if memory is not None:
+        from rnngrad.cli._sensitivity import print_sensitivity
+
+        print_sensitivity(console, memory)
 
 
 @app.command()

@@ -31,6 +31,7 @@ layer's own ``step``, or through a sequential scan of a selective block).
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -200,8 +201,9 @@ def memory_sensitivity(
             scan (mambapy's block, the protocol's layer; the first unless ``module`` names
             one), or the recurrence itself.
         inputs: the model's input (a tensor, or a tuple of its arguments).
-        loss: ``"last"``, ``"sum"`` (half the squared norm of the model's output at the
-            last step or everywhere) or a callable on the model's output.
+        loss: ``"last"``, ``"sum"`` (half the squared norm of the output at the last step
+            or everywhere: the model's, or a fused ``nn.RNN``/``nn.LSTM``/``nn.GRU``'s own
+            as in :func:`rnngrad.gradient_profile`) or a callable on the model's output.
         directions: Hutchinson's random directions for a parameter that is not per-mode.
         seed: seeds the directions.
 
@@ -216,10 +218,29 @@ def memory_sensitivity(
     def run_model() -> torch.Tensor:
         from rnngrad.profile.model_call import output_loss
 
-        with calling_user_code(type(model).__name__):
-            output = model(*arguments)
-        outputs = output[0] if isinstance(output, tuple) else output
-        return output_loss(outputs, loss, time_dim=1 if kind == "selective" else 0)
+        time_dim = 1 if kind == "selective" else 0
+        kept: list[torch.Tensor] = []
+        handle = None
+        if kind == "dense" and isinstance(loss, str):  # on the module's own output h_t
+            from rnngrad.cells import describe_module
+
+            time_dim = 1 if describe_module(layer).batch_first else 0
+            handle = layer.register_forward_hook(lambda _m, _a, out: kept.append(out[0]))
+        try:
+            with calling_user_code(type(model).__name__):
+                output = model(*arguments)
+        finally:
+            if handle is not None:
+                handle.remove()
+        outputs = kept[0] if kept else output[0] if isinstance(output, tuple) else output
+        if not isinstance(outputs, torch.Tensor):
+            raise InvalidInputError(
+                "the memory sensitivity takes padded inputs and a tensor output, got "
+                f"{type(outputs).__name__}"
+            )
+        if outputs.dim() == 2 and kept:  # an unbatched module's (T, H)
+            time_dim = 0
+        return output_loss(outputs, loss, time_dim=time_dim)
 
     return _measure(name, layer, kind, run_model, directions, seed)
 
@@ -295,6 +316,7 @@ def _measure(
         states = run({})
     state_norm = _norms(states, selective)
     per_mode = set(_mode_parameters(layer))
+    _load_forward_rules()
     generator = torch.Generator().manual_seed(seed)
     entries = []
     for key, parameter in named.items():
@@ -324,6 +346,15 @@ def _measure(
             key, parameter.numel(), exact, estimate, ci95, grad_norms[key], len(tangents),
         ))  # fmt: skip
     return MemorySensitivity(name or type(layer).__name__, state_norm, tuple(entries))
+
+
+def _load_forward_rules() -> None:
+    """Load torch's forward-mode decompositions once, without the deprecation warning
+    about ``torch.jit.script`` that torch's own module gives on import (not the user's to
+    act on)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*torch.jit.script", category=DeprecationWarning)
+        import torch._decomp.decompositions_for_jvp  # noqa: F401
 
 
 def recurrence_to_measure(model: nn.Module, module: str | None) -> tuple[str, nn.Module, str]:

@@ -92,15 +92,12 @@ def memory_section(model: ReportModel) -> Section:
                                 module=model.recurrent, directions=8)  # fmt: skip
     figure = result._figure()
     figure.title = t("sensitivity of the states to the recurrence's own parameters")
-    numbers: dict[str, Any] = {}
+    from rnngrad.jsonout import sensitivity_json
+
+    numbers = sensitivity_json(result)
     stories = []
     for entry in result.parameters:
         last = float(entry.mean_state_norm[-1])
-        numbers[entry.name] = {
-            "state_sensitivity_last": finite_or_none(last),
-            "grad_norm": finite_or_none(entry.grad_norm),
-            "exact": entry.exact,
-        }
         if entry.exact:
             stories.append(t("{name}: {value}", name=entry.name, value=f"{last:.3g}"))
     sentence = t(
