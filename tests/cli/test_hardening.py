@@ -25,7 +25,7 @@ from rnngrad.atomic import (
     atomic_write_bytes,
 )
 from rnngrad.errors import InvalidInputError
-from rnngrad.report.page import prepare_folder
+from rnngrad.report.folder import prepare_folder
 from tests.cli.test_cli import EXECUTABLE, run, strict_json
 
 TINY_TRAIN = ["--task", "order", "--seq-len", "10", "--cell", "gru", "--hidden", "4",
@@ -66,6 +66,34 @@ def test_report_refuses_a_symlink_and_a_folder_that_is_not_a_report(tmp_path: Pa
     one_line(run("report", "--quick", "--force", "--out", str(tmp_path / "link")), "symbolic link")
     one_line(run("report", "--quick", "--force", "--out", str(target)), "not an rnngrad report")
     assert (target / "notes.txt").read_text() == "mine"
+
+
+def test_force_never_deletes_files_rnngrad_did_not_write(tmp_path: Path) -> None:
+    """Regression: a folder that merely looked like a report (index.html, results.json)
+    was replaced by --force with the user's thesis.tex in it. Only a folder whose every
+    file is on a report's manifest is replaced; anything else is refused in one line."""
+    from rnngrad.report.page import write_report
+    from rnngrad.report.section import Section
+
+    lookalike = tmp_path / "d"
+    lookalike.mkdir()
+    (lookalike / "index.html").write_text("<html>")
+    (lookalike / "results.json").write_text("{}")
+    (lookalike / "thesis.tex").write_text("x")
+    one_line(run("report", "--quick", "--out", str(lookalike), "--force"), "not an rnngrad report")
+    assert (lookalike / "thesis.tex").read_text() == "x"
+    sections = [Section("scalar", "1. t", "s", None, [], {"explorer_inputs": [1.0]})]
+    report = tmp_path / "report"
+    write_report(sections, report, "first")
+    prepare_folder(report, force=True)  # wholly a report: may be replaced
+    (report / "figures" / "mine.png").write_bytes(b"user's")
+    (report / "notes").mkdir()
+    with pytest.raises(InvalidInputError, match=r"did not write \(figures/mine.png, notes\)"):
+        prepare_folder(report, force=True)
+    (report / "notes").rmdir()
+    (report / "figures" / "mine.png").unlink()
+    write_report(sections, report, "second")
+    assert "second" in (report / "index.html").read_text()
 
 
 def test_stale_staging_folders_of_a_killed_run_are_removed(tmp_path: Path) -> None:

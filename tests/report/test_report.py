@@ -14,7 +14,8 @@ import torch
 from rnngrad import scalar_chain_rule
 from rnngrad.logspace import format_signed_log10
 from rnngrad.report.build import build_sections
-from rnngrad.report.page import prepare_folder, write_report
+from rnngrad.report.folder import prepare_folder
+from rnngrad.report.page import write_report
 from rnngrad.report.sections.textbook import explorer_inputs
 from rnngrad.report.sections.textbook import explorer_matrix as explorer_matrix_of
 from tests.cli.test_cli import run, strict_json

@@ -71,7 +71,8 @@ def report(
 
     from rnngrad.devices import resolve_device
     from rnngrad.report.build import build_sections
-    from rnngrad.report.page import page_title, prepare_folder, write_report
+    from rnngrad.report.folder import prepare_folder
+    from rnngrad.report.page import page_title, write_report
     from rnngrad.show.i18n import verdict_word
 
     resolve_device(device)  # an absent device is refused before any work

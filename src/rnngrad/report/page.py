@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from rnngrad.atomic import disk_full_error
-from rnngrad.errors import InvalidInputError
 from rnngrad.report.explorers import explorer_text, matrix_explorer_html, scalar_explorer_html
+from rnngrad.report.folder import STAGING, prepare_folder, swap_into_place, write_manifest
 from rnngrad.report.math import RENDER_MATH, asset, katex_head
 from rnngrad.report.section import Section
 from rnngrad.show.draw import hangul_fonts, save_static
@@ -62,106 +62,6 @@ def _table(rows: list[list[str]]) -> str:
     return f'<table class="numbers"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
-_STAGING = ".rnngrad-report-"
-_RETIRED = ".rnngrad-old-"
-
-
-def _is_report(folder: Path) -> bool:
-    """A folder that an earlier ``rnngrad report`` wrote (its page and its numbers)."""
-    return (folder / "index.html").is_file() and (folder / "results.json").is_file()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _clean_leftovers(parent: Path) -> None:
-    """Remove staging folders that a killed run left beside ``out`` (their owner is dead)."""
-    try:
-        entries = list(parent.iterdir())
-    except OSError:
-        return
-    for entry in entries:
-        for prefix in (_STAGING, _RETIRED):
-            if entry.name.startswith(prefix) and entry.is_dir() and not entry.is_symlink():
-                owner = entry.name.removeprefix(prefix).split("-", 1)[0]
-                if owner.isdigit() and not _alive(int(owner)):
-                    shutil.rmtree(entry, ignore_errors=True)
-
-
-def prepare_folder(out: Path, force: bool) -> None:
-    """Check ``out`` before any work: what may be replaced, and that it can be written.
-
-    ``--force`` replaces only a folder that holds an earlier report, and never the
-    working directory, one of its parents, the home folder or a symbolic link
-    (which is refused rather than followed: the report would land elsewhere).
-    Staging folders left by a killed run beside ``out`` are removed.
-
-    Raises:
-        InvalidInputError: ``out`` is a non-empty folder (without ``force``), a
-            file, a symbolic link, the working directory or one of its parents,
-            a folder that is not a report (with ``force``), or its parent
-            cannot be written.
-    """
-    if out.is_symlink():
-        raise InvalidInputError(
-            f"{out} is a symbolic link; give the folder itself as --out ({os.path.realpath(out)})"
-        )
-    resolved = out.resolve()
-    cwd = Path.cwd().resolve()
-    protected = {cwd, *cwd.parents, Path.home().resolve(), Path(resolved.anchor)}
-    if resolved in protected:
-        raise InvalidInputError(
-            f"--out {out} is the working directory, one of its parents or the home folder; "
-            "give the report a folder of its own, such as --out rnngrad-report"
-        )
-    if out.exists():
-        if not out.is_dir():
-            raise InvalidInputError(f"{out} exists and is not a folder")
-        if any(out.iterdir()):
-            if not force:
-                raise InvalidInputError(
-                    f"{out} exists and is not empty; pass --force to replace it"
-                )
-            if not _is_report(out):
-                raise InvalidInputError(
-                    f"{out} holds files that are not an rnngrad report; --force replaces only "
-                    "an earlier report: choose another --out"
-                )
-    parent = resolved.parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        probe = tempfile.mkdtemp(prefix=".rnngrad-", dir=parent)
-        os.rmdir(probe)
-    except OSError as error:
-        raise InvalidInputError(f"{out}: cannot be written ({error.strerror or error})") from None
-    _clean_leftovers(parent)
-
-
-def _swap_into_place(staging: Path, out: Path) -> None:
-    """``staging`` becomes ``out``; an earlier report is moved aside first and removed last,
-    so that at every moment one whole report (old or new) exists."""
-    retired = None
-    if out.exists():
-        retired = Path(tempfile.mkdtemp(prefix=f"{_RETIRED}{os.getpid()}-", dir=out.parent))
-        os.rmdir(retired)
-        os.replace(out, retired)
-    try:
-        os.replace(staging, out)
-    except BaseException:
-        if retired is not None:
-            os.replace(retired, out)
-        raise
-    if retired is not None:
-        shutil.rmtree(retired, ignore_errors=True)
-
-
 def page_title(model: str | None, lang: str = "en") -> str:
     """The page's title: the built-in examples, or the model's name (spec or file:class)."""
     with language(lang):
@@ -181,7 +81,7 @@ def _write_report(sections: list[Section], out: Path, title: str) -> Path:
     import plotly.offline
 
     parent = out.resolve().parent
-    staging = Path(tempfile.mkdtemp(prefix=f"{_STAGING}{os.getpid()}-", dir=parent))
+    staging = Path(tempfile.mkdtemp(prefix=f"{STAGING}{os.getpid()}-", dir=parent))
     target = parent / out.name
     try:
         (staging / "figures").mkdir()
@@ -273,8 +173,9 @@ def _write_report(sections: list[Section], out: Path, title: str) -> Path:
         )
         (staging / "index.html").write_text(page)
         (staging / "results.json").write_text(json.dumps(results, indent=1, allow_nan=False))
+        write_manifest(staging)
         os.chmod(staging, 0o755)
-        _swap_into_place(staging, target)
+        swap_into_place(staging, target)
     except BaseException as error:
         shutil.rmtree(staging, ignore_errors=True)
         if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
