@@ -122,6 +122,8 @@ CASES = [
     (["profile", "--model", GRU, "--input", "{npz}"], ".npz archive"),
     (["profile", "--model", GRU, "--input", "{batch0}"], "B = 0"),
     (["sweep", "{latin1}", "--out", "{out}"], "not UTF-8"),
+    ([*TRAIN, "--out", ""], "--out is empty"),
+    (["sweep", "{rnn_bias}", "--out", " "], "--out is empty"),
     (["sweep", "--summary", "{foreign}"], "not a table of rnngrad runs"),
     (["report", "--quick", "--lab", "{damaged}", "--out", "{out}"], "not a readable Parquet"),
     # services

@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 import os
 import re
+from pathlib import Path
 from typing import Any
 
 from rnngrad.errors import InvalidInputError
@@ -33,6 +34,7 @@ __all__ = [
     "MAX_TRAIN_STEPS",
     "MAX_TRANSIENT_STEPS",
     "ResourceError",
+    "check_folder",
     "check_memory",
     "check_representable",
     "check_seed",
@@ -69,6 +71,24 @@ def check_seed(seed: Any, name: str = "seed") -> int:
     if not 0 <= seed <= MAX_SEED:
         raise InvalidInputError(f"{name} must be in 0..2**63-1, got {seed}")
     return seed
+
+
+def check_folder(out: Any, name: str = "--out") -> Path:
+    """An output folder as a path. An empty name is refused: ``Path("")`` is the working
+    directory, where a run's files would land by accident.
+
+    Raises:
+        InvalidInputError: ``out`` is empty, or neither a string nor a path.
+    """
+    if not isinstance(out, (str, os.PathLike)):
+        raise InvalidInputError(f"{name} must be a folder's path, got {type(out).__name__}")
+    text = os.fspath(out)
+    if not isinstance(text, str) or not text.strip():
+        raise InvalidInputError(
+            f"{name} is empty: give a folder (an empty name would write into the working "
+            "directory)"
+        )
+    return Path(text)
 
 
 def check_whole(value: Any, name: str, minimum: int = 1, maximum: int | None = None) -> int:

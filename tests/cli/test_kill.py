@@ -90,3 +90,29 @@ def test_a_killed_sweep_resumes_to_the_same_results(tmp_path: Path) -> None:
     assert struck == 2
     assert pq.read_table(killed / "results.parquet").num_rows == 4
     assert table(killed / "results.parquet") == table(reference / "results.parquet")
+
+
+def test_ctrl_c_of_a_local_dask_sweep_says_one_line(tmp_path: Path) -> None:
+    """Regression: SIGINT of `sweep --workers 2` (a Dask LocalCluster) printed its line
+    and then ~48 more (cancelled tasks, closed sockets, nanny tracebacks). Now: the
+    interrupt's line only, exit 130, and the cluster's workers gone with it."""
+    import signal
+
+    grid = tmp_path / "grid.toml"
+    grid.write_text('[grid]\ntask = ["adding"]\nseq_len = [300, 400]\ncell = ["rnn"]\n'
+                    "[train]\nhidden = 32\nsteps = 200000\nbatch = 8\neval_every = 1000\n"
+                    "eval_batch = 16\n")  # fmt: skip
+    out = tmp_path / "out"
+    process = subprocess.Popen(
+        [str(EXECUTABLE), "sweep", str(grid), "--out", str(out), "--workers", "2"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.time() + 120
+    while not list(out.glob("runs/*/.rnngrad.lock")) and time.time() < deadline:
+        time.sleep(0.1)  # the workers have started a run
+    time.sleep(2.0)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    lines = [line for line in stderr.splitlines() if line.strip() and "\r" not in line]
+    assert process.returncode == 130, stderr
+    assert lines == ["rnngrad: interrupted; finished work is kept and a rerun resumes"], stderr

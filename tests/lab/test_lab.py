@@ -669,10 +669,10 @@ def test_dask_workers_start_without_the_malloc_trim_threshold(
     in this process's environment, which is restored afterwards."""
     from dask.distributed import Client, LocalCluster
 
-    from rnngrad.lab.sweep import _without_trim_threshold
+    from rnngrad.lab.cluster import without_trim_threshold
 
     monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")
-    with _without_trim_threshold():
+    with without_trim_threshold():
         cluster = LocalCluster(
             n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None
         )
@@ -720,3 +720,14 @@ def test_the_summary_gives_a_data_sets_median_test_accuracy(tmp_path: Path) -> N
     by_task = {s["task"]: s for s in sweep_summary(tmp_path)}
     assert by_task["digits"]["median_final_accuracy"] == statistics.median(accuracies)
     assert by_task["adding"]["median_final_accuracy"] is None
+
+
+def test_an_empty_output_folder_is_refused_by_the_api(tmp_path: Path) -> None:
+    """Regression: train(config, "") and run_sweep(sweep, "") wrote into the working
+    directory (Path("") is "."); now both refuse an empty name."""
+    grid = tmp_path / "grid.toml"
+    grid.write_text(GRID)
+    with pytest.raises(InvalidInputError, match="out is empty"):
+        run_sweep(load_sweep(grid), "")
+    with pytest.raises(InvalidInputError, match="out is empty"):
+        train(TrainConfig(task="adding", seq_len=6, cell="rnn", hidden=4, steps=2), "")

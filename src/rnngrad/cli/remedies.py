@@ -48,7 +48,9 @@ def train_command(
             "ssm extra) mamba, mlstm, slstm.",
         ),
     ],
-    out: Annotated[Path, typer.Option("--out", help="Folder of the run (resumed if it exists).")],
+    out_name: Annotated[
+        str, typer.Option("--out", help="Folder of the run (resumed if it exists).")
+    ],
     seq_len: Annotated[
         int,
         typer.Option("--seq-len", help="Sequence length T (a data set's own when left out)."),
@@ -144,6 +146,9 @@ def train_command(
         r_max=r_max,
         readout=readout,
     )
+    from rnngrad.limits import check_folder
+
+    out = check_folder(out_name)
     task_info = config.validate()
     from rnngrad.devices import resolve_device
 
@@ -195,7 +200,7 @@ def sweep(
     grid: Annotated[
         Path | None, typer.Argument(help="The TOML file of the grid (not needed with --summary).")
     ] = None,
-    out: Annotated[Path | None, typer.Option("--out", help="Folder of the sweep.")] = None,
+    out_name: Annotated[str | None, typer.Option("--out", help="Folder of the sweep.")] = None,
     scheduler: Annotated[
         str | None, typer.Option("--scheduler", help="A Dask scheduler address.")
     ] = None,
@@ -264,8 +269,11 @@ def sweep(
             table.add_row(*cells)
         console.print(table)
         return
-    if grid is None or out is None:
+    if grid is None or out_name is None:
         raise InvalidInputError("give GRID.toml and --out DIR (or --summary DIR)")
+    from rnngrad.limits import check_folder
+
+    out = check_folder(out_name)
     if workers is not None and workers < 1:
         raise InvalidInputError(f"--workers must be >= 1, got {workers}")
     if threads_per_worker < 1:

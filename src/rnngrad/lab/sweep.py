@@ -11,20 +11,18 @@ then the run's JSON summary) are rewritten atomically after every finished run.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from rnngrad.atomic import FolderLock, atomic_write_text
-from rnngrad.errors import InvalidInputError, RnngradError
-from rnngrad.lab.config import TrainConfig
+from rnngrad.errors import InvalidInputError
 from rnngrad.lab.grid import Sweep, new_cells
+from rnngrad.lab.workers import SweepInterrupted, die_with_parent, run_cell
 
 __all__ = ["DESCRIBING", "SweepInterrupted", "run_sweep", "sweep_summary"]
 
@@ -34,78 +32,7 @@ DESCRIBING = ("cell", "init", "clip", "orthogonal_constraint", "hidden", "forget
               "layers", "r_min", "r_max", "readout")  # fmt: skip
 
 
-class SweepInterrupted(RnngradError):
-    """A worker died; the finished runs are kept and a rerun completes the sweep."""
-
-
 logger = logging.getLogger("rnngrad.sweep")
-
-
-def _die_with_parent(parent: int) -> None:
-    """Worker initializer: end this worker as soon as the sweep's process is gone, however
-    it went (``kill -9`` included), so that a rerun never races orphans."""
-    import signal
-    import threading
-    import time
-
-    if sys.platform.startswith("linux"):
-        try:
-            import ctypes
-
-            libc = ctypes.CDLL("libc.so.6", use_errno=True)
-            libc.prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
-        except (OSError, AttributeError):
-            pass
-    if os.getppid() != parent:
-        os._exit(1)
-
-    def watch() -> None:  # where prctl is missing: notice the new parent within 0.5 s
-        while True:
-            time.sleep(0.5)
-            if os.getppid() != parent:
-                os._exit(1)
-
-    threading.Thread(target=watch, name="rnngrad-parent-watch", daemon=True).start()
-
-
-def _run_cell(
-    config: dict[str, Any], folder: str, device: str = "cpu", threads: int = 1
-) -> dict[str, Any]:
-    """Run one cell in a worker with ``threads`` torch threads (1 by default: the workers
-    share the cores, and oversubscribed threads have made a 26 s run take 236 s on a
-    loaded 2-core machine); with ``device="auto"`` each worker takes its own machine's GPU
-    when it has one."""
-    import torch
-
-    from rnngrad.lab.train import train
-
-    torch.set_num_threads(threads)
-    return train(TrainConfig(**config), folder, device=device, progress=False).summary()
-
-
-# Dask sets MALLOC_TRIM_THRESHOLD_=65536 in new worker processes so that idle workers
-# hand memory back; glibc then trims after every large free, and torch, which frees
-# and allocates its activations every training step, faults the pages in again: a
-# sweep's runs took 1.8x as long in such workers (31.5 s against 17.7 s for the same
-# eight runs). None unsets it (Dask's own convention), leaving glibc's adaptive
-# thresholds as in any other process. A Dask nanny also writes its pre-spawn
-# variables into the environment of the process that starts it, so one started
-# earlier in this process with Dask's defaults leaves the variable behind for every
-# later worker: it is taken out of this process's environment while workers start.
-_WORKER_ENVIRONMENT = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
-
-
-@contextlib.contextmanager
-def _without_trim_threshold() -> Iterator[None]:
-    import dask
-
-    left = os.environ.pop("MALLOC_TRIM_THRESHOLD_", None)
-    try:
-        with dask.config.set(_WORKER_ENVIRONMENT):
-            yield
-    finally:
-        if left is not None:
-            os.environ["MALLOC_TRIM_THRESHOLD_"] = left
 
 
 def _finished(folder: Path) -> dict[str, Any] | None:
@@ -172,7 +99,11 @@ def run_sweep(
     Raises:
         InvalidInputError: ``out`` cannot be written, or Dask is not installed.
     """
-    folder = Path(out)
+    from rnngrad.limits import check_folder
+
+    # Absolute before dispatch: a worker elsewhere resolves a relative path against its
+    # own working directory.
+    folder = check_folder(out, "out").resolve()
     try:
         (folder / "runs").mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -245,41 +176,13 @@ def _run_sweep(
             on_finish(done, total, summary)
 
     if jobs and (scheduler is not None or use_dask):
-        try:
-            from dask.distributed import Client, LocalCluster, as_completed
-        except ImportError:
-            raise InvalidInputError(
-                "Dask is not installed: pip install 'rnngrad[cluster]'"
-            ) from None
-        cluster = None
-        if scheduler is None:
-            with _without_trim_threshold():
-                cluster = LocalCluster(
-                    n_workers=workers or os.cpu_count() or 1, threads_per_worker=1,
-                    processes=True, dashboard_address=None,
-                )  # fmt: skip
-        if scheduler is not None:
-            try:
-                client = Client(scheduler, timeout=connect_timeout)
-            except (OSError, TimeoutError, ValueError) as error:
-                raise InvalidInputError(
-                    f"the Dask scheduler at {scheduler} did not answer within "
-                    f"{connect_timeout:g} s ({type(error).__name__}); is it running? "
-                    "(--connect-timeout sets the wait)"
-                ) from None
-        else:
-            client = Client(cluster)
-        try:
-            futures = {
-                client.submit(_run_cell, config, path, device, threads, pure=False): key
-                for key, config, path in jobs
-            }
-            for future in as_completed(futures):
-                record(futures[future], future.result())
-        finally:
-            client.close()
-            if cluster is not None:
-                cluster.close()
+        from rnngrad.lab.cluster import quiet_dask, run_on_dask  # dask only when used
+
+        with quiet_dask():
+            run_on_dask(
+                jobs, scheduler, workers, connect_timeout, device, threads, folder, record,
+                lambda: _write_results(sweep, folder, summaries), lambda: (done, total),
+            )  # fmt: skip
     elif jobs:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
@@ -291,11 +194,11 @@ def _run_sweep(
         with ProcessPoolExecutor(
             max_workers=count,
             mp_context=context,
-            initializer=_die_with_parent,
+            initializer=die_with_parent,
             initargs=(os.getpid(),),
         ) as pool:
             pool_futures = {
-                pool.submit(_run_cell, config, path, device, threads): key
+                pool.submit(run_cell, config, path, device, threads): key
                 for key, config, path in jobs
             }
             try:

@@ -108,7 +108,9 @@ def train(
 
     task = config.validate()
     where = resolve_device(device)
-    folder = Path(out)
+    from rnngrad.limits import check_folder
+
+    folder = check_folder(out, "out")
     folder.mkdir(parents=True, exist_ok=True)
     if callable(progress):
         with FolderLock(folder, "the run"):
