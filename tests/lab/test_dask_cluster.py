@@ -108,7 +108,7 @@ def test_a_relative_out_lands_in_the_clients_folder(tmp_path: Path, cluster: Clu
     grid = client_home / "grid.toml"
     grid.write_text(GRID.format(steps=20))
     done = _sweep(client_home, grid, "swrel", cluster.address)
-    stdout, stderr = done.communicate(timeout=300)
+    _, stderr = done.communicate(timeout=300)
     assert done.returncode == 0, stderr
     assert len(list((client_home / "swrel" / "runs").glob("*/summary.json"))) == 6
     assert not (tmp_path / "workers_home" / "swrel").exists()
