@@ -85,8 +85,7 @@ def check_folder(out: Any, name: str = "--out") -> Path:
     text = os.fspath(out)
     if not isinstance(text, str) or not text.strip():
         raise InvalidInputError(
-            f"{name} is empty: give a folder (an empty name would write into the working "
-            "directory)"
+            f"{name} is empty: give a folder (an empty name would write into the working directory)"
         )
     return Path(text)
 
