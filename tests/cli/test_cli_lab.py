@@ -50,6 +50,19 @@ def test_sweep_and_summary(tmp_path: Path) -> None:
     assert "2/2 runs finished" in done.stdout
     summary = run("sweep", "--summary", str(tmp_path / "out"))
     assert summary.returncode == 0 and "gru" in summary.stdout and "0/1" in summary.stdout
+    # Regression: a results file holding NaN losses (written by another tool, or by hand)
+    # printed "nan" as a median loss; a loss that is no number is no median.
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    results = tmp_path / "out" / "results.parquet"
+    table = pq.read_table(results)
+    column = table.schema.get_field_index("final_loss")
+    nan = pa.array([float("nan")] * table.num_rows, type=pa.float64())
+    pq.write_table(table.set_column(column, "final_loss", nan), results)
+    summary = run("sweep", "--summary", str(tmp_path / "out"))
+    assert summary.returncode == 0, summary.stderr
+    assert "nan" not in summary.stdout.lower() and "gru" in summary.stdout
 
 
 @pytest.mark.parametrize(

@@ -108,15 +108,44 @@ def load_tensor_file(path: str | Path, *, allow_single: bool = False) -> dict[st
         from safetensors.torch import load_file
 
         try:
-            return dict(load_file(str(file)))
+            loaded_file = dict(load_file(str(file)))
         except (SafetensorError, OSError, ValueError, TypeError) as error:
             raise WeightFileError(f"{file}: not a readable safetensors file ({error})") from None
+        return {key: plain_tensor(value, file, key) for key, value in loaded_file.items()}
     loaded = _load_pt(file)
     if isinstance(loaded, dict):
-        return loaded
+        return {key: plain_tensor(value, file, str(key)) for key, value in loaded.items()}
     if not allow_single:
         raise WeightFileError(f"{file} holds a single tensor, not a state_dict of named tensors")
-    return {"": loaded}
+    return {"": plain_tensor(loaded, file, "the tensor")}
+
+
+#: 8-bit floats, widened to float32 on loading (exactly: every float8 is a float32).
+FLOAT8 = ("float8_e4m3fn", "float8_e4m3fnuz", "float8_e5m2", "float8_e5m2fnuz", "float8_e8m0fnu")
+
+
+def plain_tensor(value: Any, file: Path, name: str) -> Any:
+    """A loaded tensor as rnngrad computes with it: dense, with values, float8 widened to
+    float32 (exact). Values that are not tensors pass through.
+
+    Raises:
+        WeightFileError: a meta tensor (a shape without values) or a sparse one.
+    """
+    import torch
+
+    if not isinstance(value, torch.Tensor):
+        return value
+    label = name or "the tensor"
+    if value.is_meta:
+        raise WeightFileError(f"{file}: {label} is a meta tensor (a shape without values)")
+    if value.layout != torch.strided:
+        layout = str(value.layout).removeprefix("torch.")
+        raise WeightFileError(
+            f"{file}: {label} is a {layout} tensor; save it dense (tensor.to_dense())"
+        )
+    if str(value.dtype).removeprefix("torch.") in FLOAT8:
+        return value.to(torch.float32)
+    return value
 
 
 def _npy_header(file: Path) -> tuple[tuple[int, ...], np.dtype[Any], int]:

@@ -30,7 +30,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from rnngrad.errors import InvalidInputError, NonFiniteInputError, ShapeError, WeightFileError
+from rnngrad.errors import InvalidInputError, ShapeError, WeightFileError
 from rnngrad.io.files import load_tensor_file
 
 __all__ = [
@@ -259,9 +259,12 @@ def load_model_state(model: nn.Module, path: str | Path, *, what: str = "the mod
         if torch.is_floating_point(own) != torch.is_floating_point(tensor):
             kind = "floating point" if torch.is_floating_point(own) else str(own.dtype)
             raise InvalidInputError(f"{path}: {key} must be {kind}, got {tensor.dtype}")
-        if torch.is_floating_point(tensor) and not torch.isfinite(tensor).all():
-            raise NonFiniteInputError(f"{path}: {key} holds NaN or inf")
-        converted[key] = tensor.to(own.dtype)
+        if torch.is_floating_point(tensor):
+            from rnngrad.io.spec import finite_as
+
+            converted[key] = finite_as(tensor, own.dtype, f"{path}: {key}")
+        else:
+            converted[key] = tensor.to(own.dtype)
     try:
         model.load_state_dict(converted)
     except RuntimeError as error:  # a model with its own checks in load_state_dict

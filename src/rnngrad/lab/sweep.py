@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 from collections.abc import Callable
 from dataclasses import asdict
@@ -220,6 +221,10 @@ def _run_sweep(
     return [summaries[c.key()] for c in sweep.configs if c.key() in summaries]
 
 
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def sweep_summary(out: str | Path) -> list[dict[str, Any]]:
     """Per task and sequence length, each configuration: runs, solved runs, the median
     solve step, the median final loss and (data sets) the median final test accuracy.
@@ -245,9 +250,11 @@ def sweep_summary(out: str | Path) -> list[dict[str, Any]]:
     for key, members in sorted(groups.items(), key=lambda item: tuple(str(v) for v in item[0])):
         solved = [m for m in members if m["solved"]]
         steps = sorted(m["solved_at"] for m in solved if m.get("solved_at") is not None)
-        losses = sorted(m["final_loss"] for m in members if m["final_loss"] is not None)
+        # A diverged run's loss (NaN or inf in a results file) is no number to take a
+        # median of: it counts as a run, not as a loss.
+        losses = sorted(m["final_loss"] for m in members if _finite(m["final_loss"]))
         accuracies = sorted(
-            m["final_accuracy"] for m in members if m.get("final_accuracy") is not None
+            m["final_accuracy"] for m in members if _finite(m.get("final_accuracy"))
         )
         summary.append(
             {
