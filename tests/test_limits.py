@@ -4,6 +4,7 @@ large allocation or endless search: seeds, sizes, values, files, services, the e
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import time
@@ -74,6 +75,14 @@ def files(tmp_path: Path) -> dict[str, str]:
     made["damaged"].mkdir()
     (made["damaged"] / "results.parquet").write_bytes(b"not parquet at all")
     made["out"] = tmp_path / "out"
+    made["fifo"] = tmp_path / "grid_fifo.toml"
+    os.mkfifo(made["fifo"])
+    made["lock_dir"] = tmp_path / "locked_out"
+    (made["lock_dir"] / ".rnngrad.lock").mkdir(parents=True)
+    made["model"] = tmp_path / "model.py"
+    made["model"].write_text(
+        "from torch import nn\n\ndef build(**kwargs):\n    return nn.GRU(3, 4)\n"
+    )
     return {key: str(path) for key, path in made.items()}
 
 
@@ -88,6 +97,19 @@ CASES = [
     (["lyapunov", "--model", GRU, "--steps", "20", "--warmup", "2", "--seed", BIG], "0..2**63-1"),
     ([*TRAIN, "--seed", BIG, "--out", "{out}"], "0..2**63-1"),
     (["sweep", "{big_seed}", "--out", "{out}"], "0..2**63-1"),
+    (["lyapunov", "--random", "8", "--gain", "3", "--seed", BIG, "--steps", "200", "--warmup",
+      "10", "--json"], "0..2**63-1"),
+    # the user's arguments and odd values
+    (["profile", "--model", "{model}:build", "--model-args", "[" * 30000 + "]" * 30000,
+      "--random-input", "2,5"], "nested too deeply"),
+    (["profile", "--model", "{model}:build", "--model-args", '{"n": 1' + "0" * 5000 + "}",
+      "--random-input", "2,5"], "cannot be read"),
+    (["profile", "--model", "{model}:build", "--model-args", '{"n": "' + "x" * 100000 + '"',
+      "--random-input", "2,5"], "not valid JSON"),
+    (["--max-memory", "1" + "0" * 400 + "T", "scalar"], "at most 2**63 bytes"),
+    # files that are not regular files, and lock files that are not files
+    (["sweep", "{fifo}", "--out", "{out}"], "not a regular file"),
+    ([*TRAIN, "--out", "{lock_dir}"], "should be rnngrad's lock file"),
     # sizes
     (["scalar", "--steps", "10000000000"], "memory"),
     (["scalar", "--steps", str(2**70)], "memory"),
@@ -151,6 +173,7 @@ def test_hostile_input_gets_one_line_and_exit_2(
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
     assert lines[0].startswith("rnngrad: error: ") and fragment in lines[0], lines[0]
+    assert len(lines[0]) < 1200, "a long argument is quoted, not echoed whole"
     assert done.stdout == ""
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
-from rnngrad.errors import RnngradError
+from rnngrad.errors import InvalidInputError, RnngradError
 
 __all__ = [
     "DiskFullError",
@@ -141,7 +141,18 @@ class FolderLock:
         except ImportError:  # no flock here: no locking (documented)
             return self
         path = self.folder / self.NAME
-        handle = open(path, "a+", encoding="utf-8")
+        if path.is_symlink() or (path.exists() and not path.is_file()):
+            raise InvalidInputError(
+                f"{path} should be rnngrad's lock file but is "
+                f"{'a symbolic link' if path.is_symlink() else 'a folder or a special file'}; "
+                "remove it and run the same command again"
+            )
+        try:
+            handle = open(path, "a+", encoding="utf-8")
+        except OSError as error:
+            raise InvalidInputError(
+                f"{path}: the lock file cannot be opened ({error.strerror or error})"
+            ) from None
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:

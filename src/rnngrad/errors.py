@@ -25,6 +25,8 @@ __all__ = [
     "UnsupportedModuleError",
     "WeightFileError",
     "calling_user_code",
+    "described",
+    "quoted",
 ]
 
 
@@ -82,17 +84,41 @@ class ControlFlow(Exception):
     through :func:`calling_user_code` untouched."""
 
 
+#: The most characters of a user's text (an argument, an exception's message) quoted in
+#: an error line.
+QUOTED_CHARACTERS = 300
+
+
+def quoted(text: str) -> str:
+    """``text`` for an error line: its first line, at most :data:`QUOTED_CHARACTERS`."""
+    stripped = text.strip()
+    first = stripped.splitlines()[0] if stripped else ""
+    if len(first) <= QUOTED_CHARACTERS and first == stripped:
+        return first
+    shown = first[:QUOTED_CHARACTERS]
+    return f"{shown}... ({len(text)} characters)"
+
+
+def described(error: BaseException) -> str:
+    """An exception from the user's code in a few words: its type and quoted message;
+    an exit names its code (``SystemExit(0)`` is no success of rnngrad's)."""
+    if isinstance(error, SystemExit):
+        return f"SystemExit (sys.exit({error.code!r}))"
+    text = str(error).strip()
+    return f"{type(error).__name__}: {quoted(text) if text else '(no message)'}"
+
+
 @contextmanager
 def calling_user_code(what: str) -> Iterator[None]:
-    """Turn an exception from the user's code into a :class:`ModelError` quoting it."""
+    """Turn whatever the user's code raises into a :class:`ModelError` quoting it: any
+    exception, ``sys.exit`` and other ``BaseException`` subclasses too (a Ctrl-C, a
+    ``KeyboardInterrupt``, passes through as the user's interrupt)."""
     try:
         yield
-    except (RnngradError, ControlFlow):
+    except (RnngradError, ControlFlow, KeyboardInterrupt):
         raise
-    except Exception as error:
-        text = str(error).strip()
-        detail = text.splitlines()[0] if text else "(no message)"
-        raise ModelError(f"{what} raised {type(error).__name__}: {detail}") from error
+    except BaseException as error:
+        raise ModelError(f"{what} raised {described(error)}") from error
 
 
 class UnsupportedModuleError(InvalidInputError):

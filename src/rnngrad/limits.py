@@ -25,7 +25,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from rnngrad.errors import InvalidInputError
+from rnngrad.errors import InvalidInputError, quoted
 
 __all__ = [
     "MAX_GRID_CELLS",
@@ -45,6 +45,7 @@ __all__ = [
 ]
 
 MAX_SEED = 2**63 - 1
+MAX_MEMORY_SIZE = 2**63
 MAX_GRID_CELLS = 10_000
 MAX_TRANSIENT_STEPS = 100_000
 MAX_LYAPUNOV_STEPS = 10_000_000
@@ -52,6 +53,8 @@ MAX_TRAIN_STEPS = 100_000_000
 # Memory per step of the scalar chain rule: its arrays, and their JSON form.
 SCALAR_BYTES_PER_STEP = 200
 SCALAR_JSON_BYTES_PER_STEP = 800
+# Memory per cell (a, T) of the scalar phase diagram: its float arrays and labels.
+PHASE_BYTES_PER_CELL = 64
 
 _budget: int | None = None
 
@@ -134,9 +137,13 @@ def parse_size(text: str) -> int:
     """
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmMgGtT]?)[iI]?[bB]?\s*", text)
     if match is None:
-        raise InvalidInputError(f"a memory size such as 8G or 500M is expected, got {text!r}")
+        raise InvalidInputError(
+            f"a memory size such as 8G or 500M is expected, got {quoted(repr(text))}"
+        )
     number = float(match.group(1))
     scale = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}[match.group(2).lower()]
+    if not math.isfinite(number * scale) or number * scale > MAX_MEMORY_SIZE:
+        raise InvalidInputError(f"the memory size must be at most 2**63 bytes, got {quoted(text)}")
     size = int(number * scale)
     if size < 1:
         raise InvalidInputError(f"the memory size must be positive, got {text!r}")

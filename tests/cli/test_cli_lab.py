@@ -73,7 +73,7 @@ def test_sweep_and_summary(tmp_path: Path) -> None:
         (["train", *TINY, "--init", "radius:x", "--out", "{tmp}"], "radius"),
         (["train", *TINY, "--lr", "nan", "--out", "{tmp}"], "finite"),
         (["train", *TINY, "--out", "/proc/forbidden"], "cannot be written"),
-        (["sweep", "{tmp}/missing.toml", "--out", "{tmp}/out"], "cannot be read"),
+        (["sweep", "{tmp}/missing.toml", "--out", "{tmp}/out"], "no such file"),
         (["sweep", "--summary", "{tmp}"], "no results.parquet"),
         (["sweep", "{tmp}/bad.toml", "--out", "{tmp}/out"], "line 2: unknown key"),
         (["train", *TINY, "--layers", "2", "--out", "{tmp}"], "lru cell only, not lstm"),

@@ -247,3 +247,12 @@ def test_phase_diagram_bad_input() -> None:
         scalar_phase_diagram([0.5], [0, 2])
     with pytest.raises(ShapeError):
         scalar_phase_diagram([0.5], [10], x=np.zeros(3))
+
+
+def test_a_phase_diagram_beyond_the_memory_budget_is_refused_first() -> None:
+    """Regression: a 100000 x 100000 phase diagram was not checked against the memory
+    budget (numpy refused 74.5 GiB; a larger machine would have tried)."""
+    from rnngrad.limits import ResourceError
+
+    with pytest.raises(ResourceError, match="phase diagram of 100000 x 100000"):
+        scalar_phase_diagram(np.linspace(-2, 2, 100_000), np.arange(1, 100_001))

@@ -8,6 +8,7 @@ line on stderr and exit status 2, never a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from typing import Any
@@ -21,6 +22,7 @@ from rnngrad.errors import RnngradError
 __all__ = ["app", "main"]
 
 
+_SIGPIPE_STATUS = 141
 _INTERRUPTED = "rnngrad: interrupted; finished work is kept and a rerun resumes"
 
 
@@ -34,6 +36,7 @@ def main(argv: list[str] | None = None) -> None:
     import warnings
 
     command = typer.main.get_command(app)
+    console = argv is None  # the console script: this process is rnngrad's alone
     if argv is None:
         argv = sys.argv[1:]
     if not argv:
@@ -47,13 +50,30 @@ def main(argv: list[str] | None = None) -> None:
         if text not in seen:
             seen.add(text)
             print(f"rnngrad: warning: {text}", file=sys.stderr)
+    if console:
+        _leave_despite_threads(status)
     raise SystemExit(status)
+
+
+def _leave_despite_threads(status: int) -> None:
+    """End the process now when the user's code left a thread that would keep it alive
+    (a non-daemon thread): the command's work is done and its output written."""
+    import threading
+
+    main_thread = threading.main_thread()
+    if any(t is not main_thread and t.is_alive() and not t.daemon for t in threading.enumerate()):
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError, AttributeError):
+                pass
+        os._exit(status)
 
 
 def _release_stdout() -> None:
     """Point stdout at the null device once its reader has gone, so that nothing more
-    (Python's flush at exit included) fails on it; the exit status is 1, as click's,
-    rich's and Python's own handling of a closed pipe give."""
+    (Python's flush at exit included) fails on it; the exit status is 141 (128 + SIGPIPE),
+    as a Unix tool killed by the closed pipe gives."""
     try:
         null = os.open(os.devnull, os.O_WRONLY)
         os.dup2(null, sys.stdout.fileno())
@@ -62,15 +82,27 @@ def _release_stdout() -> None:
         pass
 
 
-def _run(command: Any, argv: list[str]) -> int:
+@contextlib.contextmanager
+def _stopping_time_limit(stop: Any) -> Any:
     try:
-        status = command.main(args=argv, prog_name="rnngrad", standalone_mode=False)
-        sys.stdout.flush()  # a reader that has gone fails here, not at the exit's flush
+        yield
+    finally:
+        stop()
+
+
+def _run(command: Any, argv: list[str]) -> int:
+    from rnngrad.cli._output import ReaderGone, guarded_stdout, stop_time_limit
+
+    try:
+        with guarded_stdout(json_mode="--json" in argv), _stopping_time_limit(stop_time_limit):
+            status = command.main(args=argv, prog_name="rnngrad", standalone_mode=False)
+            if "--json" not in argv:  # (the JSON object was flushed as it was written)
+                sys.stdout.flush()  # a reader that has gone fails here, not at exit
     except RnngradError as error:
         _fail(str(error))
-    except BrokenPipeError:  # stdout's reader stopped early (``| head``): no noise, exit 1
+    except (BrokenPipeError, ReaderGone):  # the reader stopped early (``| head``): quietly
         _release_stdout()
-        raise SystemExit(1) from None
+        raise SystemExit(_SIGPIPE_STATUS) from None
     except KeyboardInterrupt:
         print(_INTERRUPTED, file=sys.stderr)
         raise SystemExit(130) from None

@@ -53,9 +53,22 @@ class ExampleName(str, Enum):
     nonnormal = "nonnormal"
 
 
+_LONGEST_LINE = 1000
+
+
+def checked_seed(value: int) -> int:
+    """``--seed`` of every command: a whole number numpy and torch both take."""
+    from rnngrad.limits import check_seed
+
+    return check_seed(value, "--seed")
+
+
 def _fail(message: str) -> NoReturn:
-    """One line on stderr, however long the message, and exit status 2."""
+    """One line on stderr, however long the message (cut at 1000 characters), and exit
+    status 2."""
     line = " ".join(str(message).split())
+    if len(line) > _LONGEST_LINE:
+        line = f"{line[:_LONGEST_LINE]}... ({len(line)} characters)"
     print(f"rnngrad: error: {line}", file=sys.stderr, flush=True)
     raise SystemExit(2)
 
@@ -96,10 +109,22 @@ def _main_options(
             "starts (default: half the available memory, or RNNGRAD_MAX_MEMORY).",
         ),
     ] = None,
+    time_limit: Annotated[
+        float | None,
+        typer.Option(
+            "--time-limit",
+            help="Stop the command after SECONDS (a model whose forward never returns, a "
+            "run that takes too long): one line and exit 2.",
+        ),
+    ] = None,
 ) -> None:
     if version:
         print(f"rnngrad {__version__}")
         raise typer.Exit()
+    if time_limit is not None:
+        from rnngrad.cli._output import start_time_limit
+
+        start_time_limit(time_limit)
     if max_memory is not None:
         from rnngrad.limits import parse_size, set_memory_budget
 

@@ -19,8 +19,10 @@ from rnngrad.cli._common import (
     _fmt,
     _rows_to_show,
     app,
+    checked_seed,
     stderr_progress,
 )
+from rnngrad.cli._output import emit_json
 from rnngrad.errors import InvalidInputError
 
 
@@ -84,7 +86,7 @@ def scalar(
     if as_json:
         from rnngrad.jsonout import dumps, scalar_json
 
-        print(dumps(scalar_json(result)))
+        emit_json(dumps(scalar_json(result)))
         return
 
     console = Console()
@@ -150,7 +152,9 @@ def spectrum(
     radius: Annotated[
         float, typer.Option("--radius", help="Spectral radius of the built-in example.")
     ] = 0.9,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the built-in example.")] = 0,
+    seed: Annotated[
+        int, typer.Option("--seed", help="Seed of the built-in example.", callback=checked_seed)
+    ] = 0,
     activation: Annotated[
         str, typer.Option("--activation", help="Whose gamma = sup|phi'| enters the verdict.")
     ] = "tanh",
@@ -205,7 +209,7 @@ def spectrum(
     if as_json:
         from rnngrad.jsonout import dumps, spectrum_json
 
-        print(dumps(spectrum_json(result, source)))
+        emit_json(dumps(spectrum_json(result, source)))
         return
 
     console = Console()

@@ -17,6 +17,7 @@ from rnngrad.cli._common import (
     DtypeName,
     _finite,
     app,
+    checked_seed,
     stderr_progress,
 )
 from rnngrad.cli._models import (
@@ -32,6 +33,7 @@ from rnngrad.cli._models import (
     load_model,
     load_model_inputs,
 )
+from rnngrad.cli._output import emit_json
 from rnngrad.errors import InvalidInputError
 
 _BLOCKS = "▁▂▃▄▅▆▇█"
@@ -136,7 +138,12 @@ def profile(
     dtype: Annotated[DtypeName, typer.Option("--dtype", help="Compute in float32 or float64.")] = (
         DtypeName.float32
     ),
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the initialisation and inputs.")] = 0,
+    seed: Annotated[
+        int,
+        typer.Option(
+            "--seed", help="Seed of the initialisation and inputs.", callback=checked_seed
+        ),
+    ] = 0,
     train: Annotated[
         bool, typer.Option("--train", help="Train mode: dropout between layers is on.")
     ] = False,
@@ -225,7 +232,7 @@ def profile(
         payload = profile_json(result, spec_text)
         if memory is not None:
             payload["memory_sensitivity"] = sensitivity_json(memory)
-        print(dumps(payload))
+        emit_json(dumps(payload))
         return
 
     console = Console()
@@ -324,7 +331,9 @@ def lyapunov(
         str, typer.Option("--qr", help="householder (LAPACK) or cholesky2 (CholeskyQR2).")
     ] = "householder",
     batch: Annotated[int, typer.Option("--batch", help="Trajectories from random states.")] = 4,
-    seed: Annotated[int, typer.Option("--seed", help="Seeds weights, states and inputs.")] = 0,
+    seed: Annotated[
+        int, typer.Option("--seed", help="Seeds weights, states and inputs.", callback=checked_seed)
+    ] = 0,
     input_spec: Annotated[
         str,
         typer.Option(
@@ -421,7 +430,7 @@ def lyapunov(
     if as_json:
         from rnngrad.jsonout import dumps, lyapunov_json
 
-        print(dumps(lyapunov_json(result, label, mean_field)))
+        emit_json(dumps(lyapunov_json(result, label, mean_field)))
         return
 
     console = Console()

@@ -14,8 +14,10 @@ from rnngrad.cli._common import (
     _finite,
     _writable,
     app,
+    checked_seed,
     stderr_progress,
 )
+from rnngrad.cli._output import emit_json
 from rnngrad.errors import InvalidInputError
 
 
@@ -105,7 +107,9 @@ def train_command(
     steps: Annotated[int, typer.Option("--steps", help="Step budget.")] = 3000,
     batch: Annotated[int, typer.Option("--batch", help="Batch size.")] = 50,
     lr: Annotated[float, typer.Option("--lr", help="Adam learning rate.")] = 1e-3,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the model and the data.")] = 0,
+    seed: Annotated[
+        int, typer.Option("--seed", help="Seed of the model and the data.", callback=checked_seed)
+    ] = 0,
     device: DeviceOption = "cpu",
     as_json: Annotated[bool, typer.Option("--json", help="Print the JSON summary.")] = False,
 ) -> None:
@@ -162,7 +166,7 @@ def train_command(
         from rnngrad.jsonout import dumps
 
         _note_set_aside(result.checkpoint_set_aside)
-        print(dumps(result.summary()))
+        emit_json(dumps(result.summary()))
         return
     from rich.progress import BarColumn, TextColumn, TimeRemainingColumn
 

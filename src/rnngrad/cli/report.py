@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from rnngrad.cli._common import DeviceOption, DtypeName, app, stderr_progress
+from rnngrad.cli._common import DeviceOption, DtypeName, app, checked_seed, stderr_progress
 from rnngrad.cli._models import (
     MODEL_HELP,
     LossName,
@@ -56,7 +56,9 @@ def report(
     lab: Annotated[
         Path | None, typer.Option("--lab", help="A sweep's folder: adds the remedies section.")
     ] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Seeds everything random.")] = 0,
+    seed: Annotated[
+        int, typer.Option("--seed", help="Seeds everything random.", callback=checked_seed)
+    ] = 0,
     dtype: Annotated[DtypeName, typer.Option("--dtype", help="Of the model.")] = (
         DtypeName.float32
     ),

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from rnngrad.errors import InvalidInputError, UnsafeFileError, WeightFileError
+from rnngrad.errors import InvalidInputError, NonFiniteInputError, UnsafeFileError, WeightFileError
 
 __all__ = [
     "SUPPORTED_WEIGHT_SUFFIXES",
@@ -44,6 +44,21 @@ def _select(tensors: dict[str, Any], key: str | None, path: Path) -> Any:
     )
 
 
+def regular_file(path: str | Path) -> Path:
+    """``path`` when it names a regular file (a FIFO would block its reader forever, a
+    device would never end).
+
+    Raises:
+        WeightFileError: no such file, or a folder, a pipe, a socket or a device.
+    """
+    file = Path(path)
+    if not file.exists():
+        raise WeightFileError(f"{file}: no such file")
+    if not file.is_file():
+        raise WeightFileError(f"{file}: not a regular file (a folder, a pipe or a device)")
+    return file
+
+
 def _readable(path: str | Path, suffixes: tuple[str, ...]) -> Path:
     file = Path(path)
     suffix = file.suffix.lower()
@@ -52,8 +67,7 @@ def _readable(path: str | Path, suffixes: tuple[str, ...]) -> Path:
             f"{file}: unsupported file type {suffix or '(none)'!r}; "
             f"expected one of {', '.join(suffixes)}"
         )
-    if not file.is_file():
-        raise WeightFileError(f"{file}: no such file")
+    regular_file(file)
     try:
         with file.open("rb"):
             pass
@@ -288,3 +302,26 @@ def parse_float_list(text: str, name: str = "x") -> list[float]:
         except ValueError:
             raise InvalidInputError(f"{name}: {part!r} is not a number") from None
     return values
+
+
+def finite_as(tensor: Any, dtype: Any, label: str) -> Any:
+    """``tensor`` cast to ``dtype``, checked after the cast: a float64 value beyond
+    float32's range becomes inf there, and is refused as such.
+
+    Raises:
+        NonFiniteInputError: NaN or inf in ``tensor``, or values beyond ``dtype``'s range.
+    """
+    import torch
+
+    if not torch.isfinite(tensor).all():
+        raise NonFiniteInputError(f"{label} holds NaN or inf")
+    cast = tensor.to(dtype)
+    if not torch.isfinite(cast).all():
+        largest = float(tensor.abs().max())
+        name = str(dtype).removeprefix("torch.")
+        raise NonFiniteInputError(
+            f"{label} holds values beyond {name}'s range (largest |value| {largest:.3g}, "
+            f"{name} holds up to {torch.finfo(dtype).max:.3g}); rescale it or use --dtype "
+            "float64"
+        )
+    return cast

@@ -25,8 +25,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from rnngrad.errors import InvalidInputError, NonFiniteInputError, WeightFileError
-from rnngrad.io.files import load_npy, load_tensor_file
+from rnngrad.errors import InvalidInputError, WeightFileError
+from rnngrad.io.files import finite_as, load_npy, load_tensor_file, regular_file
 
 __all__ = [
     "ModelSpec",
@@ -210,9 +210,7 @@ def load_input(
     """
     file = Path(path)
     if file.suffix.lower() == ".npy":
-        if not file.is_file():
-            raise WeightFileError(f"{file}: no such file")
-        array = load_npy(file)
+        array = load_npy(regular_file(file))
         tensor = torch.from_numpy(np.ascontiguousarray(array))
     else:
         tensors = load_tensor_file(file, allow_single=True)
@@ -227,25 +225,5 @@ def load_input(
         dtype_name = str(tensor.dtype).removeprefix("torch.")
         kinds = "floating point or whole numbers" if allow_integer else "floating point"
         raise InvalidInputError(f"{file}: {what} must be {kinds}, got {dtype_name}")
-    return finite_as(tensor, dtype, f"{file}: {what}")
-
-
-def finite_as(tensor: torch.Tensor, dtype: torch.dtype, label: str) -> torch.Tensor:
-    """``tensor`` cast to ``dtype``, checked after the cast: a float64 value beyond
-    float32's range becomes inf there, and is refused as such.
-
-    Raises:
-        NonFiniteInputError: NaN or inf in ``tensor``, or values beyond ``dtype``'s range.
-    """
-    if not torch.isfinite(tensor).all():
-        raise NonFiniteInputError(f"{label} holds NaN or inf")
-    cast = tensor.to(dtype)
-    if not torch.isfinite(cast).all():
-        largest = float(tensor.abs().max())
-        name = str(dtype).removeprefix("torch.")
-        raise NonFiniteInputError(
-            f"{label} holds values beyond {name}'s range (largest |value| {largest:.3g}, "
-            f"{name} holds up to {torch.finfo(dtype).max:.3g}); rescale it or use --dtype "
-            "float64"
-        )
+    cast: torch.Tensor = finite_as(tensor, dtype, f"{file}: {what}")
     return cast

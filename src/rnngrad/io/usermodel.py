@@ -30,7 +30,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from rnngrad.errors import InvalidInputError, ShapeError, WeightFileError
+from rnngrad.errors import InvalidInputError, ShapeError, WeightFileError, described, quoted
 from rnngrad.io.files import load_tensor_file
 
 __all__ = [
@@ -63,8 +63,12 @@ def parse_model_args(text: str | None) -> dict[str, Any]:
         value = json.loads(text)
     except json.JSONDecodeError as error:
         raise ModelLoadError(
-            f"--model-args is not valid JSON ({error.msg} at character {error.pos}): {text!r}"
+            f"--model-args is not valid JSON ({error.msg} at character {error.pos}): {quoted(text)}"
         ) from None
+    except RecursionError:
+        raise ModelLoadError("--model-args is nested too deeply to read") from None
+    except ValueError as error:  # an integer of thousands of digits, and the like
+        raise ModelLoadError(f"--model-args cannot be read: {quoted(str(error))}") from None
     if not isinstance(value, dict):
         raise ModelLoadError(
             f"--model-args must be a JSON object of keyword arguments, got {type(value).__name__}"
@@ -73,8 +77,10 @@ def parse_model_args(text: str | None) -> dict[str, Any]:
 
 
 def _import_file(path: Path) -> Any:
-    if not path.is_file():
+    if not path.exists():
         raise ModelLoadError(f"{path}: no such model file")
+    if not path.is_file():
+        raise ModelLoadError(f"{path}: not a regular file (a folder, a pipe or a device)")
     resolved = path.resolve()
     digest = hashlib.sha1(str(resolved).encode()).hexdigest()[:12]
     name = f"rnngrad_user_model_{digest}"
@@ -87,11 +93,12 @@ def _import_file(path: Path) -> Any:
     sys.modules[name] = module  # dataclasses and the like look their module up
     try:
         spec.loader.exec_module(module)
-    except Exception as error:  # the user's code can raise anything; quote it
+    except KeyboardInterrupt:
         sys.modules.pop(name, None)
-        raise ModelLoadError(
-            f"{path}: importing it failed: {type(error).__name__}: {error}"
-        ) from None
+        raise
+    except BaseException as error:  # the user's code can raise anything (exit too); quote it
+        sys.modules.pop(name, None)
+        raise ModelLoadError(f"{path}: importing it failed: {described(error)}") from None
     finally:
         if sys.path and sys.path[0] == folder:
             sys.path.pop(0)
@@ -105,10 +112,10 @@ def _import_module(name: str) -> Any:
         raise ModelLoadError(
             f"cannot import {name!r}: {error} (for a file, write path/to/file.py:NAME)"
         ) from None
-    except Exception as error:
-        raise ModelLoadError(
-            f"importing {name!r} failed: {type(error).__name__}: {error}"
-        ) from None
+    except KeyboardInterrupt:
+        raise
+    except BaseException as error:
+        raise ModelLoadError(f"importing {name!r} failed: {described(error)}") from None
 
 
 def _candidates(namespace: Any) -> list[str]:
@@ -168,12 +175,11 @@ def build_user_model(
         elif callable(target):
             try:
                 model = target(**arguments)
-            except ModelLoadError:
+            except (ModelLoadError, KeyboardInterrupt):
                 raise
-            except Exception as error:
+            except BaseException as error:
                 raise ModelLoadError(
-                    f"building {name}(**{json.dumps(arguments)}) failed: "
-                    f"{type(error).__name__}: {error}"
+                    f"building {name}(**{quoted(json.dumps(arguments))}) failed: {described(error)}"
                 ) from None
         else:
             raise ModelLoadError(
@@ -260,7 +266,7 @@ def load_model_state(model: nn.Module, path: str | Path, *, what: str = "the mod
             kind = "floating point" if torch.is_floating_point(own) else str(own.dtype)
             raise InvalidInputError(f"{path}: {key} must be {kind}, got {tensor.dtype}")
         if torch.is_floating_point(tensor):
-            from rnngrad.io.spec import finite_as
+            from rnngrad.io.files import finite_as
 
             converted[key] = finite_as(tensor, own.dtype, f"{path}: {key}")
         else:

@@ -100,7 +100,9 @@ def load_sweep(path: str | Path) -> Sweep:
     else:  # pragma: no cover - Python 3.10
         import tomli as tomllib
 
-    file = Path(path)
+    from rnngrad.io.files import regular_file
+
+    file = regular_file(path)
     try:
         text = file.read_text(encoding="utf-8")
     except OSError as error:

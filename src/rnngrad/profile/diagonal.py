@@ -23,7 +23,13 @@ from rnngrad.errors import InvalidInputError, calling_user_code
 from rnngrad.modern.base import DiagonalRecurrence
 from rnngrad.modern.scan import diagonal_adjoint
 from rnngrad.profile.carried import carried_norms, carried_seed
-from rnngrad.profile.model_call import forked_rng, output_loss, recorded_calls, recurrent_base
+from rnngrad.profile.model_call import (
+    forked_rng,
+    loss_gradients,
+    output_loss,
+    recorded_calls,
+    recurrent_base,
+)
 from rnngrad.profile.result import GradientProfile, LossSpec
 from rnngrad.profile.summary import gradient_norms, summarise
 
@@ -66,7 +72,7 @@ def diagonal_profile(
             raise InvalidInputError(f"the model never called its recurrent module {name!r}")
         states = saved["states"]
         value = output_loss(output, loss, time_dim=0)
-        (direct,) = torch.autograd.grad(value, [saved["probe"]], allow_unused=True)
+        (direct,) = loss_gradients(value, [saved["probe"]], allow_unused=True)
     if direct is None:
         direct = torch.zeros_like(states)
     with torch.no_grad():

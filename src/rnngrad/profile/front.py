@@ -74,6 +74,7 @@ from rnngrad.profile.model_call import (
     check_input,
     forked_rng,
     from_time_major,
+    loss_gradients,
     recorded_calls,
     scalar_loss,
 )
@@ -455,7 +456,7 @@ def _profile(
             loss, model_output, saved["out"], layout.batch_first, trajectory.packing
         )
         leaves = [saved["out"], saved["h"]] + ([saved["c"]] if saved["c"] is not None else [])
-        grads = torch.autograd.grad(loss_value, leaves, allow_unused=True)
+        grads = loss_gradients(loss_value, leaves, allow_unused=True)
     grads = tuple(
         torch.zeros_like(leaf) if g is None else g for g, leaf in zip(grads, leaves, strict=True)
     )

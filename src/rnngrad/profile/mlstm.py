@@ -35,7 +35,7 @@ from torch import nn
 from rnngrad.cells import RecurrentLayout
 from rnngrad.errors import InvalidInputError, calling_user_code
 from rnngrad.profile.carried import CarriedNorms
-from rnngrad.profile.model_call import forked_rng, output_loss
+from rnngrad.profile.model_call import forked_rng, loss_gradients, output_loss
 from rnngrad.profile.result import GradientProfile, LossSpec
 from rnngrad.profile.summary import gradient_norms, summarise
 
@@ -200,7 +200,7 @@ def profile_xlstm_cells(
             raise InvalidInputError(f"the model never ran the xLSTM cell {missing[0]!r}")
         value = output_loss(output, loss, time_dim=1)  # batch first, as the libraries' blocks
         probes = [saved[name]["probe"] for name, _ in cells]
-        directs = torch.autograd.grad(value, probes, allow_unused=True)
+        directs = loss_gradients(value, probes, allow_unused=True)
     layers, widths = [], []
     for index, ((name, cell), direct) in enumerate(zip(cells, directs, strict=True)):
         record = saved[name]

@@ -15,7 +15,13 @@ from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
 from rnngrad.cells import CELLS, FUSED, RecurrentLayout
-from rnngrad.errors import InvalidInputError, NonFiniteInputError, ShapeError, calling_user_code
+from rnngrad.errors import (
+    InvalidInputError,
+    ModelError,
+    NonFiniteInputError,
+    ShapeError,
+    calling_user_code,
+)
 
 __all__ = [
     "check_input",
@@ -92,6 +98,23 @@ def scalar_loss(value: Any) -> torch.Tensor:
         )
         raise InvalidInputError(f"the loss must be a scalar tensor, got {got}")
     return value.reshape(())
+
+
+def loss_gradients(value: torch.Tensor, leaves: Any, **options: Any) -> tuple[Any, ...]:
+    """``torch.autograd.grad(value, leaves, **options)`` of a loss, or a typed error when
+    the loss does not reach the leaves through autograd at all.
+
+    Raises:
+        ModelError: the loss has no autograd graph (the model's forward ran under
+            ``torch.no_grad()`` or ``torch.inference_mode()``, or detached its output).
+    """
+    if not value.requires_grad:
+        raise ModelError(
+            "the loss does not depend on the recurrent states through autograd: the model's "
+            "forward ran without gradients (torch.no_grad() or torch.inference_mode()) or "
+            "detached its output; rnngrad needs its forward to record gradients"
+        )
+    return tuple(torch.autograd.grad(value, leaves, **options))
 
 
 def output_loss(output: Any, loss: Any, *, time_dim: int) -> torch.Tensor:

@@ -23,7 +23,7 @@ from rnngrad.errors import InvalidInputError, calling_user_code
 from rnngrad.modern.scan import diagonal_adjoint, linear_scan
 from rnngrad.modern.selective import all_scans_through
 from rnngrad.profile.carried import carried_norms, carried_seed
-from rnngrad.profile.model_call import forked_rng, output_loss
+from rnngrad.profile.model_call import forked_rng, loss_gradients, output_loss
 from rnngrad.profile.result import GradientProfile, LossSpec
 from rnngrad.profile.summary import gradient_norms, summarise
 
@@ -68,7 +68,7 @@ def selective_profile(
             raise InvalidInputError(f"the model never ran the selective scan {missing[0]!r}")
         value = output_loss(output, loss, time_dim=1)  # batch first, as the libraries' blocks
         probes = [saved[name]["probe"] for name, _ in blocks]
-        directs = torch.autograd.grad(value, probes, allow_unused=True)
+        directs = loss_gradients(value, probes, allow_unused=True)
     layers = []
     for index, ((name, _), direct) in enumerate(zip(blocks, directs, strict=True)):
         states = saved[name]["states"]

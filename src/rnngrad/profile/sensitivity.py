@@ -44,6 +44,7 @@ from torch import nn
 
 from rnngrad._types import FloatArray
 from rnngrad.errors import InvalidInputError, UnsupportedModuleError, calling_user_code
+from rnngrad.profile.model_call import loss_gradients
 from rnngrad.show.display import Displayable, Summary, number
 
 __all__ = ["MemorySensitivity", "ParameterSensitivity", "memory_sensitivity", "sensitivity_call"]
@@ -306,7 +307,7 @@ def _measure(
     if not captured:
         raise InvalidInputError(f"the model never called its recurrence {name!r}")
     named = dict(layer.named_parameters())
-    grads = torch.autograd.grad(value, list(named.values()), allow_unused=True)
+    grads = loss_gradients(value, list(named.values()), allow_unused=True)
     grad_norms = {
         key: 0.0 if g is None else float(g.norm()) for key, g in zip(named, grads, strict=True)
     }

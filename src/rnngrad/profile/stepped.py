@@ -56,6 +56,7 @@ from rnngrad.profile.fused_forward import Packing, initial_state
 from rnngrad.profile.model_call import (
     check_input,
     from_time_major,
+    loss_gradients,
     recorded_calls,
     recurrent_base,
 )
@@ -433,7 +434,7 @@ def probe_gradients(loss: torch.Tensor, recorders: list[StepRecorder]) -> dict[i
     """``dL/dp`` for every probe of every recorder (zeros where the loss does not reach); the
     graph is kept for the carried gradient's pass."""
     probes = [p for recorder in recorders for p in recorder.probes()]
-    grads = torch.autograd.grad(loss, probes, allow_unused=True, retain_graph=True)
+    grads = loss_gradients(loss, probes, allow_unused=True, retain_graph=True)
     return {
         id(p): (torch.zeros_like(p) if g is None else g).detach()
         for p, g in zip(probes, grads, strict=True)

@@ -364,6 +364,12 @@ def scalar_phase_diagram(
     lengths = lengths.astype(np.int64)
     if lengths.min() < 1:
         raise InvalidInputError(f"sequence lengths must be >= 1, got {int(lengths.min())}")
+    from rnngrad.limits import PHASE_BYTES_PER_CELL, check_memory
+
+    check_memory(
+        float(a_values.size) * float(lengths.size) * PHASE_BYTES_PER_CELL,
+        f"a phase diagram of {a_values.size} x {lengths.size} cells",
+    )
     require_finite(a_values, "a")
     _check_parameters(b=b, c=c, d=d, e=e, h0=h0)
     longest = int(lengths.max())
