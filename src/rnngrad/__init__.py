@@ -22,8 +22,22 @@ import lazy_loader
 
 __version__ = "0.1.0"
 
-__getattr__, _dir, _names = lazy_loader.attach_stub(__name__, __file__)
+_load, _dir, _names = lazy_loader.attach_stub(__name__, __file__)
 __all__ = [*_names, "__version__"]
+
+
+def __getattr__(name: str) -> object:
+    """Load a public name on first use; a public function comes with its arguments
+    checked at the boundary (:mod:`rnngrad.boundary`)."""
+    import inspect
+
+    value = _load(name)
+    if inspect.isfunction(value) and not getattr(value, "__rnngrad_public__", False):
+        from rnngrad.boundary import public
+
+        value = public(value)
+    globals()[name] = value
+    return value
 
 
 def __dir__() -> list[str]:

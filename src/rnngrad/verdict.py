@@ -33,6 +33,7 @@ from typing import Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from rnngrad.errors import InvalidInputError, ShapeError
 from rnngrad.logspace import format_signed_log10
 
 __all__ = [
@@ -122,9 +123,9 @@ def growth_verdict(
         tolerance: per-step relative tolerance ``tol > 0``.
     """
     if steps < 0:
-        raise ValueError(f"steps must be >= 0, got {steps}")
+        raise InvalidInputError(f"steps must be >= 0, got {steps}")
     if not tolerance > 0:
-        raise ValueError(f"tolerance must be > 0, got {tolerance}")
+        raise InvalidInputError(f"tolerance must be > 0, got {tolerance}")
     rule = (
         "mean factor per step = (|g_1|/|g_T|)^(1/(T-1)); "
         f"vanishing if below 1/{1 + tolerance:g}, exploding if above {1 + tolerance:g}, "
@@ -175,7 +176,7 @@ def gradient_horizon(log10_norms: ArrayLike, *, decades: float = HORIZON_DECADES
     """
     values = np.asarray(log10_norms, dtype=np.float64)
     if values.ndim != 1 or values.size == 0:
-        raise ValueError(f"log10_norms must be a non-empty 1-D array, got shape {values.shape}")
+        raise ShapeError(f"log10_norms must be a non-empty 1-D array, got shape {values.shape}")
     peak = float(np.max(values))
     if peak == -math.inf:
         return 0

@@ -135,7 +135,12 @@ def pack_inputs(inputs: torch.Tensor, lengths: Any, *, batch_first: bool = False
     if not isinstance(inputs, torch.Tensor) or inputs.dim() != 3:
         got = tuple(inputs.shape) if isinstance(inputs, torch.Tensor) else type(inputs).__name__
         raise ShapeError(f"lengths need a batched input (T, B, D) or (B, T, D), got {got}")
-    values = torch.as_tensor(lengths)
+    try:
+        values = torch.as_tensor(lengths)
+    except (TypeError, ValueError, RuntimeError):
+        raise InvalidInputError(
+            f"lengths must be whole numbers, one per sequence, got {type(lengths).__name__}"
+        ) from None
     if values.dtype.is_floating_point or values.dtype.is_complex or values.dtype == torch.bool:
         raise InvalidInputError(f"lengths must be whole numbers, got {values.dtype}")
     batch, steps = (inputs.shape[0], inputs.shape[1]) if batch_first else inputs.shape[1::-1]

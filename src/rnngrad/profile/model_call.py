@@ -128,6 +128,10 @@ def output_loss(output: Any, loss: Any, *, time_dim: int) -> torch.Tensor:
     if callable(loss):
         with calling_user_code("the loss"):
             value = loss(output)
+    elif not isinstance(loss, str):
+        raise InvalidInputError(
+            f"loss must be 'last', 'sum' or a callable, got {type(loss).__name__}"
+        )
     elif loss == "last":
         value = 0.5 * (output.select(time_dim, -1).abs() ** 2).sum()
     elif loss == "sum":
