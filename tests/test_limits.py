@@ -302,3 +302,22 @@ def test_devices_resolve_or_are_refused_in_one_line(tmp_path: Path) -> None:
             lines = done.stderr.strip().splitlines()
             assert len(lines) == 1 and "no CUDA device" in lines[0], done.stderr
         assert not (tmp_path / "page").exists(), "refused before any work"
+
+
+def test_the_array_producing_functions_check_the_budget_first() -> None:
+    """The scalar chain rule of a given x, an Elman trajectory and its Jacobian products,
+    and the phase diagram are refused against the memory budget before they allocate."""
+    import rnngrad
+    from rnngrad.limits import ResourceError, set_memory_budget
+
+    set_memory_budget(1_000_000)
+    try:
+        with pytest.raises(ResourceError, match="scalar chain rule over T = 10000"):
+            rnngrad.scalar_chain_rule(np.zeros(10_000))
+        for function in (rnngrad.elman_forward, rnngrad.elman_jacobian_products):
+            with pytest.raises(ResourceError, match="Elman trajectory of T = 1000 steps"):
+                function(np.eye(300) * 0.5, np.ones((1000, 300)))
+        with pytest.raises(ResourceError, match="phase diagram of 1000 x 1000"):
+            rnngrad.scalar_phase_diagram(np.linspace(-2, 2, 1000), np.arange(1, 1001))
+    finally:
+        set_memory_budget(None)

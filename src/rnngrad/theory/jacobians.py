@@ -120,6 +120,14 @@ def elman_forward(
     inputs = np.asarray(x, dtype=np.float64)
     if inputs.ndim != 2 or inputs.shape[0] == 0:
         raise ShapeError(f"x must have shape (T, D) with T >= 1, got {inputs.shape}")
+    from rnngrad.limits import check_memory
+
+    # The drive, pre-activations, states and the products' gradients: (T, N) each, and
+    # a few N x N matrices.
+    check_memory(
+        8.0 * (6 * inputs.shape[0] * hidden + 4 * hidden * hidden),
+        f"an Elman trajectory of T = {inputs.shape[0]} steps and N = {hidden} units",
+    )
     require_finite(inputs, "x")
     if W_xh is None:
         if inputs.shape[1] != hidden:

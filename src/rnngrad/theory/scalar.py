@@ -246,6 +246,9 @@ def scalar_chain_rule(
         raise ShapeError(
             f"the input sequence x must be a non-empty 1-D sequence, got shape {xs.shape}"
         )
+    from rnngrad.limits import SCALAR_BYTES_PER_STEP, check_memory
+
+    check_memory(xs.size * SCALAR_BYTES_PER_STEP, f"the scalar chain rule over T = {xs.size} steps")
     require_finite(xs, "x")
     _check_parameters(a=a, b=b, c=c, d=d, e=e, h0=h0)
     steps = xs.size
