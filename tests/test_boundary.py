@@ -114,6 +114,9 @@ def _hostile() -> dict[str, Any]:
         "a tensor that requires grad": grad,
         "a meta tensor": torch.empty(3, device="meta"),
         "a sparse tensor": torch.eye(3).to_sparse(),
+        "a complex tensor": torch.ones(3, dtype=torch.complex128),
+        "a bool array": np.eye(2, dtype=bool),
+        "a module without values": nn.GRU(2, 3, device="meta"),
     }
 
 
@@ -157,3 +160,42 @@ def test_hostile_arguments_get_a_typed_error(name: str, parameter: str) -> None:
         except Exception as error:  # a builtin exception: the boundary missed it
             pytest.fail(f"{name}({parameter}={label}) raised {type(error).__name__}: {error}")
         assert _documented(annotation, label), f"{name}({parameter}={label}) returned a result"
+
+
+def _meta_gru() -> nn.GRU:
+    return nn.GRU(2, 3, device="meta")
+
+
+#: The cases a hostile user found raising builtin exceptions (or returning silently),
+#: each now a typed error.
+REPORTED: list[tuple[str, Callable[[], Any]]] = [
+    ("complex x", lambda: rnngrad.scalar_chain_rule(np.array([1 + 1j, 2]))),
+    ("complex inputs", lambda: rnngrad.lyapunov_spectrum(
+        _gru(), steps=5, warmup=1, inputs=torch.ones(7, 1, 2, dtype=torch.complex128))),
+    ("bool matrix", lambda: rnngrad.recurrent_spectrum(np.eye(3, dtype=bool))),
+    ("a=True", lambda: rnngrad.scalar_chain_rule([1.0], a=True)),
+    ("x='1,2,3'", lambda: rnngrad.scalar_chain_rule("1,2,3")),
+    ("a='0.5'", lambda: rnngrad.scalar_chain_rule(a="0.5")),
+    ("meta x", lambda: rnngrad.scalar_chain_rule(torch.ones(3, device="meta"))),
+    ("meta input", lambda: rnngrad.gradient_profile(_gru(), torch.ones(4, 1, 2, device="meta"))),
+    ("meta model", lambda: rnngrad.gradient_profile(_meta_gru(), _x())),
+    ("meta lyapunov", lambda: rnngrad.lyapunov_spectrum(_meta_gru(), steps=5)),
+    ("model 'rnn'", lambda: rnngrad.gradient_profile("rnn", _x())),
+    ("system 'rnn'", lambda: rnngrad.lyapunov_spectrum("rnn")),
+    ("sparse input", lambda: rnngrad.gradient_profile(_gru(), _x()[:, 0].to_sparse())),
+    ("lengths='5,5'", lambda: rnngrad.gradient_profile(_gru(), _x(), lengths="5,5")),
+    ("tolerance=nan", lambda: rnngrad.gradient_profile(_gru(), _x(), tolerance=math.nan)),
+    ("generator=5", lambda: rnngrad.gradient_profile(_gru(), _x(), generator=5)),
+    ("steps='100'", lambda: rnngrad.lyapunov_spectrum(_gru(), steps="100")),
+    ("numpy inputs", lambda: rnngrad.lyapunov_spectrum(_gru(), steps=5, inputs=np.ones((7, 1, 2)))),
+    ("register 'tanh'", lambda: rnngrad.register_activation("tanh")),
+    ("saturation 'abc'", lambda: rnngrad.saturation("abc")),
+    ("load_array(5)", lambda: rnngrad.load_array(5)),
+    ("gain '2'", lambda: rnngrad.mean_field_lambda1("2")),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("label", "call"), REPORTED, ids=[label for label, _ in REPORTED])
+def test_each_reported_case_is_a_typed_error(label: str, call: Callable[[], Any]) -> None:
+    with pytest.raises(RnngradError):
+        call()

@@ -150,6 +150,14 @@ def _module(where: str, value: Any) -> None:
             )
 
 
+def _progress(where: str, value: Any) -> None:
+    """A progress callback ``callback(done, total)``: a function, not a model."""
+    from torch import nn
+
+    if not callable(value) or isinstance(value, nn.Module):
+        raise _fail(where, "a function callback(done, total)", value)
+
+
 def _literal_choices(annotation: str) -> tuple[str, ...] | None:
     if annotation in _LITERALS:
         return _LITERALS[annotation]
@@ -211,6 +219,8 @@ def _check(where: str, annotation: str, value: Any) -> Any:
         allowed = (str, Activation) if annotation.startswith("str") else (Activation,)
         if not isinstance(value, allowed):
             raise _fail(where, "an activation's name or an Activation", value)
+    elif annotation == "Callable[[int, int], None]":
+        _progress(where, value)
     elif annotation.startswith("Callable"):
         if not callable(value):
             raise _fail(where, "callable", value)
@@ -220,8 +230,8 @@ def _check(where: str, annotation: str, value: Any) -> Any:
             raise _fail(where, "'last', 'sum'" + (" or a callable" * (annotation == "LossSpec")),
                         value)  # fmt: skip
     elif annotation == "ProgressSpec":
-        if not isinstance(value, (bool, np.bool_)) and not callable(value):
-            raise _fail(where, "True, False, None or a callable(done, total)", value)
+        if not isinstance(value, (bool, np.bool_)):
+            _progress(where, value)
     elif annotation == "InputSpec":
         named = isinstance(value, str) and value in ("zeros", "random")
         if not isinstance(value, torch.Tensor) and not named:

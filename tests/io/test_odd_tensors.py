@@ -90,3 +90,5 @@ def test_meta_and_sparse_tensors_are_refused_in_one_line(tmp_path: Path, kind: s
     torch.save(state["weight_hh_l0"], tmp_path / "odd_input.pt")
     one_line(["profile", "--model", SPEC, "--input", str(tmp_path / "odd_input.pt")],
              f"the tensor is a {'meta' if kind == 'meta' else 'sparse_coo'} tensor")  # fmt: skip
+    one_line(["spectrum", "--weights", str(tmp_path / "odd.pt"), "--key", "weight_hh_l0"],
+             "weight_hh_l0 is a")  # fmt: skip
