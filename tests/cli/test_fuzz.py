@@ -47,6 +47,11 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         "toml": folder / "grid.toml",
         "bad_toml": folder / "bad.toml",
         "out": folder / "out",
+        "fifo": folder / "fifo.npy",
+        "float8_pt": folder / "float8.pt",
+        "meta_pt": folder / "meta.pt",
+        "sparse_pt": folder / "sparse.pt",
+        "big_f64_npy": folder / "big_f64.npy",
     }
     with open(made["pickle_pt"], "wb") as handle:
         pickle.dump({"weight_hh_l0": Payload()}, handle)
@@ -67,6 +72,11 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         "[train]\nsteps = 2\nhidden = 2\nbatch = 2\neval_batch = 2\n"
     )
     made["bad_toml"].write_text("[grid\ntask = ")
+    os.mkfifo(made["fifo"])  # a reader that opens it would block: every path refuses it
+    torch.save({"weight_hh_l0": torch.eye(3).to(torch.float8_e4m3fn)}, made["float8_pt"])
+    torch.save({"weight_hh_l0": torch.empty(3, 3, device="meta")}, made["meta_pt"])
+    torch.save({"weight_hh_l0": torch.eye(3).to_sparse()}, made["sparse_pt"])
+    np.save(made["big_f64_npy"], np.full((4, 2, 3), 1e300))
     if MARKER.exists():
         MARKER.unlink()
     return {key: str(path) for key, path in made.items()}
@@ -75,7 +85,8 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 NUMBERS = ["-1", "0", "1", "2", "3", str(2**63), str(2**64), "1e3", "abc", "", "nan", "inf",
            "-inf", "1e308", "1e-320", "-0.5", "0.5", "1.5", "10000000000"]  # fmt: skip
 FILES = ["pickle_pt", "pickle_npy", "empty_pt", "text_pt", "npz", "folder", "missing",
-         "huge_npy", "nan_npy", "good_npy"]  # fmt: skip
+         "huge_npy", "nan_npy", "good_npy", "fifo", "float8_pt", "meta_pt", "sparse_pt",
+         "big_f64_npy"]  # fmt: skip
 SPECS = ["gru:input=3,hidden=2", "lstm:input=0,hidden=2", "rnn:input=3",
          "gru:input=3,hidden=-1", "lstm:input=3,hidden=2,hidden=3", "x:input=1,hidden=1", "gru:",
          ":", "gru:input=3,hidden=2,layers=99999", "lstm:input=3,hidden=2,proj_size=5",
@@ -92,7 +103,8 @@ OPTIONS: dict[str, dict[str, list[str]]] = {
     "profile": {"--model": SPECS, "--state-dict": FILES, "--input": FILES,
                 "--random-input": ["2,3", "0,3", "2,0", "-1,2", "a,b", "2", "99999999,99999"],
                 "--lengths": FILES, "--loss": ["last", "sum", "mean", "mse"],
-                "--seed": NUMBERS, "--dtype": ["float32", "float16"], "--model-args": ["{", "[]"]},
+                "--seed": NUMBERS, "--dtype": ["float32", "float16"],
+                "--model-args": ["{", "[]", "[" * 5000 + "]" * 5000, '{"n": 1' + "0" * 5000 + "}"]},
     "lyapunov": {"--model": SPECS, "--random": NUMBERS, "--gain": NUMBERS,
                  "--steps": NUMBERS, "--warmup": NUMBERS, "--k": NUMBERS, "--batch": NUMBERS,
                  "--reorth": NUMBERS, "--layer": NUMBERS, "--direction": NUMBERS,
@@ -103,7 +115,7 @@ OPTIONS: dict[str, dict[str, list[str]]] = {
               "--init": ["default", "radius:nan", "radius:1e308", "radius:-1", "x"],
               "--clip": ["none", "norm:-1", "value:nan", "norm:x", "x"],
               "--forget-bias": NUMBERS, "--out": ["out", "folder", "missing"]},
-    "sweep": {"--out": ["out", "folder"], "--workers": NUMBERS,
+    "sweep": {"--out": ["out", "folder", ""], "--workers": NUMBERS,
               "--threads-per-worker": NUMBERS, "--summary": FILES},
     "report": {"--model": SPECS, "--state-dict": FILES, "--input": FILES, "--seed": NUMBERS,
                "--out": ["folder", "out", "pickle_pt"], "--dtype": ["float32", "x"]},
@@ -134,7 +146,9 @@ def argument_lists(draw: st.DrawFn) -> list[str]:
         arguments += FAIL_FAST[command]
     if draw(st.booleans()):
         arguments.insert(0, "--max-memory")
-        arguments.insert(1, draw(st.sampled_from(["200M", "1k", "x", "0"])))
+        arguments.insert(1, draw(st.sampled_from(["200M", "1k", "x", "0", "1" + "0" * 400 + "T"])))
+    if draw(st.booleans()):  # (a valid limit would take over the test's own alarm)
+        arguments[:0] = ["--time-limit", draw(st.sampled_from(["x", "0", "-1", "nan", "inf"]))]
     return arguments
 
 
