@@ -169,3 +169,46 @@ def test_the_monitor_attaches_and_the_report_says_what_it_lacks() -> None:
     assert len(monitor.history) == 2 and len(monitor.history[-1].labels) == 2
     with pytest.raises(UnsupportedModuleError, match="its page is not yet"):
         build_sections(module=model, inputs=torch.randn(1, 12, 8, dtype=torch.float64), quick=True)
+
+
+def test_the_mlstm_forget_gates_are_its_selective_eigenvalues() -> None:
+    """selective_spectrum of a model with an mLSTM cell: ln f_t = ln sigma(f~_t) per head
+    and token, whose sum over the tokens is the log of the memory's own growth through
+    the package's recurrent steps (forward-mode derivative of C_T along C_0, one head at a
+    time), corrected by the stabiliser's gauge m_T - m_0."""
+    import torch.autograd.forward_ad as fwad
+
+    from rnngrad import selective_spectrum
+
+    torch.manual_seed(3)
+    model = _stack(blocks=2, mlstm=True)  # an mLSTM block, then an sLSTM block
+    x = torch.randn(2, 12, 8, dtype=torch.float64)
+    spectrum = selective_spectrum(model, x)
+    cell = next(m for m in model.modules() if type(m).__name__ == "mLSTMCell")
+    captured: list[dict[str, Any]] = []
+
+    def keep(_m: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        captured.append({**dict(zip(("q", "k", "v"), args, strict=False)), **kwargs})
+
+    handle = cell.register_forward_pre_hook(keep, with_kwargs=True)
+    with torch.no_grad():
+        model(x)
+    handle.remove()
+    q, k, v = (captured[0][name] for name in ("q", "k", "v"))
+    batch, heads = x.shape[0], spectrum.modes
+    size = q.shape[-1] // heads
+    for head in range(heads):
+        tangent = torch.zeros(batch, heads, size, size, dtype=torch.float64)
+        tangent[:, head] = 1.0
+        with torch.no_grad(), fwad.dual_level():
+            c = fwad.make_dual(torch.zeros_like(tangent), tangent)
+            n = torch.zeros(batch, heads, size, 1, dtype=torch.float64)
+            m = torch.zeros(batch, heads, 1, 1, dtype=torch.float64)
+            for t in range(q.shape[1]):
+                _, (c, n, m) = cell.step(q[:, t : t + 1], k[:, t : t + 1], v[:, t : t + 1],
+                                         mlstm_state=(c, n, m))  # fmt: skip
+            growth = fwad.unpack_dual(c).tangent[:, head, 0, 0]
+        expected = torch.log(growth) + m[:, head, 0, 0]
+        np.testing.assert_allclose(spectrum.log_abs[:, :, head].sum(axis=0), expected.numpy(),
+                                   rtol=1e-9)  # fmt: skip
+    assert spectrum.log_abs.shape == (12, 2, heads) and np.all(spectrum.log_abs < 0)

@@ -96,7 +96,7 @@ def run_on_dask(
 ) -> None:
     """Run ``jobs`` on a Dask scheduler, or on a ``LocalCluster`` of ``workers``."""
     try:
-        from dask.distributed import Client, LocalCluster, as_completed
+        from dask.distributed import Client, LocalCluster
     except ImportError:
         raise InvalidInputError("Dask is not installed: pip install 'rnngrad[cluster]'") from None
     cluster = None
@@ -125,8 +125,9 @@ def run_on_dask(
             for key, config, path in jobs
         }
         try:
-            for future in as_completed(futures):
-                record(futures[future], future.result())
+            with _interrupt_between_waits() as interrupted:
+                for future in _completed(futures, interrupted):
+                    record(futures[future], future.result())
         except _LOST_SCHEDULER as error:
             if not _scheduler_lost(client, error):
                 raise
@@ -138,9 +139,56 @@ def run_on_dask(
                 "running scheduler"
             ) from None
     finally:
-        client.close()
+        client.close(timeout=_CLOSE_SECONDS)
         if cluster is not None:
-            cluster.close()
+            cluster.close(timeout=_CLOSE_SECONDS)
+
+
+# How long the client and a local cluster get to close; how often the wait for the
+# next finished run looks up for a Ctrl-C.
+_CLOSE_SECONDS = 30
+_POLL_SECONDS = 0.5
+
+
+@contextlib.contextmanager
+def _interrupt_between_waits() -> Iterator[list[bool]]:
+    """Ctrl-C during a Dask sweep, taken at a safe point: the handler only notes it, and
+    the wait for the next finished run raises ``KeyboardInterrupt`` between its polls,
+    never inside Dask's own machinery (a KeyboardInterrupt there has left the client's
+    event loop unable to close). Off the main thread, Python's own handling stays."""
+    import signal
+    import threading
+
+    interrupted = [False]
+    if threading.current_thread() is not threading.main_thread():
+        yield interrupted
+        return
+
+    def note(signum: int, frame: Any) -> None:
+        interrupted[0] = True
+
+    previous = signal.signal(signal.SIGINT, note)
+    try:
+        yield interrupted
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _completed(futures: dict[Any, str], interrupted: list[bool]) -> Iterator[Any]:
+    """The futures as they finish, polling so that a noted Ctrl-C is raised here."""
+    from dask.distributed import wait
+
+    pending = set(futures)
+    while pending:
+        if interrupted[0]:
+            raise KeyboardInterrupt
+        try:
+            finished = wait(pending, timeout=_POLL_SECONDS, return_when="FIRST_COMPLETED")
+        except TimeoutError:
+            continue
+        for future in finished.done:
+            pending.discard(future)
+            yield future
 
 
 def _sees_probe(path: str, token: str) -> bool:

@@ -198,7 +198,9 @@ def selective_spectrum(
 
     Args:
         model: a diagonal recurrence of :mod:`rnngrad.modern`, a selective scan (mambapy's
-            Mamba block, a layer of the protocol of :mod:`rnngrad.modern.selective`), or a
+            Mamba block, a layer of the protocol of :mod:`rnngrad.modern.selective`), a
+            model with xLSTM's mLSTM cells (the forget gate ``sigma(f~_t)`` of each head,
+            its matrix memory's coefficient ``dC_t/dC_{t-1} = f_t I``), or a
             model that calls one (found as :func:`rnngrad.gradient_profile` finds it; in a
             model of several selective blocks, the first unless ``module`` names one).
         inputs: the model's input (a tensor, or a tuple of its arguments).
@@ -227,7 +229,42 @@ def selective_spectra(
         return [
             _statistics(logs, name) for name, logs in _scan_coefficients(model, arguments, blocks)
         ]
+    from rnngrad.profile.mlstm import mlstm_cells
+
+    cells = mlstm_cells(model) if module is None else []
+    if cells:
+        return [_statistics(logs, name) for name, logs in _forget_gates(model, arguments, cells)]
     return [_diagonal_layer(model, arguments, module)]
+
+
+def _forget_gates(
+    model: nn.Module, arguments: tuple[Any, ...], cells: list[tuple[str, nn.Module]]
+) -> list[tuple[str, FloatArray]]:
+    """``ln f_t = ln sigma(f~_t)`` ``(T, B, heads)`` of every mLSTM cell in one forward:
+    its memory ``C_t = f_t C_{t-1} + i_t v_t k_t^T`` (before the stabiliser's rescaling,
+    a gauge) has ``dC_t/dC_{t-1} = f_t I`` per head, one coefficient per head and token."""
+    from rnngrad.profile.model_call import forked_rng
+
+    recorded: dict[str, torch.Tensor] = {}
+    hooks = [
+        cell.get_submodule("fgate").register_forward_hook(
+            lambda _m, _a, out, name=name: recorded.setdefault(name, out.detach())
+        )
+        for name, cell in cells
+    ]
+    try:
+        with torch.no_grad(), forked_rng(arguments), calling_user_code(type(model).__name__):
+            model(*arguments)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    missing = [name for name, _ in cells if name not in recorded]
+    if missing:
+        raise InvalidInputError(f"the model never ran the mLSTM cell {missing[0]!r}")
+    return [
+        (name, torch.nn.functional.logsigmoid(recorded[name].double()).transpose(0, 1).numpy())
+        for name, _ in cells
+    ]
 
 
 def _scan_coefficients(
