@@ -497,10 +497,11 @@ def test_long_memory_benchmark_on_a_tiny_budget(tmp_path: Path) -> None:
     assert sorted(r["r_min"] for r in rows if r["r_min"] is not None) == [1 - 2 / 5, 1 - 2 / 6]
     assert sorted({(r["task"], r["seq_len"]) for r in rows}) == [("adding", 6), ("copy", 5)]
     assert re.search(r"\| LRU \(2 layers, ring 1 - 2/T\) \| [01]/1", table)
-    # the full grid: the default ring's LRU stops at T = 1000 and the mLSTM at T = 200 (its
-    # parallel form's S x S matrices), every other model runs all; the copy problem, all
+    # the full grid: the default ring's LRU stops at T = 1000, Mamba, mLSTM and sLSTM at
+    # T = 200 (a CPU's step times), every other model runs all; the copy problem at
+    # T = 500 the models that reach it
     full = module.build([200, 1000, 2000], 3, 6000, 64, 50, 1e-3, (500,)).configs
-    assert len(full) == 3 * 11 * 3 - 3 - 2 * 3 + 11 * 3
+    assert len(full) == 3 * 11 * 3 - 3 - 3 * 2 * 3 + 8 * 3
     assert {c.init for c in full if c.task == "copy" and c.cell == "lstm"} == {"chrono:500"}
     assert not [c for c in full if c.seq_len == 2000 and c.cell == "lru" and c.r_min is None]
 

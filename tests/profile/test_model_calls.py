@@ -206,7 +206,7 @@ def test_profile_call_profiles_every_recurrent_module_the_function_calls() -> No
 @pytest.mark.parametrize(
     ("fn", "message"),
     [
-        (42, r"profile_call needs a function fn\(\), got int"),
+        (42, r"fn must be callable, got int"),
         (lambda: torch.ones(3, requires_grad=True), "scalar tensor, got a tensor of shape"),
         (lambda: "loss", "scalar tensor, got str"),
         (lambda: (torch.ones(2, requires_grad=True) ** 2).sum(), "calls no recurrent module"),
