@@ -14,6 +14,7 @@ from torch import nn
 from rnngrad import GradientMonitor
 from rnngrad.monitor.monitor import GradientWarning, MonitorEvent
 from rnngrad.monitor.writers import default_color_range, heat_map
+from tests.profile.test_sensitivity import Forecaster
 
 
 class Model(nn.Module):
@@ -436,20 +437,12 @@ def test_step_call_profiles_an_encoder_and_a_decoder_of_other_lengths(tmp_path: 
     assert np.isfinite(record.log10_grad_norm[1, :8]).all()
 
 
-class LRUForecaster(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        from rnngrad.modern import LRU
-
-        self.encoder = nn.Linear(2, 3)
-        self.lru = LRU(3, 4)
-        self.head = nn.Linear(4, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.lru(self.encoder(x)).real[-1])
+def _last_step_mse(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The forecaster's loss on its last step (its output is the whole sequence)."""
+    return nn.functional.mse_loss(output[-1], target)
 
 
-def _jacobian_norm_at_last_token(model: LRUForecaster, x: torch.Tensor, name: str) -> float:
+def _jacobian_norm_at_last_token(model: Forecaster, x: torch.Tensor, name: str) -> float:
     """||dh_T/dtheta||_F per sequence from autograd's full Jacobian, mean over the batch."""
     parameter = dict(model.lru.named_parameters())[name].detach()
     u = model.encoder(x).detach()
@@ -472,11 +465,11 @@ def test_the_monitor_records_the_curse_of_memory_per_parameter(tmp_path: Path) -
     from torch.utils.tensorboard import SummaryWriter
 
     torch.manual_seed(5)
-    model = LRUForecaster().double()
+    model = Forecaster().double()
     x = torch.randn(15, 3, 2, dtype=torch.float64)
     y = torch.randn(3, 1, dtype=torch.float64)
     writer = SummaryWriter(log_dir=str(tmp_path))
-    monitor = GradientMonitor(model, every=1, loss=nn.functional.mse_loss, writer=writer,
+    monitor = GradientMonitor(model, every=1, loss=_last_step_mse, writer=writer,
                               sensitivity=True)  # fmt: skip
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", GradientWarning)
@@ -490,7 +483,7 @@ def test_the_monitor_records_the_curse_of_memory_per_parameter(tmp_path: Path) -
     assert nu.state_sensitivity == pytest.approx(
         _jacobian_norm_at_last_token(model, x, "nu_log"), rel=1e-9
     )
-    nn.functional.mse_loss(model(x), y).backward()
+    _last_step_mse(model(x), y).backward()
     for name, parameter in model.lru.named_parameters():
         expected = 0.0 if parameter.grad is None else float(parameter.grad.norm())
         assert record[name].grad_norm == pytest.approx(expected, rel=1e-9, abs=1e-15)
@@ -541,6 +534,6 @@ def test_sensitivity_needs_a_recurrence_it_can_measure() -> None:
     with pytest.raises(UnsupportedModuleError, match="cell stepped"):
         GradientMonitor(Stepped(), sensitivity=True)
     with pytest.raises(InvalidInputError, match="directions"):
-        GradientMonitor(LRUForecaster(), sensitivity=True, directions=1)
+        GradientMonitor(Forecaster(), sensitivity=True, directions=1)
     with pytest.raises(InvalidInputError, match="sensitivity"):
-        GradientMonitor(LRUForecaster(), sensitivity="yes")  # type: ignore[arg-type]
+        GradientMonitor(Forecaster(), sensitivity="yes")  # type: ignore[arg-type]
