@@ -167,7 +167,7 @@ def test_the_monitor_attaches_and_the_report_says_what_it_lacks() -> None:
             optimiser.step()
             monitor.step(x)
     assert len(monitor.history) == 2 and len(monitor.history[-1].labels) == 2
-    with pytest.raises(UnsupportedModuleError, match="its page is not yet"):
+    with pytest.raises(UnsupportedModuleError, match=r"with sLSTM blocks: .* its page is not"):
         build_sections(module=model, inputs=torch.randn(1, 12, 8, dtype=torch.float64), quick=True)
 
 
@@ -176,8 +176,6 @@ def test_the_mlstm_forget_gates_are_its_selective_eigenvalues() -> None:
     and token, whose sum over the tokens is the log of the memory's own growth through
     the package's recurrent steps (forward-mode derivative of C_T along C_0, one head at a
     time), corrected by the stabiliser's gauge m_T - m_0."""
-    import torch.autograd.forward_ad as fwad
-
     from rnngrad import selective_spectrum
 
     torch.manual_seed(3)
@@ -185,6 +183,17 @@ def test_the_mlstm_forget_gates_are_its_selective_eigenvalues() -> None:
     x = torch.randn(2, 12, 8, dtype=torch.float64)
     spectrum = selective_spectrum(model, x)
     cell = next(m for m in model.modules() if type(m).__name__ == "mLSTMCell")
+    growth = _memory_log_growth(model, cell, x, spectrum.modes)
+    np.testing.assert_allclose(spectrum.log_abs.sum(axis=0), growth, rtol=1e-9)
+    assert spectrum.log_abs.shape == (12, 2, spectrum.modes) and np.all(spectrum.log_abs < 0)
+
+
+def _memory_log_growth(model: Any, cell: Any, x: torch.Tensor, heads: int) -> np.ndarray:
+    """``ln |dC_T/dC_0|`` per sequence and head ``(B, heads)``, through the package's own
+    recurrent steps of ``cell`` inside ``model``: the forward-mode derivative of one memory
+    entry along ``C_0``, plus the stabiliser's gauge ``m_T - m_0``."""
+    import torch.autograd.forward_ad as fwad
+
     captured: list[dict[str, Any]] = []
 
     def keep(_m: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
@@ -195,8 +204,9 @@ def test_the_mlstm_forget_gates_are_its_selective_eigenvalues() -> None:
         model(x)
     handle.remove()
     q, k, v = (captured[0][name] for name in ("q", "k", "v"))
-    batch, heads = x.shape[0], spectrum.modes
+    batch = x.shape[0]
     size = q.shape[-1] // heads
+    growths = np.empty((batch, heads))
     for head in range(heads):
         tangent = torch.zeros(batch, heads, size, size, dtype=torch.float64)
         tangent[:, head] = 1.0
@@ -208,7 +218,37 @@ def test_the_mlstm_forget_gates_are_its_selective_eigenvalues() -> None:
                 _, (c, n, m) = cell.step(q[:, t : t + 1], k[:, t : t + 1], v[:, t : t + 1],
                                          mlstm_state=(c, n, m))  # fmt: skip
             growth = fwad.unpack_dual(c).tangent[:, head, 0, 0]
-        expected = torch.log(growth) + m[:, head, 0, 0]
-        np.testing.assert_allclose(spectrum.log_abs[:, :, head].sum(axis=0), expected.numpy(),
+        growths[:, head] = (torch.log(growth) + m[:, head, 0, 0]).numpy()
+    return growths
+
+
+def test_a_stack_of_mlstm_blocks_has_a_page_read_through_its_forget_gates() -> None:
+    """The report of an mLSTM-only stack: its profile, its forget gates as the eigenvalues
+    token by token, and Lyapunov exponents per head that equal the memory's own growth
+    rate through the package's recurrent steps (ln|dC_T/dC_0| / T, averaged over the
+    sequences); the page's explanation is the mLSTM's, not Mamba's."""
+    from rnngrad.report.build import build_sections
+
+    torch.manual_seed(4)
+    config = xlstm.xLSTMBlockStackConfig(
+        mlstm_block=xlstm.mLSTMBlockConfig(), context_length=12, num_blocks=2, embedding_dim=8
+    )
+    model = xlstm.xLSTMBlockStack(config).double()
+    for cell in (m for m in model.modules() if type(m).__name__ == "mLSTMCell"):
+        torch.nn.init.normal_(cell.fgate.weight, std=0.5)  # the gates read the input
+    x = torch.randn(3, 12, 8, dtype=torch.float64)
+    sections = build_sections(module=model, name="xlstm", inputs=x, quick=True)
+    by_key = {section.key: section for section in sections}
+    assert ["profile", "spectrum", "lyapunov", "lab", "scalar"] == [s.key for s in sections]
+    assert "mLSTM" in (by_key["spectrum"].explanation or "")
+    cells = [(name, m) for name, m in model.named_modules() if type(m).__name__ == "mLSTMCell"]
+    assert len(cells) == 2
+    for name, cell in cells:
+        heads = cell.config.num_heads
+        growth = _memory_log_growth(model, cell, x, heads)
+        expected = np.sort(growth.mean(axis=0) / x.shape[1])[::-1]
+        np.testing.assert_allclose(by_key["lyapunov"].numbers[name]["exponents"], expected,
                                    rtol=1e-9)  # fmt: skip
-    assert spectrum.log_abs.shape == (12, 2, heads) and np.all(spectrum.log_abs < 0)
+        assert "not selective" not in by_key["spectrum"].sentence
+    korean = build_sections(module=model, name="xlstm", inputs=x, quick=True, lang="ko")
+    assert "mLSTM 헤드" in (next(s for s in korean if s.key == "spectrum").explanation or "")

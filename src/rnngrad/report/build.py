@@ -143,11 +143,11 @@ def _build_sections(
             ),
             "non-normal (rho 0.9)": example_matrix("nonnormal", hidden=64, radius=0.9, seed=seed),
         }
-    elif _is_selective(module, recurrent):
+    elif _is_selective(module, recurrent) or _is_mlstm(module, recurrent):
         if inputs is None:
             raise InvalidInputError(
-                f"{name} is read through its selective scans, whose input size rnngrad cannot "
-                "tell: give the model's input (inputs=, --input FILE)"
+                f"{name} is read through its selective recurrences, whose input size rnngrad "
+                "cannot tell: give the model's input (inputs=, --input FILE)"
             )
         models = [ReportModel(name, module, inputs, loss, recurrent)]
         matrices = {}
@@ -169,7 +169,9 @@ def _build_sections(
         matrices = recurrent_blocks(recurrent_module)
     report("the spectrum of W_hh")
     models = [on_device(model, where) for model in models]
-    selective = module is not None and _is_selective(module, recurrent)
+    selective = module is not None and (
+        _is_selective(module, recurrent) or _is_mlstm(module, recurrent)
+    )
     if module is None:
         spectrum = spectrum_section(matrices)
         spectrum.numbers["matrix_explorer_inputs"] = matrix_explorer_inputs()
@@ -188,7 +190,11 @@ def _build_sections(
     else:
         remedies = lab_section(lab)
     activations.explanation = activation_explanation()
-    spectrum.explanation = spectrum_explanation(model=module is not None, selective=selective)
+    spectrum.explanation = spectrum_explanation(
+        model=module is not None,
+        selective=selective,
+        mlstm=module is not None and _is_mlstm(module, recurrent),
+    )
     profile.explanation = profile_explanation()
     lyapunov.explanation = lyapunov_explanation()
     if remedies.figures:
@@ -197,9 +203,10 @@ def _build_sections(
         return _numbered([scalar, activations, spectrum, profile, lyapunov, remedies])
     # The reader's model first; the textbook example is the appendix.
     # A selective scan has no tanh between its states: no saturation to show; a diagonal
-    # or selective recurrence shows its states' sensitivity to its own parameters.
+    # or selective recurrence shows its states' sensitivity to its own parameters (the
+    # mLSTM's forget gate is not one of the per-mode parameters it reads).
     middle = [] if selective else [activations]
-    if selective or _is_diagonal(models[0]):
+    if not _is_mlstm(module, recurrent) and (selective or _is_diagonal(models[0])):
         report("the curse of memory")
         middle.insert(0, memory_section(models[0]))
     sections = _numbered([profile, spectrum, lyapunov, *middle, remedies])
@@ -215,8 +222,8 @@ def _is_diagonal(model: ReportModel) -> bool:
 
 
 def _refuse_xlstm(module: nn.Module) -> None:
-    """An xLSTM model has no page yet (its profile has: rnngrad.gradient_profile, rnngrad
-    profile); said in one line rather than as a missing LSTM."""
+    """An xLSTM model with sLSTM blocks has no page (its profile has: rnngrad.gradient_profile,
+    rnngrad profile); said in one line rather than as a missing LSTM."""
     from rnngrad.cells import find_recurrent_modules
     from rnngrad.profile.mlstm import mlstm_cells
     from rnngrad.profile.slstm import slstm_cells
@@ -225,9 +232,27 @@ def _refuse_xlstm(module: nn.Module) -> None:
         from rnngrad.errors import UnsupportedModuleError
 
         raise UnsupportedModuleError(
-            f"{type(module).__name__} is an xLSTM model: its gradient profile is there "
-            "(rnngrad profile, rnngrad.gradient_profile), its page is not yet"
+            f"{type(module).__name__} is an xLSTM model with sLSTM blocks: its gradient "
+            "profile is there (rnngrad profile, rnngrad.gradient_profile), its page is not "
+            "(an sLSTM's recurrence is dense per head, with no per-mode eigenvalue to show); "
+            "a stack of mLSTM blocks has one"
         )
+
+
+def _is_mlstm(module: nn.Module, recurrent: str | None) -> bool:
+    """The model's recurrences are xLSTM's mLSTM cells only, read through their forget gates
+    (each head's memory ``C_t = f_t C_{t-1} + i_t v_t k_t^T``: a diagonal recurrence)."""
+    from rnngrad.cells import find_recurrent_modules
+    from rnngrad.profile.mlstm import mlstm_cells
+    from rnngrad.profile.slstm import slstm_cells
+
+    if recurrent is not None:
+        return False
+    return (
+        bool(mlstm_cells(module))
+        and not slstm_cells(module)
+        and not (find_recurrent_modules(module))
+    )
 
 
 def _is_selective(module: nn.Module, recurrent: str | None) -> bool:

@@ -71,9 +71,23 @@ def activation_explanation() -> str:
     ))  # fmt: skip
 
 
-def spectrum_explanation(model: bool, selective: bool = False) -> str:
+def spectrum_explanation(model: bool, selective: bool = False, mlstm: bool = False) -> str:
     """From one unit to many: the Jacobian, the eigen-decomposition, and its limits; for a
-    selective scan, the eigenvalues that the input chooses token by token."""
+    selective scan (or the mLSTM's memory), the eigenvalues that the input chooses token by
+    token."""
+    if mlstm:
+        return _p(t(
+            r"An mLSTM head (xLSTM) keeps a matrix memory "
+            r"\(C_t = f_t\, C_{t-1} + i_t\, v_t k_t^\top\) and a normaliser "
+            r"\(n_t = f_t\, n_{t-1} + i_t\, k_t\), with one forget gate "
+            r"\(f_t = \sigma(\tilde f_t)\) per head that the input sets token by token: its "
+            r"Jacobian \(\partial C_t/\partial C_{t-1} = f_t I\) is diagonal, so \(f_t\) is "
+            r"the eigenvalue of every entry of the head's memory (the exponential gating's "
+            r"stabiliser rescales the stored memory without changing what it carries). The "
+            r"textbook's \(|\lambda| < 1\) becomes one number per head and token: a head keeps "
+            r"a signal over \(T\) tokens when \(\prod_t f_t \ge e^{-2}\), and a token with a "
+            r"small \(f_t\) clears its memory."
+        ))  # fmt: skip
     if selective:
         return _p(t(
             r"A selective scan (Mamba) updates each mode of its state by "
