@@ -21,6 +21,12 @@ the overhead, monitored / plain - 1, as the median over ``--repeats``; the last
 line is ``median wall overhead = X%`` (the largest of them).
 Goal: X <= 5.
 
+``--sensitivity`` monitors with ``GradientMonitor(sensitivity=True)`` (the curse of
+memory at each profile: per parameter of the recurrence ``||dh_T/dtheta||``, Hutchinson's
+estimate with 4 directions for the LSTM's dense weights, and ``||dL/dtheta||``): the
+classifier only, whose model has one recurrent module for it to measure. Its cost
+counts in the same 5% budget, so the schedule takes fewer profiles.
+
 Run: ``.venv/bin/python benchmarks/monitor_overhead.py [--steps N] [--repeats N]``
 """
 
@@ -84,7 +90,14 @@ class Training:
     """One training run, advanced a segment at a time."""
 
     def __init__(
-        self, monitored: bool, kind: str, hidden: int, length: int, batch: int, writer: bool
+        self,
+        monitored: bool,
+        kind: str,
+        hidden: int,
+        length: int,
+        batch: int,
+        writer: bool,
+        sensitivity: bool = False,
     ) -> None:
         torch.manual_seed(0)
         generator = torch.Generator().manual_seed(1)
@@ -117,7 +130,13 @@ class Training:
 
             self.writer = SummaryWriter(log_dir=tempfile.mkdtemp(prefix="monitor-overhead-"))
         self.monitor = (
-            GradientMonitor(self.model, loss=self.loss, clock=self.clock, writer=self.writer)
+            GradientMonitor(
+                self.model,
+                loss=self.loss,
+                clock=self.clock,
+                writer=self.writer,
+                sensitivity=sensitivity,
+            )
             if monitored
             else None
         )
@@ -146,12 +165,12 @@ class Training:
 
 def compare(
     steps: int, segment: int, plain_first: bool, kind: str, sizes: tuple[int, int, int],
-    writer: bool,
+    writer: bool, sensitivity: bool = False,
 ) -> tuple[float, float, float, int]:  # fmt: skip
     """Wall seconds of the plain and the monitored training, the monitor's own, and the
     profiles it took."""
     plain = Training(False, kind, *sizes, writer)
-    monitored = Training(True, kind, *sizes, writer)
+    monitored = Training(True, kind, *sizes, writer, sensitivity)
     order = (plain, monitored) if plain_first else (monitored, plain)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", GradientWarning)
@@ -173,24 +192,37 @@ def main() -> None:
     parser.add_argument("--hidden", type=int, default=128)
     parser.add_argument("--length", type=int, default=200)
     parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--models", default="classifier,seq2seq")
+    parser.add_argument("--models", default=None, help="default: classifier,seq2seq")
     parser.add_argument("--no-writer", action="store_true", help="no TensorBoard writer")
+    parser.add_argument("--sensitivity", action="store_true",
+                        help="the monitor also measures the curse of memory")  # fmt: skip
     args = parser.parse_args()
+    models = args.models or ("classifier" if args.sensitivity else "classifier,seq2seq")
+    if args.sensitivity and "seq2seq" in models.split(","):
+        parser.error("--sensitivity measures one recurrent module: the classifier only")
     sizes = (args.hidden, args.length, args.batch)
     default_threads = torch.get_num_threads()
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}; "
           f"hidden {args.hidden}, T {args.length}, batch {args.batch}, {args.steps} steps in "
           f"segments of {args.segment}, {args.repeats} repeats, "
-          f"{'no writer' if args.no_writer else 'TensorBoard writer'}")  # fmt: skip
+          f"{'no writer' if args.no_writer else 'TensorBoard writer'}"
+          f"{', sensitivity' if args.sensitivity else ''}")  # fmt: skip
     overheads = []
-    for kind in args.models.split(","):
+    for kind in models.split(","):
         for threads in sorted({1, default_threads}):
             torch.set_num_threads(threads)
-            compare(5, 5, True, kind, sizes, not args.no_writer)  # warm kernels, imports
+            # warm kernels, imports
+            compare(5, 5, True, kind, sizes, not args.no_writer, args.sensitivity)
             plain, monitored, own, ratios, taken = [], [], [], [], []
             for repeat in range(args.repeats):
                 seconds = compare(
-                    args.steps, args.segment, repeat % 2 == 0, kind, sizes, not args.no_writer
+                    args.steps,
+                    args.segment,
+                    repeat % 2 == 0,
+                    kind,
+                    sizes,
+                    not args.no_writer,
+                    args.sensitivity,
                 )
                 plain.append(seconds[0])
                 monitored.append(seconds[1])

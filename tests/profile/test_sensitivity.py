@@ -3,6 +3,8 @@ its closed form, autograd's full Jacobian and Monte Carlo."""
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -145,6 +147,22 @@ def test_a_dense_rnns_w_hh_is_estimated_within_its_interval() -> None:
     assert not entry.exact and inside.mean() >= 0.8
     np.testing.assert_allclose(result.state_norm, torch.linalg.vector_norm(
         rnn(x)[0].detach(), dim=2).T.numpy(), rtol=1e-12)  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru", "rnn"])
+def test_a_float32_fused_module_is_measured_as_its_float64_copy(kind: str) -> None:
+    """A float32 fused module on the CPU (PyTorch runs it through oneDNN, whose kernel has
+    no forward-mode rule): the same estimates, from the same signs, as its float64 copy,
+    to float32's rounding; a bidirectional two-layer LSTM as a classifier builds it."""
+    torch.manual_seed(5)
+    module = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}[kind]
+    single = module(3, 8, num_layers=2, bidirectional=True, batch_first=True)
+    double = copy.deepcopy(single).double()
+    x = torch.randn(2, 12, 3)
+    measured = memory_sensitivity(single, x, directions=4, seed=1)
+    reference = memory_sensitivity(double, x.double(), directions=4, seed=1)
+    for entry, expected in zip(measured.parameters, reference.parameters, strict=True):
+        np.testing.assert_allclose(entry.state_norm, expected.state_norm, rtol=1e-3, atol=1e-6)
 
 
 def test_bad_input() -> None:
