@@ -27,6 +27,7 @@ from rnngrad.lab.sweep import run_sweep
 
 __all__ = [
     "adding_run",
+    "lengths_argument",
     "lru_modes_kept",
     "median_shares",
     "replace_tables",
@@ -110,6 +111,23 @@ def _table_blocks(lines: list[str]) -> list[tuple[int, int]]:
             blocks.append((start, number))
             start = None
     return blocks
+
+
+def lengths_argument(minimum: int, what: str = "lengths") -> Callable[[str], tuple[int, ...]]:
+    """An ``argparse`` type: comma-separated whole numbers ``>= minimum`` (``""``: none)."""
+
+    def parse(text: str) -> tuple[int, ...]:
+        try:
+            values = tuple(int(v) for v in text.split(",") if v.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected {what} such as 200,1000, got {text!r}"
+            ) from None
+        if any(value < minimum for value in values):
+            raise argparse.ArgumentTypeError(f"{what} must be >= {minimum}, got {text!r}")
+        return values
+
+    return parse
 
 
 def replace_tables(document: Path, tables: str) -> int:

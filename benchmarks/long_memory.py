@@ -28,14 +28,20 @@ resumes where the last one stopped (a run cut short starts again), and
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from _sweep import adding_run, lru_modes_kept, median_shares, run_and_tabulate, sweep_parser
+from _sweep import (
+    adding_run,
+    lengths_argument,
+    lru_modes_kept,
+    median_shares,
+    run_and_tabulate,
+    sweep_parser,
+)
 from rnngrad.lab.grid import Sweep
 from rnngrad.lab.records import read_table_rows
 from rnngrad.lab.sweep import sweep_summary
@@ -320,17 +326,7 @@ def report(
     return table
 
 
-def _lengths(text: str) -> tuple[int, ...]:
-    """Comma-separated sequence lengths (``""``: none)."""
-    try:
-        lengths = tuple(int(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected lengths such as 200,1000, got {text!r}"
-        ) from None
-    if any(length < 2 for length in lengths):
-        raise argparse.ArgumentTypeError(f"lengths must be >= 2, got {text!r}")
-    return lengths
+_lengths = lengths_argument(2)
 
 
 def main(argv: list[str] | None = None) -> str:

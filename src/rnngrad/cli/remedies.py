@@ -38,8 +38,8 @@ def train_command(
         str,
         typer.Option(
             "--task",
-            help="adding, copy, selective_copy, order, or a data set: mnist1d, "
-            "mnist1d_shuffled, digits, digits_permuted.",
+            help="adding, copy, selective_copy, order, delayed_copy, delayed_xor, or a data "
+            "set: mnist1d, mnist1d_shuffled, digits, digits_permuted.",
         ),
     ],
     cell: Annotated[
@@ -104,6 +104,38 @@ def train_command(
         float,
         typer.Option("--regularizer", help="Weight of Pascanu et al.'s regulariser (rnn, relu)."),
     ] = 0.0,
+    floss: Annotated[
+        int | None,
+        typer.Option(
+            "--floss",
+            help="Gradient flossing (Engelken 2023): push the K leading Lyapunov exponents "
+            "towards 0 (rnn, relu, lstm, gru).",
+        ),
+    ] = None,
+    floss_before: Annotated[
+        int | None,
+        typer.Option("--floss-before", help="Steps of flossing before training [default: 500]."),
+    ] = None,
+    floss_every: Annotated[
+        int | None,
+        typer.Option(
+            "--floss-every", help="Also floss every N training steps [default: before only]."
+        ),
+    ] = None,
+    floss_window: Annotated[
+        int | None,
+        typer.Option(
+            "--floss-window",
+            help="Steps of the inputs the exponents are measured over [default: the sequence].",
+        ),
+    ] = None,
+    floss_weight: Annotated[
+        float | None,
+        typer.Option(
+            "--floss-weight",
+            help="Weight of sum lambda_i^2 [default: 1]; 0 records the exponents only.",
+        ),
+    ] = None,
     steps: Annotated[int, typer.Option("--steps", help="Step budget.")] = 3000,
     batch: Annotated[int, typer.Option("--batch", help="Batch size.")] = 50,
     lr: Annotated[float, typer.Option("--lr", help="Adam learning rate.")] = 1e-3,
@@ -127,7 +159,7 @@ def train_command(
         _finite(target_accuracy=target_accuracy)
     if forget_bias is not None:
         _finite(forget_bias=forget_bias)
-    for name, value in (("r_min", r_min), ("r_max", r_max)):
+    for name, value in (("r_min", r_min), ("r_max", r_max), ("floss_weight", floss_weight)):
         if value is not None:
             _finite(**{name: value})
     config = TrainConfig(
@@ -149,6 +181,11 @@ def train_command(
         r_min=r_min,
         r_max=r_max,
         readout=readout,
+        floss=floss,
+        floss_before=floss_before,
+        floss_every=floss_every,
+        floss_window=floss_window,
+        floss_weight=floss_weight,
     )
     from rnngrad.limits import check_folder
 
@@ -260,7 +297,9 @@ def sweep(
                 str(row["cell"])
                 + (f" x{row['layers']}" if row.get("layers") else "")
                 + (" +orth" if row.get("orthogonal_constraint") else "")
-                + (f" ({row['readout']})" if row.get("readout") else ""),
+                + (f" ({row['readout']})" if row.get("readout") else "")
+                + (f" +reg {row['regularizer']:g}" if row.get("regularizer") else "")
+                + (f" +floss {row['floss']}" if row.get("floss") else ""),
                 str(row["init"]),
                 str(row["clip"]),
                 f"{row['solved']}/{row['runs']}",

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from rnngrad.errors import InvalidInputError
+from rnngrad.lab.flossing import Flossing, check_flossing
 from rnngrad.lab.models import (
     CELLS,
     MODERN,
@@ -51,7 +52,8 @@ def parse_clip(text: str) -> tuple[str, float | None]:
     raise InvalidInputError(f"clip must be none, norm:V or value:V with V > 0, got {text!r}")
 
 
-_LATER_FIELDS = ("target_accuracy", "layers", "r_min", "r_max", "readout")
+_LATER_FIELDS = ("target_accuracy", "layers", "r_min", "r_max", "readout", "floss",
+                 "floss_before", "floss_every", "floss_window", "floss_weight")  # fmt: skip
 
 
 def config_identity(config: dict[str, Any]) -> dict[str, Any]:
@@ -85,6 +87,12 @@ class TrainConfig:
     r_min: float | None = None
     r_max: float | None = None
     readout: str | None = None
+    #: Gradient flossing (:mod:`rnngrad.lab.flossing`): ``k`` exponents, and its schedule.
+    floss: int | None = None
+    floss_before: int | None = None
+    floss_every: int | None = None
+    floss_window: int | None = None
+    floss_weight: float | None = None
 
     def __post_init__(self) -> None:
         if self.readout == "last":  # the default, spelled out: the same run, the same key
@@ -138,6 +146,7 @@ class TrainConfig:
                 "the regularizer (Pascanu et al. 2013) applies to the rnn and relu cells"
             )
         check_lru_options(self.cell, self.layers, self.r_min, self.r_max)
+        self._check_flossing()
         if self.forget_bias is not None:
             check_representable(self.forget_bias, "forget_bias", torch.float32)
             if self.cell != "lstm":
@@ -156,6 +165,38 @@ class TrainConfig:
             f"training {self.cell} with hidden {self.hidden} on T = {task.seq_len}",
         )
         return task
+
+    def flossing(self) -> Flossing | None:
+        """The run's gradient flossing, or ``None``."""
+        if self.floss is None:
+            return None
+        return Flossing(
+            k=self.floss,
+            before=500 if self.floss_before is None else self.floss_before,
+            every=self.floss_every,
+            window=self.floss_window,
+            weight=1.0 if self.floss_weight is None else self.floss_weight,
+        )
+
+    def _check_flossing(self) -> None:
+        from rnngrad.limits import MAX_TRAIN_STEPS, check_representable, check_whole
+
+        options = ("floss_before", "floss_every", "floss_window", "floss_weight")
+        if self.floss is None:
+            given = [name for name in options if getattr(self, name) is not None]
+            if given:
+                flag = "--" + given[0].replace("_", "-")
+                raise InvalidInputError(f"{flag} needs gradient flossing: --floss K")
+            return
+        for name in ("floss", "floss_before", "floss_every", "floss_window"):
+            if getattr(self, name) is not None:
+                least = 0 if name == "floss_before" else 1
+                check_whole(getattr(self, name), name, least, MAX_TRAIN_STEPS)
+        if self.floss_weight is not None:
+            check_representable(self.floss_weight, "floss_weight", torch.float32)
+        flossing = self.flossing()
+        assert flossing is not None
+        check_flossing(self.cell, self.hidden, flossing)
 
     def key(self) -> str:
         """A short hash of the configuration (names run folders and checkpoints). Fields

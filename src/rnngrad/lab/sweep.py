@@ -30,7 +30,8 @@ __all__ = ["DESCRIBING", "SweepInterrupted", "run_sweep", "sweep_summary"]
 #: What a configuration is, beyond its task, length and seed: the fields by which
 #: ``sweep --summary`` and the report's remedies section group runs.
 DESCRIBING = ("cell", "init", "clip", "orthogonal_constraint", "hidden", "forget_bias",
-              "layers", "r_min", "r_max", "readout")  # fmt: skip
+              "layers", "r_min", "r_max", "readout", "regularizer", "floss", "floss_before",
+              "floss_every", "floss_window", "floss_weight")  # fmt: skip
 
 
 logger = logging.getLogger("rnngrad.sweep")

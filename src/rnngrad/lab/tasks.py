@@ -20,6 +20,14 @@ Each task states its memoryless baseline loss and its "solved" rule.
   and an end symbol, with ``X`` or ``Y`` at one step in ``[0.1T, 0.2T)`` and
   at one in ``[0.5T, 0.6T)``; the class (XX, XY, YX, YY) is read at the last
   step. Cross-entropy; chance scores ``ln 4``. Solved at 99% accuracy.
+- **delayed_copy**, **delayed_xor** (the delayed tasks of gradient flossing, Engelken
+  2023): a random bit ``b_1 = +-1`` at step 1 on the first input, recalled at step
+  ``d + 1`` (``T = d``, the delay, gives sequences of ``d + 1`` steps); for the XOR a
+  second bit ``b_2`` arrives on the same input at step ``d + 1`` and the class is
+  ``b_1 XOR b_2``. The second input is N(0, 1) noise at every step, which drives the
+  dynamics as the random input streams of the paper drive its networks (without it
+  there would be two sequences, or four). Cross-entropy at the last step; chance
+  scores ``ln 2``. Solved at 99% accuracy.
 - **mnist1d**, **mnist1d_shuffled**, **digits**, **digits_permuted**: real data
   sets read one number per step (:mod:`rnngrad.lab.datasets`); their length comes
   from the data. Training draws minibatches uniformly, with replacement, from the
@@ -41,12 +49,14 @@ from rnngrad.errors import InvalidInputError
 
 __all__ = ["TASKS", "Batch", "Task", "make_task"]
 
-TaskName = Literal["adding", "copy", "selective_copy", "order"]
+TaskName = Literal["adding", "copy", "selective_copy", "order", "delayed_copy", "delayed_xor"]
 TASKS: tuple[str, ...] = (
-    "adding", "copy", "selective_copy", "order", "mnist1d", "mnist1d_shuffled", "digits",
-    "digits_permuted",
+    "adding", "copy", "selective_copy", "order", "delayed_copy", "delayed_xor", "mnist1d",
+    "mnist1d_shuffled", "digits", "digits_permuted",
 )  # fmt: skip
-GENERATED = ("adding", "copy", "selective_copy", "order")
+GENERATED = ("adding", "copy", "selective_copy", "order", "delayed_copy", "delayed_xor")
+#: The delayed tasks of gradient flossing: a bit at step 1, read at step d + 1.
+_DELAYED = ("delayed_copy", "delayed_xor")
 #: The tasks read at every step, with the copy problem's recall at the end.
 _COPYING = ("copy", "selective_copy")
 
@@ -99,6 +109,8 @@ class Task:
             return _copy(self.seq_len, batch, generator)
         if self.name == "selective_copy":
             return _selective_copy(self.seq_len, batch, generator)
+        if self.name in _DELAYED:
+            return _delayed(self.seq_len, batch, generator, xor=self.name == "delayed_xor")
         return _order(self.seq_len, batch, generator)
 
     def loss(self, output: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -161,7 +173,8 @@ def make_task(name: str, seq_len: int, *, target_accuracy: float | None = None) 
         raise InvalidInputError("--target-accuracy applies to the data-set tasks")
     if seq_len == 0:
         raise InvalidInputError(f"the {name} task needs a sequence length: --seq-len T")
-    minimum = {"adding": 2, "copy": 1, "selective_copy": 1, "order": 10}[name]
+    minimum = {"adding": 2, "copy": 1, "selective_copy": 1, "order": 10, "delayed_copy": 1,
+               "delayed_xor": 1}[name]  # fmt: skip
     if seq_len < minimum:
         raise InvalidInputError(
             f"the {name} task needs a sequence length >= {minimum}, got {seq_len}"
@@ -173,7 +186,23 @@ def make_task(name: str, seq_len: int, *, target_accuracy: float | None = None) 
         return Task(
             name, seq_len, 10, 9, True, baseline, "cross-entropy <= 10% of 10 ln 8 / (T + 20)"
         )
+    if name in _DELAYED:
+        return Task(name, seq_len, 2, 2, False, math.log(2.0), "accuracy >= 99% (chance: ln 2)")
     return Task(name, seq_len, 8, 4, False, math.log(4.0), "accuracy >= 99% (chance: ln 4)")
+
+
+def _delayed(delay: int, batch: int, generator: torch.Generator, *, xor: bool) -> Batch:
+    """``(d + 1, B, 2)``: the bit ``b_1`` at step 1 (and ``b_2`` at step ``d + 1`` for the
+    XOR) on the first input, N(0, 1) noise on the second; the class of ``b_1`` (or of
+    ``b_1 XOR b_2``), 0 for ``-1`` and 1 for ``+1``."""
+    bits = torch.randint(0, 2, (2, batch), generator=generator)
+    inputs = torch.zeros(delay + 1, batch, 2)
+    inputs[:, :, 1] = torch.randn(delay + 1, batch, generator=generator)
+    inputs[0, :, 0] = 2.0 * bits[0] - 1.0
+    if xor:
+        inputs[delay, :, 0] += 2.0 * bits[1] - 1.0
+        return Batch(inputs, bits[0] ^ bits[1])
+    return Batch(inputs, bits[0])
 
 
 def _adding(steps: int, batch: int, generator: torch.Generator) -> Batch:

@@ -39,6 +39,7 @@ import torch
 
 from rnngrad.atomic import FolderLock, atomic_write_with
 from rnngrad.errors import InvalidInputError
+from rnngrad.lab import flossing as floss
 from rnngrad.lab.config import (
     TrainConfig,
     config_identity,
@@ -62,6 +63,10 @@ _CHECKPOINT_KEYS = frozenset(
     {"config", "model", "optimiser", "generator", "records", "step", "skipped", "clipped",
      "solved_at"}
 )  # fmt: skip
+
+
+def _finite(value: float | None) -> float | None:
+    return None if value is None else finite_or_none(value)
 
 
 def _atomic_save(payload: Any, path: Path) -> None:
@@ -206,11 +211,29 @@ def _train(
                  for start in range(0, inputs.shape[1], size)]  # fmt: skip
         return torch.cat(parts, dim=1 if task.per_step else 0)
 
+    flossing = config.flossing()
+    if flossing is not None:
+        records.setdefault("exponents", [])
+        if start_step == 0 and flossing.before > 0 and flossing.weight > 0:
+            drawing = torch.Generator().manual_seed(config.seed + 3)
+            records["exponents"] = floss.floss_alone(
+                model.rnn,
+                lambda: task.sample(config.batch, drawing).inputs.to(device),
+                flossing,
+                config.lr,
+                torch.Generator().manual_seed(config.seed + 4),
+            )
+
     def evaluate(step: int) -> tuple[float, float | None]:
         with torch.no_grad():
             output = predict(held_out.inputs)
             loss = float(task.loss(output, held_out.targets))
             accuracy = task.accuracy(output, held_out.targets)
+            if flossing is not None:  # along the same sequences and basis every time
+                window = floss.window_of(held_out.inputs[:, : floss.RECORDED_SEQUENCES], flossing)
+                basis_seed = torch.Generator().manual_seed(config.seed + 5)
+                exponents = floss.flossing_exponents(model.rnn, window, flossing.k, basis_seed)
+                records["exponents"] += floss.exponent_rows(step, "train", exponents)
         records["evaluations"].append(
             {
                 "step": step,
@@ -243,6 +266,14 @@ def _train(
                 penalty = gradient_norm_regularizer(model.rnn, states, batch.inputs, loss_of_states)
                 penalty_value = float(penalty.detach())
                 loss = loss + config.regularizer * penalty
+            floss_value: float | None = None
+            if flossing is not None and flossing.every and step % flossing.every == 0:
+                exponents = floss.flossing_exponents(
+                    model.rnn, floss.window_of(batch.inputs, flossing), flossing.k, generator
+                )
+                floss_penalty = floss.flossing_penalty(exponents)
+                floss_value = float(floss_penalty.detach())
+                loss = loss + flossing.weight * floss_penalty
             optimiser.zero_grad(set_to_none=True)
             loss.backward()  # type: ignore[no-untyped-call]
             loss_value = float(loss.detach())
@@ -277,6 +308,7 @@ def _train(
                     "grad_norm": finite_or_none(grad_norm),
                     "clipped": did_clip,
                     "skipped": did_skip,
+                    **({} if flossing is None else {"floss": _finite(floss_value)}),
                 }
             )
             if step % config.profile_every == 0 or step == 1:

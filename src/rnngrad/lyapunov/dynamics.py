@@ -92,6 +92,10 @@ class Dynamics:
         """``J_t @ basis`` for ``basis`` ``(B, n, k)``, at the point ``step`` cached."""
         raise NotImplementedError
 
+    def jacobian_product(self, cache: Any, basis: torch.Tensor) -> torch.Tensor:
+        """``J_t @ basis`` that autograd can differentiate (the same by default)."""
+        return self.apply_jacobian(cache, basis)
+
 
 @dataclass
 class _Layer:
@@ -213,6 +217,20 @@ class ModuleDynamics(Dynamics):
     @torch.no_grad()
     def apply_jacobian(self, cache: list[Any], basis: torch.Tensor) -> torch.Tensor:
         result = torch.empty_like(basis)
+        self._tangents(cache, basis, result)
+        return result
+
+    def jacobian_product(self, cache: list[Any], basis: torch.Tensor) -> torch.Tensor:
+        """``J_t @ basis``, as :meth:`apply_jacobian`, but differentiable: autograd follows
+        it back to the module's parameters, the states and the basis (the same formulas,
+        each layer's tangent a new tensor instead of a slice written in place)."""
+        return torch.cat(self._tangents(cache, basis, None), dim=1)
+
+    def _tangents(
+        self, cache: list[Any], basis: torch.Tensor, result: torch.Tensor | None
+    ) -> list[torch.Tensor]:
+        """Each analysed layer's part of ``J_t @ basis``, written into ``result`` when given."""
+        parts = []
         input_tangent: torch.Tensor | None = None
         start = self.tangent_slice.start
         for layer, layer_cache in zip(self.layers, cache, strict=True):
@@ -220,15 +238,16 @@ class ModuleDynamics(Dynamics):
                 continue
             part = slice(layer.state_slice.start - start, layer.state_slice.stop - start)
             tangent = basis[:, part]
-            out = result[:, part]
+            out = None if result is None else result[:, part]
             if layer.kind in ("rnn_tanh", "rnn_relu"):
-                _rnn_tangent(layer, layer_cache, tangent, input_tangent, out)
+                out = _rnn_tangent(layer, layer_cache, tangent, input_tangent, out)
             elif layer.kind == "lstm":
-                _lstm_tangent(layer, layer_cache, tangent, input_tangent, out)
+                out = _lstm_tangent(layer, layer_cache, tangent, input_tangent, out)
             else:
-                _gru_tangent(layer, layer_cache, tangent, input_tangent, out)
+                out = _gru_tangent(layer, layer_cache, tangent, input_tangent, out)
+            parts.append(out)
             input_tangent = out[:, : layer.size]
-        return result
+        return parts
 
 
 # --- nn.RNN: h' = phi(W_ih x + b_ih + W_hh h + b_hh); J = diag(phi'(z)) W_hh.
@@ -251,13 +270,14 @@ def _rnn_tangent(
     derivative: torch.Tensor,
     dh: torch.Tensor,
     dx: torch.Tensor | None,
-    out: torch.Tensor,
-) -> None:
+    out: torch.Tensor | None,
+) -> torch.Tensor:
+    """``J dh`` (plus the input's tangent ``dx``), written into ``out`` when given."""
     w = layer.weights
     dz = _mat(w.w_hh, dh)
     if dx is not None:
         dz = dz + _mat(w.w_ih, dx)
-    torch.mul(derivative.unsqueeze(-1), dz, out=out)
+    return torch.mul(derivative.unsqueeze(-1), dz, out=out)
 
 
 # --- nn.LSTM: gates (i, f, g, o); c' = f c + i g; h' = o tanh(c') (then W_hr with a projection).
@@ -292,10 +312,11 @@ def _lstm_tangent(
     coefficients: torch.Tensor,
     tangent: torch.Tensor,
     dx: torch.Tensor | None,
-    out: torch.Tensor,
-) -> None:
+    out: torch.Tensor | None,
+) -> torch.Tensor:
     """dc' = f dc + c f(1-f) dz_f + g i(1-i) dz_i + i (1-g^2) dz_g;
-    dm = tanh(c') o(1-o) dz_o + o (1 - tanh^2 c') dc'; dh' = dm (or W_hr dm)."""
+    dm = tanh(c') o(1-o) dz_o + o (1 - tanh^2 c') dc'; dh' = dm (or W_hr dm); written
+    into ``out`` when given, else new tensors (differentiable)."""
     w = layer.weights
     from_c, from_f, from_i, from_g, from_o, m_from_c = coefficients.unbind(0)
     dh, dc = tangent[:, : layer.size], tangent[:, layer.size :]
@@ -303,15 +324,16 @@ def _lstm_tangent(
     if dx is not None:
         dz = dz + _mat(w.w_ih, dx)
     dz_i, dz_f, dz_g, dz_o = dz.chunk(4, dim=-2)
-    dc_new = out[:, layer.size :]
-    torch.mul(from_c, dc, out=dc_new)
+    dc_new = torch.mul(from_c, dc, out=None if out is None else out[:, layer.size :])
     dc_new.addcmul_(from_f, dz_f).addcmul_(from_i, dz_i).addcmul_(from_g, dz_g)
-    if w.w_hr is None:
-        dm = out[:, : layer.size]
-        torch.mul(from_o, dz_o, out=dm).addcmul_(m_from_c, dc_new)
-    else:
-        dm = torch.mul(from_o, dz_o).addcmul_(m_from_c, dc_new)
-        out[:, : layer.size] = _mat(w.w_hr, dm)
+    into = None if out is None or w.w_hr is not None else out[:, : layer.size]
+    dm = torch.mul(from_o, dz_o, out=into).addcmul_(m_from_c, dc_new)
+    dh_new = dm if w.w_hr is None else _mat(w.w_hr, dm)
+    if out is None:
+        return torch.cat([dh_new, dc_new], dim=1)
+    if w.w_hr is not None:
+        out[:, : layer.size] = dh_new
+    return out
 
 
 # --- nn.GRU: r, z gates; n = tanh(W_in x + b_in + r (W_hn h + b_hn)); h' = (1 - z) n + z h.
@@ -330,8 +352,13 @@ def _gru_step(layer: _Layer, h: torch.Tensor, x: torch.Tensor) -> tuple[torch.Te
 
 
 def _gru_tangent(
-    layer: _Layer, cache: Any, dh: torch.Tensor, dx: torch.Tensor | None, out: torch.Tensor
-) -> None:
+    layer: _Layer,
+    cache: Any,
+    dh: torch.Tensor,
+    dx: torch.Tensor | None,
+    out: torch.Tensor | None,
+) -> torch.Tensor:
+    """``J dh`` of the GRU (plus the input's tangent), written into ``out`` when given."""
     w = layer.weights
     r, z, n, h_n, h = (v.unsqueeze(-1) for v in cache)
     from_hidden = _mat(w.w_hh, dh)
@@ -343,7 +370,7 @@ def _gru_tangent(
     dz = z * (1 - z) * (d_hz if dz_input is None else d_hz + dz_input)
     inside = dr * h_n + r * d_hn
     dn = (1 - n * n) * (inside if dn_input is None else inside + dn_input)
-    torch.mul(h - n, dz, out=out).addcmul_(1 - z, dn).addcmul_(z, dh)
+    return torch.mul(h - n, dz, out=out).addcmul_(1 - z, dn).addcmul_(z, dh)
 
 
 class CellDynamics(Dynamics):

@@ -79,6 +79,10 @@ def _labels(summaries: list[dict[str, Any]]) -> dict[int, str]:
                 parts.append("+orth" if value else "")
             elif key == "init":
                 parts.append("" if value == "default" else f"({value})")
+            elif key == "regularizer":
+                parts.append(f"+reg {value:g}" if value else "")
+            elif key == "floss":
+                parts.append(f"+floss {value}" if value else "")
             elif value is not None:
                 parts.append(f"{key.replace('_', ' ')} {value}")
         names[index] = " ".join(p for p in parts if p)
