@@ -23,3 +23,18 @@ def require_finite(values: NDArray[np.floating] | float, name: str) -> None:
         where = tuple(int(i) for i in bad)
         index = where if len(where) > 1 else where[0]
         raise NonFiniteInputError(f"{name} must be finite, got {array[where]!r} at index {index}")
+
+
+def check_delta(delta: object) -> float:
+    """A rate network's ``delta = dt / tau`` in ``(0, 1]``, as a float.
+
+    Raises:
+        InvalidInputError: anything else.
+    """
+    from rnngrad.errors import InvalidInputError
+
+    if isinstance(delta, bool) or not isinstance(delta, float | int):
+        raise InvalidInputError(f"delta must be a number in (0, 1], got {delta!r}")
+    if not (math.isfinite(delta) and 0 < delta <= 1):
+        raise InvalidInputError(f"delta must be in (0, 1] (dt / tau), got {delta!r}")
+    return float(delta)

@@ -228,6 +228,7 @@ def lyapunov_json(
         "reliable": [bool(v) for v in result.reliable],
         "sum": finite_or_none(result.total),
         "kaplan_yorke_dim": result.kaplan_yorke_dim,
+        "summaries": None if result.summaries is None else result.summaries.as_dict(),
         "lambda1_two_trajectories": finite_or_none(result.lambda1_two_trajectories),
         "mean_field_lambda1": mean_field_lambda1,
         "steps": result.steps,

@@ -323,3 +323,34 @@ def test_per_layer_spectra_make_up_the_stacked_spectrum() -> None:
     assert top.state_size == 3 and top.exponents.shape == (3,)
     union = np.sort(np.concatenate([bottom.exponents, top.exponents]))[::-1]
     np.testing.assert_allclose(stacked.exponents, union, atol=5e-3)
+
+
+def test_a_full_spectrum_s_summaries_have_their_closed_forms() -> None:
+    """``h_{t+1} = diag(e^{lambda}) h_t``: the exponents are ``lambda`` exactly, so the
+    unstable fraction is 2/6, the entropy rate per unit (0.02 + 0.01)/6, the Kaplan-Yorke
+    dimension 2 + 0.03/0.05 (partial sums 0.02, 0.03, -0.02) over 6 units, the
+    mean exponent the mean of lambda; both halves nearly the same; a partial spectrum has
+    none; JSON and the frame carry them."""
+    from rnngrad.jsonout import lyapunov_json
+
+    exponents = np.array([0.02, 0.01, -0.05, -0.2, -0.5, -1.0])
+    system = linear_cell(torch.diag(torch.exp(torch.tensor(exponents))))
+    # the basis aligns with the modes over the run: each exponent carries an O(1/T) error
+    # (their sum, ln |det|, is exact at every step)
+    result = lyapunov_spectrum(system, steps=3000, warmup=0, batch=2, progress=False)
+    summaries = result.summaries
+    assert summaries is not None
+    assert summaries.unstable_fraction == pytest.approx(2 / 6)
+    assert summaries.entropy_rate_per_unit == pytest.approx(0.03 / 6, abs=2e-4)
+    assert summaries.kaplan_yorke_per_unit == pytest.approx(2.6 / 6, abs=3e-3)
+    assert summaries.mean_exponent == pytest.approx(exponents.mean(), rel=1e-9)
+    assert summaries.halves is not None
+    for half in summaries.halves:  # each half's average carries the basis's alignment
+        assert half.entropy_rate_per_unit == pytest.approx(0.03 / 6, abs=4e-4)
+    payload = lyapunov_json(result, "test", None)["summaries"]
+    assert payload["unstable_fraction"] == pytest.approx(2 / 6)
+    assert payload["first_half"]["mean_exponent"] == pytest.approx(exponents.mean(), rel=1e-6)
+    frame = result.to_frame().attrs["summaries"]
+    assert frame["kaplan_yorke_per_unit"] == summaries.kaplan_yorke_per_unit
+    partial = lyapunov_spectrum(system, steps=50, warmup=0, k=3, batch=2, progress=False)
+    assert partial.summaries is None and lyapunov_json(partial, "t", None)["summaries"] is None

@@ -15,7 +15,7 @@ from typing import Any
 
 import typer
 
-from rnngrad.cli import analysis, networks, remedies, report  # noqa: F401 - register commands
+from rnngrad.cli import analysis, lyapunov, networks, remedies, report  # noqa: F401 - register commands
 from rnngrad.cli._common import _fail, app
 from rnngrad.errors import RnngradError
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -18,6 +18,9 @@ from rnngrad._types import FloatArray
 from rnngrad.show.display import Displayable, Summary, number
 from rnngrad.show.figure import Figure, Trace
 from rnngrad.show.i18n import shown, t
+
+if TYPE_CHECKING:
+    from rnngrad.lyapunov.summaries import SpectrumSummaries
 
 __all__ = ["LyapunovSpectrum", "kaplan_yorke_dimension", "lyapunov_figure", "lyapunov_trace"]
 
@@ -118,6 +121,25 @@ class LyapunovSpectrum(Displayable):
     method: str = "qr"
 
     @property
+    def summaries(self) -> SpectrumSummaries | None:
+        """For a full spectrum (``k`` equal to the state size): the unstable fraction, the
+        entropy rate and the Kaplan-Yorke dimension per unit, the mean exponent, and the
+        same from each half of the run (:mod:`rnngrad.lyapunov.summaries`); else ``None``."""
+        from rnngrad.lyapunov.summaries import spectrum_summaries
+
+        if self.exponents.size != self.state_size:
+            return None
+        return spectrum_summaries(self.exponents, self.halves)
+
+    def to_frame(self) -> Any:
+        """One row per exponent; a full spectrum's summaries in ``frame.attrs["summaries"]``."""
+        frame = super().to_frame()
+        summaries = self.summaries
+        if summaries is not None:
+            frame.attrs["summaries"] = summaries.as_dict()
+        return frame
+
+    @property
     def exponents_log10(self) -> FloatArray:
         """The exponents in decades per step: ``lambda / ln 10``."""
         return self.exponents / math.log(10.0)
@@ -144,6 +166,22 @@ class LyapunovSpectrum(Displayable):
         ci = float(self.ci95[0])
         interval = f" +- {number(ci, 2)}" if math.isfinite(ci) else ""
         settings = f"{self.steps}, {self.warmup}, {self.factorisations}"
+        per_unit: tuple[tuple[str, str], ...] = ()
+        summaries = self.summaries
+        if summaries is not None:
+            halves = summaries.halves
+            split = (
+                ""
+                if halves is None
+                else f" (halves {number(halves[0].entropy_rate_per_unit)}, "
+                f"{number(halves[1].entropy_rate_per_unit)})"
+            )
+            per_unit = (
+                ("unstable fraction", number(summaries.unstable_fraction)),
+                ("entropy rate per unit", number(summaries.entropy_rate_per_unit) + split),
+                ("Kaplan-Yorke dimension per unit", number(summaries.kaplan_yorke_per_unit)),
+                ("mean exponent", number(summaries.mean_exponent)),
+            )
         return Summary(
             what=f"Lyapunov spectrum, {self.exponents.size} of {self.state_size} exponents, "
             f"{self.steps} steps x {self.batch} trajectories",
@@ -155,6 +193,7 @@ class LyapunovSpectrum(Displayable):
                 ("sum of exponents", number(self.total)),
                 ("Kaplan-Yorke dimension", number(self.kaplan_yorke_dim)),
                 ("reliable", f"{int(np.sum(self.reliable))} of {self.reliable.size}"),
+                *per_unit,
                 ("steps, warm-up, QR factorisations", settings),
             ),
         )

@@ -153,7 +153,18 @@ def measured_system(
     import copy
 
     from rnngrad.cells import FUSED_KERNELS, describe_module, find_recurrent_module, kernel_weights
+    from rnngrad.rate.network import RateRNN
 
+    if isinstance(system, RateRNN):  # a rate network: its own map (rnngrad.rate)
+        if module is not None or layer is not None or direction != 0:
+            raise InvalidInputError("a RateRNN has one layer and one direction")
+        from rnngrad.rate.dynamics import RateDynamics
+
+        rate, converted = system, None
+        own = system.weight_hh.dtype
+        if dtype is not None and own != dtype:
+            rate, converted = copy.deepcopy(system).to(dtype), str(own).removeprefix("torch.")
+        return MeasuredSystem(RateDynamics(rate), inputs, "", None, 0, converted)
     name, rnn = find_recurrent_module(system, module)
     own = next(rnn.parameters()).dtype
     converted = None

@@ -71,6 +71,7 @@ def lyapunov_section(
             "exponents": entry["exponents"],
             "lambda1": entry["exponents"][0],
             "kaplan_yorke_dim": entry["kaplan_yorke_dim"],
+            "summaries": entry["summaries"],  # per unit, for a full spectrum
         }
         stories.append(
             t("{name}: lambda_1 = {value} nats per step", name=label,

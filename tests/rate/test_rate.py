@@ -1,0 +1,134 @@
+"""Rate networks: the map, its Jacobian, its Lyapunov spectrum against closed forms and
+the tanh network, and the mean-field lambda_1 for delta < 1 against simulation."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from rnngrad import lyapunov_spectrum
+from rnngrad.errors import InvalidInputError, ShapeError
+from rnngrad.lyapunov.spectrum import random_tanh_network
+from rnngrad.rate import RateRNN, random_rate_network
+from rnngrad.rate.dynamics import RateDynamics
+from rnngrad.theory.leaky_meanfield import leaky_mean_field_lambda1
+from rnngrad.theory.meanfield import mean_field_lambda1
+
+
+def test_the_jacobian_product_is_autograd_s_jacobian() -> None:
+    """``J v = (1 - delta) v + delta W (phi'(x) v)`` equals autograd's Jacobian of one
+    step (float64), applied to a basis, for a network with inputs and a bias."""
+    torch.manual_seed(0)
+    network = RateRNN(3, 7, delta=0.3).double()
+    dynamics = RateDynamics(network)
+    x = torch.randn(2, 7, dtype=torch.float64)
+    u = torch.randn(2, 3, dtype=torch.float64)
+    basis = torch.randn(2, 7, 4, dtype=torch.float64)
+    _, cache = dynamics.step(x, u)
+    for row in range(2):
+        full = torch.autograd.functional.jacobian(lambda s: network.step(s, u[row : row + 1]),
+                                                  x[row : row + 1])[0, :, 0]  # fmt: skip
+        expected = full @ basis[row]
+        np.testing.assert_allclose(dynamics.apply_jacobian(cache, basis)[row].numpy(),
+                                   expected.numpy(), rtol=1e-12, atol=1e-14)  # fmt: skip
+
+
+def test_forward_runs_the_map_and_returns_the_rates() -> None:
+    torch.manual_seed(1)
+    network = RateRNN(2, 5, delta=0.5, batch_first=True).double()
+    u = torch.randn(3, 6, 2, dtype=torch.float64)
+    with torch.no_grad():
+        rates, last = network(u)
+    x = torch.zeros(3, 5, dtype=torch.float64)
+    network.requires_grad_(False)
+    for t in range(6):
+        x = 0.5 * x + 0.5 * (torch.tanh(x) @ network.weight_hh.T + u[:, t] @ network.weight_ih.T
+                             + network.bias)  # fmt: skip
+        np.testing.assert_allclose(rates[:, t].detach().numpy(), torch.tanh(x).numpy(), rtol=1e-12)
+    np.testing.assert_allclose(last.detach().numpy(), x.numpy(), rtol=1e-12)
+    with pytest.raises(ShapeError):
+        network(torch.zeros(3, 6, 4, dtype=torch.float64))
+
+
+def test_at_the_quiet_fixed_point_the_exponents_are_the_logs_of_the_shifted_eigenvalues() -> None:
+    """g < 1, no input: x = 0 attracts, every step's Jacobian is ``(1 - delta) I + delta W``
+    and the exponents are ``ln |1 - delta + delta mu_i|`` over W's eigenvalues ``mu_i``."""
+    network = random_rate_network(12, 0.8, 0.3, seed=2)
+    result = lyapunov_spectrum(network, steps=4000, warmup=2000, batch=2, progress=False)
+    mu = np.linalg.eigvals(network.weight_hh.detach().numpy())
+    expected = np.sort(np.log(np.abs(1 - 0.3 + 0.3 * mu)))[::-1]
+    np.testing.assert_allclose(result.exponents, expected, atol=2e-3)
+
+
+def test_delta_one_is_the_tanh_network_in_other_coordinates() -> None:
+    """``x' = W tanh(x)`` and ``h' = tanh(W h)`` (``h = tanh(x)``) with the same ``W``: the
+    same exponents, to within their intervals."""
+    rate = lyapunov_spectrum(random_rate_network(40, 2.5, 1.0, seed=3), steps=3000, warmup=500,
+                             k=5, batch=4, progress=False)  # fmt: skip
+    tanh = lyapunov_spectrum(random_tanh_network(40, 2.5, seed=3), steps=3000, warmup=500,
+                             k=5, batch=4, progress=False)  # fmt: skip
+    spread = 3.0 / 1.96 * np.hypot(rate.ci95, tanh.ci95)
+    assert np.all(np.abs(rate.exponents - tanh.exponents) <= spread + 1e-3)
+
+
+def test_the_leaky_mean_field_reduces_to_its_known_cases() -> None:
+    """delta = 1: the tanh network's mean field; g <= 1: ln(1 - delta + delta g) (the
+    circular law's rightmost eigenvalue); delta and g out of range: one line."""
+    assert leaky_mean_field_lambda1(2.0, 1.0).lambda1 == mean_field_lambda1(2.0).lambda1
+    assert leaky_mean_field_lambda1(0.8, 0.25).lambda1 == pytest.approx(math.log(0.95))
+    for delta in (0.0, 1.5, float("nan")):
+        with pytest.raises(InvalidInputError, match="delta"):
+            leaky_mean_field_lambda1(2.0, delta)
+    with pytest.raises(InvalidInputError, match="gain"):
+        leaky_mean_field_lambda1(50.0, 0.5)
+
+
+def test_the_leaky_mean_field_matches_a_large_simulated_network() -> None:
+    """g = 3, delta = 0.5: the simulated network (N = 600) has lambda_1 within 10% of the
+    mean-field value and its currents' variance within 5% of Delta(0); the annealed
+    shortcut 0.5 ln((1 - delta)^2 + delta^2 g^2 E[phi'^2]), which drops the perturbation's
+    memory of earlier steps, is negative and far off."""
+    gain, delta = 3.0, 0.5
+    theory = leaky_mean_field_lambda1(gain, delta)
+    network = random_rate_network(600, gain, delta, seed=4)
+    result = lyapunov_spectrum(network, steps=2000, warmup=500, k=1, batch=2, progress=False)
+    assert result.exponents[0] == pytest.approx(theory.lambda1, rel=0.1)
+    with torch.no_grad():
+        x = torch.randn(4, 600, dtype=torch.float64)
+        zeros = torch.zeros(4, 1, dtype=torch.float64)
+        samples = []
+        for t in range(1500):
+            x = network.step(x, zeros)
+            if t >= 500:
+                samples.append(x.pow(2).mean())
+    assert float(torch.stack(samples).mean()) == pytest.approx(theory.variance, rel=0.05)
+    z, w = np.polynomial.hermite_e.hermegauss(101)
+    slope = float(np.sum(w * (1 - np.tanh(math.sqrt(theory.variance) * z) ** 2) ** 2)
+                  / math.sqrt(2 * math.pi))  # fmt: skip
+    annealed = 0.5 * math.log((1 - delta) ** 2 + delta**2 * gain**2 * slope)
+    assert annealed < 0 < theory.lambda1
+
+
+def test_lyapunov_of_a_random_rate_network_from_the_command_line() -> None:
+    """``rnngrad lyapunov --random N --gain g --delta d``: the spectrum, its per-unit
+    summaries and the leaky mean field in JSON; bad deltas are one line and exit 2."""
+    from tests.cli.test_cli import run, strict_json
+
+    done = run("lyapunov", "--random", "30", "--gain", "2", "--delta", "0.5", "--steps", "200",
+               "--warmup", "100", "--batch", "2", "--json")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    payload = strict_json(done.stdout)
+    assert payload["mean_field_lambda1"] == pytest.approx(leaky_mean_field_lambda1(2.0, 0.5).lambda1)
+    assert len(payload["exponents"]) == 30 and payload["summaries"]["unstable_fraction"] >= 0
+    assert "delta = 0.5" in payload["source"]
+    for args, message in (
+        (["--random", "30", "--gain", "2", "--delta", "0"], "delta must be in (0, 1]"),
+        (["--random", "30", "--gain", "2", "--delta", "nan"], "delta"),
+        (["--model", "rnn:input=2,hidden=4", "--delta", "0.5"], "--delta applies to --random only"),
+    ):
+        refused = run("lyapunov", *args)
+        assert refused.returncode == 2 and message in refused.stderr
+        assert len(refused.stderr.strip().splitlines()) == 1
