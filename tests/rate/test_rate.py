@@ -29,7 +29,8 @@ def test_the_jacobian_product_is_autograd_s_jacobian() -> None:
     basis = torch.randn(2, 7, 4, dtype=torch.float64)
     _, cache = dynamics.step(x, u)
     for row in range(2):
-        full = torch.autograd.functional.jacobian(lambda s: network.step(s, u[row : row + 1]),
+        u_row = u[row : row + 1]
+        full = torch.autograd.functional.jacobian(lambda s, u_row=u_row: network.step(s, u_row),
                                                   x[row : row + 1])[0, :, 0]  # fmt: skip
         expected = full @ basis[row]
         np.testing.assert_allclose(dynamics.apply_jacobian(cache, basis)[row].numpy(),
@@ -121,7 +122,8 @@ def test_lyapunov_of_a_random_rate_network_from_the_command_line() -> None:
                "--warmup", "100", "--batch", "2", "--json")  # fmt: skip
     assert done.returncode == 0, done.stderr
     payload = strict_json(done.stdout)
-    assert payload["mean_field_lambda1"] == pytest.approx(leaky_mean_field_lambda1(2.0, 0.5).lambda1)
+    theory = leaky_mean_field_lambda1(2.0, 0.5).lambda1
+    assert payload["mean_field_lambda1"] == pytest.approx(theory)
     assert len(payload["exponents"]) == 30 and payload["summaries"]["unstable_fraction"] >= 0
     assert "delta = 0.5" in payload["source"]
     for args, message in (
