@@ -134,3 +134,56 @@ def test_lyapunov_of_a_random_rate_network_from_the_command_line() -> None:
         refused = run("lyapunov", *args)
         assert refused.returncode == 2 and message in refused.stderr
         assert len(refused.stderr.strip().splitlines()) == 1
+
+
+class _Forecaster(torch.nn.Module):
+    """A rate network behind a linear read-out of its rates, as a model is built."""
+
+    def __init__(self, delta: float, batch_first: bool) -> None:
+        super().__init__()
+        self.rates = RateRNN(3, 6, delta=delta, batch_first=batch_first)
+        self.head = torch.nn.Linear(6, 1)
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:
+        rates, _ = self.rates(u)
+        return self.head(rates)
+
+
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_the_profile_of_a_rate_network_is_autograd_s_through_a_step_loop(
+    batch_first: bool,
+) -> None:
+    """gradient_profile of a model with a RateRNN: the total ``dL/dx_t`` at the currents
+    equals autograd's through a loop of the map written here (probes on ``x_t``), for a
+    loss on every step; the carried gradient, from the last step alone, equals autograd's
+    of the last step's loss."""
+    from rnngrad import gradient_profile
+
+    torch.manual_seed(5)
+    model = _Forecaster(0.4, batch_first).double()
+    u = torch.randn(4, 9, 3, dtype=torch.float64)
+    if not batch_first:
+        u = u.transpose(0, 1).contiguous()
+    profile = gradient_profile(model, u, loss=lambda out: out.pow(2).sum(), keep_gradients=True)
+    network = model.rates
+    sequence = u.transpose(0, 1) if batch_first else u
+
+    def reference(last_only: bool) -> torch.Tensor:
+        x = torch.zeros(4, 6, dtype=torch.float64)
+        probes = []
+        outputs = []
+        for u_t in sequence:
+            x = network.step(x, u_t)
+            probe = torch.zeros_like(x, requires_grad=True)
+            probes.append(probe)
+            x = x + probe
+            outputs.append(model.head(torch.tanh(x)))
+        value = outputs[-1].pow(2).sum() if last_only else torch.stack(outputs).pow(2).sum()
+        return torch.stack(torch.autograd.grad(value, probes))  # (T, B, N)
+
+    layer = profile.layers[0]
+    expected = reference(last_only=False)
+    np.testing.assert_allclose(layer.grad.numpy(), expected.transpose(0, 1).numpy(),
+                               rtol=1e-10, atol=1e-14)  # fmt: skip
+    carried = reference(last_only=True).norm(dim=2).T.numpy()
+    np.testing.assert_allclose(layer.carried_norm, carried, rtol=1e-10, atol=1e-14)

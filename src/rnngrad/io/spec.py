@@ -7,9 +7,14 @@ A spec names a fused PyTorch module and its shape in one string::
     gru:input=5,hidden=16,bias=false
     lstm:input=8,hidden=64,proj_size=16
 
+    rate:input=2,hidden=64,delta=0.5
+
 Keys: ``input`` and ``hidden`` (required), ``layers`` (1), ``bidirectional``,
 ``batch_first`` and ``bias`` (``true``/``false``), ``dropout`` (0), and
-``nonlinearity`` (``tanh``/``relu``, rnn only) or ``proj_size`` (lstm only).
+``nonlinearity`` (``tanh``/``relu``, rnn only) or ``proj_size`` (lstm only). A rate
+network (:class:`rnngrad.rate.RateRNN`, one layer, one direction) takes ``input``,
+``hidden``, ``delta`` (``dt / tau`` in ``(0, 1]``, 0.5), ``activation`` (``tanh``),
+``batch_first`` and ``bias``.
 Weights come as a state_dict with the module's own key names, from a ``.pt``
 file read with ``weights_only=True`` or a ``.safetensors`` file; every
 missing, unexpected or mis-shaped key is named.
@@ -37,10 +42,15 @@ __all__ = [
     "parse_spec",
 ]
 
-_KINDS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+_KINDS: dict[str, Any] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU, "rate": None}
 MAX_LAYERS = 256  # building a module of many more layers takes minutes, whatever their size
 _COMMON = {"input", "hidden", "layers", "bidirectional", "batch_first", "bias", "dropout"}
 _EXTRA = {"rnn": {"nonlinearity"}, "lstm": {"proj_size"}, "gru": set()}
+_RATE_KEYS = {"input", "hidden", "delta", "activation", "batch_first", "bias"}
+
+
+def _allowed(kind: str) -> set[str]:
+    return _RATE_KEYS if kind == "rate" else _COMMON | _EXTRA[kind]
 
 
 @dataclass(frozen=True)
@@ -84,7 +94,7 @@ def parse_spec(text: str) -> ModelSpec:
     kind = kind.strip().lower()
     if kind not in _KINDS:
         raise InvalidInputError(
-            f"spec {text!r}: unknown module {kind!r}; expected rnn, lstm or gru "
+            f"spec {text!r}: unknown module {kind!r}; expected rnn, lstm, gru or rate "
             "(as in lstm:input=8,hidden=64)"
         )
     pairs: dict[str, str] = {}
@@ -93,8 +103,8 @@ def parse_spec(text: str) -> ModelSpec:
         key = key.strip().lower()
         if not eq or not value.strip():
             raise InvalidInputError(f"spec {text!r}: {item!r} is not key=value")
-        if key not in _COMMON | _EXTRA[kind]:
-            allowed = ", ".join(sorted(_COMMON | _EXTRA[kind]))
+        if key not in _allowed(kind):
+            allowed = ", ".join(sorted(_allowed(kind)))
             raise InvalidInputError(
                 f"spec {text!r}: unknown key {key!r} for {kind}; allowed: {allowed}"
             )
@@ -104,6 +114,8 @@ def parse_spec(text: str) -> ModelSpec:
     for required in ("input", "hidden"):
         if required not in pairs:
             raise InvalidInputError(f"spec {text!r}: {required}=N is required")
+    if kind == "rate":
+        return ModelSpec(kind, _rate_arguments(pairs), text)
     arguments: dict[str, Any] = {
         "input_size": _integer("input", pairs["input"], 1),
         "hidden_size": _integer("hidden", pairs["hidden"], 1),
@@ -137,9 +149,33 @@ def parse_spec(text: str) -> ModelSpec:
     return ModelSpec(kind, arguments, text)
 
 
+def _rate_arguments(pairs: dict[str, str]) -> dict[str, Any]:
+    """A rate network's constructor arguments from its spec's pairs."""
+    from rnngrad._checks import check_delta
+
+    try:
+        delta = float(pairs.get("delta", "0.5"))
+    except ValueError:
+        raise InvalidInputError(f"spec: delta must be a number, got {pairs['delta']!r}") from None
+    activation = pairs.get("activation", "tanh")
+    if activation != "tanh":
+        raise InvalidInputError(f"spec: activation must be tanh, got {activation!r}")
+    return {
+        "input_size": _integer("input", pairs["input"], 1),
+        "hidden": _integer("hidden", pairs["hidden"], 1),
+        "delta": check_delta(delta),
+        "activation": activation,
+        "batch_first": _boolean("batch_first", pairs.get("batch_first", "false")),
+        "bias": _boolean("bias", pairs.get("bias", "true")),
+    }
+
+
 def parameter_count(spec: ModelSpec) -> int:
     """How many numbers the module of ``spec`` holds (computed before building it)."""
     arguments = spec.arguments
+    if spec.kind == "rate":
+        hidden = arguments["hidden"]
+        return int(hidden * (hidden + arguments["input_size"] + int(arguments["bias"])))
     gates = {"rnn": 1, "lstm": 4, "gru": 3}[spec.kind]
     hidden = arguments["hidden_size"]
     state = arguments.get("proj_size", 0) or hidden
@@ -173,7 +209,12 @@ def build_module(
     generator_state = torch.random.get_rng_state()
     try:
         torch.manual_seed(seed)
-        module = _KINDS[spec.kind](**spec.arguments)
+        if spec.kind == "rate":
+            from rnngrad.rate.network import RateRNN
+
+            module: nn.Module = RateRNN(**spec.arguments)
+        else:
+            module = _KINDS[spec.kind](**spec.arguments)
     finally:
         torch.random.set_rng_state(generator_state)
     built: nn.Module = module.to(dtype).eval()

@@ -293,6 +293,7 @@ def gradient_profile(
     """
     from rnngrad.profile.mlstm import mlstm_cells
     from rnngrad.profile.precision import cast_floating, converted_copy, flush_note, precision_plan
+    from rnngrad.profile.rate import rate_modules
     from rnngrad.profile.slstm import slstm_cells
 
     scope = model if module is None else dict(model.named_modules()).get(module)
@@ -305,6 +306,17 @@ def gradient_profile(
         return profile_xlstm_cells(
             model, _as_arguments(inputs), loss=loss, keep_gradients=keep_gradients,
             tolerance=tolerance, module=module,
+        )  # fmt: skip
+    rates = [] if scope is None else rate_modules(scope)
+    if rates and not find_recurrent_modules(scope if scope is not None else model):
+        from rnngrad.profile.rate import rate_profile
+
+        if hx is not None or lengths is not None:
+            raise InvalidInputError("hx= and lengths= apply to nn.RNN, nn.LSTM and nn.GRU")
+        prefix = "" if module is None else f"{module}."
+        return rate_profile(
+            model, _as_arguments(inputs), [(prefix + n, m) for n, m in rates], loss=loss,
+            keep_gradients=keep_gradients, tolerance=tolerance,
         )  # fmt: skip
     selective = _selective_blocks(model, module)
     if selective:
