@@ -119,8 +119,12 @@ class GradientMonitor:
             ``||dL/dtheta||`` and ``||dh_T/dtheta||`` (exact for per-mode parameters,
             else Hutchinson's estimate from ``directions`` derivatives), in
             :attr:`MonitorRecord.parameters` and the writer's scalars. A fused
-            ``nn.RNN``/``nn.LSTM``/``nn.GRU``, a diagonal or a selective recurrence; the
-            schedule counts its cost like the profile's.
+            ``nn.RNN``/``nn.LSTM``/``nn.GRU``, a diagonal or a selective recurrence. The
+            adaptive schedule adds it to a profile only when the budget holds it too
+            (before the first, its cost is guessed as one profile per forward-mode
+            derivative, then measured): it can cost many profiles (Hutchinson's
+            directions for every weight of a deep LSTM), and then it comes more rarely
+            than the profile, with ``parameters`` empty in the records between.
         directions: Hutchinson's directions per parameter that is not per-mode.
         clock: the wall clock in seconds (``time.perf_counter``; replaceable in tests).
 
@@ -175,11 +179,14 @@ class GradientMonitor:
             raise InvalidInputError(f"overhead must be in (0, 1), got {overhead}")
         if not isinstance(sensitivity, bool):
             raise InvalidInputError(f"sensitivity must be True or False, got {sensitivity!r}")
+        self._derivatives = 0
         if sensitivity:
             from rnngrad.profile.sensitivity import check_directions, recurrence_to_measure
 
             check_directions(directions)
-            recurrence_to_measure(model, module)  # one it can measure, or a typed error
+            _, measured, _ = recurrence_to_measure(model, module)  # or a typed error
+            # forward-mode derivatives a measurement takes at most (its cost's first guess)
+            self._derivatives = directions * sum(1 for _ in measured.parameters())
         if on_warning is not None and not callable(on_warning):
             raise InvalidInputError(f"on_warning must be callable, got {type(on_warning).__name__}")
         self.model = model
@@ -194,6 +201,7 @@ class GradientMonitor:
         self.tolerance = tolerance
         self.sensitivity = sensitivity
         self.directions = directions
+        self._sensitivity_cost: float | None = None
         self.clock = clock
         self.history: list[MonitorRecord] = []
         self.events: list[MonitorEvent] = []
@@ -321,8 +329,10 @@ class GradientMonitor:
                 for lp in found.layers
             ]
             record = self._record(layers, self.calls if step is None else step)
-            if self.sensitivity:
+            if self.sensitivity and self._sensitivity_due(self.clock() - now):
+                started = self.clock()
                 record = replace(record, parameters=parameter_records(sensitivity()))
+                self._sensitivity_cost = self.clock() - started
             self._warn(record, layers)
             if self._sink is not None:
                 self._write(record)
@@ -337,6 +347,18 @@ class GradientMonitor:
         self.profile_seconds += cost
         self._last_call = self.clock()
         return taken
+
+    def _sensitivity_due(self, profile_cost: float) -> bool:
+        """Whether the curse of memory fits the budget beside this profile: its last cost,
+        or before the first, one profile's cost per forward-mode derivative (a fixed
+        ``every`` measures at every profile)."""
+        if self.every is not None:
+            return True
+        expected = self._sensitivity_cost
+        if expected is None:
+            expected = profile_cost * self._derivatives
+        spent = self.profile_seconds + profile_cost + expected
+        return spent <= _AIM * self.overhead * self.training_seconds
 
     def _disable(self, error: Exception) -> None:
         self.disabled = switched_off(error, "gradient monitor", "after a failure on a batch")
