@@ -34,6 +34,7 @@ from .profile.sensitivity import (
     memory_sensitivity,
     sensitivity_call,
 )
+from .rate.network import RateRNN, random_rate_network
 from .selective.criterion import SelectiveSpectrum, selective_spectrum
 from .theory.activations import (
     Activation,
@@ -49,6 +50,7 @@ from .theory.jacobians import (
     elman_forward,
     elman_jacobian_products,
 )
+from .theory.leaky_meanfield import LeakyMeanField, leaky_mean_field_lambda1
 from .theory.meanfield import MeanFieldPrediction, mean_field_lambda1
 from .theory.scalar import (
     TEXTBOOK_EXAMPLE,
@@ -89,6 +91,7 @@ __all__ = [
     "InvalidInputError",
     "JacobianProducts",
     "LayerProfile",
+    "LeakyMeanField",
     "LyapunovSpectrum",
     "MeanFieldPrediction",
     "MemorySensitivity",
@@ -97,6 +100,7 @@ __all__ = [
     "NonFiniteInputError",
     "NumericalError",
     "ParameterSensitivity",
+    "RateRNN",
     "RecurrentLayout",
     "RecurrentSpectrum",
     "RnngradError",
@@ -128,11 +132,13 @@ __all__ = [
     "gradient_profiles",
     "growth_labels",
     "growth_verdict",
+    "leaky_mean_field_lambda1",
     "load_array",
     "lyapunov_spectrum",
     "mean_field_lambda1",
     "memory_sensitivity",
     "profile_call",
+    "random_rate_network",
     "recurrent_spectrum",
     "register_activation",
     "saturation",

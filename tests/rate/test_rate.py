@@ -85,6 +85,8 @@ def test_the_leaky_mean_field_reduces_to_its_known_cases() -> None:
             leaky_mean_field_lambda1(2.0, delta)
     with pytest.raises(InvalidInputError, match="gain"):
         leaky_mean_field_lambda1(50.0, 0.5)
+    with pytest.raises(InvalidInputError, match="span"):
+        leaky_mean_field_lambda1(2.0, 0.5, span=-3)
 
 
 def test_the_leaky_mean_field_matches_a_large_simulated_network() -> None:
@@ -187,3 +189,32 @@ def test_the_profile_of_a_rate_network_is_autograd_s_through_a_step_loop(
                                rtol=1e-10, atol=1e-14)  # fmt: skip
     carried = reference(last_only=True).norm(dim=2).T.numpy()
     np.testing.assert_allclose(layer.carried_norm, carried, rtol=1e-10, atol=1e-14)
+
+
+def test_the_lab_trains_a_rate_network_and_flosses_it(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """``--cell rate --delta d``: the run's gradient profiles come from the rate route, the
+    spectral radius it records is that of ``(1 - delta) I + delta W`` (numpy), and
+    flossing alone pulls its exponents towards zero."""
+    import pandas as pd
+
+    from rnngrad.lab.config import TrainConfig
+    from rnngrad.lab.train import train
+    from rnngrad.lab.trained import trained_model
+
+    config = TrainConfig(task="delayed_copy", seq_len=15, cell="rate", delta=0.3, hidden=12,
+                         batch=8, steps=3, eval_every=3, eval_batch=16, profile_every=3,
+                         floss=3, floss_before=60)  # fmt: skip
+    result = train(config, tmp_path / "run", progress=False)
+    model = trained_model(tmp_path / "run").model
+    weight = model.rnn.weight_hh.detach().double().numpy()
+    expected = np.abs(np.linalg.eigvals(0.7 * np.eye(12) + 0.3 * weight)).max()
+    assert result.records["evaluations"][-1]["spectral_radius"] == pytest.approx(expected)
+    assert {row["step"] for row in result.records["profiles"]} == {1, 3}
+    exponents = pd.DataFrame(result.records["exponents"])
+    before = exponents[exponents.phase == "before"]
+    first, last = before[before.step == before.step.min()], before[before.step == 0]
+    assert float((last["lambda"] ** 2).sum()) < 0.5 * float((first["lambda"] ** 2).sum())
+    with pytest.raises(InvalidInputError, match="delta applies to the rate cell only"):
+        TrainConfig(task="adding", seq_len=10, cell="gru", delta=0.5).validate()
+    with pytest.raises(InvalidInputError, match="delta must be in"):
+        TrainConfig(task="adding", seq_len=10, cell="rate", delta=2.0).validate()

@@ -46,8 +46,8 @@ def train_command(
         str,
         typer.Option(
             "--cell",
-            help="rnn (tanh), relu, lstm, gru, lru, mingru, minlstm, indrnn, or (with the "
-            "ssm extra) mamba, mlstm, slstm.",
+            help="rnn (tanh), relu, lstm, gru, rate, lru, mingru, minlstm, indrnn, or (with "
+            "the ssm extra) mamba, mlstm, slstm.",
         ),
     ],
     out_name: Annotated[
@@ -98,6 +98,10 @@ def train_command(
             help="last or mean: the head reads the last step's output or the mean over the "
             "steps (tasks answered once per sequence) [default: last].",
         ),
+    ] = None,
+    delta: Annotated[
+        float | None,
+        typer.Option("--delta", help="The rate cell's dt/tau in (0, 1] [default: 0.5]."),
     ] = None,
     clip: Annotated[str, typer.Option("--clip", help="none, norm:V or value:V.")] = "norm:1.0",
     regularizer: Annotated[
@@ -159,7 +163,8 @@ def train_command(
         _finite(target_accuracy=target_accuracy)
     if forget_bias is not None:
         _finite(forget_bias=forget_bias)
-    for name, value in (("r_min", r_min), ("r_max", r_max), ("floss_weight", floss_weight)):
+    for name, value in (("r_min", r_min), ("r_max", r_max), ("floss_weight", floss_weight),
+                        ("delta", delta)):  # fmt: skip
         if value is not None:
             _finite(**{name: value})
     config = TrainConfig(
@@ -186,6 +191,7 @@ def train_command(
         floss_every=floss_every,
         floss_window=floss_window,
         floss_weight=floss_weight,
+        delta=delta,
     )
     from rnngrad.limits import check_folder
 

@@ -25,6 +25,7 @@ from rnngrad.lab.models import (
     MODERN,
     check_lru_options,
     check_modern_options,
+    check_rate_options,
     check_readout,
     parse_init,
 )
@@ -53,7 +54,8 @@ def parse_clip(text: str) -> tuple[str, float | None]:
 
 
 _LATER_FIELDS = ("target_accuracy", "layers", "r_min", "r_max", "readout", "floss",
-                 "floss_before", "floss_every", "floss_window", "floss_weight")  # fmt: skip
+                 "floss_before", "floss_every", "floss_window", "floss_weight",
+                 "delta")  # fmt: skip
 
 
 def config_identity(config: dict[str, Any]) -> dict[str, Any]:
@@ -93,6 +95,8 @@ class TrainConfig:
     floss_every: int | None = None
     floss_window: int | None = None
     floss_weight: float | None = None
+    #: The rate cell's ``dt / tau`` (0.5 when unset).
+    delta: float | None = None
 
     def __post_init__(self) -> None:
         if self.readout == "last":  # the default, spelled out: the same run, the same key
@@ -146,6 +150,8 @@ class TrainConfig:
                 "the regularizer (Pascanu et al. 2013) applies to the rnn and relu cells"
             )
         check_lru_options(self.cell, self.layers, self.r_min, self.r_max)
+        check_rate_options(self.cell, kind, self.orthogonal_constraint, self.forget_bias,
+                           self.delta)  # fmt: skip
         self._check_flossing()
         if self.forget_bias is not None:
             check_representable(self.forget_bias, "forget_bias", torch.float32)
@@ -210,6 +216,9 @@ class TrainConfig:
 # gradient profile's probes and adjoint), measured with the peak resident memory of
 # runs at T = 1000 and 2000 (benchmarks/training_memory.py) and rounded up.
 _BYTES_PER_ACTIVATION = {"rnn": 80, "relu": 80, "lstm": 80, "gru": 100, "indrnn": 90,
+                         # the rate network's step loop keeps x, tanh(x) and the drive per
+                         # step (estimated from its tensors, as Mamba's below)
+                         "rate": 160,
                          "mingru": 140, "minlstm": 140, "lru": 210,
                          # Estimated from their activations' shapes, not yet measured: Mamba's
                          # (ED, N) = (2H, 16) state per token, three such tensors and the

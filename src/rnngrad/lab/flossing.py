@@ -11,8 +11,9 @@ drawn from the task), and, when ``every`` is set, the penalty joins the task's l
 every ``every`` steps of training.
 
 The recurrence is the lab model's ``nn.RNN`` (tanh or ReLU), ``nn.LSTM`` (state
-``(h, c)``, so ``k <= 2 * hidden``) or ``nn.GRU``; its Jacobians are rnngrad's
-analytic ones (:class:`rnngrad.lyapunov.dynamics.ModuleDynamics`).
+``(h, c)``, so ``k <= 2 * hidden``), ``nn.GRU`` or rate network; its Jacobians are
+rnngrad's analytic ones (:class:`rnngrad.lyapunov.dynamics.ModuleDynamics`,
+:class:`rnngrad.rate.dynamics.RateDynamics`).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ __all__ = [
 ]
 
 #: The lab's cells whose Jacobians rnngrad has for flossing.
-FLOSSING_CELLS = ("rnn", "relu", "lstm", "gru")
+FLOSSING_CELLS = ("rnn", "relu", "lstm", "gru", "rate")
 
 
 @dataclass(frozen=True)
@@ -100,9 +101,11 @@ def flossing_exponents(
     from the zero state, each trajectory from its own random orthonormal basis drawn
     from ``generator``: ``(B, k)``, with their graph back to the module's parameters."""
     from rnngrad.lyapunov.differentiable import differentiable_exponents, random_basis
-    from rnngrad.lyapunov.dynamics import ModuleDynamics
+    from rnngrad.lyapunov.dynamics import Dynamics, ModuleDynamics
+    from rnngrad.rate.dynamics import RateDynamics
+    from rnngrad.rate.network import RateRNN
 
-    dynamics = ModuleDynamics(rnn)
+    dynamics: Dynamics = RateDynamics(rnn) if isinstance(rnn, RateRNN) else ModuleDynamics(rnn)
     batch = inputs.shape[1]
     state = torch.zeros(batch, dynamics.state_size, dtype=inputs.dtype, device=inputs.device)
     basis = random_basis(batch, dynamics.tangent_size, k, generator, inputs.dtype)

@@ -46,14 +46,16 @@ __all__ = [
     "READOUTS",
     "LabModel",
     "check_lru_options",
+    "check_rate_options",
     "check_readout",
     "parse_init",
 ]
 
-CELLS = ("rnn", "relu", "lstm", "gru", "lru", "mingru", "minlstm", "indrnn", "mamba", "mlstm",
-         "slstm")  # fmt: skip
+CELLS = ("rnn", "relu", "lstm", "gru", "rate", "lru", "mingru", "minlstm", "indrnn", "mamba",
+         "mlstm", "slstm")  # fmt: skip
 #: Each cell's name in figures and tables.
-CELL_NAMES = {"rnn": "tanh RNN", "relu": "ReLU RNN", "lstm": "LSTM", "gru": "GRU", "lru": "LRU",
+CELL_NAMES = {"rnn": "tanh RNN", "relu": "ReLU RNN", "lstm": "LSTM", "gru": "GRU",
+              "rate": "rate network", "lru": "LRU",
               "mingru": "minGRU", "minlstm": "minLSTM", "indrnn": "IndRNN", "mamba": "Mamba",
               "mlstm": "mLSTM", "slstm": "sLSTM"}  # fmt: skip
 MODERN = ("lru", "mingru", "minlstm", "indrnn", "mamba", "mlstm", "slstm")
@@ -89,6 +91,31 @@ def check_modern_options(
 
 
 MAX_LRU_LAYERS = 64
+
+
+def check_rate_options(
+    cell: str, kind: str, orthogonal_constraint: bool, forget_bias: float | None,
+    delta: float | None,
+) -> None:  # fmt: skip
+    """The rate network's options: ``delta`` for it alone; PyTorch's initialisation
+    (``U(-1/sqrt(N), 1/sqrt(N))``) and no constraint or gate bias.
+
+    Raises:
+        InvalidInputError: naming the option.
+    """
+    if cell != "rate":
+        if delta is not None:
+            raise InvalidInputError("delta applies to the rate cell only")
+        return
+    if delta is not None:
+        from rnngrad._checks import check_delta
+
+        check_delta(delta)
+    if kind != "default" or orthogonal_constraint or forget_bias is not None:
+        raise InvalidInputError(
+            "the rate cell takes its default initialisation, without --orthogonal-constraint "
+            "or --forget-bias"
+        )
 
 
 def check_lru_options(
@@ -176,6 +203,7 @@ class LabModel(nn.Module):
         r_min: float | None = None,
         r_max: float | None = None,
         readout: str | None = None,
+        delta: float | None = None,
     ) -> None:
         super().__init__()
         if cell not in CELLS:
@@ -196,10 +224,15 @@ class LabModel(nn.Module):
             return
         if kind == "chrono" and cell != "lstm":
             raise InvalidInputError("init chrono:T applies to the lstm cell only")
+        check_rate_options(cell, kind, orthogonal_constraint, forget_bias, delta)
+        if cell == "rate":
+            from rnngrad.rate.network import RateRNN
+
+            self.rnn: nn.Module = RateRNN(input_size, hidden, delta=0.5 if delta is None else delta)
+            self.head = nn.Linear(hidden, output_size)
+            return
         if cell in ("rnn", "relu"):
-            self.rnn: nn.Module = nn.RNN(
-                input_size, hidden, nonlinearity="tanh" if cell == "rnn" else "relu"
-            )
+            self.rnn = nn.RNN(input_size, hidden, nonlinearity="tanh" if cell == "rnn" else "relu")
         elif cell == "lstm":
             self.rnn = nn.LSTM(input_size, hidden)
         else:
@@ -304,6 +337,15 @@ class LabModel(nn.Module):
                 return float(recurrent_weights.abs().max())
             if self.cell in ("mingru", "minlstm", *LIBRARY_CELLS):
                 return math.nan
+            if self.cell == "rate":  # the map's Jacobian at x = 0: (1 - delta) I + delta W
+                rate = self.rnn
+                weight = rate.get_parameter("weight_hh").detach().double()
+                if not torch.isfinite(weight).all():
+                    return math.nan
+                eye = torch.eye(weight.shape[0], dtype=weight.dtype)
+                delta = float(getattr(rate, "delta"))  # noqa: B009 - a module attribute
+                jacobian = (1.0 - delta) * eye + delta * weight
+                return float(torch.linalg.eigvals(jacobian).abs().max())
             weight = self.recurrent_matrix().detach().double()
             hidden = weight.shape[1]
             if not torch.isfinite(weight).all():

@@ -31,7 +31,7 @@ __all__ = ["DESCRIBING", "SweepInterrupted", "run_sweep", "sweep_summary"]
 #: ``sweep --summary`` and the report's remedies section group runs.
 DESCRIBING = ("cell", "init", "clip", "orthogonal_constraint", "hidden", "forget_bias",
               "layers", "r_min", "r_max", "readout", "regularizer", "floss", "floss_before",
-              "floss_every", "floss_window", "floss_weight")  # fmt: skip
+              "floss_every", "floss_window", "floss_weight", "delta")  # fmt: skip
 
 
 logger = logging.getLogger("rnngrad.sweep")

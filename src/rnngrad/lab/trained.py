@@ -42,6 +42,7 @@ def initial_model(config: TrainConfig, task: Task, device: torch.device | str = 
             r_min=config.r_min,
             r_max=config.r_max,
             readout=config.readout,
+            delta=config.delta,
         ).to(device)
 
 

@@ -313,9 +313,9 @@ def gradient_profile(
 
         if hx is not None or lengths is not None:
             raise InvalidInputError("hx= and lengths= apply to nn.RNN, nn.LSTM and nn.GRU")
-        prefix = "" if module is None else f"{module}."
+        named = [(".".join(filter(None, (module, n))), m) for n, m in rates]
         return rate_profile(
-            model, _as_arguments(inputs), [(prefix + n, m) for n, m in rates], loss=loss,
+            model, _as_arguments(inputs), named, loss=loss,
             keep_gradients=keep_gradients, tolerance=tolerance,
         )  # fmt: skip
     selective = _selective_blocks(model, module)

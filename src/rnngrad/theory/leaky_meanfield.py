@@ -158,6 +158,9 @@ def leaky_mean_field_lambda1(
     if delta == 1.0:
         plain = mean_field_lambda1(gain)
         return LeakyMeanField(gain, delta, plain.lambda1, plain.q_star, np.array([plain.q_star]))
+    if span is not None and (isinstance(span, bool) or not isinstance(span, int)
+                             or not 1 <= span <= 10_000):  # fmt: skip
+        raise InvalidInputError(f"span must be a whole number in 1..10000, got {span!r}")
     m = span if span is not None else math.ceil(30.0 / delta)
     delta_tau = _autocorrelation(gain, delta, m)
     slopes = _expectations(float(delta_tau[0]), delta_tau)[1]
