@@ -105,6 +105,7 @@ def spectrum_json(result: RecurrentSpectrum, source: str) -> dict[str, Any]:
         "hidden": result.size,
         "activation": result.activation,
         "gamma": result.gamma,
+        "delta": result.delta,
         "eigenvalues": [
             [finite_or_none(v.real), finite_or_none(v.imag)] for v in result.eigenvalues
         ],

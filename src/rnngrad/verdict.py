@@ -197,11 +197,13 @@ class SpectrumVerdict:
         singular_value_label: ``"vanishing"`` when ``sigma_max * gamma < 1``
             (guaranteed), ``"inconclusive"`` otherwise (exploding is possible).
         spectral_radius: ``rho``.
-        norm2_times_gamma: ``sigma_max * gamma``.
+        norm2_times_gamma: ``sigma_max * gamma`` (a rate network's
+            ``(1 - delta) + delta sigma_max gamma``).
         transient_growth: ``max_k ||W^k||_2`` (``inf`` if unbounded).
         transient_flag: ``rho < 1`` but ``max_k ||W^k||_2`` above the threshold.
         disagreement: the criteria disagree, in words; empty when they agree.
         rule: the rules in words.
+        leak: ``1 - delta`` for a rate network's step, else 0.
     """
 
     label: Label
@@ -213,15 +215,17 @@ class SpectrumVerdict:
     transient_flag: bool
     disagreement: str
     rule: str
+    leak: float = 0.0
 
     @property
     def sentence(self) -> str:
         """One plain sentence stating the verdict and the numbers behind it."""
         rho = self.spectral_radius
         sg = self.norm2_times_gamma
+        bound = "sigma_max*gamma" if self.leak == 0 else "(1 - delta) + delta*sigma_max*gamma"
         if self.singular_value_label == "vanishing":
             text = (
-                f"Vanishing, guaranteed: sigma_max*gamma = {sg:.4g} < 1 bounds every "
+                f"Vanishing, guaranteed: {bound} = {sg:.4g} < 1 bounds every "
                 f"gradient step (spectral radius {rho:.4g})."
             )
         elif self.label == "exploding":
@@ -252,12 +256,16 @@ def spectrum_verdict(
     *,
     transient_threshold: float = TRANSIENT_THRESHOLD,
     radius_tolerance: float = 1e-8,
+    leak: float = 0.0,
 ) -> SpectrumVerdict:
     """Apply the eigenvalue and singular-value criteria.
 
     The overall label is "vanishing" when ``sigma_max * gamma < 1`` (then it is
     certain); otherwise the eigenvalue criterion's label. ``rho`` within
-    ``radius_tolerance`` of 1 counts as 1.
+    ``radius_tolerance`` of 1 counts as 1. A rate network's step
+    ``(1 - delta) I + delta W diag(phi')`` (``leak = 1 - delta``) is bounded by
+    ``leak + (1 - leak) sigma_max gamma`` instead, and ``spectral_radius`` and
+    ``transient_growth`` are then those of ``(1 - delta) I + delta W``.
     """
     rule = (
         "eigenvalue criterion: rho < 1 vanishing, rho > 1 exploding; "
@@ -272,7 +280,7 @@ def spectrum_verdict(
         eigenvalue_label = "exploding"
     else:
         eigenvalue_label = "neither"
-    bound = norm2 * gamma
+    bound = leak + (1.0 - leak) * norm2 * gamma
     singular_value_label: Literal["vanishing", "inconclusive"] = (
         "vanishing" if bound < 1.0 else "inconclusive"
     )
@@ -302,4 +310,5 @@ def spectrum_verdict(
         transient_flag=bool(transient_flag),
         disagreement=disagreement,
         rule=rule,
+        leak=float(leak),
     )

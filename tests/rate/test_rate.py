@@ -218,3 +218,46 @@ def test_the_lab_trains_a_rate_network_and_flosses_it(tmp_path) -> None:  # type
         TrainConfig(task="adding", seq_len=10, cell="gru", delta=0.5).validate()
     with pytest.raises(InvalidInputError, match="delta must be in"):
         TrainConfig(task="adding", seq_len=10, cell="rate", delta=2.0).validate()
+
+
+def test_the_spectrum_of_a_rate_networks_step() -> None:
+    """With ``delta`` the eigenvalue criterion reads ``(1 - delta) I + delta W``: a ``W``
+    whose eigenvalue -1.5 explodes as a tanh network's (rho = 1.5) contracts in a rate
+    network with delta = 0.5 (|1 - 0.5 - 0.75| = 0.25); the eigenvalues are
+    ``1 - delta + delta mu``, the transient is the norms of that matrix's powers (numpy),
+    and the singular-value bound ``(1 - delta) + delta sigma_max gamma``."""
+    from rnngrad.theory.spectrum import recurrent_spectrum
+
+    rng = np.random.default_rng(6)
+    basis = rng.standard_normal((4, 4))
+    weights = basis @ np.diag([-1.5, 0.6, 0.3, -0.2]) @ np.linalg.inv(basis)
+    plain = recurrent_spectrum(weights)
+    leaky = recurrent_spectrum(weights, delta=0.5)
+    assert plain.verdict.eigenvalue_label == "exploding"
+    assert leaky.verdict.eigenvalue_label == "vanishing"
+    expected = np.sort(np.abs(1 - 0.5 + 0.5 * np.array([-1.5, 0.6, 0.3, -0.2])))[::-1]
+    np.testing.assert_allclose(np.abs(leaky.eigenvalues), expected, rtol=1e-10)
+    step = 0.5 * np.eye(4) + 0.5 * weights
+    powers = [np.linalg.norm(np.linalg.matrix_power(step, k), 2) for k in range(1, 60)]
+    assert leaky.transient.max_growth == pytest.approx(max(powers), rel=1e-9)
+    sigma = np.linalg.svd(weights, compute_uv=False)[0]
+    assert leaky.verdict.norm2_times_gamma == pytest.approx(0.5 + 0.5 * sigma)
+    np.testing.assert_allclose(leaky.singular_values, plain.singular_values)
+    with pytest.raises(InvalidInputError, match="delta"):
+        recurrent_spectrum(weights, delta=0.0)
+
+
+def test_spectrum_of_a_rate_networks_weights_from_the_command_line(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from tests.cli.test_cli import run, strict_json
+
+    network = random_rate_network(8, 1.2, 0.25, seed=7)
+    torch.save(network.state_dict(), tmp_path / "rate.pt")
+    done = run("spectrum", "--weights", str(tmp_path / "rate.pt"), "--key", "weight_hh",
+               "--delta", "0.25", "--json")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    payload = strict_json(done.stdout)
+    mu = np.linalg.eigvals(network.weight_hh.detach().numpy())
+    assert payload["delta"] == 0.25
+    assert payload["spectral_radius"] == pytest.approx(np.abs(0.75 + 0.25 * mu).max())
+    refused = run("spectrum", "--example", "random", "--delta", "1.5")
+    assert refused.returncode == 2 and "delta must be in (0, 1]" in refused.stderr

@@ -166,6 +166,14 @@ def spectrum(
             "N above about 530; at most 100000).",
         ),
     ] = None,
+    delta: Annotated[
+        float,
+        typer.Option(
+            "--delta",
+            help="W_hh of a rate network x' = (1 - d) x + d (W tanh(x) + ...): its step "
+            "(1 - d) I + d W diag(phi'), d = dt/tau in (0, 1].",
+        ),
+    ] = 1.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Eigen- and singular values of W_hh, transient growth, and both criteria's verdict."""
@@ -173,7 +181,10 @@ def spectrum(
     from rnngrad.theory.spectrum import example_matrix, recurrent_spectrum
 
     _activation(activation)
-    _finite(radius=radius)
+    _finite(radius=radius, delta=delta)
+    from rnngrad._checks import check_delta
+
+    check_delta(delta)
     if weights is not None and example is not None:
         raise InvalidInputError("give either --weights or --example, not both")
     if weights is None and key is not None:
@@ -204,7 +215,9 @@ def spectrum(
         def advance(k: int, total: int) -> None:
             bar.update(handle, completed=k, total=total)
 
-        result = recurrent_spectrum(matrix, activation, max_steps=max_steps, progress=advance)
+        result = recurrent_spectrum(
+            matrix, activation, max_steps=max_steps, progress=advance, delta=delta
+        )
 
     if as_json:
         from rnngrad.jsonout import dumps, spectrum_json

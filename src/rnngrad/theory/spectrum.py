@@ -105,7 +105,8 @@ class RecurrentSpectrum(Displayable):
     """Everything the eigen- and singular-value criteria need about ``W_hh``.
 
     Attributes:
-        eigenvalues: complex, shape ``(N,)``, sorted by decreasing modulus.
+        eigenvalues: complex, shape ``(N,)``, sorted by decreasing modulus (of a rate
+            network's ``(1 - delta) I + delta W`` when ``delta < 1``, as the transient).
         spectral_radius: ``rho = max |lambda_i|``.
         singular_values: shape ``(N,)``, decreasing.
         norm2: ``||W||_2 = sigma_max``.
@@ -116,6 +117,7 @@ class RecurrentSpectrum(Displayable):
         activation: the activation whose bound ``gamma`` enters the verdict.
         gamma: ``sup|phi'|``.
         verdict: both criteria and where they disagree.
+        delta: a rate network's ``dt / tau`` (1: ``W_hh`` itself).
     """
 
     eigenvalues: NDArray[np.complex128]
@@ -128,6 +130,7 @@ class RecurrentSpectrum(Displayable):
     activation: str
     gamma: float
     verdict: SpectrumVerdict
+    delta: float = 1.0
 
     @property
     def size(self) -> int:
@@ -137,7 +140,8 @@ class RecurrentSpectrum(Displayable):
     def _summary(self) -> Summary:
         verdict = self.verdict
         return Summary(
-            what=f"spectrum of a {self.size}x{self.size} W_hh, {self.activation}",
+            what=f"spectrum of a {self.size}x{self.size} W_hh, {self.activation}"
+            + ("" if self.delta == 1 else f", a rate network's step, delta = {self.delta:g}"),
             verdict=verdict.label,
             sentence=verdict.sentence
             + (f" {verdict.disagreement}" if verdict.disagreement else ""),
@@ -299,11 +303,17 @@ def recurrent_spectrum(
     max_steps: int | None = None,
     transient_threshold: float = TRANSIENT_THRESHOLD,
     progress: Callable[[int, int], None] | None = None,
+    delta: float = 1.0,
 ) -> RecurrentSpectrum:
     """Eigenvalues, singular values, transient growth and verdict of ``W_hh``.
 
     Args:
         W: the recurrent matrix, shape ``(N, N)``.
+        delta: a rate network's ``dt / tau`` (:mod:`rnngrad.rate`): its step's
+            Jacobian is ``(1 - delta) I + delta W diag(phi')``, so the eigenvalues and
+            the transient growth are those of ``(1 - delta) I + delta W``
+            (``1 - delta + delta mu_i``), and every step is bounded by
+            ``(1 - delta) + delta sigma_max gamma`` (the singular values stay ``W``'s).
         activation: whose ``gamma`` enters the singular-value criterion.
         max_steps: the largest power examined for transient growth (default:
             :func:`default_transient_steps`).
@@ -314,9 +324,12 @@ def recurrent_spectrum(
     Raises:
         ShapeError, InvalidInputError, NonFiniteInputError: see :func:`as_square_matrix`.
     """
+    from rnngrad._checks import check_delta
     from rnngrad.limits import check_memory
 
-    matrix = as_square_matrix(W)
+    delta = check_delta(delta)
+    weights = as_square_matrix(W)
+    matrix = (1.0 - delta) * np.eye(weights.shape[0]) + delta * weights if delta < 1 else weights
     act = get_activation(activation)
     # eig (with vectors), their condition number, the SVD and the powers: about ten copies
     check_memory(10 * matrix.nbytes, f"the spectrum of a {matrix.shape[0]} x {matrix.shape[0]} W")
@@ -326,7 +339,7 @@ def recurrent_spectrum(
     condition = float(np.linalg.cond(vectors))
     if not math.isfinite(condition):
         condition = math.inf
-    singular_values = np.linalg.svd(matrix, compute_uv=False).astype(np.float64)
+    singular_values = np.linalg.svd(weights, compute_uv=False).astype(np.float64)
     radius = float(np.max(np.abs(eigenvalues)))
     norm2 = float(singular_values[0])
     transient = transient_growth(matrix, max_steps=max_steps, progress=progress)
@@ -336,6 +349,7 @@ def recurrent_spectrum(
         act.gamma,
         transient.max_growth,
         transient_threshold=transient_threshold,
+        leak=1.0 - delta,
     )
     return RecurrentSpectrum(
         eigenvalues=eigenvalues,
@@ -348,6 +362,7 @@ def recurrent_spectrum(
         activation=act.name,
         gamma=act.gamma,
         verdict=verdict,
+        delta=delta,
     )
 
 
