@@ -400,7 +400,7 @@ def test_later_fields_keep_the_keys_of_earlier_runs() -> None:
     run's key only when they are set (``readout="last"``, the default spelled out, is not)."""
     config = TrainConfig(task="adding", seq_len=10, cell="rnn")
     later = ("target_accuracy", "layers", "r_min", "r_max", "readout", "floss", "floss_before",
-             "floss_every", "floss_window", "floss_weight")  # fmt: skip
+             "floss_every", "floss_window", "floss_weight", "delta")  # fmt: skip
     text = json.dumps({k: v for k, v in asdict(config).items() if k not in later},
                       sort_keys=True)  # fmt: skip
     assert config.key() == hashlib.sha1(text.encode()).hexdigest()[:12]
@@ -413,6 +413,8 @@ def test_later_fields_keep_the_keys_of_earlier_runs() -> None:
     assert TrainConfig(task="adding", seq_len=10, cell="rnn", readout="last").key() == config.key()
     assert TrainConfig(task="adding", seq_len=10, cell="rnn", readout="mean").key() != config.key()
     assert TrainConfig(task="adding", seq_len=10, cell="rnn", floss=2).key() != config.key()
+    rate = TrainConfig(task="adding", seq_len=10, cell="rate")
+    assert rate.key() != TrainConfig(task="adding", seq_len=10, cell="rate", delta=0.3).key()
 
 
 @pytest.mark.parametrize(
