@@ -166,9 +166,9 @@ class Training:
 def compare(
     steps: int, segment: int, plain_first: bool, kind: str, sizes: tuple[int, int, int],
     writer: bool, sensitivity: bool = False,
-) -> tuple[float, float, float, int]:  # fmt: skip
-    """Wall seconds of the plain and the monitored training, the monitor's own, and the
-    profiles it took."""
+) -> tuple[float, float, float, int, int]:  # fmt: skip
+    """Wall seconds of the plain and the monitored training, the monitor's own, the
+    profiles it took, and how many of them measured the curse of memory."""
     plain = Training(False, kind, *sizes, writer)
     monitored = Training(True, kind, *sizes, writer, sensitivity)
     order = (plain, monitored) if plain_first else (monitored, plain)
@@ -181,7 +181,8 @@ def compare(
     if monitored.writer is not None:
         monitored.writer.close()
     monitor = monitored.monitor
-    return plain.seconds, monitored.seconds, monitor.profile_seconds, len(monitor.history)
+    measured = sum(1 for record in monitor.history if record.parameters)
+    return plain.seconds, monitored.seconds, monitor.profile_seconds, len(monitor.history), measured
 
 
 def main() -> None:
@@ -213,7 +214,7 @@ def main() -> None:
             torch.set_num_threads(threads)
             # warm kernels, imports
             compare(5, 5, True, kind, sizes, not args.no_writer, args.sensitivity)
-            plain, monitored, own, ratios, taken = [], [], [], [], []
+            plain, monitored, own, ratios, taken, sensed = [], [], [], [], [], []
             for repeat in range(args.repeats):
                 seconds = compare(
                     args.steps,
@@ -229,11 +230,15 @@ def main() -> None:
                 own.append(seconds[2] / (seconds[1] - seconds[2]))
                 ratios.append(seconds[1] / seconds[0] - 1.0)
                 taken.append(seconds[3])
+                sensed.append(seconds[4])
             overhead = statistics.median(ratios)
             overheads.append(overhead)
+            curse = f" ({statistics.median(sensed)} with the curse of memory)"
             print(f"{kind}, {threads} thread(s): plain {statistics.median(plain):.2f} s, "
                   f"monitored {statistics.median(monitored):.2f} s, "
-                  f"{statistics.median(taken)} profiles, monitor's own share "
+                  f"{statistics.median(taken)} profiles"
+                  f"{curse if args.sensitivity else ''}"
+                  f", monitor's own share "
                   f"{statistics.median(own):.1%} of training, wall overhead {overhead:.1%} "
                   f"(repeats: {', '.join(f'{r:.1%}' for r in ratios)})")  # fmt: skip
     print(f"median wall overhead = {100 * max(overheads):.1f}%")
