@@ -9,44 +9,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from rnngrad._types import FloatArray
+from rnngrad.lyapunov.summaries import SpectrumSummaries, kaplan_yorke_dimension
 from rnngrad.show.display import Displayable, Summary, number
 from rnngrad.show.figure import Figure, Trace
 from rnngrad.show.i18n import shown, t
 
-if TYPE_CHECKING:
-    from rnngrad.lyapunov.summaries import SpectrumSummaries
-
 __all__ = ["LyapunovSpectrum", "kaplan_yorke_dimension", "lyapunov_figure", "lyapunov_trace"]
-
-
-def kaplan_yorke_dimension(exponents: FloatArray, complete: bool) -> float | None:
-    """``D_KY = j + (lambda_1 + ... + lambda_j) / |lambda_{j+1}|`` (Kaplan & Yorke 1979).
-
-    ``j`` is the largest index with a non-negative partial sum. Returns 0 when
-    ``lambda_1 < 0``, the state size when every partial sum is non-negative and
-    the spectrum is ``complete``, and ``None`` when that cannot be decided from
-    the ``k`` exponents at hand.
-    """
-    values = np.sort(np.asarray(exponents, dtype=np.float64))[::-1]
-    if values.size == 0 or not np.isfinite(values[0]):
-        return None
-    sums = np.cumsum(values)
-    if sums[0] < 0:
-        return 0.0
-    nonnegative = np.flatnonzero(sums >= 0)
-    j = int(nonnegative[-1]) + 1  # count of exponents in the non-negative prefix
-    if j == values.size:
-        return float(j) if complete else None
-    following = values[j]
-    if following == -math.inf:
-        return float(j)
-    return float(j + sums[j - 1] / abs(following))
 
 
 @dataclass(frozen=True, repr=False)

@@ -25,7 +25,31 @@ import numpy as np
 
 from rnngrad._types import FloatArray
 
-__all__ = ["SpectrumSummaries", "spectrum_summaries"]
+__all__ = ["SpectrumSummaries", "kaplan_yorke_dimension", "spectrum_summaries"]
+
+
+def kaplan_yorke_dimension(exponents: FloatArray, complete: bool) -> float | None:
+    """``D_KY = j + (lambda_1 + ... + lambda_j) / |lambda_{j+1}|`` (Kaplan & Yorke 1979).
+
+    ``j`` is the largest index with a non-negative partial sum. Returns 0 when
+    ``lambda_1 < 0``, the state size when every partial sum is non-negative and
+    the spectrum is ``complete``, and ``None`` when that cannot be decided from
+    the ``k`` exponents at hand.
+    """
+    values = np.sort(np.asarray(exponents, dtype=np.float64))[::-1]
+    if values.size == 0 or not np.isfinite(values[0]):
+        return None
+    sums = np.cumsum(values)
+    if sums[0] < 0:
+        return 0.0
+    nonnegative = np.flatnonzero(sums >= 0)
+    j = int(nonnegative[-1]) + 1  # count of exponents in the non-negative prefix
+    if j == values.size:
+        return float(j) if complete else None
+    following = values[j]
+    if following == -math.inf:
+        return float(j)
+    return float(j + sums[j - 1] / abs(following))
 
 
 @dataclass(frozen=True)
@@ -71,8 +95,6 @@ def spectrum_summaries(
 ) -> SpectrumSummaries | None:
     """The summaries of a full spectrum ``(N,)`` (and of its halves ``(2, N)``); ``None``
     for an empty one."""
-    from rnngrad.lyapunov.result import kaplan_yorke_dimension
-
     values = np.asarray(exponents, dtype=np.float64)
     size = values.size
     if size == 0 or not np.isfinite(values[0]):
