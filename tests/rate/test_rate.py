@@ -261,3 +261,19 @@ def test_spectrum_of_a_rate_networks_weights_from_the_command_line(tmp_path) -> 
     assert payload["spectral_radius"] == pytest.approx(np.abs(0.75 + 0.25 * mu).max())
     refused = run("spectrum", "--example", "random", "--delta", "1.5")
     assert refused.returncode == 2 and "delta must be in (0, 1]" in refused.stderr
+
+
+def test_the_products_of_a_rate_networks_jacobians_at_rest() -> None:
+    """At the quiet fixed point (g < 1, no input) every step's Jacobian is
+    ``M = (1 - delta) I + delta W``: finite_time_spectrum's singular values of
+    ``dx_T/dx_k`` are those of ``M^(T-k)`` (numpy)."""
+    from rnngrad import finite_time_spectrum
+
+    network = random_rate_network(6, 0.7, 0.4, seed=8)
+    result = finite_time_spectrum(network, steps=12, warmup=400)
+    step = 0.6 * np.eye(6) + 0.4 * network.weight_hh.detach().numpy()
+    assert result.log_singular_values is not None
+    for k in (1, 5, 11):  # row k - 1: dx_T/dx_k, a product of T - k steps
+        power = np.linalg.matrix_power(step, 12 - k)
+        expected = np.log(np.linalg.svd(power, compute_uv=False))
+        np.testing.assert_allclose(result.log_singular_values[k - 1], expected, atol=1e-8)
