@@ -277,3 +277,11 @@ def test_the_products_of_a_rate_networks_jacobians_at_rest() -> None:
         power = np.linalg.matrix_power(step, 12 - k)
         expected = np.log(np.linalg.svd(power, compute_uv=False))
         np.testing.assert_allclose(result.log_singular_values[k - 1], expected, atol=1e-8)
+
+
+def test_the_report_says_in_one_line_where_a_rate_networks_numbers_are() -> None:
+    from rnngrad.errors import UnsupportedModuleError
+    from rnngrad.report.build import build_sections
+
+    with pytest.raises(UnsupportedModuleError, match=r"is a rate network: .* its page is not yet"):
+        build_sections(module=_Forecaster(0.5, False), inputs=torch.randn(5, 2, 3), quick=True)

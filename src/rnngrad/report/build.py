@@ -153,6 +153,7 @@ def _build_sections(
         matrices = {}
     else:
         _refuse_xlstm(module)
+        _refuse_rate(module)
         recurrent_module = recurrent_module_of(module, recurrent)
         layout_inputs = inputs
         if layout_inputs is None:
@@ -236,6 +237,21 @@ def _refuse_xlstm(module: nn.Module) -> None:
             "profile is there (rnngrad profile, rnngrad.gradient_profile), its page is not "
             "(an sLSTM's recurrence is dense per head, with no per-mode eigenvalue to show); "
             "a stack of mLSTM blocks has one"
+        )
+
+
+def _refuse_rate(module: nn.Module) -> None:
+    """A rate network has no page yet; said in one line that says where its numbers are."""
+    from rnngrad.cells import find_recurrent_modules
+    from rnngrad.profile.rate import rate_modules
+
+    if rate_modules(module) and not find_recurrent_modules(module):
+        from rnngrad.errors import UnsupportedModuleError
+
+        raise UnsupportedModuleError(
+            f"{type(module).__name__} is a rate network: its gradient profile, spectrum and "
+            "Lyapunov spectrum are there (rnngrad profile, spectrum --delta, lyapunov), its "
+            "page is not yet"
         )
 
 
