@@ -11,9 +11,9 @@ import torch
 
 from rnngrad import lyapunov_spectrum
 from rnngrad.errors import InvalidInputError, ShapeError
+from rnngrad.lyapunov.rate import RateDynamics
 from rnngrad.lyapunov.spectrum import random_tanh_network
 from rnngrad.rate import RateRNN, random_rate_network
-from rnngrad.rate.dynamics import RateDynamics
 from rnngrad.theory.leaky_meanfield import leaky_mean_field_lambda1
 from rnngrad.theory.meanfield import mean_field_lambda1
 

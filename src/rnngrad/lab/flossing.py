@@ -13,7 +13,7 @@ every ``every`` steps of training.
 The recurrence is the lab model's ``nn.RNN`` (tanh or ReLU), ``nn.LSTM`` (state
 ``(h, c)``, so ``k <= 2 * hidden``), ``nn.GRU`` or rate network; its Jacobians are
 rnngrad's analytic ones (:class:`rnngrad.lyapunov.dynamics.ModuleDynamics`,
-:class:`rnngrad.rate.dynamics.RateDynamics`).
+:class:`rnngrad.lyapunov.rate.RateDynamics`).
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ def flossing_exponents(
     from ``generator``: ``(B, k)``, with their graph back to the module's parameters."""
     from rnngrad.lyapunov.differentiable import differentiable_exponents, random_basis
     from rnngrad.lyapunov.dynamics import Dynamics, ModuleDynamics
-    from rnngrad.rate.dynamics import RateDynamics
+    from rnngrad.lyapunov.rate import RateDynamics
     from rnngrad.rate.network import RateRNN
 
     dynamics: Dynamics = RateDynamics(rnn) if isinstance(rnn, RateRNN) else ModuleDynamics(rnn)

@@ -158,7 +158,7 @@ def measured_system(
     if isinstance(system, RateRNN):  # a rate network: its own map (rnngrad.rate)
         if module is not None or layer is not None or direction != 0:
             raise InvalidInputError("a RateRNN has one layer and one direction")
-        from rnngrad.rate.dynamics import RateDynamics
+        from rnngrad.lyapunov.rate import RateDynamics
 
         rate, converted = system, None
         own = system.weight_hh.dtype
