@@ -28,15 +28,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
-from rnngrad.cells import RecurrentLayout
 from rnngrad.errors import InvalidInputError, calling_user_code
 from rnngrad.profile.carried import CarriedNorms
 from rnngrad.profile.model_call import forked_rng, loss_gradients, output_loss
-from rnngrad.profile.result import GradientProfile, LossSpec
+from rnngrad.profile.result import GradientProfile, LossSpec, cells_profile
 from rnngrad.profile.summary import gradient_norms, summarise
 
 __all__ = ["is_mlstm_cell", "mlstm_cells", "mlstm_read", "profile_xlstm_cells"]
@@ -221,21 +219,8 @@ def profile_xlstm_cells(
                 grad=total.transpose(0, 1).clone() if keep_gradients else None,
             )
         )
-    steps, batch = int(layers[0].grad_norm.shape[1]), int(layers[0].grad_norm.shape[0])
-    layout = RecurrentLayout(
-        kind="custom", input_size=0, hidden_size=max(widths), proj_size=0,
-        num_layers=len(cells), bidirectional=False, batch_first=True, bias=True, dropout=0.0,
+    dtype = directs[0].dtype if directs[0] is not None else torch.float32
+    return cells_profile(
+        layers, names=[name for name, _ in cells], model=model, loss=loss, value=value,
+        dtype=dtype, input_size=0, hidden_size=max(widths), batch_first=True,
     )  # fmt: skip
-    return GradientProfile(
-        layout=layout,
-        module_name=cells[0][0] if len(cells) == 1 else type(model).__name__,
-        steps=steps,
-        batch=batch,
-        loss=loss if isinstance(loss, str) else "custom",
-        loss_value=float(value.detach()),
-        dtype=str(directs[0].dtype if directs[0] is not None else torch.float32).removeprefix(
-            "torch."
-        ),
-        layers=tuple(layers),
-        lengths=np.full(batch, steps, dtype=np.int64),
-    )

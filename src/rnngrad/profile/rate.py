@@ -21,15 +21,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
-from rnngrad.cells import RecurrentLayout
 from rnngrad.errors import InvalidInputError, calling_user_code
 from rnngrad.profile.carried import CarriedNorms, carried_norms, carried_seed
 from rnngrad.profile.model_call import forked_rng, loss_gradients, output_loss
-from rnngrad.profile.result import GradientProfile, LossSpec
+from rnngrad.profile.result import GradientProfile, LossSpec, cells_profile
 from rnngrad.profile.summary import gradient_norms, summarise
 from rnngrad.rate.network import RateRNN
 
@@ -88,12 +86,11 @@ def _with_forward(original: type[nn.Module], forward: Any) -> type[nn.Module]:
 
 
 def _layer(
-    cell: RateRNN, states: torch.Tensor, direct: torch.Tensor
+    cell: RateRNN, slopes: torch.Tensor, direct: torch.Tensor
 ) -> tuple[torch.Tensor, CarriedNorms]:
     """The total gradients ``(T, B, N)`` at the currents ``x_1..x_T`` from the direct
-    ones, and the carried gradient's norms."""
+    ones, and the carried gradient's norms; ``slopes`` is ``phi'(x_t)``, ``t = 0..T``."""
     weight = cell.weight_hh.detach()
-    slopes = 1.0 - torch.tanh(states) ** 2  # phi'(x_t), t = 0..T
     delta = cell.delta
     steps = direct.shape[0]
     seed = carried_seed(direct)
@@ -140,12 +137,12 @@ def rate_profile(
     for index, (name, cell) in enumerate(cells):
         states = saved[name]["states"]
         rates_grad, last_grad = directs[2 * index], directs[2 * index + 1]
-        slopes = 1.0 - torch.tanh(states[1:]) ** 2
+        slopes = 1.0 - torch.tanh(states) ** 2  # phi'(x_t), t = 0..T
         # the probes were added time-major: (T, B, N) whatever the layout
-        direct = torch.zeros_like(states[1:]) if rates_grad is None else slopes * rates_grad
+        direct = torch.zeros_like(states[1:]) if rates_grad is None else slopes[1:] * rates_grad
         if last_grad is not None:
             direct[-1] = direct[-1] + last_grad
-        total, carried = _layer(cell, states, direct.detach())
+        total, carried = _layer(cell, slopes, direct.detach())
         layers.append(
             summarise(
                 index, 0, gradient_norms(total), float("nan"), carried=carried,
@@ -153,21 +150,8 @@ def rate_profile(
                 grad=total.transpose(0, 1).clone() if keep_gradients else None,
             )
         )  # fmt: skip
-    steps, batch = int(layers[0].grad_norm.shape[1]), int(layers[0].grad_norm.shape[0])
-    layout = RecurrentLayout(
-        kind="custom", input_size=cells[0][1].input_size,
-        hidden_size=max(cell.hidden_size for _, cell in cells), proj_size=0,
-        num_layers=len(cells), bidirectional=False, batch_first=batch_first, bias=True,
-        dropout=0.0,
+    return cells_profile(
+        layers, names=[name for name, _ in cells], model=model, loss=loss, value=value,
+        dtype=cells[0][1].weight_hh.dtype, input_size=cells[0][1].input_size,
+        hidden_size=max(cell.hidden_size for _, cell in cells), batch_first=batch_first,
     )  # fmt: skip
-    return GradientProfile(
-        layout=layout,
-        module_name=cells[0][0] if len(cells) == 1 else type(model).__name__,
-        steps=steps,
-        batch=batch,
-        loss=loss if isinstance(loss, str) else "custom",
-        loss_value=float(value.detach()),
-        dtype=str(cells[0][1].weight_hh.dtype).removeprefix("torch."),
-        layers=tuple(layers),
-        lengths=np.full(batch, steps, dtype=np.int64),
-    )

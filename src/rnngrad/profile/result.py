@@ -26,7 +26,14 @@ from rnngrad.show.figure import Figure, Trace
 from rnngrad.show.i18n import shown, t
 from rnngrad.verdict import GrowthVerdict
 
-__all__ = ["GradientProfile", "LayerProfile", "LossSpec", "profile_figure", "profile_traces"]
+__all__ = [
+    "GradientProfile",
+    "LayerProfile",
+    "LossSpec",
+    "cells_profile",
+    "profile_figure",
+    "profile_traces",
+]
 
 LossSpec = Literal["last", "sum"] | Callable[[Any], torch.Tensor]
 
@@ -225,6 +232,39 @@ class GradientProfile(Displayable):
     def _figure(self, which: str | None = None) -> Figure:
 
         return profile_figure(self)
+
+
+def cells_profile(
+    layers: list[LayerProfile],
+    *,
+    names: list[str],
+    model: Any,
+    loss: LossSpec,
+    value: torch.Tensor,
+    dtype: torch.dtype,
+    input_size: int,
+    hidden_size: int,
+    batch_first: bool,
+) -> GradientProfile:
+    """The profile of recurrences read one layer per cell (xLSTM's cells, rate networks):
+    a ``"custom"`` layout, every sequence of full length."""
+    steps, batch = int(layers[0].grad_norm.shape[1]), int(layers[0].grad_norm.shape[0])
+    layout = RecurrentLayout(
+        kind="custom", input_size=input_size, hidden_size=hidden_size, proj_size=0,
+        num_layers=len(layers), bidirectional=False, batch_first=batch_first, bias=True,
+        dropout=0.0,
+    )  # fmt: skip
+    return GradientProfile(
+        layout=layout,
+        module_name=names[0] if len(names) == 1 else type(model).__name__,
+        steps=steps,
+        batch=batch,
+        loss=loss if isinstance(loss, str) else "custom",
+        loss_value=float(value.detach()),
+        dtype=str(dtype).removeprefix("torch."),
+        layers=tuple(layers),
+        lengths=np.full(batch, steps, dtype=np.int64),
+    )
 
 
 def profile_traces(
