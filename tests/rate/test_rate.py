@@ -91,7 +91,8 @@ def test_the_leaky_mean_field_reduces_to_its_known_cases() -> None:
 
 def test_the_leaky_mean_field_matches_a_large_simulated_network() -> None:
     """g = 3, delta = 0.5: the simulated network (N = 600) has lambda_1 within 10% of the
-    mean-field value and its currents' variance within 5% of Delta(0); the annealed
+    mean-field value, and its currents' variance, averaged over networks, is within 5% of
+    Delta(0); the annealed
     shortcut 0.5 ln((1 - delta)^2 + delta^2 g^2 E[phi'^2]), which drops the perturbation's
     memory of earlier steps, is negative and far off."""
     gain, delta = 3.0, 0.5
@@ -99,15 +100,23 @@ def test_the_leaky_mean_field_matches_a_large_simulated_network() -> None:
     network = random_rate_network(600, gain, delta, seed=4)
     result = lyapunov_spectrum(network, steps=2000, warmup=500, k=1, batch=2, progress=False)
     assert result.exponents[0] == pytest.approx(theory.lambda1, rel=0.1)
-    with torch.no_grad():
-        x = torch.randn(4, 600, dtype=torch.float64)
-        zeros = torch.zeros(4, 1, dtype=torch.float64)
-        samples = []
-        for t in range(1500):
-            x = network.step(x, zeros)
-            if t >= 500:
-                samples.append(x.pow(2).mean())
-    assert float(torch.stack(samples).mean()) == pytest.approx(theory.variance, rel=0.05)
+    # The theory's variance is an average over the disorder: one network of 600 units
+    # sits a few per cent from it (5.36 to 5.80 for seeds 4 to 7, against 5.44), so the
+    # simulation averages four networks, each from two seeded initial states.
+    variances = []
+    for seed in (4, 5, 6, 7):
+        network = random_rate_network(600, gain, delta, seed=seed)
+        generator = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            x = torch.randn(2, 600, dtype=torch.float64, generator=generator)
+            zeros = torch.zeros(2, 1, dtype=torch.float64)
+            samples = []
+            for t in range(1500):
+                x = network.step(x, zeros)
+                if t >= 500:
+                    samples.append(x.pow(2).mean())
+        variances.append(float(torch.stack(samples).mean()))
+    assert float(np.mean(variances)) == pytest.approx(theory.variance, rel=0.05)
     z, w = np.polynomial.hermite_e.hermegauss(101)
     slope = float(np.sum(w * (1 - np.tanh(math.sqrt(theory.variance) * z) ** 2) ** 2)
                   / math.sqrt(2 * math.pi))  # fmt: skip
@@ -279,9 +288,19 @@ def test_the_products_of_a_rate_networks_jacobians_at_rest() -> None:
         np.testing.assert_allclose(result.log_singular_values[k - 1], expected, atol=1e-8)
 
 
-def test_the_report_says_in_one_line_where_a_rate_networks_numbers_are() -> None:
-    from rnngrad.errors import UnsupportedModuleError
-    from rnngrad.report.build import build_sections
+def test_the_profile_counts_the_saturation_of_a_rate_networks_units() -> None:
+    """A layer's saturation is the share of ``phi'(x_t) = 1 - r_t^2`` below 0.1, read here
+    from the rates the network's own forward returns (strong weights saturate many units)."""
+    from rnngrad import gradient_profile
 
-    with pytest.raises(UnsupportedModuleError, match=r"is a rate network: .* its page is not yet"):
-        build_sections(module=_Forecaster(0.5, False), inputs=torch.randn(5, 2, 3), quick=True)
+    torch.manual_seed(2)
+    network = RateRNN(3, 20, delta=0.5).double()
+    with torch.no_grad():
+        network.weight_hh.mul_(12.0)
+        network.weight_ih.mul_(6.0)
+    u = torch.randn(30, 4, 3, dtype=torch.float64)
+    rates, _ = network(u)
+    expected = float(((1.0 - rates**2) < 0.1).double().mean())
+    assert 0.1 < expected < 0.9  # the test has units on both sides of the threshold
+    profile = gradient_profile(network, u, loss="sum")
+    assert profile.layers[0].saturation == pytest.approx(expected, abs=1e-12)

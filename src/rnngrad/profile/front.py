@@ -43,7 +43,9 @@ order, for a reverse direction, is ``len_b..1``), and a batch mean at step
 ``t`` averages the sequences that have step ``t`` (``sequences_per_step``).
 
 A cell of one's own is profiled by :func:`rnngrad.profile.cell.cell_gradient_profile`
-(re-exported here), the modern diagonal recurrences by :mod:`rnngrad.profile.diagonal`.
+(re-exported here), the modern diagonal recurrences by :mod:`rnngrad.profile.diagonal`,
+and models whose recurrences are xLSTM cells, rate networks or selective scans by the
+routes :mod:`rnngrad.profile.library` chooses.
 """
 
 from __future__ import annotations
@@ -291,43 +293,15 @@ def gradient_profile(
             initial state given twice, or ``hx``/``lengths`` given for a model
             that is not itself the recurrent module.
     """
-    from rnngrad.profile.mlstm import mlstm_cells
+    from rnngrad.profile.library import library_profile
     from rnngrad.profile.precision import cast_floating, converted_copy, flush_note, precision_plan
-    from rnngrad.profile.rate import rate_modules
-    from rnngrad.profile.slstm import slstm_cells
 
-    scope = model if module is None else dict(model.named_modules()).get(module)
-    xlstm = [] if scope is None else [*mlstm_cells(scope), *slstm_cells(scope)]
-    if xlstm and not find_recurrent_modules(scope if scope is not None else model):
-        from rnngrad.profile.mlstm import profile_xlstm_cells
-
-        if hx is not None or lengths is not None:
-            raise InvalidInputError("hx= and lengths= apply to nn.RNN, nn.LSTM and nn.GRU")
-        return profile_xlstm_cells(
-            model, _as_arguments(inputs), loss=loss, keep_gradients=keep_gradients,
-            tolerance=tolerance, module=module,
-        )  # fmt: skip
-    rates = [] if scope is None else rate_modules(scope)
-    if rates and not find_recurrent_modules(scope if scope is not None else model):
-        from rnngrad.profile.rate import rate_profile
-
-        if hx is not None or lengths is not None:
-            raise InvalidInputError("hx= and lengths= apply to nn.RNN, nn.LSTM and nn.GRU")
-        named = [(".".join(filter(None, (module, n))), m) for n, m in rates]
-        return rate_profile(
-            model, _as_arguments(inputs), named, loss=loss,
-            keep_gradients=keep_gradients, tolerance=tolerance,
-        )  # fmt: skip
-    selective = _selective_blocks(model, module)
-    if selective:
-        from rnngrad.profile.selective import selective_profile
-
-        if hx is not None or lengths is not None:
-            raise InvalidInputError("hx= and lengths= apply to nn.RNN, nn.LSTM and nn.GRU")
-        return selective_profile(
-            model, _as_arguments(inputs), selective, loss=loss, keep_gradients=keep_gradients,
-            tolerance=tolerance,
-        )  # fmt: skip
+    read = library_profile(
+        model, _as_arguments(inputs), module=module, hx=hx, lengths=lengths, loss=loss,
+        keep_gradients=keep_gradients, tolerance=tolerance,
+    )  # fmt: skip
+    if read is not None:
+        return read
     precision = precision_plan(find_recurrent_module(model, module)[1], dtype)
     if precision.compute is not None:
         model = converted_copy(model, precision.compute)
@@ -345,24 +319,6 @@ def gradient_profile(
         profile.steps,
     )  # fmt: skip
     return replace(profile, source_dtype=precision.source, precision_note=note)
-
-
-def _selective_blocks(model: nn.Module, module: str | None) -> list[tuple[str, nn.Module]]:
-    """The selective scans to profile (mambapy's blocks, the protocol's layers): the one
-    named, or all of them in a model that has no other recurrent module."""
-    from rnngrad.cells import find_recurrent_modules
-    from rnngrad.modern.selective import is_selective_scan, selective_blocks
-
-    if module is not None:
-        found = dict(model.named_modules()).get(module)
-        if found is None:
-            return []
-        if is_selective_scan(found):
-            return [(module, found)]
-        inside = [(f"{module}.{name}", block) for name, block in selective_blocks(found)]
-        return inside if inside and not find_recurrent_modules(found) else []
-    blocks = selective_blocks(model)
-    return blocks if blocks and not find_recurrent_modules(model) else []
 
 
 def _profile(

@@ -11,7 +11,8 @@ the currents then follows the exact backward recursion
 
 and the carried gradient (:mod:`rnngrad.profile.carried`) the same recursion from each
 sequence's last loss-bearing step alone. One layer per rate network, in registration
-order.
+order; its saturation is the share of ``phi'(x_t)``, ``t = 1..T``, below 10% of its
+maximum 1.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from torch import nn
 
 from rnngrad.errors import InvalidInputError, calling_user_code
 from rnngrad.profile.carried import CarriedNorms, carried_norms, carried_seed
+from rnngrad.profile.gates import SaturationCount
 from rnngrad.profile.model_call import forked_rng, loss_gradients, output_loss
 from rnngrad.profile.result import GradientProfile, LossSpec, cells_profile
 from rnngrad.profile.summary import gradient_norms, summarise
@@ -143,9 +145,11 @@ def rate_profile(
         if last_grad is not None:
             direct[-1] = direct[-1] + last_grad
         total, carried = _layer(cell, slopes, direct.detach())
+        saturation = SaturationCount()
+        saturation.add(slopes[1:].detach(), 1.0)  # phi'(x_t), t = 1..T; max phi' = 1
         layers.append(
             summarise(
-                index, 0, gradient_norms(total), float("nan"), carried=carried,
+                index, 0, gradient_norms(total), saturation.share, carried=carried,
                 tolerance=tolerance,
                 grad=total.transpose(0, 1).clone() if keep_gradients else None,
             )

@@ -34,6 +34,7 @@ from rnngrad.report.models import (
     built_in_models,
     built_in_sweep,
     on_device,
+    rate_network_of,
     recurrent_blocks,
     recurrent_module_of,
 )
@@ -153,19 +154,8 @@ def _build_sections(
         matrices = {}
     else:
         _refuse_xlstm(module)
-        _refuse_rate(module)
         recurrent_module = recurrent_module_of(module, recurrent)
-        layout_inputs = inputs
-        if layout_inputs is None:
-            from rnngrad.cells import describe_module
-
-            layout = describe_module(recurrent_module)
-            generator = torch.Generator().manual_seed(seed)
-            shape = (
-                (8, 100, layout.input_size) if layout.batch_first else (100, 8, layout.input_size)
-            )
-            dtype = next(recurrent_module.parameters()).dtype
-            layout_inputs = torch.randn(shape, generator=generator, dtype=dtype)
+        layout_inputs = inputs if inputs is not None else _default_inputs(recurrent_module, seed)
         models = [ReportModel(name, module, layout_inputs, loss, recurrent)]
         matrices = recurrent_blocks(recurrent_module)
     report("the spectrum of W_hh")
@@ -195,6 +185,7 @@ def _build_sections(
         model=module is not None,
         selective=selective,
         mlstm=module is not None and _is_mlstm(module, recurrent),
+        rate=module is not None and rate_network_of(module, recurrent) is not None,
     )
     profile.explanation = profile_explanation()
     lyapunov.explanation = lyapunov_explanation()
@@ -240,19 +231,22 @@ def _refuse_xlstm(module: nn.Module) -> None:
         )
 
 
-def _refuse_rate(module: nn.Module) -> None:
-    """A rate network has no page yet; said in one line that says where its numbers are."""
-    from rnngrad.cells import find_recurrent_modules
-    from rnngrad.profile.rate import rate_modules
+def _default_inputs(recurrent_module: nn.Module, seed: int) -> torch.Tensor:
+    """Seeded N(0, 1) inputs, 8 sequences of 100 steps, in the recurrent module's layout
+    and dtype (for a model whose recurrent module reads the model's input)."""
+    from rnngrad.rate.network import RateRNN
 
-    if rate_modules(module) and not find_recurrent_modules(module):
-        from rnngrad.errors import UnsupportedModuleError
+    if isinstance(recurrent_module, RateRNN):
+        size, batch_first = recurrent_module.input_size, recurrent_module.batch_first
+    else:
+        from rnngrad.cells import describe_module
 
-        raise UnsupportedModuleError(
-            f"{type(module).__name__} is a rate network: its gradient profile, spectrum and "
-            "Lyapunov spectrum are there (rnngrad profile, spectrum --delta, lyapunov), its "
-            "page is not yet"
-        )
+        layout = describe_module(recurrent_module)
+        size, batch_first = layout.input_size, layout.batch_first
+    generator = torch.Generator().manual_seed(seed)
+    shape = (8, 100, size) if batch_first else (100, 8, size)
+    dtype = next(recurrent_module.parameters()).dtype
+    return torch.randn(shape, generator=generator, dtype=dtype)
 
 
 def _is_mlstm(module: nn.Module, recurrent: str | None) -> bool:

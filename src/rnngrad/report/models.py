@@ -6,7 +6,8 @@ remedies section's comparison) and :func:`built_in_models` reads the page's pair
 it (a tanh RNN and a chrono-initialised LSTM, as trained and as initialised);
 :func:`recurrent_blocks` reads the square recurrent matrices
 whose spectra the report shows (one per gate for LSTM and GRU, the real form of
-the LRU's ``lambda``, IndRNN's ``diag(u)``).
+the LRU's ``lambda``, IndRNN's ``diag(u)``, a rate network's step Jacobian at
+rest ``(1 - delta) I + delta W``).
 """
 
 from __future__ import annotations
@@ -21,11 +22,13 @@ import torch
 from torch import nn
 
 from rnngrad.lyapunov.dynamics import ModuleDynamics
+from rnngrad.rate.network import RateRNN
 
 if TYPE_CHECKING:
     from rnngrad.lab.config import TrainConfig
 
 __all__ = [
+    "AT_REST",
     "BUILT_IN_SWEEP",
     "PAGE_MODELS",
     "ReportModel",
@@ -35,6 +38,8 @@ __all__ = [
     "float64_copy",
     "model_name",
     "on_device",
+    "rate_blocks",
+    "rate_network_of",
     "recurrent_blocks",
     "recurrent_module_of",
     "state_size",
@@ -70,9 +75,40 @@ def on_device(model: ReportModel, device: torch.device) -> ReportModel:
 
 
 def recurrent_module_of(module: nn.Module, name: str | None = None) -> nn.Module:
+    """The recurrence the page reads: the named submodule, or the model's one recurrent
+    module (an ``nn.RNN``/``nn.LSTM``/``nn.GRU``, one of rnngrad's diagonal layers, or a
+    rate network)."""
     from rnngrad.cells import find_recurrent_module
 
-    return find_recurrent_module(module, name)[1]
+    rate = rate_network_of(module, name)
+    return rate if rate is not None else find_recurrent_module(module, name)[1]
+
+
+def rate_network_of(module: nn.Module, name: str | None = None) -> RateRNN | None:
+    """The rate network the page reads (the named one, or the model's only recurrence),
+    or ``None`` when the model's recurrence is something else.
+
+    Raises:
+        UnsupportedModuleError: several rate networks and no name.
+    """
+    from rnngrad.cells import find_recurrent_modules
+    from rnngrad.profile.rate import rate_modules
+
+    if name is not None:
+        named = dict(module.named_modules()).get(name)
+        return named if isinstance(named, RateRNN) else None
+    if find_recurrent_modules(module):
+        return None
+    rates = rate_modules(module)
+    if len(rates) > 1:
+        from rnngrad.errors import UnsupportedModuleError
+
+        raise UnsupportedModuleError(
+            f"{type(module).__name__} has {len(rates)} rate networks "
+            f"({', '.join(n or '(the model)' for n, _ in rates)}); name the one the page "
+            "reads (--module NAME, recurrent=)"
+        )
+    return rates[0][1] if rates else None
 
 
 def float64_copy(module: nn.Module) -> nn.Module:
@@ -87,6 +123,8 @@ def state_size(module: nn.Module, one_layer: bool) -> int:
 
     if isinstance(module, DiagonalRecurrence):
         return module.state_size * (2 if module.complex_state else 1)
+    if isinstance(module, RateRNN):
+        return module.hidden_size
     return ModuleDynamics(module, layers=1 if one_layer else None).state_size
 
 
@@ -113,6 +151,19 @@ def _diagonal_blocks(module: nn.Module) -> dict[str, np.ndarray]:
     return {}
 
 
+#: The name of a rate network's step Jacobian at rest on the page.
+AT_REST = "(1 - delta) I + delta W, at rest"
+
+
+def rate_blocks(network: RateRNN) -> dict[str, np.ndarray]:
+    """A rate network's step Jacobian where every unit is at rest (``phi'(0) = 1``):
+    ``(1 - delta) I + delta W``, whose eigenvalues are ``1 - delta + delta lambda_i(W)``;
+    along a trajectory ``phi' <= 1`` shrinks the ``delta W`` part towards the leak."""
+    weight = network.weight_hh.detach().double().cpu().numpy()
+    delta = network.delta
+    return {AT_REST: (1.0 - delta) * np.eye(weight.shape[0]) + delta * weight}
+
+
 def recurrent_blocks(module: nn.Module) -> dict[str, np.ndarray]:
     """The square recurrent blocks of every layer (one per gate for LSTM and GRU)."""
     from rnngrad.cells import describe_module, layer_weights
@@ -120,6 +171,8 @@ def recurrent_blocks(module: nn.Module) -> dict[str, np.ndarray]:
 
     if isinstance(module, DiagonalRecurrence):
         return _diagonal_blocks(module)
+    if isinstance(module, RateRNN):
+        return rate_blocks(module)
 
     layout = describe_module(module)
     gates = {"lstm": "ifgo", "gru": "rzn"}.get(layout.kind, "")

@@ -71,10 +71,14 @@ def activation_explanation() -> str:
     ))  # fmt: skip
 
 
-def spectrum_explanation(model: bool, selective: bool = False, mlstm: bool = False) -> str:
+def spectrum_explanation(
+    model: bool, selective: bool = False, mlstm: bool = False, rate: bool = False
+) -> str:
     """From one unit to many: the Jacobian, the eigen-decomposition, and its limits; for a
     selective scan (or the mLSTM's memory), the eigenvalues that the input chooses token by
-    token."""
+    token; for a rate network, the same argument through its leak."""
+    if rate:
+        return _rate_explanation()
     if mlstm:
         return _p(t(
             r"An mLSTM head (xLSTM) keeps a matrix memory "
@@ -128,6 +132,37 @@ def spectrum_explanation(model: bool, selective: bool = False, mlstm: bool = Fal
             r"\(\sigma_1\!\left(\partial h_T/\partial h_k\right)\)."
         ))  # fmt: skip
     return text
+
+
+def _rate_explanation() -> str:
+    """The textbook's argument for the rate network ``x_{t+1} = (1 - delta) x_t +
+    delta (W phi(x_t) + U u_t + b)``: its step Jacobian, the criterion at rest, the
+    singular-value bound, and what the leak keeps when the units saturate."""
+    return (
+        _p(t(r"A rate network follows the currents \(x_t\) of its units, \(x_{t+1} = "
+             r"(1 - \delta)\, x_t + \delta\,(W \phi(x_t) + U u_t + b)\), the Euler map of "
+             r"\(\tau\, dx/dt = -x + W \phi(x) + U u\) with \(\delta = \Delta t/\tau\) and "
+             r"\(\phi = \tanh\) (\(\delta = 1\) is the tanh network). Each step contributes "
+             r"the Jacobian"))
+        + r"\[ \frac{\partial x_{t+1}}{\partial x_t} = (1 - \delta)\, I + \delta\, W "
+        r"\operatorname{diag}\!\left(\phi'(x_t)\right), \qquad \frac{\partial x_T}{\partial "
+        r"x_k} = \prod_{t=k}^{T-1} \frac{\partial x_{t+1}}{\partial x_t}. \]"
+        + _p(t(r"At rest (\(\phi' = 1\)) each eigen-direction of \(W\) is scaled by "
+               r"\(1 - \delta + \delta \lambda_i\) per step, so the textbook's "
+               r"\(|\lambda| < 1\) becomes \(|1 - \delta + \delta \lambda_i| < 1\): the "
+               r"eigenvalues of \(W\) must lie in the disc of radius \(1/\delta\) around "
+               r"\(1 - 1/\delta\), which contains the unit disc and touches it at 1; as "
+               r"\(\delta \to 0\) it becomes the continuous-time criterion "
+               r"\(\operatorname{Re} \lambda_i < 1\). Since \(0 < \phi' \le 1\), every "
+               r"step's Jacobian has norm at most \((1 - \delta) + \delta\, "
+               r"\sigma_{\max}(W)\), so \(\sigma_{\max}(W) < 1\) is enough for vanishing."))
+        + _p(t(r"Saturation pulls each factor towards the leak: where every unit saturates "
+               r"(\(\phi' \to 0\)) the Jacobian is \((1 - \delta) I\), and the gradient "
+               r"still travels back, shrinking by \(1 - \delta\) per step, whereas a saturated "
+               r"tanh network passes nothing. The Lyapunov exponents below are per step of "
+               r"the map; divided by \(\delta\) they are the flow's, per unit of "
+               r"\(\tau\)."))
+    )  # fmt: skip
 
 
 def profile_explanation() -> str:

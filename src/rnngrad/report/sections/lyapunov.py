@@ -1,5 +1,6 @@
 """The Lyapunov spectrum of each model's recurrence, beside a random network and the
-mean-field prediction."""
+mean-field prediction (for a rate network's page, the random rate network of the same
+``delta`` and the leaky network's mean field)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from torch import nn
 from rnngrad.jsonout import lyapunov_json
 from rnngrad.lyapunov.result import lyapunov_trace
 from rnngrad.lyapunov.spectrum import lyapunov_spectrum, random_tanh_network
+from rnngrad.rate.network import RateRNN, random_rate_network
 from rnngrad.report.models import (
     ReportModel,
     float64_copy,
@@ -20,6 +22,7 @@ from rnngrad.report.models import (
 from rnngrad.report.section import Section, legend_label
 from rnngrad.show.figure import Figure, Trace
 from rnngrad.show.i18n import shown, t
+from rnngrad.theory.leaky_meanfield import leaky_mean_field_lambda1
 from rnngrad.theory.meanfield import mean_field_lambda1
 
 __all__ = ["lyapunov_section"]
@@ -28,6 +31,15 @@ __all__ = ["lyapunov_section"]
 def _group(model: ReportModel, models: list[ReportModel]) -> str:
     """The colour's key: the model's name on a page of several models, else the trace's."""
     return model.name if len(models) > 1 else ""
+
+
+def _rate_delta(models: list[ReportModel]) -> float | None:
+    """The page's rate network's ``delta``, or ``None`` on a page without one."""
+    for model in models:
+        module = recurrent_module_of(model.module, model.recurrent)
+        if isinstance(module, RateRNN):
+            return module.delta
+    return None
 
 
 def lyapunov_section(
@@ -52,8 +64,18 @@ def lyapunov_section(
         label = legend_label(model, "the recurrence", models)
         systems.append((label, module, "random", {}, _group(model, models)))
     gain, size = 2.0, 128
-    random_network = random_tanh_network(size, gain, seed=seed)
-    reference = f"random tanh network (N = {size}, g = {gain:g})"
+    delta = _rate_delta(models)
+    if delta is None:
+        random_network: nn.Module = random_tanh_network(size, gain, seed=seed)
+        reference = f"random tanh network (N = {size}, g = {gain:g})"
+        prediction = mean_field_lambda1(gain).lambda1
+    else:  # a rate network's page: the random rate network of the same delta, larger
+        # (a small delta's finite-size correction is large: lambda_1 ~ 0.01 at N = 128,
+        # ~0.018 at N = 256 against 0.022 for g = 2, delta = 0.2)
+        size = 256
+        random_network = random_rate_network(size, gain, delta, seed=seed)
+        reference = f"random rate network (N = {size}, g = {gain:g}, delta = {delta:g})"
+        prediction = leaky_mean_field_lambda1(gain, delta).lambda1
     systems.append((reference, random_network, "zeros", {}, reference))
     for name, module, inputs, where, group in systems:
         copy = float64_copy(module).to(device)
@@ -77,15 +99,20 @@ def lyapunov_section(
             t("{name}: lambda_1 = {value} nats per step", name=label,
               value=f"{result.exponents[0]:.3g}")
         )  # fmt: skip
-    prediction = mean_field_lambda1(gain)
-    numbers["mean_field_lambda1"] = prediction.lambda1
+    numbers["mean_field_lambda1"] = prediction
     # The prediction is for lambda_1 alone: one marker at i = 1, in the colour of the
     # random network it predicts.
     figure.traces.append(
         Trace(
-            t("mean-field lambda_1, g = {gain} (N -> infinity)", gain=f"{gain:g}"),
+            t("mean-field lambda_1, g = {gain} (N -> infinity)", gain=f"{gain:g}")
+            if delta is None
+            else t(
+                "mean-field lambda_1, g = {gain}, delta = {delta} (N -> infinity)",
+                gain=f"{gain:g}",
+                delta=f"{delta:g}",
+            ),
             [1],
-            [prediction.lambda1],
+            [prediction],
             "markers",
             group=reference,
             symbol="diamond",
@@ -95,7 +122,7 @@ def lyapunov_section(
         "{stories}. Mean-field theory predicts lambda_1 = {value} for the random network "
         "(N -> infinity); negative exponents mean gradients over long spans vanish, positive "
         "ones that they can explode.", stories="; ".join(stories),
-        value=f"{prediction.lambda1:.3g}",
+        value=f"{prediction:.3g}",
     )  # fmt: skip
     # The models' own exponents decide the verdict; the random network is the reference.
     measured = [

@@ -11,6 +11,7 @@ from torch import nn
 
 from rnngrad.jsonout import spectrum_json
 from rnngrad.logspace import finite_or_none
+from rnngrad.rate.network import RateRNN
 from rnngrad.report.models import (
     ReportModel,
     float64_copy,
@@ -39,6 +40,8 @@ def _trajectory_systems(module: nn.Module) -> list[tuple[str, dict[str, int]]]:
     and direction of a bidirectional module, else the whole (stacked) state."""
     from rnngrad.cells import describe_module
 
+    if isinstance(module, RateRNN):
+        return [("the recurrence", {})]
     layout = describe_module(module)
     if layout.bidirectional:
         return [(f"layer {layer}{suffix}", {"layer": layer, "direction": direction})
@@ -77,10 +80,14 @@ def model_spectrum_section(
             section.sentence += " " + blocks.sentence
         return section
     steps = 60 if quick else 150
+    rate = isinstance(module, RateRNN)
     figure = Figure(
         "jacobian_singular_values",
-        t("largest singular value of dh_T/dh_k, the product of the real Jacobians"),
-        t("T - k (steps back)"), "sigma_1(dh_T/dh_k)", log_y=True, integer_x=True,
+        t("largest singular value of dx_T/dx_k, the product of the real Jacobians")
+        if rate
+        else t("largest singular value of dh_T/dh_k, the product of the real Jacobians"),
+        t("T - k (steps back)"), "sigma_1(dx_T/dx_k)" if rate else "sigma_1(dh_T/dh_k)",
+        log_y=True, integer_x=True,
     )  # fmt: skip
     numbers: dict[str, Any] = {}
     stories, labels = [], set()
@@ -102,16 +109,33 @@ def model_spectrum_section(
             "log10_sigma1_full_span": finite_or_none(float(log10_top[-1])),
             "verdict": verdict.label,
         }
+        values = {"name": shown(label), "steps": steps - 1,
+                  "value": _power_of_ten(float(log10_top[-1])),
+                  "verdict": verdict_word(verdict.label)}  # fmt: skip
         stories.append(
-            t("{name}: sigma_1 of dh_T/dh_1 over {steps} steps is {value}, {verdict}",
-              name=shown(label), steps=steps - 1, value=_power_of_ten(float(log10_top[-1])),
-              verdict=verdict_word(verdict.label))
+            t("{name}: sigma_1 of dx_T/dx_1 over {steps} steps is {value}, {verdict}", **values)
+            if rate
+            else t("{name}: sigma_1 of dh_T/dh_1 over {steps} steps is {value}, {verdict}",
+                   **values)
         )  # fmt: skip
     for name, entry in blocks.numbers.items():
         numbers[f"W_hh block {name}"] = entry
     for block_figure in blocks.figures:
         block_figure.selectable = True
     verdict_label = labels.pop() if len(labels) == 1 else "mixed"
+    if rate:
+        sentence = t(
+            "Along the network's own trajectory (driven by N(0, 1) inputs), the gradient at "
+            "the currents is multiplied by the product of the step Jacobians dx_T/dx_k, each "
+            "(1 - delta) I + delta W diag(phi'(x_t)), and its largest singular value says how "
+            "far it can grow or shrink: {stories}. The matrix (1 - delta) I + delta W below is "
+            "the step Jacobian of the network at rest (every phi' = 1): its eigenvalues are "
+            "1 - delta + delta lambda_i(W), with delta = {delta}.", stories="; ".join(stories),
+            delta=f"{module.delta:g}",
+        )  # fmt: skip
+        title = t("The state Jacobian and the network at rest")
+        return Section("spectrum", title, sentence, verdict_label, [figure, *blocks.figures],
+                       numbers)  # fmt: skip
     sentence = t(
         "Along the model's own trajectory (driven by N(0, 1) inputs), the gradient is "
         "multiplied by the product of the state Jacobians dh_T/dh_k, and its largest singular "
