@@ -13,6 +13,7 @@ import json
 import math
 import os
 import platform
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -53,7 +54,8 @@ def sweep_parser(
     parser.add_argument("--report-only", action="store_true", help="tabulate the finished runs")
     parser.add_argument(
         "--docs", type=Path, nargs="*", default=[], metavar="FILE",
-        help="Markdown files whose tables with the same header row are replaced by the new ones",
+        help="Markdown files whose tables with the same header row are replaced by the new "
+        "ones (and the figures copied into a figures/ folder beside them, where there is one)",
     )  # fmt: skip
     return parser
 
@@ -97,6 +99,10 @@ def run_and_tabulate(sweep: Sweep, args: argparse.Namespace, tabulate: Callable[
     for document in args.docs:
         replaced = replace_tables(document, table)
         print(f"{document}: {replaced} table(s) replaced")
+        figures = document.parent / "figures"  # the site's figures, beside the page
+        for plot in sorted(args.out.glob("*.png")) if figures.is_dir() else ():
+            shutil.copyfile(plot, figures / plot.name)
+            print(f"{figures / plot.name}: copied from {plot}")
     return table
 
 
