@@ -304,3 +304,47 @@ def test_the_profile_counts_the_saturation_of_a_rate_networks_units() -> None:
     assert 0.1 < expected < 0.9  # the test has units on both sides of the threshold
     profile = gradient_profile(network, u, loss="sum")
     assert profile.layers[0].saturation == pytest.approx(expected, abs=1e-12)
+
+
+
+def test_the_monitor_follows_a_rate_network_in_training() -> None:
+    """GradientMonitor on a model holding a RateRNN: it profiles on schedule, and the last
+    record's per-step norms are the batch means of ``||dL/dx_t||`` that autograd gives
+    through a loop of the map written here, with the weights that record saw."""
+    import copy
+    import warnings
+
+    from rnngrad import GradientMonitor
+    from rnngrad.monitor.monitor import GradientWarning
+
+    torch.manual_seed(6)
+    model = _Forecaster(0.3, False).double()
+    optimiser = torch.optim.Adam(model.parameters(), lr=1e-2)
+
+    def loss(out: torch.Tensor) -> torch.Tensor:
+        return out[-1].pow(2).sum()
+
+    monitor = GradientMonitor(model, every=2, loss=loss)
+    generator = torch.Generator().manual_seed(1)
+    for _ in range(5):
+        u = torch.randn(12, 3, 3, dtype=torch.float64, generator=generator)
+        optimiser.zero_grad()
+        loss(model(u)).backward()
+        with warnings.catch_warnings():  # the verdicts' warnings are not this test's subject
+            warnings.simplefilter("ignore", GradientWarning)
+            monitor.step(u)
+        seen = copy.deepcopy(model)  # the weights of this step's profile
+        optimiser.step()
+    assert [record.step for record in monitor.history] == [1, 3, 5]
+    cell, head = seen.rates, seen.head
+    x = torch.zeros(3, 6, dtype=torch.float64)
+    probes = []
+    for u_t in u:
+        probe = torch.zeros(3, 6, dtype=torch.float64, requires_grad=True)
+        x = cell.step(x, u_t) + probe
+        probes.append(probe)
+    value = head(torch.tanh(x)).pow(2).sum()
+    grads = torch.autograd.grad(value, probes)
+    expected = np.array([float(g.norm(dim=1).mean()) for g in grads])
+    shown = 10.0 ** monitor.history[-1].log10_grad_norm[0]
+    np.testing.assert_allclose(shown, expected, rtol=1e-10)

@@ -158,18 +158,9 @@ class GradientMonitor:
                 f"GradientMonitor needs the model (an nn.Module), got {type(model).__name__}"
             )
         from rnngrad.cells import find_recurrent_module, find_recurrent_modules
-        from rnngrad.modern.selective import is_selective_scan, selective_blocks
-        from rnngrad.profile.mlstm import mlstm_cells
-        from rnngrad.profile.slstm import slstm_cells
+        from rnngrad.profile.library import has_library_recurrence
 
-        named = dict(model.named_modules()).get(module) if module is not None else None
-        scope = named if named is not None else model
-        selective = (
-            (named is not None and is_selective_scan(named))
-            or bool(selective_blocks(scope))
-            or bool(mlstm_cells(scope) or slstm_cells(scope))
-        )
-        if not selective and (module is not None or len(find_recurrent_modules(model)) < 2):
+        if not has_library_recurrence(model, module) and (module is not None or len(find_recurrent_modules(model)) < 2):
             find_recurrent_module(model, module)  # there, and named when there are several
         if every is not None and (isinstance(every, bool) or not isinstance(every, int)):
             raise InvalidInputError(f"every must be a whole number, got {every!r}")

@@ -23,7 +23,25 @@ from rnngrad.cells import find_recurrent_modules
 from rnngrad.errors import InvalidInputError
 from rnngrad.profile.result import GradientProfile, LossSpec
 
-__all__ = ["library_profile", "selective_blocks_to_profile"]
+__all__ = ["has_library_recurrence", "library_profile", "selective_blocks_to_profile"]
+
+
+def has_library_recurrence(model: nn.Module, module: str | None = None) -> bool:
+    """``model`` (or its submodule ``module``) is, or holds, one of the recurrences these
+    routes read: a selective scan, an xLSTM cell or a rate network."""
+    from rnngrad.modern.selective import is_selective_scan, selective_blocks
+    from rnngrad.profile.mlstm import mlstm_cells
+    from rnngrad.profile.rate import rate_modules
+    from rnngrad.profile.slstm import slstm_cells
+
+    named = dict(model.named_modules()).get(module) if module is not None else None
+    scope = named if named is not None else model
+    return (
+        (named is not None and is_selective_scan(named))
+        or bool(selective_blocks(scope))
+        or bool(mlstm_cells(scope) or slstm_cells(scope))
+        or bool(rate_modules(scope))
+    )
 
 
 def library_profile(
