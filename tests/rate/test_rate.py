@@ -306,7 +306,6 @@ def test_the_profile_counts_the_saturation_of_a_rate_networks_units() -> None:
     assert profile.layers[0].saturation == pytest.approx(expected, abs=1e-12)
 
 
-
 def test_the_monitor_follows_a_rate_network_in_training() -> None:
     """GradientMonitor on a model holding a RateRNN: it profiles on schedule, and the last
     record's per-step norms are the batch means of ``||dL/dx_t||`` that autograd gives

@@ -160,7 +160,9 @@ class GradientMonitor:
         from rnngrad.cells import find_recurrent_module, find_recurrent_modules
         from rnngrad.profile.library import has_library_recurrence
 
-        if not has_library_recurrence(model, module) and (module is not None or len(find_recurrent_modules(model)) < 2):
+        if not has_library_recurrence(model, module) and (
+            module is not None or len(find_recurrent_modules(model)) < 2
+        ):
             find_recurrent_module(model, module)  # there, and named when there are several
         if every is not None and (isinstance(every, bool) or not isinstance(every, int)):
             raise InvalidInputError(f"every must be a whole number, got {every!r}")
