@@ -68,6 +68,7 @@ def test_a_rate_network_at_rest_shows_the_closed_forms_of_its_step_matrix() -> N
     rest = spectrum.numbers[f"W_hh block {AT_REST}"]
     eigenvalues = 1.0 - delta + delta * np.linalg.eigvals(weight)
     assert rest["spectral_radius"] == pytest.approx(np.abs(eigenvalues).max(), rel=1e-10)
+    assert sections["profile"].figures[0].y_label == "||dL/dx_t||"  # at the currents
     profile = sections["profile"].numbers["layer 0"]
     carried = np.linalg.matrix_power(step.T, steps - 1) @ np.ones(12)
     assert profile["log10_ratio"] == pytest.approx(

@@ -9,9 +9,7 @@ from rnngrad.jsonout import layer_json
 from rnngrad.logspace import finite_or_none
 from rnngrad.profile.front import gradient_profile
 from rnngrad.profile.result import LayerProfile, profile_traces
-from rnngrad.report.models import (
-    ReportModel,
-)
+from rnngrad.report.models import ReportModel, rate_network_of
 from rnngrad.report.section import Section, legend_label
 from rnngrad.show.figure import Figure, Trace
 from rnngrad.show.i18n import shown, t, verdict_word
@@ -31,11 +29,14 @@ def profile_section(
 ) -> tuple[Section, dict[str, float]]:
     """The profile of every layer of ``models``; with ``initial`` (the same models as
     initialised, on the same input) a second figure compares them before training."""
+    rate = any(rate_network_of(model.module, model.recurrent) is not None for model in models)
     figure = Figure(
         "gradient_profile",
-        t("per-time-step gradient ||dL/dh_t||"),
+        t("per-time-step gradient ||dL/dx_t|| at the currents")
+        if rate
+        else t("per-time-step gradient ||dL/dh_t||"),
         "t",
-        "||dL/dh_t||",
+        "||dL/dx_t||" if rate else "||dL/dh_t||",
         log_y=True,
         integer_x=True,
     )
