@@ -1,11 +1,12 @@
 """The README's screenshots of the report, and the tutorial's figures: the first screen of
 the built-in page and of the page about a model (the example classifier, a 2-layer
-bidirectional LSTM), the built-in page in Korean, and the built-in page's PNG figures.
+bidirectional LSTM), the built-in page in Korean, a rate network's page, a Mamba model's
+page, and the built-in page's PNG figures.
 
 Run: ``make screenshot`` (or ``.venv/bin/python benchmarks/screenshot.py docs``); needs
 Chromium (Debian's package) and Playwright (a test dependency). Writes
-``report.png``, ``report-model.png``, ``report-ko.png`` and (with the ssm extra)
-``report-mamba.png`` into the folder, and the
+``report.png``, ``report-model.png``, ``report-ko.png``, ``report-rate.png`` (a rate
+network's page) and (with the ssm extra) ``report-mamba.png`` into the folder, and the
 figures the tutorial shows into its ``figures/``.
 """
 
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from rnngrad.rate import RateRNN
 from rnngrad.report.build import build_sections
 from rnngrad.report.page import page_title, write_report
 
@@ -52,7 +54,8 @@ def _forecaster() -> tuple[torch.nn.Module, torch.Tensor]:
     return model, series / series.std()
 
 
-def _photograph(page_path: Path, target: Path, chromium: str) -> None:
+def _photograph(page_path: Path, target: Path, chromium: str, section: str | None = None) -> None:
+    """The first screen of the page, or of ``section`` (its id) scrolled to the top."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -64,6 +67,8 @@ def _photograph(page_path: Path, target: Path, chromium: str) -> None:
         page.goto(page_path.as_uri())
         page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 4")
         page.wait_for_function("document.querySelectorAll('.katex').length > 0")
+        if section is not None:
+            page.evaluate(f"document.getElementById({section!r}).scrollIntoView()")
         page.screenshot(path=str(target))
         browser.close()
     print(f"wrote {target}")
@@ -90,6 +95,12 @@ def main(folder: str) -> None:
             "rnngrad report: examples/classifier.py:Classifier",
         ),
     }  # fmt: skip
+    torch.manual_seed(0)
+    rate = RateRNN(3, 64, delta=0.2)  # as `--model rate:input=3,hidden=64,delta=0.2` builds it
+    pages["report-rate.png"] = (
+        build_sections(module=rate, name="rate:input=3,hidden=64,delta=0.2", quick=True),
+        "rnngrad report: rate:input=3,hidden=64,delta=0.2",
+    )
     if importlib.util.find_spec("mambapy") is not None:  # the ssm extra
         forecaster, series = _forecaster()
         name = "examples/mamba_forecaster.py:Forecaster"
@@ -102,7 +113,9 @@ def main(folder: str) -> None:
             lang = "ko" if name.endswith("-ko.png") else "en"
             folder_of_page = Path(scratch) / name.removesuffix(".png")
             page_path = write_report(sections, folder_of_page, title, lang=lang)
-            _photograph(page_path, out / name, chromium)
+            # a rate network's page is shown where it differs: its state Jacobian's section
+            section = "spectrum" if name == "report-rate.png" else None
+            _photograph(page_path, out / name, chromium, section)
             if name == "report.png":  # the built-in page's figures, for the tutorial
                 (out / "figures").mkdir(exist_ok=True)
                 for figure in TUTORIAL_FIGURES:
