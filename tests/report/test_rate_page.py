@@ -92,6 +92,7 @@ def test_a_rate_network_at_rest_shows_the_closed_forms_of_its_step_matrix() -> N
     )
     assert lyapunov["mean_field_lambda1"] < 0.5 * mean_field_lambda1(2.0).lambda1
     assert r"(1 - \delta) I + \delta W" in spectrum.explanation.replace(r"\,", "")
+    assert r"\ln(1 - \delta + \delta g)" in sections["lyapunov"].explanation  # its mean field
 
 
 def test_the_rate_page_from_the_command_line_in_korean(tmp_path: Path) -> None:

@@ -188,7 +188,9 @@ def _build_sections(
         rate=module is not None and rate_network_of(module, recurrent) is not None,
     )
     profile.explanation = profile_explanation()
-    lyapunov.explanation = lyapunov_explanation()
+    lyapunov.explanation = lyapunov_explanation(
+        rate=module is not None and rate_network_of(module, recurrent) is not None
+    )
     if remedies.figures:
         remedies.explanation = lab_explanation()
     if module is None:  # the textbook's order

@@ -185,18 +185,31 @@ def profile_explanation() -> str:
     )  # fmt: skip
 
 
-def lyapunov_explanation() -> str:
-    return (
+def lyapunov_explanation(rate: bool = False) -> str:
+    """The exponents as growth rates of the product of Jacobians; for a rate network, the
+    mean field that depends on its gain and ``delta``."""
+    text = (
         _p(t("Over long spans the product of Jacobians has a growth rate of its own, whatever "
              "the inputs: the Lyapunov exponents"))
         + r"\[ \lambda_i = \lim_{T \to \infty} \frac{1}{T} \ln \sigma_i\!\left("
         r"\frac{\partial h_T}{\partial h_0}\right), \]"
-        + _p(t(r"measured along the network's real trajectory (QR steps, Benettin et al. 1980). "
-               r"\(\lambda_1 < 0\): gradients over long spans shrink like "
-               r"\(e^{\lambda_1 (T-k)}\); \(\lambda_1 > 0\): nearby trajectories separate and "
-               r"gradients can explode. Mean-field theory predicts \(\lambda_1\) of a large "
-               r"random network from its gain alone."))
     )  # fmt: skip
+    if rate:
+        return text + _p(t(
+            r"measured along the network's real trajectory (QR steps, Benettin et al. 1980). "
+            r"\(\lambda_1 < 0\): gradients over long spans shrink like "
+            r"\(e^{\lambda_1 (T-k)}\); \(\lambda_1 > 0\): nearby trajectories separate and "
+            r"gradients can explode. For a large random rate network, dynamic mean-field "
+            r"theory predicts \(\lambda_1\) from its gain \(g\) and \(\delta\): the leak "
+            r"slows the chaos, and for \(g \le 1\) it is \(\ln(1 - \delta + \delta g)\)."
+        ))  # fmt: skip
+    return text + _p(t(
+        r"measured along the network's real trajectory (QR steps, Benettin et al. 1980). "
+        r"\(\lambda_1 < 0\): gradients over long spans shrink like "
+        r"\(e^{\lambda_1 (T-k)}\); \(\lambda_1 > 0\): nearby trajectories separate and "
+        r"gradients can explode. Mean-field theory predicts \(\lambda_1\) of a large "
+        r"random network from its gain alone."
+    ))  # fmt: skip
 
 
 def lab_explanation() -> str:
