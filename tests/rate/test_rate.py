@@ -347,3 +347,28 @@ def test_the_monitor_follows_a_rate_network_in_training() -> None:
     expected = np.array([float(g.norm(dim=1).mean()) for g in grads])
     shown = 10.0 ** monitor.history[-1].log10_grad_norm[0]
     np.testing.assert_allclose(shown, expected, rtol=1e-10)
+
+
+def test_a_spec_with_a_gain_builds_the_classic_random_network() -> None:
+    """``rate:...,gain=g`` draws ``W_ij ~ N(0, g^2/N)`` from the seed: the entries' sample
+    variance times ``N`` is ``g^2`` (160000 entries: within 1%), their mean 0, the same
+    seed the same ``W``; without ``gain`` PyTorch's uniform ``U(-1/sqrt(N), 1/sqrt(N))``
+    (variance ``1/(3N)``). A gain that is not a positive number is one line, exit 2."""
+    from rnngrad.io.spec import build_module, parse_spec
+    from tests.cli.test_cli import run
+
+    spec = parse_spec("rate:input=1,hidden=400,delta=0.2,gain=2")
+    first, again = build_module(spec, seed=3), build_module(spec, seed=3)
+    weight = first.weight_hh.detach().double()
+    assert float(weight.var() * 400) == pytest.approx(4.0, rel=0.01)
+    assert abs(float(weight.mean())) < 5 * 2.0 / 400  # five standard errors
+    assert torch.equal(first.weight_hh, again.weight_hh) and first.delta == 0.2
+    uniform = build_module(parse_spec("rate:input=1,hidden=400"), seed=3).weight_hh.detach()
+    assert float(uniform.double().var() * 400) == pytest.approx(1 / 3, rel=0.01)
+    assert float(uniform.abs().max()) <= 1 / 20
+    for gain in ("-1", "0", "abc", "inf"):
+        refused = run("profile", "--model", f"rate:input=1,hidden=4,gain={gain}",
+                      "--random-input", "2,5")  # fmt: skip
+        assert refused.returncode == 2, refused.stderr
+        assert f"gain must be a positive number, got '{gain}'" in refused.stderr
+        assert len(refused.stderr.strip().splitlines()) == 1

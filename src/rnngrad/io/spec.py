@@ -8,13 +8,15 @@ A spec names a fused PyTorch module and its shape in one string::
     lstm:input=8,hidden=64,proj_size=16
 
     rate:input=2,hidden=64,delta=0.5
+    rate:input=1,hidden=400,delta=0.2,gain=2
 
 Keys: ``input`` and ``hidden`` (required), ``layers`` (1), ``bidirectional``,
 ``batch_first`` and ``bias`` (``true``/``false``), ``dropout`` (0), and
 ``nonlinearity`` (``tanh``/``relu``, rnn only) or ``proj_size`` (lstm only). A rate
 network (:class:`rnngrad.rate.RateRNN`, one layer, one direction) takes ``input``,
 ``hidden``, ``delta`` (``dt / tau`` in ``(0, 1]``, 0.5), ``activation`` (``tanh``),
-``batch_first`` and ``bias``.
+``batch_first``, ``bias`` and ``gain`` (``W_ij ~ N(0, g^2/N)``, the classic random
+network; PyTorch's uniform initialisation without it).
 Weights come as a state_dict with the module's own key names, from a ``.pt``
 file read with ``weights_only=True`` or a ``.safetensors`` file; every
 missing, unexpected or mis-shaped key is named.
@@ -22,6 +24,7 @@ missing, unexpected or mis-shaped key is named.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,7 +49,7 @@ _KINDS: dict[str, Any] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU, "rate":
 MAX_LAYERS = 256  # building a module of many more layers takes minutes, whatever their size
 _COMMON = {"input", "hidden", "layers", "bidirectional", "batch_first", "bias", "dropout"}
 _EXTRA = {"rnn": {"nonlinearity"}, "lstm": {"proj_size"}, "gru": set()}
-_RATE_KEYS = {"input", "hidden", "delta", "activation", "batch_first", "bias"}
+_RATE_KEYS = {"input", "hidden", "delta", "activation", "batch_first", "bias", "gain"}
 
 
 def _allowed(kind: str) -> set[str]:
@@ -160,7 +163,16 @@ def _rate_arguments(pairs: dict[str, str]) -> dict[str, Any]:
     activation = pairs.get("activation", "tanh")
     if activation != "tanh":
         raise InvalidInputError(f"spec: activation must be tanh, got {activation!r}")
+    gain = None
+    if "gain" in pairs:
+        try:
+            gain = float(pairs["gain"])
+        except ValueError:
+            gain = math.nan
+        if not (math.isfinite(gain) and gain > 0.0):
+            raise InvalidInputError(f"spec: gain must be a positive number, got {pairs['gain']!r}")
     return {
+        "gain": gain,
         "input_size": _integer("input", pairs["input"], 1),
         "hidden": _integer("hidden", pairs["hidden"], 1),
         "delta": check_delta(delta),

@@ -44,6 +44,10 @@ class RateRNN(nn.Module):
         activation: ``"tanh"``.
         bias: learn ``b``.
         batch_first: inputs ``(B, T, D)`` instead of ``(T, B, D)``.
+        gain: draw ``W_ij ~ N(0, g^2 / N)``, the random network of Sompolinsky, Crisanti
+            & Sommers (1988), chaotic for ``g > 1`` (from the global generator, as
+            PyTorch's modules draw their weights); ``None``: PyTorch's uniform
+            ``U(-1/sqrt(N), 1/sqrt(N))``, ``g = 1/sqrt(3)``.
 
     ``forward(u, x0=None)`` returns the rates ``phi(x_t)`` for ``t = 1..T`` (time-major,
     or batch-first as the inputs) and the last currents ``x_T`` ``(B, N)``.
@@ -58,6 +62,7 @@ class RateRNN(nn.Module):
         activation: str = "tanh",
         bias: bool = True,
         batch_first: bool = False,
+        gain: float | None = None,
     ) -> None:
         super().__init__()
         if activation not in ACTIVATIONS:
@@ -73,7 +78,13 @@ class RateRNN(nn.Module):
         self.activation = activation
         self.batch_first = batch_first
         bound = 1.0 / math.sqrt(hidden)
-        self.weight_hh = nn.Parameter(torch.empty(hidden, hidden).uniform_(-bound, bound))
+        if gain is not None and not (math.isfinite(gain) and gain > 0.0):
+            raise InvalidInputError(f"gain must be a positive number, got {gain!r}")
+        self.weight_hh = nn.Parameter(
+            torch.empty(hidden, hidden).uniform_(-bound, bound)
+            if gain is None
+            else torch.randn(hidden, hidden) * (gain / math.sqrt(hidden))
+        )
         self.weight_ih = nn.Parameter(torch.empty(hidden, input_size).uniform_(-bound, bound))
         self.bias = nn.Parameter(torch.zeros(hidden)) if bias else None
 
