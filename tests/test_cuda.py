@@ -3,7 +3,8 @@
 Each check computes one thing on the CPU and on the first CUDA device from the
 same weights and inputs: the modern cells' scans and their parameter gradients,
 the per-time-step gradient profile by both routes (the fused route is the one
-``auto`` takes on a GPU), a Lyapunov spectrum and a short lab run. Every check
+``auto`` takes on a GPU), a Lyapunov spectrum, the differentiable exponents that
+flossing trains on, a rate network's profile and page, and a short lab run. Every check
 but the lab run is in float64, where the two devices agree to rounding; the lab
 runs in float32 and is compared step by step on its held-out loss.
 
@@ -125,3 +126,51 @@ def test_a_lab_run_on_a_gpu_follows_the_cpu_run(cell: str, tmp_path: Path) -> No
     # rounding that differs from the first product on and grows with training.
     assert gpu_losses[0] == pytest.approx(cpu_losses[0], rel=1e-3)
     assert gpu_losses == pytest.approx(cpu_losses, rel=2e-2)
+
+
+@pytest.mark.parametrize("kind", ["rnn", "rate"])
+def test_flossing_exponents_and_their_gradient_on_a_gpu_are_the_cpus(kind: str) -> None:
+    """The differentiable QR method that flossing trains on (a tanh RNN's and a rate
+    network's Jacobians, a QR per step, the gradient back to the weights): the same
+    exponents and gradients on both devices, in float64, from the same bases."""
+    from rnngrad.lab.flossing import flossing_exponents, flossing_penalty
+    from rnngrad.rate import RateRNN
+
+    torch.manual_seed(4)
+    model = (nn.RNN(3, 20) if kind == "rnn" else RateRNN(3, 20, delta=0.4, gain=2.0)).double()
+    x = torch.randn(60, 4, 3, dtype=torch.float64)
+    results = {}
+    for device in ("cpu", GPU):
+        moved = on(device, model)
+        exponents = flossing_exponents(moved, x.to(device), 5, torch.Generator().manual_seed(0))
+        flossing_penalty(exponents).backward()
+        grads = [p.grad.cpu() for p in moved.parameters() if p.grad is not None]
+        results[device] = (exponents.detach().cpu(), grads)
+    torch.testing.assert_close(results[GPU][0], results["cpu"][0], rtol=1e-9, atol=1e-11)
+    assert len(results[GPU][1]) == len(results["cpu"][1]) > 0
+    for gpu_grad, cpu_grad in zip(results[GPU][1], results["cpu"][1], strict=True):
+        torch.testing.assert_close(gpu_grad, cpu_grad, rtol=1e-8, atol=1e-10)
+
+
+def test_a_rate_networks_profile_and_page_on_a_gpu_are_the_cpus() -> None:
+    """A contracting rate network: its profile (its own route) on the GPU is the CPU's,
+    and its page built with device="cuda" shows the CPU page's numbers."""
+    from rnngrad.rate import RateRNN
+    from rnngrad.report.build import build_sections
+
+    torch.manual_seed(5)
+    network = RateRNN(3, 16, delta=0.3).double()
+    x = torch.randn(80, 3, 3, dtype=torch.float64)
+    expected = gradient_profile(network, x, loss="sum")
+    found = gradient_profile(on(GPU, network), x.to(GPU), loss="sum")
+    np.testing.assert_allclose(found.layers[0].grad_norm, expected.layers[0].grad_norm, rtol=1e-9)
+    cpu = {s.key: s for s in build_sections(module=network, inputs=x, quick=True)}
+    gpu = {s.key: s for s in build_sections(module=network, inputs=x, quick=True, device=GPU)}
+    assert gpu["profile"].numbers["layer 0"]["log10_ratio"] == pytest.approx(
+        cpu["profile"].numbers["layer 0"]["log10_ratio"], rel=1e-9
+    )
+    np.testing.assert_allclose(
+        gpu["lyapunov"].numbers["the recurrence"]["exponents"],
+        cpu["lyapunov"].numbers["the recurrence"]["exponents"],
+        rtol=1e-7, atol=1e-9,
+    )  # fmt: skip
