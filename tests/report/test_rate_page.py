@@ -65,6 +65,13 @@ def test_a_rate_network_at_rest_shows_the_closed_forms_of_its_step_matrix() -> N
         expected = np.linalg.svd(np.linalg.matrix_power(step, back), compute_uv=False)
         np.testing.assert_allclose(shown[back], np.log10(expected[: shown.shape[1]]),
                                    atol=1e-6)  # fmt: skip
+    # the figures of the matrix at rest name it, not W_hh, and so does their selector
+    assert [f.title for f in spectrum.figures[1:]] == [
+        "eigenvalues of (1 - delta) I + delta W and the unit circle",
+        "singular values of (1 - delta) I + delta W",
+        "transient growth ||M^k||_2, M = (1 - delta) I + delta W",
+    ]
+    assert spectrum.selector == "matrix:"
     rest = spectrum.numbers[f"W_hh block {AT_REST}"]
     eigenvalues = 1.0 - delta + delta * np.linalg.eigvals(weight)
     assert rest["spectral_radius"] == pytest.approx(np.abs(eigenvalues).max(), rel=1e-10)
@@ -107,7 +114,7 @@ def test_the_rate_page_from_the_command_line_in_korean(tmp_path: Path) -> None:
     assert "정지 상태" in sections["spectrum"]["title"]
     assert "무작위 발화율 신경망 (N = 256, g = 2, delta = 0.5)" in sections["lyapunov"]["sentence"]
     page = (tmp_path / "page" / "index.html").read_text()
-    assert "오일러 사상" in page
+    assert "오일러 사상" in page and "행렬:" in page and "W_hh 블록:" not in page
 
 
 def test_a_model_with_two_rate_networks_asks_which_one() -> None:

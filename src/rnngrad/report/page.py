@@ -120,10 +120,11 @@ def _write_report(sections: list[Section], out: Path, title: str) -> Path:
                     for name in dict.fromkeys(choices)
                 )
                 first = next(i for i, f in enumerate(section.figures) if f.selectable)
+            label = section.selector if section.selector is not None else t("W_hh block:")
             for index, figure in enumerate(section.figures):
                 if choices and index == first:
                     body.append(
-                        f'<p class="selector"><label>{html.escape(t("W_hh block:"))} '
+                        f'<p class="selector"><label>{html.escape(label)} '
                         f'<select class="block-selector" '
                         f'data-section="{section.key}">{options}</select></label></p>'
                     )

@@ -28,6 +28,9 @@ class Section:
     explanation: str = ""
     #: A table beside the figures: its header row first, then one row per entry (text).
     table: list[list[str]] = field(default_factory=list)
+    #: The label of the selector of the figures that show one matrix at a time (``None``:
+    #: "W_hh block:").
+    selector: str | None = None
 
 
 def legend_label(model: ReportModel, part: str, models: list[ReportModel]) -> str:

@@ -65,7 +65,7 @@ def model_spectrum_section(
     from rnngrad.verdict import growth_verdict
 
     module = recurrent_module_of(model.module, model.recurrent)
-    blocks = spectrum_section(matrices)
+    blocks = spectrum_section(matrices, at_rest=isinstance(module, RateRNN))
     if isinstance(module, DiagonalRecurrence):
         # Its coefficients are its eigenvalues token by token (and the LRU's fixed lambda
         # is the recurrence exactly: its blocks follow).
@@ -135,7 +135,7 @@ def model_spectrum_section(
         )  # fmt: skip
         title = t("The state Jacobian and the network at rest")
         return Section("spectrum", title, sentence, verdict_label, [figure, *blocks.figures],
-                       numbers)  # fmt: skip
+                       numbers, selector=t("matrix:"))  # fmt: skip
     sentence = t(
         "Along the model's own trajectory (driven by N(0, 1) inputs), the gradient is "
         "multiplied by the product of the state Jacobians dh_T/dh_k, and its largest singular "
@@ -160,7 +160,10 @@ def _power_of_ten(log10_value: float) -> str:
     return f"10^{log10_value:.1f}"
 
 
-def spectrum_section(matrices: dict[str, np.ndarray]) -> Section:
+def spectrum_section(matrices: dict[str, np.ndarray], *, at_rest: bool = False) -> Section:
+    """The eigenvalues, singular values and powers of each matrix; ``at_rest``: the
+    matrix is a rate network's step Jacobian at rest, ``M = (1 - delta) I + delta W``,
+    and the figures say so."""
     if not matrices:
         return Section(
             "spectrum",
@@ -174,6 +177,11 @@ def spectrum_section(matrices: dict[str, np.ndarray]) -> Section:
         )
     results = {name: recurrent_spectrum(matrix) for name, matrix in matrices.items()}
     eigen, singular, growth = spectrum_figures(results, matrices)
+    if at_rest:
+        eigen.title = t("eigenvalues of (1 - delta) I + delta W and the unit circle")
+        singular.title = t("singular values of (1 - delta) I + delta W")
+        growth.title = t("transient growth ||M^k||_2, M = (1 - delta) I + delta W")
+        growth.y_label = "||M^k||_2"
     numbers: dict[str, Any] = {}
     stories = []
     for name, result in results.items():
