@@ -181,16 +181,15 @@ def _build_sections(
     else:
         remedies = lab_section(lab)
     activations.explanation = activation_explanation()
+    rate = module is not None and rate_network_of(module, recurrent) is not None
     spectrum.explanation = spectrum_explanation(
         model=module is not None,
         selective=selective,
         mlstm=module is not None and _is_mlstm(module, recurrent),
-        rate=module is not None and rate_network_of(module, recurrent) is not None,
+        rate=rate,
     )
     profile.explanation = profile_explanation()
-    lyapunov.explanation = lyapunov_explanation(
-        rate=module is not None and rate_network_of(module, recurrent) is not None
-    )
+    lyapunov.explanation = lyapunov_explanation(rate=rate)
     if remedies.figures:
         remedies.explanation = lab_explanation()
     if module is None:  # the textbook's order
